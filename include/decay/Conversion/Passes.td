@@ -1,0 +1,25 @@
+// Conversion passes of decayc: lowerings of decay.recurrence to executable IR.
+#ifndef DECAY_CONVERSION_PASSES_TD
+#define DECAY_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def DecayLowerToReferencePass : Pass<"decay-lower-to-reference", "mlir::ModuleOp"> {
+  let summary = "Lower each decay.recurrence to the naive float64 token-by-token recurrence";
+  let description = [{
+    Replaces every `decay.recurrence @name` with `func.func @name_reference`,
+    the obviously-right float64 recurrence of MATH.md section 1 with every
+    option of the spec (feature map, normalizer, derived key, scans and their
+    carried state, RoPE, initial and final states, sequences for varlen). It
+    is the oracle every kernel is tested against. The function takes
+    (q, k, v, h0, seqs, inputs..., params..., [norm_h0], scan_h0...,
+     o, ht, [norm_ht], scan_ht...) as float64 memrefs, except `seqs`
+    (memref<?x3xi64>: batch row, first token, end token of each sequence).
+    The spec's f32 region is evaluated in f64.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
+#endif // DECAY_CONVERSION_PASSES_TD

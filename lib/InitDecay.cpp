@@ -1,0 +1,21 @@
+// One registration of decayc's dialects and passes, shared by every tool and test.
+#include "decay/InitDecay.h"
+
+#include "decay/Conversion/Passes.h"
+#include "decay/Dialect/Decay/IR/DecayDialect.h"
+
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/DialectRegistry.h"
+
+void decay::registerDecayDialects(mlir::DialectRegistry &registry) {
+  registry.insert<DecayDialect, mlir::arith::ArithDialect, mlir::math::MathDialect,
+                  mlir::func::FuncDialect, mlir::scf::SCFDialect,
+                  mlir::memref::MemRefDialect, mlir::cf::ControlFlowDialect,
+                  mlir::LLVM::LLVMDialect>();
+}
+
+void decay::registerDecayPasses() { registerDecayPassesAndPipelines(); }
