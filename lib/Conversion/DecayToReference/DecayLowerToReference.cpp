@@ -8,6 +8,8 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/IRMapping.h"
 
+#include "llvm/Support/Error.h"
+
 namespace decay {
 #define GEN_PASS_DEF_DECAYLOWERTOREFERENCEPASS
 #include "decay/Conversion/Passes.h.inc"
@@ -21,6 +23,26 @@ std::string decay::referenceFunctionName(llvm::StringRef specName) {
 }
 
 namespace {
+
+/// An f32 literal of the spec as the decimal number it prints as, in f64:
+/// `0.02 : f32` is 0.02, not the f32 value 0.0199999995529651641845703125.
+double widenLiteral(const APFloat &value) {
+  if (!value.isFinite())
+    return value.convertToDouble();
+  // The shortest decimal that reads back as the same f32 value.
+  for (unsigned digits = 1; digits <= 9; ++digits) {
+    SmallString<32> text;
+    value.toString(text, digits, /*FormatMaxPadding=*/0);
+    APFloat narrow(value.getSemantics()), wide(APFloat::IEEEdouble());
+    if (errorToBool(narrow.convertFromString(text, APFloat::rmNearestTiesToEven).takeError()) ||
+        narrow.compare(value) != APFloat::cmpEqual)
+      continue;
+    if (errorToBool(wide.convertFromString(text, APFloat::rmNearestTiesToEven).takeError()))
+      break;
+    return wide.convertToDouble();
+  }
+  return value.convertToDouble();
+}
 
 /// The memref arguments of the generated function, by role.
 struct ReferenceArgs {
@@ -223,7 +245,7 @@ SmallVector<Value> ReferenceBuilder::evaluateRegion(const ElementIndex &at) {
         result.setType(f64);
     if (auto constant = dyn_cast<arith::ConstantOp>(clone))
       if (auto value = dyn_cast<FloatAttr>(constant.getValue()))
-        constant.setValueAttr(FloatAttr::get(f64, value.getValueAsDouble()));
+        constant.setValueAttr(FloatAttr::get(f64, widenLiteral(value.getValue())));
   }
   return yielded;
 }

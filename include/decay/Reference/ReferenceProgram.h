@@ -1,0 +1,84 @@
+// The float64 reference path as a library: parse a spec, lower it, JIT it, run it on host tensors.
+#ifndef DECAY_REFERENCE_REFERENCEPROGRAM_H
+#define DECAY_REFERENCE_REFERENCEPROGRAM_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace decay {
+
+/// A row-major float64 tensor on the host.
+struct HostTensor {
+  std::vector<int64_t> shape;
+  std::vector<double> data;
+};
+
+/// A tensor a recurrence reads or writes: its name, its dims as letters of
+/// "BTHKVN" (N = number of sequences), and whether it may be absent.
+struct TensorSpec {
+  std::string name;
+  std::string dims;
+  bool optional = false;
+};
+
+/// What a spec declares, in the terms a driver needs (no MLIR types).
+struct SpecSummary {
+  std::string name;
+  bool derivedKey = false;
+  bool perChannel = false; ///< vector or constant_vector decay
+  bool normalizer = false;
+  bool rope = false;
+  std::optional<int64_t> keyDim, valueDim;
+  std::vector<std::pair<std::string, std::string>> inputs, params; // name, dims
+  std::vector<std::pair<std::string, double>> scans;               // name, init
+};
+
+/// One recurrence lowered to the float64 token-by-token recurrence and
+/// compiled for this CPU.
+class ReferenceProgram {
+public:
+  ~ReferenceProgram();
+
+  /// Parses `source` (a spec in the decay dialect; `bufferName` names it in
+  /// diagnostics, which go to stderr with their locations), verifies it and
+  /// compiles the recurrence `recurrence` (empty: the file's only one).
+  static llvm::Expected<std::unique_ptr<ReferenceProgram>>
+  compile(llvm::StringRef source, llvm::StringRef bufferName,
+          llvm::StringRef recurrence = "");
+  /// The same, reading the spec from `path`.
+  static llvm::Expected<std::unique_ptr<ReferenceProgram>>
+  compileFile(llvm::StringRef path, llvm::StringRef recurrence = "");
+
+  const SpecSummary &spec() const { return summary; }
+
+  /// The tensors the forward entry reads (cu_seqlens, an integer tensor, is
+  /// passed separately) and writes.
+  std::vector<TensorSpec> forwardInputs() const;
+  std::vector<TensorSpec> forwardOutputs() const;
+
+  /// Runs the forward recurrence. `cuSeqlens`, when given, packs sequences
+  /// into batch row 0. Checks every shape first and returns an error naming
+  /// the tensor and the expected shape; on error `outputs` is untouched.
+  llvm::Error runForward(const std::map<std::string, HostTensor> &inputs,
+                         const std::vector<int64_t> *cuSeqlens,
+                         std::map<std::string, HostTensor> &outputs) const;
+
+private:
+  struct Impl;
+  ReferenceProgram(std::unique_ptr<Impl> impl, SpecSummary summary);
+  std::unique_ptr<Impl> impl;
+  SpecSummary summary;
+};
+
+/// Formats a shape as "[2, 65, 4]".
+std::string formatShape(const std::vector<int64_t> &shape);
+
+} // namespace decay
+
+#endif

@@ -1,0 +1,349 @@
+// The float64 reference path as a library: parse a spec, lower it, JIT it, run it on host tensors.
+#include "decay/Reference/ReferenceProgram.h"
+
+#include "decay/Conversion/Passes.h"
+#include "decay/Dialect/Decay/IR/DecayDialect.h"
+#include "decay/InitDecay.h"
+
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+
+#include <sstream>
+
+using namespace mlir;
+using namespace decay;
+
+std::string decay::formatShape(const std::vector<int64_t> &shape) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i)
+    out << (i ? ", " : "") << shape[i];
+  out << ']';
+  return out.str();
+}
+
+namespace {
+llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// Formats dims letters as "[B, T, H]".
+std::string formatDims(llvm::StringRef dims) {
+  std::string out = "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    out += (i ? ", " : "") + std::string(1, dims[i]);
+  return out + "]";
+}
+
+/// Reads what a driver needs to know from the recurrence op.
+SpecSummary summarize(RecurrenceOp op) {
+  SpecSummary summary;
+  summary.name = op.getSymName().str();
+  summary.derivedKey = op.hasDerivedKey();
+  summary.normalizer = op.getNormalizer();
+  summary.perChannel = op.isPerChannel();
+  summary.rope = op.getRopeTheta().has_value();
+  summary.keyDim = op.getKeyDim();
+  summary.valueDim = op.getValueDim();
+  auto collect = [](ArrayAttr names, ArrayAttr dims,
+                    std::vector<std::pair<std::string, std::string>> &out) {
+    for (auto [name, dim] : llvm::zip(names, dims))
+      out.emplace_back(cast<StringAttr>(name).str(), cast<StringAttr>(dim).str());
+  };
+  collect(op.getInputNames(), op.getInputDims(), summary.inputs);
+  collect(op.getParamNames(), op.getParamDims(), summary.params);
+  op.walk([&](Operation *scan) {
+    if (isa<CumSumOp, LogCumSumExpOp>(scan))
+      summary.scans.emplace_back(scan->getAttrOfType<StringAttr>("name").str(),
+                                 scan->getAttrOfType<FloatAttr>("init").getValueAsDouble());
+  });
+  return summary;
+}
+
+/// A ranked memref descriptor {allocated, aligned, offset, sizes[R], strides[R]}
+/// as the C interface of a lowered function expects it, over caller memory.
+class Descriptor {
+public:
+  template <typename T>
+  Descriptor(T *data, const std::vector<int64_t> &shape) {
+    words.push_back(reinterpret_cast<int64_t>(data));
+    words.push_back(reinterpret_cast<int64_t>(data));
+    words.push_back(0);
+    words.insert(words.end(), shape.begin(), shape.end());
+    std::vector<int64_t> strides(shape.size(), 1);
+    for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i)
+      strides[i] = strides[i + 1] * shape[i + 1];
+    words.insert(words.end(), strides.begin(), strides.end());
+  }
+  void *get() { return words.data(); }
+
+private:
+  std::vector<int64_t> words;
+};
+} // namespace
+
+struct ReferenceProgram::Impl {
+  MLIRContext context;
+  std::unique_ptr<ExecutionEngine> engine;
+  std::string entryName;
+};
+
+ReferenceProgram::ReferenceProgram(std::unique_ptr<Impl> impl, SpecSummary summary)
+    : impl(std::move(impl)), summary(std::move(summary)) {}
+ReferenceProgram::~ReferenceProgram() = default;
+
+llvm::Expected<std::unique_ptr<ReferenceProgram>>
+ReferenceProgram::compileFile(llvm::StringRef path, llvm::StringRef recurrence) {
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> file = openInputFile(path, &error);
+  if (!file)
+    return makeError("cannot read spec '" + path + "': " + error);
+  return compile(file->getBuffer(), path, recurrence);
+}
+
+llvm::Expected<std::unique_ptr<ReferenceProgram>>
+ReferenceProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
+                          llvm::StringRef recurrence) {
+  auto impl = std::make_unique<Impl>();
+  DialectRegistry registry;
+  registerDecayDialects(registry);
+  impl->context.appendDialectRegistry(registry);
+  registerBuiltinDialectTranslation(impl->context);
+  registerLLVMDialectTranslation(impl->context);
+
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, bufferName),
+                               llvm::SMLoc());
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &impl->context);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &impl->context);
+  if (!module)
+    return makeError("'" + bufferName + "' is not a valid spec (see the diagnostics above)");
+
+  // Keep only the requested recurrence.
+  SmallVector<RecurrenceOp> specs(module->getOps<RecurrenceOp>());
+  RecurrenceOp chosen;
+  for (RecurrenceOp spec : specs)
+    if (recurrence.empty() ? specs.size() == 1 : spec.getSymName() == recurrence)
+      chosen = spec;
+  if (!chosen) {
+    std::string names;
+    for (RecurrenceOp spec : specs)
+      names += (names.empty() ? "@" : ", @") + spec.getSymName().str();
+    if (specs.empty())
+      return makeError("'" + bufferName + "' holds no decay.recurrence");
+    if (recurrence.empty())
+      return makeError("'" + bufferName + "' holds several recurrences (" + names +
+                       "): choose one with --recurrence");
+    return makeError("'" + bufferName + "' has no recurrence @" + recurrence +
+                     " (it has " + names + ")");
+  }
+  for (RecurrenceOp spec : specs)
+    if (spec != chosen)
+      spec.erase();
+  SpecSummary summary = summarize(chosen);
+  impl->entryName = "_mlir_ciface_" + referenceFunctionName(summary.name);
+
+  PassManager pm(&impl->context);
+  pm.addPass(createDecayLowerToReferencePass());
+  buildReferenceToLLVMPipeline(pm);
+  if (failed(pm.run(*module)))
+    return makeError("lowering '" + bufferName + "' to the reference path failed");
+
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  auto optimizer = makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0, nullptr);
+  ExecutionEngineOptions options;
+  options.transformer = optimizer;
+  auto engine = ExecutionEngine::create(*module, options);
+  if (!engine)
+    return engine.takeError();
+  impl->engine = std::move(*engine);
+  return std::unique_ptr<ReferenceProgram>(
+      new ReferenceProgram(std::move(impl), std::move(summary)));
+}
+
+std::vector<TensorSpec> ReferenceProgram::forwardInputs() const {
+  std::vector<TensorSpec> specs = {{"q", "BTHK"}, {"k", "BTHK"}, {"v", "BTHV"},
+                                   {"h0", "NHKV", true}};
+  if (summary.derivedKey)
+    specs.erase(specs.begin() + 1);
+  for (auto &[name, dims] : summary.inputs)
+    specs.push_back({name, dims});
+  for (auto &[name, dims] : summary.params)
+    specs.push_back({name, dims});
+  for (const TensorSpec &state : forwardOutputs())
+    if (state.name != "o" && state.name != "ht")
+      specs.push_back({state.name.substr(0, state.name.size() - 2) + "h0", state.dims, true});
+  return specs;
+}
+
+std::vector<TensorSpec> ReferenceProgram::forwardOutputs() const {
+  std::vector<TensorSpec> specs = {{"o", "BTHV"}, {"ht", "NHKV"}};
+  if (summary.normalizer)
+    specs.push_back({"norm_ht", "NHK"});
+  for (auto &[name, init] : summary.scans)
+    specs.push_back({"scan_" + name + "_ht", summary.perChannel ? "NHK" : "NH"});
+  return specs;
+}
+
+namespace {
+/// The sizes of one problem, resolved from q, v and cu_seqlens.
+struct Sizes {
+  int64_t B = 0, T = 0, H = 0, K = 0, V = 0, N = 0;
+  std::vector<int64_t> shapeOf(llvm::StringRef dims) const {
+    std::vector<int64_t> shape;
+    for (char dim : dims)
+      shape.push_back(dim == 'B' ? B : dim == 'T' ? T : dim == 'H' ? H
+                      : dim == 'K' ? K : dim == 'V' ? V : N);
+    return shape;
+  }
+};
+
+int64_t numElements(const std::vector<int64_t> &shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape)
+    count *= dim;
+  return count;
+}
+
+llvm::Error checkShape(const std::string &name, const HostTensor &tensor,
+                       const std::vector<int64_t> &expected, llvm::StringRef dims) {
+  if (tensor.shape != expected)
+    return makeError("tensor '" + name + "': expected shape " + formatShape(expected) +
+                     " (" + formatDims(dims) + "), got " + formatShape(tensor.shape));
+  if (static_cast<int64_t>(tensor.data.size()) != numElements(expected))
+    return makeError("tensor '" + name + "': holds " + llvm::Twine(tensor.data.size()) +
+                     " values, its shape needs " + llvm::Twine(numElements(expected)));
+  return llvm::Error::success();
+}
+
+/// Resolves B, T, H, K, V from q and v and N from cu_seqlens, checking both.
+llvm::Expected<Sizes> resolveSizes(const SpecSummary &summary,
+                                   const std::map<std::string, HostTensor> &inputs,
+                                   const std::vector<int64_t> *cuSeqlens) {
+  for (const char *name : {"q", "v"})
+    if (!inputs.count(name))
+      return makeError(llvm::Twine("missing tensor '") + name + "'");
+  const HostTensor &q = inputs.at("q"), &v = inputs.at("v");
+  if (q.shape.size() != 4)
+    return makeError("tensor 'q': expected 4 dims [B, T, H, K], got " + formatShape(q.shape));
+  Sizes sizes{q.shape[0], q.shape[1], q.shape[2], q.shape[3], 0, q.shape[0]};
+  if (v.shape.size() != 4)
+    return makeError("tensor 'v': expected 4 dims [B, T, H, V], got " + formatShape(v.shape));
+  sizes.V = v.shape[3];
+  if (sizes.K < 1 || sizes.V < 1 || sizes.H < 1)
+    return makeError("tensors 'q' and 'v': H, K and V must be at least 1");
+  if (summary.keyDim && *summary.keyDim != sizes.K)
+    return makeError("tensor 'q': the spec fixes key_dim = " + llvm::Twine(*summary.keyDim) +
+                     ", got K = " + llvm::Twine(sizes.K));
+  if (summary.valueDim && *summary.valueDim != sizes.V)
+    return makeError("tensor 'v': the spec fixes value_dim = " +
+                     llvm::Twine(*summary.valueDim) + ", got V = " + llvm::Twine(sizes.V));
+  if (summary.rope && sizes.K % 2)
+    return makeError("tensor 'q': RoPE needs an even K, got " + llvm::Twine(sizes.K));
+  if (!cuSeqlens)
+    return sizes;
+  const std::vector<int64_t> &cu = *cuSeqlens;
+  if (sizes.B != 1)
+    return makeError("tensor 'cu_seqlens': varlen packing needs B = 1, got B = " +
+                     llvm::Twine(sizes.B));
+  if (cu.size() < 2 || cu.front() != 0 || cu.back() != sizes.T)
+    return makeError("tensor 'cu_seqlens': expected N+1 >= 2 offsets from 0 to T = " +
+                     llvm::Twine(sizes.T));
+  for (size_t i = 1; i < cu.size(); ++i)
+    if (cu[i] < cu[i - 1])
+      return makeError("tensor 'cu_seqlens': offsets must not decrease (entry " +
+                       llvm::Twine(i) + ")");
+  sizes.N = static_cast<int64_t>(cu.size()) - 1;
+  return sizes;
+}
+} // namespace
+
+llvm::Error ReferenceProgram::runForward(const std::map<std::string, HostTensor> &inputs,
+                                         const std::vector<int64_t> *cuSeqlens,
+                                         std::map<std::string, HostTensor> &outputs) const {
+  auto sizes = resolveSizes(summary, inputs, cuSeqlens);
+  if (!sizes)
+    return sizes.takeError();
+
+  // Check every input; fill absent optional states with their initial values.
+  std::map<std::string, HostTensor> initial;
+  for (const TensorSpec &spec : forwardInputs()) {
+    std::vector<int64_t> shape = sizes->shapeOf(spec.dims);
+    auto found = inputs.find(spec.name);
+    if (found != inputs.end()) {
+      if (auto error = checkShape(spec.name, found->second, shape, spec.dims))
+        return error;
+      continue;
+    }
+    if (!spec.optional)
+      return makeError("missing tensor '" + spec.name + "': expected shape " +
+                       formatShape(shape) + " (" + formatDims(spec.dims) + ")");
+    double fill = 0.0;
+    for (auto &[name, init] : summary.scans)
+      if (spec.name == "scan_" + name + "_h0")
+        fill = init;
+    initial[spec.name] = HostTensor{shape, std::vector<double>(numElements(shape), fill)};
+  }
+  auto tensor = [&](const std::string &name) -> const HostTensor & {
+    auto found = inputs.find(name);
+    return found != inputs.end() ? found->second : initial.at(name);
+  };
+
+  // Sequences as (batch row, first token, end token).
+  std::vector<int64_t> seqs;
+  for (int64_t n = 0; n < sizes->N; ++n) {
+    bool packed = cuSeqlens != nullptr;
+    seqs.insert(seqs.end(), {packed ? 0 : n, packed ? (*cuSeqlens)[n] : 0,
+                             packed ? (*cuSeqlens)[n + 1] : sizes->T});
+  }
+
+  std::map<std::string, HostTensor> results;
+  for (const TensorSpec &spec : forwardOutputs()) {
+    std::vector<int64_t> shape = sizes->shapeOf(spec.dims);
+    results[spec.name] = HostTensor{shape, std::vector<double>(numElements(shape))};
+  }
+
+  // Arguments in the order of the reference function's signature.
+  std::vector<Descriptor> descriptors;
+  auto pass = [&](const HostTensor &t) {
+    descriptors.emplace_back(const_cast<double *>(t.data.data()), t.shape);
+  };
+  pass(tensor("q"));
+  pass(summary.derivedKey ? tensor("q") : tensor("k")); // not read with a derived key
+  pass(tensor("v"));
+  pass(tensor("h0"));
+  descriptors.emplace_back(seqs.data(), std::vector<int64_t>{sizes->N, 3});
+  for (auto &[name, dims] : summary.inputs)
+    pass(tensor(name));
+  for (auto &[name, dims] : summary.params)
+    pass(tensor(name));
+  if (summary.normalizer)
+    pass(tensor("norm_h0"));
+  for (auto &[name, init] : summary.scans)
+    pass(tensor("scan_" + name + "_h0"));
+  for (const TensorSpec &spec : forwardOutputs())
+    pass(results[spec.name]);
+
+  std::vector<void *> pointers;
+  for (Descriptor &descriptor : descriptors)
+    pointers.push_back(descriptor.get());
+  std::vector<void *> packed;
+  for (void *&pointer : pointers)
+    packed.push_back(&pointer);
+  if (auto error = impl->engine->invokePacked(impl->entryName, packed))
+    return error;
+  for (auto &[name, result] : results)
+    outputs[name] = std::move(result);
+  return llvm::Error::success();
+}

@@ -1,0 +1,192 @@
+// `decayc run`: read a spec's tensors from .npy files, run the recurrence, write the outputs atomically.
+#include "Commands.h"
+
+#include "decay/Reference/ReferenceProgram.h"
+#include "decay/Support/Npy.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+
+#include <cstdio>
+#include <set>
+
+using decay::HostTensor;
+
+const char *const decayc::kRunHelp = R"(USAGE: decayc run SPEC [options]
+
+Runs the recurrence of SPEC (a .mlir file) on the tensors in --inputs and writes
+its outputs to --outputs.
+
+OPTIONS:
+  --entry forward      The entry point to run (default: forward). The forward
+                       is the only entry of the reference path.
+  --inputs DIR         Folder of .npy files named after the tensors (required):
+                         q, k [B,T,H,K]; v [B,T,H,V]; optional h0 [N,H,K,V];
+                         optional cu_seqlens [N+1] (int32/int64; needs B = 1);
+                         every spec input and param by its spec name; optional
+                         norm_h0 [N,H,K] (normalizer) and scan_<name>_h0
+                         [N,H] or [N,H,K] (scan states).
+                       Float tensors may be float32 or float64. Files the spec
+                       does not use (k when the spec derives its key) are
+                       ignored with a warning.
+  --outputs DIR        Folder for the outputs (required; created if missing):
+                         o [B,T,H,V], ht [N,H,K,V], plus norm_ht and
+                         scan_<name>_ht when the spec has them; all float64.
+                       Outputs are written only when the whole run succeeded.
+  --reference          Use the float64 token-by-token reference path (the
+                       oracle of every kernel). Required for now: the chunked
+                       CPU kernels are not built yet.
+  --recurrence NAME    Which recurrence of SPEC to run (default: its only one).
+  --help               Print this help.
+
+N is B without cu_seqlens, else len(cu_seqlens) - 1. docs/semantics.md defines
+what is computed. Exit code 0 on success, 1 on any error (one line on stderr).
+)";
+
+namespace {
+int fail(const std::string &message) {
+  std::fprintf(stderr, "decayc run: error: %s\n", message.c_str());
+  return 1;
+}
+
+/// Reads `DIR/name.npy` as float64 values; `error` says what is wrong.
+bool readFloatTensor(const std::string &path, const std::string &name, HostTensor &out,
+                     std::string &error) {
+  decay::npy::Array array;
+  if (!decay::npy::readNpy(path, array, error))
+    return false;
+  if (array.dtype != decay::npy::DType::F32 && array.dtype != decay::npy::DType::F64) {
+    error = name + ".npy: expected float32 or float64, got " +
+            decay::npy::dtypeName(array.dtype);
+    return false;
+  }
+  out.shape = array.shape;
+  out.data = array.toF64();
+  return true;
+}
+
+/// Reads cu_seqlens: a 1-d int32 or int64 tensor.
+bool readCuSeqlens(const std::string &path, std::vector<int64_t> &out, std::string &error) {
+  decay::npy::Array array;
+  if (!decay::npy::readNpy(path, array, error))
+    return false;
+  if (array.dtype != decay::npy::DType::I32 && array.dtype != decay::npy::DType::I64) {
+    error = std::string("cu_seqlens.npy: expected int32 or int64, got ") +
+            decay::npy::dtypeName(array.dtype);
+    return false;
+  }
+  if (array.shape.size() != 1) {
+    error = "cu_seqlens.npy: expected shape [N+1], got " + decay::formatShape(array.shape);
+    return false;
+  }
+  out = array.toI64();
+  return true;
+}
+
+/// The .npy files in `dir` by tensor name.
+std::set<std::string> listNpyFiles(const std::string &dir) {
+  std::set<std::string> names;
+  std::error_code ec;
+  for (llvm::sys::fs::directory_iterator it(dir, ec), end; it != end && !ec; it.increment(ec)) {
+    llvm::StringRef file = llvm::sys::path::filename(it->path());
+    if (file.ends_with(".npy"))
+      names.insert(file.drop_back(4).str());
+  }
+  return names;
+}
+
+/// Writes every output to a temporary file, then renames them all into place;
+/// on any failure removes what it wrote so no output is half-written.
+bool writeOutputsAtomically(const std::string &dir,
+                            const std::map<std::string, HostTensor> &outputs,
+                            std::string &error) {
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir)) {
+    error = "cannot create output folder '" + dir + "': " + ec.message();
+    return false;
+  }
+  std::string suffix = ".tmp." + std::to_string(llvm::sys::Process::getProcessId());
+  std::vector<std::pair<std::string, std::string>> written; // temporary, final
+  auto removeWritten = [&] {
+    for (auto &[temporary, final] : written)
+      llvm::sys::fs::remove(temporary);
+  };
+  for (auto &[name, tensor] : outputs) {
+    std::string final = (llvm::Twine(dir) + "/" + name + ".npy").str();
+    std::string temporary = final + suffix;
+    written.emplace_back(temporary, final);
+    if (!decay::npy::writeNpy(temporary, decay::npy::Array::fromF64(tensor.data, tensor.shape),
+                              error)) {
+      removeWritten();
+      return false;
+    }
+  }
+  for (auto &[temporary, final] : written)
+    if (std::error_code ec = llvm::sys::fs::rename(temporary, final)) {
+      error = "cannot write '" + final + "': " + ec.message();
+      removeWritten();
+      return false;
+    }
+  return true;
+}
+} // namespace
+
+int decayc::runCommand(int argc, char **argv) {
+  Arguments args;
+  if (!parseArguments(argc, argv, 2, {"entry", "inputs", "outputs", "recurrence"},
+                      {"reference", "help"}, args))
+    return 1;
+  if (args.has("help")) {
+    std::fputs(kRunHelp, stdout);
+    return 0;
+  }
+  if (args.positionals.size() != 1)
+    return fail("expected exactly one SPEC file (see decayc run --help)");
+  std::string entry = args.get("entry").value_or("forward");
+  if (entry != "forward")
+    return fail("--entry " + entry +
+                " is not available: the reference path runs the forward only");
+  if (!args.has("reference"))
+    return fail("only the float64 reference path exists so far: pass --reference");
+  auto inputDir = args.get("inputs"), outputDir = args.get("outputs");
+  if (!inputDir || !outputDir)
+    return fail("--inputs DIR and --outputs DIR are required");
+  if (!llvm::sys::fs::is_directory(*inputDir))
+    return fail("--inputs '" + *inputDir + "' is not a folder");
+
+  auto program = decay::ReferenceProgram::compileFile(args.positionals[0],
+                                                      args.get("recurrence").value_or(""));
+  if (!program)
+    return fail(llvm::toString(program.takeError()));
+
+  std::set<std::string> files = listNpyFiles(*inputDir);
+  std::map<std::string, HostTensor> inputs;
+  std::string error;
+  for (const decay::TensorSpec &spec : (*program)->forwardInputs()) {
+    if (!files.erase(spec.name))
+      continue; // a missing required tensor is reported by runForward
+    if (!readFloatTensor(*inputDir + "/" + spec.name + ".npy", spec.name, inputs[spec.name],
+                         error))
+      return fail(error);
+  }
+  std::vector<int64_t> cuSeqlens;
+  bool varlen = files.erase("cu_seqlens") != 0;
+  if (varlen && !readCuSeqlens(*inputDir + "/cu_seqlens.npy", cuSeqlens, error))
+    return fail(error);
+  for (const std::string &unused : files) {
+    if (unused == "k" && (*program)->spec().derivedKey)
+      std::fprintf(stderr, "decayc run: warning: k.npy is ignored: @%s derives its key\n",
+                   (*program)->spec().name.c_str());
+    else
+      std::fprintf(stderr, "decayc run: warning: %s.npy is not a tensor of @%s; ignored\n",
+                   unused.c_str(), (*program)->spec().name.c_str());
+  }
+
+  std::map<std::string, HostTensor> outputs;
+  if (llvm::Error runError =
+          (*program)->runForward(inputs, varlen ? &cuSeqlens : nullptr, outputs))
+    return fail(llvm::toString(std::move(runError)));
+  if (!writeOutputsAtomically(*outputDir, outputs, error))
+    return fail(error);
+  return 0;
+}
