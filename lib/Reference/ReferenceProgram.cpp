@@ -49,6 +49,8 @@ std::string formatDims(llvm::StringRef dims) {
 SpecSummary summarize(RecurrenceOp op) {
   SpecSummary summary;
   summary.name = op.getSymName().str();
+  summary.granularity = stringifyGranularity(op.getGranularity()).str();
+  summary.featureMap = stringifyFeatureMap(op.getEffectiveFeatureMap()).str();
   summary.derivedKey = op.hasDerivedKey();
   summary.normalizer = op.getNormalizer();
   summary.perChannel = op.isPerChannel();

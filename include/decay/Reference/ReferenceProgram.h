@@ -30,6 +30,8 @@ struct TensorSpec {
 /// What a spec declares, in the terms a driver needs (no MLIR types).
 struct SpecSummary {
   std::string name;
+  std::string granularity; ///< none, constant_scalar, constant_vector, scalar, vector
+  std::string featureMap;  ///< identity, elu1, exp, silu, relu
   bool derivedKey = false;
   bool perChannel = false; ///< vector or constant_vector decay
   bool normalizer = false;

@@ -104,11 +104,12 @@
 // GENERIC-GLA:      }) {granularity = 4 : i32, input_dims = ["BTHK"], input_names = ["gk"], param_dims = [], param_names = [], sym_name = "gla"} : () -> ()
 
 // The cases below (this file) round-trip through both forms too.
-// RUN: decay-opt %s -split-input-file -output-split-marker="// -----" > %t.cases.1
-// RUN: decay-opt %t.cases.1 -split-input-file -output-split-marker="// -----" > %t.cases.2
+// (The printed cases are separated by "// split" so that they can be re-split.)
+// RUN: decay-opt %s -split-input-file -output-split-marker="// split" > %t.cases.1
+// RUN: decay-opt %t.cases.1 -split-input-file="// split" -output-split-marker="// split" > %t.cases.2
 // RUN: diff %t.cases.1 %t.cases.2
-// RUN: decay-opt %s -split-input-file -output-split-marker="// -----" --mlir-print-op-generic > %t.cases.g
-// RUN: decay-opt %t.cases.g -split-input-file -output-split-marker="// -----" > %t.cases.g2
+// RUN: decay-opt %s -split-input-file -output-split-marker="// split" --mlir-print-op-generic > %t.cases.g
+// RUN: decay-opt %t.cases.g -split-input-file="// split" -output-split-marker="// split" > %t.cases.g2
 // RUN: diff %t.cases.1 %t.cases.g2
 // RUN: FileCheck %s < %t.cases.1
 // RUN: FileCheck %s --check-prefix=GENERIC < %t.cases.g

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test of decayc from a fresh machine: set-up and build, lit + FileCheck, GoogleTest, the
+# GoogleTest suite again under ASan/UBSan, and short libFuzzer runs. Ends with a pass/fail count.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh build || { echo "TESTS: build failed"; exit 1; }
+
+passed=0; failed=0
+record() { # name status
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS: $1"; else failed=$((failed + 1)); echo "FAIL: $1"; fi
+}
+
+echo "== lit + FileCheck"
+/usr/lib/llvm-22/bin/lit -sv build/test
+record "lit" $?
+
+echo "== GoogleTest"
+build/bin/decay-unittests --gtest_brief=1
+record "googletest" $?
+
+echo "== GoogleTest and the tools under ASan + UBSan"
+if scripts/setup.sh build-asan -DDECAY_SANITIZE=ON -DDECAY_ENABLE_FUZZER=OFF >/dev/null; then
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    build-asan/bin/decay-unittests --gtest_brief=1
+  record "googletest-asan-ubsan" $?
+else
+  record "googletest-asan-ubsan (build)" 1
+fi
+
+echo "== libFuzzer (bounded runs)"
+mkdir -p build/fuzz-corpus/spec build/fuzz-corpus/npy
+build/bin/decay-spec-fuzzer -max_total_time="${DECAY_FUZZ_SECONDS:-60}" -timeout=10 \
+  -dict=test/fuzz/spec.dict build/fuzz-corpus/spec examples/specs 2>build/fuzz-spec.log
+status=$?; tail -n 2 build/fuzz-spec.log; record "fuzz-spec-parser" $status
+build/bin/decay-npy-fuzzer -max_total_time="${DECAY_FUZZ_SECONDS_NPY:-20}" -timeout=10 \
+  build/fuzz-corpus/npy 2>build/fuzz-npy.log
+status=$?; tail -n 2 build/fuzz-npy.log; record "fuzz-npy" $status
+
+echo "TESTS: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
