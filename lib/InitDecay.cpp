@@ -3,6 +3,7 @@
 
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
+#include "decay/Dialect/Decay/Transforms/Passes.h"
 
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -18,4 +19,7 @@ void decay::registerDecayDialects(mlir::DialectRegistry &registry) {
                   mlir::LLVM::LLVMDialect>();
 }
 
-void decay::registerDecayPasses() { registerDecayPassesAndPipelines(); }
+void decay::registerDecayPasses() {
+  registerDecayTransformsPasses();
+  registerDecayPassesAndPipelines();
+}

@@ -120,6 +120,7 @@ ReferenceProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
   DialectRegistry registry;
   registerDecayDialects(registry);
   impl->context.appendDialectRegistry(registry);
+  impl->context.printOpOnDiagnostic(false); // the location says where; the op dump is noise
   registerBuiltinDialectTranslation(impl->context);
   registerLLVMDialectTranslation(impl->context);
 
@@ -233,9 +234,9 @@ llvm::Error checkShape(const std::string &name, const HostTensor &tensor,
 llvm::Expected<Sizes> resolveSizes(const SpecSummary &summary,
                                    const std::map<std::string, HostTensor> &inputs,
                                    const std::vector<int64_t> *cuSeqlens) {
-  for (const char *name : {"q", "v"})
+  for (auto [name, dims] : {std::pair{"q", "[B, T, H, K]"}, std::pair{"v", "[B, T, H, V]"}})
     if (!inputs.count(name))
-      return makeError(llvm::Twine("missing tensor '") + name + "'");
+      return makeError(llvm::Twine("missing tensor '") + name + "': expected shape " + dims);
   const HostTensor &q = inputs.at("q"), &v = inputs.at("v");
   if (q.shape.size() != 4)
     return makeError("tensor 'q': expected 4 dims [B, T, H, K], got " + formatShape(q.shape));

@@ -96,8 +96,9 @@ std::set<std::string> listNpyFiles(const std::string &dir) {
   return names;
 }
 
-/// Writes every output to a temporary file, then renames them all into place;
-/// on any failure removes what it wrote so no output is half-written.
+/// Writes every output to a temporary file, then moves them all into place.
+/// Earlier outputs are moved aside first and restored if any step fails, so
+/// the folder ends with either all new outputs or exactly what it held before.
 bool writeOutputsAtomically(const std::string &dir,
                             const std::map<std::string, HostTensor> &outputs,
                             std::string &error) {
@@ -105,28 +106,52 @@ bool writeOutputsAtomically(const std::string &dir,
     error = "cannot create output folder '" + dir + "': " + ec.message();
     return false;
   }
-  std::string suffix = ".tmp." + std::to_string(llvm::sys::Process::getProcessId());
-  std::vector<std::pair<std::string, std::string>> written; // temporary, final
-  auto removeWritten = [&] {
-    for (auto &[temporary, final] : written)
-      llvm::sys::fs::remove(temporary);
+  std::string pid = std::to_string(llvm::sys::Process::getProcessId());
+  struct Output {
+    const HostTensor *tensor;
+    std::string temporary, final, backup;
+    bool backedUp = false, placed = false;
   };
+  std::vector<Output> files;
   for (auto &[name, tensor] : outputs) {
-    std::string final = (llvm::Twine(dir) + "/" + name + ".npy").str();
-    std::string temporary = final + suffix;
-    written.emplace_back(temporary, final);
-    if (!decay::npy::writeNpy(temporary, decay::npy::Array::fromF64(tensor.data, tensor.shape),
+    std::string final = dir + "/" + name + ".npy";
+    files.push_back({&tensor, final + ".tmp." + pid, final, final + ".old." + pid});
+  }
+  auto rollBack = [&] {
+    for (Output &file : files) {
+      if (file.placed)
+        llvm::sys::fs::remove(file.final);
+      if (file.backedUp)
+        llvm::sys::fs::rename(file.backup, file.final);
+      llvm::sys::fs::remove(file.temporary);
+    }
+  };
+  for (Output &file : files)
+    if (!decay::npy::writeNpy(file.temporary,
+                              decay::npy::Array::fromF64(file.tensor->data, file.tensor->shape),
                               error)) {
-      removeWritten();
+      rollBack();
+      return false;
+    }
+  for (Output &file : files) {
+    std::error_code ec;
+    if (llvm::sys::fs::exists(file.final)) {
+      if (!llvm::sys::fs::is_regular_file(file.final))
+        ec = std::make_error_code(std::errc::is_a_directory);
+      else if (!(ec = llvm::sys::fs::rename(file.final, file.backup)))
+        file.backedUp = true;
+    }
+    if (!ec && !(ec = llvm::sys::fs::rename(file.temporary, file.final)))
+      file.placed = true;
+    if (ec) {
+      error = "cannot write '" + file.final + "': " + ec.message();
+      rollBack();
       return false;
     }
   }
-  for (auto &[temporary, final] : written)
-    if (std::error_code ec = llvm::sys::fs::rename(temporary, final)) {
-      error = "cannot write '" + final + "': " + ec.message();
-      removeWritten();
-      return false;
-    }
+  for (Output &file : files)
+    if (file.backedUp)
+      llvm::sys::fs::remove(file.backup);
   return true;
 }
 } // namespace

@@ -195,6 +195,22 @@ decay.recurrence @dtype_not_a_type scalar inputs(%x : [B, T, H]) attributes {dty
 // Inputs and params
 //===----------------------------------------------------------------------===//
 
+// A name is a tensor (file) name: SSA names such as %0 or %a.b are not
+// identifiers. (%0 would also not round-trip: it prints as %_0.)
+// expected-error @+1 {{input name '0' must be an identifier ([A-Za-z_][A-Za-z0-9_]*): it names a tensor file}}
+decay.recurrence @numeric_name scalar inputs(%0 : [B, T, H]) {
+  decay.yield %0 : f32
+}
+
+// -----
+
+// expected-error @+1 {{param name 'a.b' must be an identifier ([A-Za-z_][A-Za-z0-9_]*): it names a tensor file}}
+decay.recurrence @dotted_name scalar params(%a.b : [H]) {
+  decay.yield %a.b : f32
+}
+
+// -----
+
 // expected-error @+1 {{input name 'q' is reserved for a built-in tensor}}
 decay.recurrence @reserved_q scalar inputs(%q : [B, T, H]) {
   decay.yield %q : f32
@@ -243,7 +259,7 @@ decay.recurrence @reserved_norm constant_scalar params(%norm_ht : [H]) {
 
 // -----
 
-// expected-error @+1 {{has an param with an empty name}}
+// expected-error @+1 {{param name '' must be an identifier ([A-Za-z_][A-Za-z0-9_]*): it names a tensor file}}
 "decay.recurrence"() ({
 ^bb0(%a: f32):
   "decay.yield"(%a) : (f32) -> ()
@@ -449,6 +465,17 @@ decay.recurrence @nested_recurrence scalar inputs(%x : [B, T, H]) {
 
 // -----
 
+decay.recurrence @bitcast scalar inputs(%x : [B, T, H]) {
+  // expected-error @+1 {{'arith.bitcast' op reinterprets bits, which a decay region must not do}}
+  %bits = arith.bitcast %x : f32 to i32
+  %one = arith.constant 1 : i32
+  %more = arith.addi %bits, %one : i32
+  %g = arith.bitcast %more : i32 to f32
+  decay.yield %g : f32
+}
+
+// -----
+
 decay.recurrence @vector_type scalar inputs(%x : [B, T, H]) {
   // expected-error @+1 {{'arith.constant' op uses type 'vector<4xf32>'; a decay region computes on f32 scalars (and integers)}}
   %v = arith.constant dense<1.0> : vector<4xf32>
@@ -483,7 +510,7 @@ decay.recurrence @bf16_value scalar inputs(%x : [B, T, H]) {
 
 // -----
 
-// expected-error @below {{'decay.yield' op expects parent op 'decay.recurrence'}}
+// expected-error @below {{'decay.yield' op expects parent op}}
 decay.yield
 
 // -----
@@ -511,7 +538,7 @@ decay.recurrence @duplicate_scan vector inputs(%f : [B, T, H, K]) {
 // -----
 
 decay.recurrence @bad_scan_name vector inputs(%f : [B, T, H, K]) {
-  // expected-error @+1 {{'decay.logcumsumexp' op name must be a non-empty identifier ([A-Za-z0-9_]), got 'log z'}}
+  // expected-error @+1 {{'decay.logcumsumexp' op name must be an identifier ([A-Za-z_][A-Za-z0-9_]*), got 'log z'}}
   %prev, %z = decay.logcumsumexp "log z" %f init 0.0 : f32
   %g = arith.subf %prev, %z : f32
   decay.yield %g : f32
@@ -520,8 +547,16 @@ decay.recurrence @bad_scan_name vector inputs(%f : [B, T, H, K]) {
 // -----
 
 decay.recurrence @empty_scan_name scalar inputs(%f : [B, T, H]) {
-  // expected-error @+1 {{'decay.cumsum' op name must be a non-empty identifier ([A-Za-z0-9_]), got ''}}
+  // expected-error @+1 {{'decay.cumsum' op name must be an identifier ([A-Za-z_][A-Za-z0-9_]*), got ''}}
   %prev, %s = decay.cumsum "" %f init 0.0 : f32
+  decay.yield %s : f32
+}
+
+// -----
+
+decay.recurrence @digit_scan_name scalar inputs(%f : [B, T, H]) {
+  // expected-error @+1 {{'decay.cumsum' op name must be an identifier ([A-Za-z_][A-Za-z0-9_]*), got '2z'}}
+  %prev, %s = decay.cumsum "2z" %f init 0.0 : f32
   decay.yield %s : f32
 }
 

@@ -28,6 +28,12 @@ SmallVector<StringRef> structuralAttrNames(RecurrenceOp op) {
           op.getParamNamesAttrName(), op.getParamDimsAttrName()};
 }
 
+/// Whether `name` is [A-Za-z_][A-Za-z0-9_]*.
+bool isIdentifier(StringRef name) {
+  return !name.empty() && (llvm::isAlpha(name[0]) || name[0] == '_') &&
+         llvm::all_of(name, [](char c) { return llvm::isAlnum(c) || c == '_'; });
+}
+
 /// Whether `dims` is a subsequence of `order` (every letter in order, once).
 bool isOrderedSubset(StringRef dims, StringRef order) {
   size_t pos = 0;
@@ -234,8 +240,10 @@ LogicalResult verifyNamedList(RecurrenceOp op, StringRef kind, ArrayAttr names,
   for (auto [nameAttr, dimAttr] : llvm::zip(names, dims)) {
     StringRef name = cast<StringAttr>(nameAttr).getValue();
     StringRef dimLetters = cast<StringAttr>(dimAttr).getValue();
-    if (name.empty())
-      return op.emitOpError() << "has an " << kind << " with an empty name";
+    if (!isIdentifier(name))
+      return op.emitOpError() << kind << " name '" << name
+                              << "' must be an identifier ([A-Za-z_][A-Za-z0-9_]*): "
+                                 "it names a tensor file";
     if (llvm::is_contained(kReservedNames, name) || name.starts_with("scan_"))
       return op.emitOpError() << kind << " name '" << name
                               << "' is reserved for a built-in tensor";
@@ -331,6 +339,10 @@ LogicalResult verifyRegionOps(RecurrenceOp op) {
     if (dialect != "arith" && dialect != "math" && dialect != "decay")
       return inner.emitOpError()
              << "is not allowed in a decay region: use arith, math and decay ops";
+    if (isa<arith::BitcastOp>(inner))
+      return inner.emitOpError()
+             << "reinterprets bits, which a decay region must not do: the region is "
+                "also evaluated in f64 (reference) and other precisions";
     if (inner.getNumRegions())
       return inner.emitOpError() << "must not have regions inside a decay region";
     for (Type type : llvm::concat<const Type>(inner.getOperandTypes(),
@@ -418,11 +430,9 @@ LogicalResult RecurrenceOp::verifyRegions() {
 namespace {
 /// Checks a scan's name and that its recurrence has a per-token decay.
 LogicalResult verifyScan(Operation *scan, StringRef name) {
-  if (name.empty() || !llvm::all_of(name, [](char c) {
-        return llvm::isAlnum(c) || c == '_';
-      }))
+  if (!isIdentifier(name))
     return scan->emitOpError()
-           << "name must be a non-empty identifier ([A-Za-z0-9_]), got '" << name << "'";
+           << "name must be an identifier ([A-Za-z_][A-Za-z0-9_]*), got '" << name << "'";
   auto recurrence = scan->getParentOfType<RecurrenceOp>();
   if (!recurrence)
     return scan->emitOpError() << "must be inside a decay.recurrence";
@@ -437,3 +447,47 @@ LogicalResult verifyScan(Operation *scan, StringRef name) {
 
 LogicalResult CumSumOp::verify() { return verifyScan(*this, getName()); }
 LogicalResult LogCumSumExpOp::verify() { return verifyScan(*this, getName()); }
+
+SmallVector<Operation *> RecurrenceOp::getScans() {
+  SmallVector<Operation *> scans;
+  getBody().walk([&](Operation *op) {
+    if (isa<CumSumOp, LogCumSumExpOp>(op))
+      scans.push_back(op);
+  });
+  return scans;
+}
+
+//===----------------------------------------------------------------------===//
+// AdjointOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult AdjointOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto recurrence = symbolTable.lookupNearestSymbolFrom<RecurrenceOp>(*this, getRecurrenceAttr());
+  if (!recurrence)
+    return emitOpError() << "refers to " << getRecurrenceAttr()
+                         << ", which is not a decay.recurrence";
+  if (recurrence.getGranularity() == Granularity::none)
+    return emitOpError() << "refers to a recurrence without decay (granularity 'none')";
+  size_t numInputs = recurrence.getInputNames().size() + recurrence.getParamNames().size();
+  size_t numScans = recurrence.getScans().size();
+  size_t numArgs = numInputs + 2 * numScans + 1 + (recurrence.hasDerivedKey() ? 1 : 0);
+  Block &block = getBody().front();
+  if (block.getNumArguments() != numArgs)
+    return emitOpError() << "has " << block.getNumArguments() << " arguments; @"
+                         << recurrence.getSymName() << " needs " << numArgs
+                         << " (inputs and params, scan states, d_g"
+                         << (recurrence.hasDerivedKey() ? ", d_key" : "")
+                         << ", scan gradients)";
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield || yield.getNumOperands() != numInputs + numScans)
+    return emitOpError() << "must yield " << numInputs + numScans
+                         << " gradients (inputs and params, then scan states)";
+  return success();
+}
+
+LogicalResult AdjointOp::verifyRegions() {
+  for (Type type : getBody().front().getArgumentTypes())
+    if (!type.isF32())
+      return emitOpError() << "arguments must be f32, got " << type;
+  return success();
+}

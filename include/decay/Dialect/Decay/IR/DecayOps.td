@@ -68,15 +68,43 @@ def Decay_RecurrenceOp : Decay_Op<"recurrence", [
     bool hasDerivedKey();
     /// The yield terminating the region, or null (granularity none).
     mlir::Operation *getYield();
+    /// The scan ops of the region, in order.
+    llvm::SmallVector<mlir::Operation *> getScans();
     /// The options with their defaults applied.
     double getEffectiveEps();
     FeatureMap getEffectiveFeatureMap();
   }];
 }
 
+def Decay_AdjointOp : Decay_Op<"adjoint", [IsolatedFromAbove,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "The reverse-mode derivative of a recurrence's decay region";
+  let description = [{
+    Derived by `decay-derive-gradients` from `decay.recurrence @name`, and
+    evaluated per element like the recurrence's region. Its arguments are the
+    recurrence's inputs and params, the value each scan carries in (`prev`),
+    the gradient of the log-decay, the gradient of the derived key (when the
+    recurrence derives one) and, per scan, the gradient arriving at the scan's
+    `cur` from later tokens. It yields the gradients of the inputs, of the
+    params, and per scan the gradient to carry to the previous token.
+
+    ```mlir
+    decay.adjoint @mamba2 {
+    ^bb0(%dt: f32, %A_log: f32, %dt_bias: f32, %d_g: f32):
+      ...
+      decay.yield %d_dt, %d_A_log, %d_dt_bias : f32, f32, f32
+    }
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$recurrence);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$recurrence attr-dict-with-keyword $body";
+  let hasRegionVerifier = 1;
+}
+
 def Decay_YieldOp : Decay_Op<"yield", [Pure, Terminator, ReturnLike,
-    HasParent<"RecurrenceOp">]> {
-  let summary = "Yields the log-decay and optionally a derived key";
+    ParentOneOf<["RecurrenceOp", "AdjointOp"]>]> {
+  let summary = "Yields the log-decay and optionally a derived key (or, in an adjoint, the gradients)";
   let arguments = (ins Variadic<AnyType>:$values);
   let assemblyFormat = "($values^ `:` type($values))? attr-dict";
 }
