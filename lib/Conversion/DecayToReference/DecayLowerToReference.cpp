@@ -157,13 +157,13 @@ Value ReferenceBuilder::logSigmoid(Value x) {
 }
 
 Value ReferenceBuilder::logAddExp(Value x, Value y) {
-  // max + log1p(exp(-|x - y|)), and -inf when both are -inf.
+  // max + log1p(exp(-|x - y|)); max itself when it is infinite (inf - inf is NaN).
   Value hi = arith::MaximumFOp::create(b, x, y);
   Value gap = arith::NegFOp::create(b, math::AbsFOp::create(b, arith::SubFOp::create(b, x, y)));
   Value sum = arith::AddFOp::create(b, hi, math::Log1pOp::create(b, math::ExpOp::create(b, gap)));
-  Value bothNegInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, hi,
-                                           real(-std::numeric_limits<double>::infinity()));
-  return arith::SelectOp::create(b, bothNegInf, hi, sum);
+  Value infinite = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, math::AbsFOp::create(b, hi),
+                                         real(std::numeric_limits<double>::infinity()));
+  return arith::SelectOp::create(b, infinite, hi, sum);
 }
 
 Value ReferenceBuilder::featureMap(Value x) {

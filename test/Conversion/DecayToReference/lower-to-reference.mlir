@@ -158,9 +158,10 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:            %[[E:.*]] = math.exp %[[NABS]] : f64
 // CHECK-NEXT:            %[[L:.*]] = math.log1p %[[E]] : f64
 // CHECK-NEXT:            %[[SUM:.*]] = arith.addf %[[HI]], %[[L]] : f64
-// logaddexp(-inf, -inf) = -inf, not NaN.
-// CHECK-NEXT:            %[[NINF:.*]] = arith.constant 0xFFF0000000000000 : f64
-// CHECK-NEXT:            %[[BOTH:.*]] = arith.cmpf oeq, %[[HI]], %[[NINF]] : f64
+// logaddexp(-inf, -inf) = -inf and logaddexp(inf, inf) = inf, not NaN.
+// CHECK-NEXT:            %[[AHI:.*]] = math.absf %[[HI]] : f64
+// CHECK-NEXT:            %[[INF:.*]] = arith.constant 0x7FF0000000000000 : f64
+// CHECK-NEXT:            %[[BOTH:.*]] = arith.cmpf oeq, %[[AHI]], %[[INF]] : f64
 // CHECK-NEXT:            %[[CUR:.*]] = arith.select %[[BOTH]], %[[HI]], %[[SUM]] : f64
 // CHECK-NEXT:            memref.store %[[CUR]], %[[ZT]][%[[N]], %[[H]], %[[C]]] : memref<?x?x?xf64>
 // g = prev - cur, key = exp(f - cur), both per channel.

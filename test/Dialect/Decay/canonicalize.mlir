@@ -83,6 +83,24 @@ func.func @fold_logaddexp() -> (f32, f32, f32, f32, f32) {
 
 // -----
 
+// -inf is the identity of logaddexp also when the other operand is not a
+// constant, and +inf absorbs (inf - inf would give NaN).
+// CHECK-LABEL: func.func @logaddexp_identity
+// CHECK-SAME:    (%[[X:.*]]: f32)
+// CHECK-DAG:     %[[INF:.*]] = arith.constant 0x7F800000 : f32
+// CHECK-NOT:     decay.logaddexp
+// CHECK:         return %[[X]], %[[X]], %[[INF]] :
+func.func @logaddexp_identity(%x: f32) -> (f32, f32, f32) {
+  %ninf = arith.constant 0xFF800000 : f32
+  %inf = arith.constant 0x7F800000 : f32
+  %a = decay.logaddexp %x, %ninf : f32
+  %b = decay.logaddexp %ninf, %x : f32
+  %c = decay.logaddexp %inf, %inf : f32
+  return %a, %b, %c : f32, f32, f32
+}
+
+// -----
+
 // Folding inside a spec's region: the constant softplus folds, the constant
 // arithmetic around it collapses into one constant, and the dead pure op goes.
 // CHECK-LABEL: decay.recurrence @fold_in_region scalar inputs(%x : [B, T, H]) {

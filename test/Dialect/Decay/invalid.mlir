@@ -275,7 +275,7 @@ decay.recurrence @input_in_constant constant_scalar inputs(%x : [B, T, H]) {
 
 // -----
 
-// expected-error @+1 {{declares per-token input 'x' but granularity 'none' does not depend on the token (use a param)}}
+// expected-error @+1 {{declares per-token input 'x' but granularity 'none' does not depend on the token}}
 decay.recurrence @input_in_none none inputs(%x : [B, T, H])
 
 // -----

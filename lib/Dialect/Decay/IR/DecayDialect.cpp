@@ -47,11 +47,19 @@ OpFoldResult LogSigmoidOp::fold(FoldAdaptor adaptor) {
 OpFoldResult LogAddExpOp::fold(FoldAdaptor adaptor) {
   auto lhs = llvm::dyn_cast_if_present<FloatAttr>(adaptor.getLhs());
   auto rhs = llvm::dyn_cast_if_present<FloatAttr>(adaptor.getRhs());
+  auto isNegativeInfinity = [](FloatAttr value) {
+    return value && value.getValue().isInfinity() && value.getValue().isNegative();
+  };
+  // log(exp(x) + 0) = x
+  if (isNegativeInfinity(rhs))
+    return getLhs();
+  if (isNegativeInfinity(lhs))
+    return getRhs();
   if (!lhs || !rhs)
     return {};
   double a = lhs.getValueAsDouble(), b = rhs.getValueAsDouble();
   double hi = std::max(a, b), lo = std::min(a, b);
-  if (std::isinf(hi) && hi < 0)
+  if (std::isinf(hi))
     return FloatAttr::get(getType(), hi);
   return FloatAttr::get(getType(), hi + std::log1p(std::exp(lo - hi)));
 }

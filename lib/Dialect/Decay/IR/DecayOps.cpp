@@ -254,7 +254,8 @@ LogicalResult verifyNamedList(RecurrenceOp op, StringRef kind, ArrayAttr names,
         return op.emitOpError()
                << "declares per-token input '" << name << "' but granularity '"
                << stringifyGranularity(op.getGranularity())
-               << "' does not depend on the token (use a param)";
+               << "' does not depend on the token"
+               << (op.getGranularity() == Granularity::none ? "" : " (use a param)");
       if (!dimLetters.starts_with("BT") ||
           !isOrderedSubset(dimLetters.drop_front(2), "HK"))
         return op.emitOpError() << "input '" << name << "' must have dims [B, T], "
