@@ -36,7 +36,7 @@ std::map<std::string, HostTensor> randomInputs(const decay::ReferenceProgram &pr
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::map<std::string, HostTensor> inputs;
-  for (const decay::TensorSpec &spec : program.forwardInputs()) {
+  for (const decay::TensorSpec &spec : program.inputsOf(decay::ReferenceProgram::Entry::Forward)) {
     if (spec.optional)
       continue;
     HostTensor tensor;
@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     auto inputs = randomInputs(**program);
     std::map<std::string, HostTensor> outputs;
     start = std::chrono::steady_clock::now();
-    if (llvm::Error error = (*program)->runForward(inputs, nullptr, outputs)) {
+    if (llvm::Error error = (*program)->run(decay::ReferenceProgram::Entry::Forward, inputs, nullptr, outputs)) {
       std::printf("%-14s FAILED: %s\n", name.c_str(), llvm::toString(std::move(error)).c_str());
       ++failures;
       continue;

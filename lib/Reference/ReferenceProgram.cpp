@@ -3,6 +3,7 @@
 
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
+#include "decay/Dialect/Decay/Transforms/Passes.h"
 #include "decay/InitDecay.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -97,7 +98,7 @@ private:
 struct ReferenceProgram::Impl {
   MLIRContext context;
   std::unique_ptr<ExecutionEngine> engine;
-  std::string entryName;
+  std::string forwardName, backwardName;
 };
 
 ReferenceProgram::ReferenceProgram(std::unique_ptr<Impl> impl, SpecSummary summary)
@@ -154,10 +155,12 @@ ReferenceProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
     if (spec != chosen)
       spec.erase();
   SpecSummary summary = summarize(chosen);
-  impl->entryName = "_mlir_ciface_" + referenceFunctionName(summary.name);
+  impl->forwardName = "_mlir_ciface_" + referenceFunctionName(summary.name);
+  impl->backwardName = impl->forwardName + "_backward";
 
   PassManager pm(&impl->context);
-  pm.addPass(createDecayLowerToReferencePass());
+  pm.addPass(createDecayDeriveGradientsPass());
+  pm.addPass(createDecayLowerToReferencePass(DecayLowerToReferencePassOptions{/*backward=*/true}));
   buildReferenceToLLVMPipeline(pm);
   if (failed(pm.run(*module)))
     return makeError("lowering '" + bufferName + "' to the reference path failed");
@@ -175,27 +178,77 @@ ReferenceProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
       new ReferenceProgram(std::move(impl), std::move(summary)));
 }
 
-std::vector<TensorSpec> ReferenceProgram::forwardInputs() const {
-  std::vector<TensorSpec> specs = {{"q", "BTHK"}, {"k", "BTHK"}, {"v", "BTHV"},
-                                   {"h0", "NHKV", true}};
-  if (summary.derivedKey)
-    specs.erase(specs.begin() + 1);
-  for (auto &[name, dims] : summary.inputs)
-    specs.push_back({name, dims});
-  for (auto &[name, dims] : summary.params)
-    specs.push_back({name, dims});
-  for (const TensorSpec &state : forwardOutputs())
-    if (state.name != "o" && state.name != "ht")
-      specs.push_back({state.name.substr(0, state.name.size() - 2) + "h0", state.dims, true});
+/// One argument of a reference function: a tensor it reads or writes, or the
+/// sequence table. `placeholder` marks k and dk of a spec that derives its
+/// key: the function neither reads nor writes them.
+struct ReferenceProgram::Slot {
+  enum Kind { Input, Output, Sequences } kind;
+  TensorSpec tensor;
+  bool placeholder = false;
+};
+
+std::vector<ReferenceProgram::Slot> ReferenceProgram::signature(Entry entry) const {
+  std::vector<Slot> slots;
+  auto in = [&](std::string name, std::string dims, bool optional = false) {
+    slots.push_back({Slot::Input, {std::move(name), std::move(dims), optional}});
+  };
+  auto out = [&](std::string name, std::string dims) {
+    slots.push_back({Slot::Output, {std::move(name), std::move(dims)}});
+  };
+  std::string scanDims = summary.perChannel ? "NHK" : "NH";
+  // States: prefix + name + suffix for the normalizer and every scan.
+  auto states = [&](auto add, const std::string &prefix, const std::string &suffix) {
+    if (summary.normalizer)
+      add(prefix + "norm_" + suffix, "NHK");
+    for (auto &[name, init] : summary.scans)
+      add(prefix + "scan_" + name + "_" + suffix, scanDims);
+  };
+  auto optionalIn = [&](std::string name, std::string dims) { in(std::move(name), std::move(dims), true); };
+  auto specTensors = [&](auto add, const std::string &prefix) {
+    for (auto &list : {summary.inputs, summary.params})
+      for (auto &[name, dims] : list)
+        add(prefix + name, dims);
+  };
+  in("q", "BTHK");
+  in("k", "BTHK");
+  slots.back().placeholder = summary.derivedKey;
+  in("v", "BTHV");
+  in("h0", "NHKV", true);
+  slots.push_back({Slot::Sequences, {"seqs", ""}});
+  specTensors([&](std::string name, std::string dims) { in(name, dims); }, "");
+  states(optionalIn, "", "h0");
+  if (entry == Entry::Forward) {
+    out("o", "BTHV");
+    out("ht", "NHKV");
+    states(out, "", "ht");
+    return slots;
+  }
+  in("do", "BTHV");
+  in("dht", "NHKV", true);
+  states(optionalIn, "d", "ht");
+  out("dq", "BTHK");
+  out("dk", "BTHK");
+  slots.back().placeholder = summary.derivedKey;
+  out("dv", "BTHV");
+  out("dh0", "NHKV");
+  specTensors(out, "d");
+  states(out, "d", "h0");
+  return slots;
+}
+
+std::vector<TensorSpec> ReferenceProgram::inputsOf(Entry entry) const {
+  std::vector<TensorSpec> specs;
+  for (const Slot &slot : signature(entry))
+    if (slot.kind == Slot::Input && !slot.placeholder)
+      specs.push_back(slot.tensor);
   return specs;
 }
 
-std::vector<TensorSpec> ReferenceProgram::forwardOutputs() const {
-  std::vector<TensorSpec> specs = {{"o", "BTHV"}, {"ht", "NHKV"}};
-  if (summary.normalizer)
-    specs.push_back({"norm_ht", "NHK"});
-  for (auto &[name, init] : summary.scans)
-    specs.push_back({"scan_" + name + "_ht", summary.perChannel ? "NHK" : "NH"});
+std::vector<TensorSpec> ReferenceProgram::outputsOf(Entry entry) const {
+  std::vector<TensorSpec> specs;
+  for (const Slot &slot : signature(entry))
+    if (slot.kind == Slot::Output && !slot.placeholder)
+      specs.push_back(slot.tensor);
   return specs;
 }
 
@@ -272,36 +325,37 @@ llvm::Expected<Sizes> resolveSizes(const SpecSummary &summary,
 }
 } // namespace
 
-llvm::Error ReferenceProgram::runForward(const std::map<std::string, HostTensor> &inputs,
-                                         const std::vector<int64_t> *cuSeqlens,
-                                         std::map<std::string, HostTensor> &outputs) const {
+llvm::Error ReferenceProgram::run(Entry entry, const std::map<std::string, HostTensor> &inputs,
+                                  const std::vector<int64_t> *cuSeqlens,
+                                  std::map<std::string, HostTensor> &outputs) const {
   auto sizes = resolveSizes(summary, inputs, cuSeqlens);
   if (!sizes)
     return sizes.takeError();
 
-  // Check every input; fill absent optional states with their initial values.
-  std::map<std::string, HostTensor> initial;
-  for (const TensorSpec &spec : forwardInputs()) {
+  // Check every input; make absent optional ones (zeros, scan states at their
+  // init value), the outputs (zeros: the backward accumulates) and placeholders.
+  std::map<std::string, HostTensor> local;
+  std::vector<Slot> slots = signature(entry);
+  for (const Slot &slot : slots) {
+    const TensorSpec &spec = slot.tensor;
+    if (slot.kind == Slot::Sequences)
+      continue;
     std::vector<int64_t> shape = sizes->shapeOf(spec.dims);
     auto found = inputs.find(spec.name);
-    if (found != inputs.end()) {
+    if (slot.kind == Slot::Input && !slot.placeholder && found != inputs.end()) {
       if (auto error = checkShape(spec.name, found->second, shape, spec.dims))
         return error;
       continue;
     }
-    if (!spec.optional)
+    if (slot.kind == Slot::Input && !slot.placeholder && !spec.optional)
       return makeError("missing tensor '" + spec.name + "': expected shape " +
                        formatShape(shape) + " (" + formatDims(spec.dims) + ")");
     double fill = 0.0;
     for (auto &[name, init] : summary.scans)
       if (spec.name == "scan_" + name + "_h0")
         fill = init;
-    initial[spec.name] = HostTensor{shape, std::vector<double>(numElements(shape), fill)};
+    local[spec.name] = HostTensor{shape, std::vector<double>(numElements(shape), fill)};
   }
-  auto tensor = [&](const std::string &name) -> const HostTensor & {
-    auto found = inputs.find(name);
-    return found != inputs.end() ? found->second : initial.at(name);
-  };
 
   // Sequences as (batch row, first token, end token).
   std::vector<int64_t> seqs;
@@ -311,42 +365,28 @@ llvm::Error ReferenceProgram::runForward(const std::map<std::string, HostTensor>
                              packed ? (*cuSeqlens)[n + 1] : sizes->T});
   }
 
-  std::map<std::string, HostTensor> results;
-  for (const TensorSpec &spec : forwardOutputs()) {
-    std::vector<int64_t> shape = sizes->shapeOf(spec.dims);
-    results[spec.name] = HostTensor{shape, std::vector<double>(numElements(shape))};
-  }
-
-  // Arguments in the order of the reference function's signature.
   std::vector<Descriptor> descriptors;
-  auto pass = [&](const HostTensor &t) {
-    descriptors.emplace_back(const_cast<double *>(t.data.data()), t.shape);
-  };
-  pass(tensor("q"));
-  pass(summary.derivedKey ? tensor("q") : tensor("k")); // not read with a derived key
-  pass(tensor("v"));
-  pass(tensor("h0"));
-  descriptors.emplace_back(seqs.data(), std::vector<int64_t>{sizes->N, 3});
-  for (auto &[name, dims] : summary.inputs)
-    pass(tensor(name));
-  for (auto &[name, dims] : summary.params)
-    pass(tensor(name));
-  if (summary.normalizer)
-    pass(tensor("norm_h0"));
-  for (auto &[name, init] : summary.scans)
-    pass(tensor("scan_" + name + "_h0"));
-  for (const TensorSpec &spec : forwardOutputs())
-    pass(results[spec.name]);
-
+  for (const Slot &slot : slots) {
+    if (slot.kind == Slot::Sequences) {
+      descriptors.emplace_back(seqs.data(), std::vector<int64_t>{sizes->N, 3});
+      continue;
+    }
+    auto given = inputs.find(slot.tensor.name);
+    const HostTensor &tensor = local.count(slot.tensor.name) ? local.at(slot.tensor.name)
+                                                             : given->second;
+    descriptors.emplace_back(const_cast<double *>(tensor.data.data()), tensor.shape);
+  }
   std::vector<void *> pointers;
   for (Descriptor &descriptor : descriptors)
     pointers.push_back(descriptor.get());
   std::vector<void *> packed;
   for (void *&pointer : pointers)
     packed.push_back(&pointer);
-  if (auto error = impl->engine->invokePacked(impl->entryName, packed))
+  const std::string &name = entry == Entry::Forward ? impl->forwardName : impl->backwardName;
+  if (auto error = impl->engine->invokePacked(name, packed))
     return error;
-  for (auto &[name, result] : results)
-    outputs[name] = std::move(result);
+  for (const Slot &slot : slots)
+    if (slot.kind == Slot::Output && !slot.placeholder)
+      outputs[slot.tensor.name] = std::move(local.at(slot.tensor.name));
   return llvm::Error::success();
 }

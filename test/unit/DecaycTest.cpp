@@ -1,6 +1,7 @@
 // End to end tests of the decayc binary: `decayc run` on .npy files checked against the float64 oracle, its errors, its help.
 #include "Oracle.h"
 
+#include "decay/Reference/ReferenceProgram.h"
 #include "decay/Support/Npy.h"
 
 #include <gtest/gtest.h>
@@ -532,9 +533,9 @@ TEST(DecaycErrors, BadCommandLines) {
       {"missing --reference",
        {"run", spec, "--inputs", "IN", "--outputs", "OUT"},
        {"--reference"}},
-      {"--entry backward", {"run", spec, "--entry", "backward", "--inputs", "IN", "--outputs",
-                            "OUT", "--reference"},
-       {"--entry backward", "forward"}},
+      {"--entry step", {"run", spec, "--entry", "step", "--inputs", "IN", "--outputs",
+                        "OUT", "--reference"},
+       {"--entry step", "forward and backward"}},
       {"unknown option", {"run", spec, "--inputs", "IN", "--outputs", "OUT", "--reference",
                           "--bogus"},
        {"--bogus"}},
@@ -627,3 +628,69 @@ TEST(DecaycHelp, UnknownSubcommandOrNoneFails) {
 }
 
 } // namespace
+
+// ---- The backward entry ----
+
+namespace {
+/// Reads every .npy file of `dir` as float64 tensors (cu_seqlens excepted).
+std::map<std::string, decay::HostTensor> readAllTensors(const std::string &dir) {
+  std::map<std::string, decay::HostTensor> tensors;
+  for (const std::string &file : entriesOf(dir)) {
+    if (file.size() < 4 || file.substr(file.size() - 4) != ".npy" || file == "cu_seqlens.npy")
+      continue;
+    Array array;
+    std::string error;
+    EXPECT_TRUE(decay::npy::readNpy(dir + "/" + file, array, error)) << error;
+    tensors[file.substr(0, file.size() - 4)] = decay::HostTensor{array.shape, array.toF64()};
+  }
+  return tensors;
+}
+} // namespace
+
+TEST(DecaycRun, BackwardWritesEveryGradientAsTheLibraryComputesIt) {
+  TempDir dir;
+  writeMamba2Inputs(dir / "in");
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> unit(-1.0, 1.0);
+  auto randomArray = [&](std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    std::vector<double> values(n);
+    for (double &value : values)
+      value = unit(rng);
+    return Array::fromF64(values, shape);
+  };
+  writeArray(dir / "in/do.npy", randomArray({2, 4, 2, 2}));
+  writeArray(dir / "in/dht.npy", randomArray({2, 2, 3, 2}));
+  Outcome outcome = runDecayc({"run", exampleSpec("mamba2"), "--entry", "backward", "--inputs",
+                               dir / "in", "--outputs", dir / "out", "--reference"},
+                              dir);
+  ASSERT_EQ(outcome.exitCode, 0) << outcome.err;
+  EXPECT_EQ(entriesOf(dir / "out"),
+            (std::vector<std::string>{"dA_log.npy", "ddt.npy", "ddt_bias.npy", "dh0.npy",
+                                      "dk.npy", "dq.npy", "dv.npy"}));
+
+  auto program = decay::ReferenceProgram::compileFile(exampleSpec("mamba2"));
+  ASSERT_TRUE(bool(program)) << llvm::toString(program.takeError());
+  std::map<std::string, decay::HostTensor> expected;
+  llvm::Error error = (*program)->run(decay::ReferenceProgram::Entry::Backward,
+                                      readAllTensors(dir / "in"), nullptr, expected);
+  ASSERT_FALSE(error) << llvm::toString(std::move(error));
+  std::map<std::string, decay::HostTensor> written = readAllTensors(dir / "out");
+  for (auto &[name, tensor] : expected) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(written.count(name));
+    EXPECT_EQ(written[name].shape, tensor.shape);
+    EXPECT_EQ(written[name].data, tensor.data);
+  }
+}
+
+TEST(DecaycErrors, BackwardWithoutOutputGradient) {
+  TempDir dir;
+  writeMamba2Inputs(dir / "in");
+  expectFailure(dir,
+                {"run", exampleSpec("mamba2"), "--entry", "backward", "--inputs", "IN",
+                 "--outputs", "OUT", "--reference"},
+                {"missing tensor 'do'", "[2, 4, 2, 2]"});
+}

@@ -81,7 +81,7 @@ Inputs makeInputs(const ReferenceProgram &program, const Case &c, uint64_t seed)
   in.problem.B = c.B, in.problem.T = c.T, in.problem.H = c.H, in.problem.K = c.K,
   in.problem.V = c.V;
   in.problem.cuSeqlens = c.cuSeqlens;
-  for (const decay::TensorSpec &spec : program.forwardInputs()) {
+  for (const decay::TensorSpec &spec : program.inputsOf(ReferenceProgram::Entry::Forward)) {
     bool isGate = spec.name != "q" && spec.name != "k" && spec.name != "v";
     if (spec.optional && !c.withH0)
       continue;
@@ -109,7 +109,7 @@ Inputs makeInputs(const ReferenceProgram &program, const Case &c, uint64_t seed)
 void compareWithOracle(const ReferenceProgram &program, const std::string &variant,
                        Inputs in, const Case &c) {
   std::map<std::string, HostTensor> outputs;
-  llvm::Error error = program.runForward(in.tensors, c.cuSeqlens.empty() ? nullptr : &c.cuSeqlens,
+  llvm::Error error = program.run(ReferenceProgram::Entry::Forward, in.tensors, c.cuSeqlens.empty() ? nullptr : &c.cuSeqlens,
                                          outputs);
   ASSERT_FALSE(error) << llvm::toString(std::move(error));
   decay::oracle::Result expected = decay::oracle::run(variant, in.problem);
@@ -221,7 +221,7 @@ TEST(ReferenceErrors, ShapesAndSequencesAreCheckedBeforeRunning) {
   auto expectError = [&](std::map<std::string, HostTensor> tensors,
                          const std::vector<int64_t> *cu, const std::string &needle) {
     std::map<std::string, HostTensor> outputs;
-    llvm::Error error = program->runForward(tensors, cu, outputs);
+    llvm::Error error = program->run(ReferenceProgram::Entry::Forward, tensors, cu, outputs);
     ASSERT_TRUE(bool(error)) << "expected an error containing: " << needle;
     std::string message = llvm::toString(std::move(error));
     EXPECT_NE(message.find(needle), std::string::npos) << message;

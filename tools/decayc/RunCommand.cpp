@@ -19,8 +19,11 @@ Runs the recurrence of SPEC (a .mlir file) on the tensors in --inputs and writes
 its outputs to --outputs.
 
 OPTIONS:
-  --entry forward      The entry point to run (default: forward). The forward
-                       is the only entry of the reference path.
+  --entry forward|backward
+                       The entry point to run (default: forward). The backward
+                       computes exact float64 gradients of the loss
+                       sum(o * do) + sum(ht * dht) (+ the final normalizer and
+                       scan states times their gradients).
   --inputs DIR         Folder of .npy files named after the tensors (required):
                          q, k [B,T,H,K]; v [B,T,H,V]; optional h0 [N,H,K,V];
                          optional cu_seqlens [N+1] (int32/int64; needs B = 1);
@@ -30,9 +33,14 @@ OPTIONS:
                        Float tensors may be float32 or float64. Files the spec
                        does not use (k when the spec derives its key) are
                        ignored with a warning.
-  --outputs DIR        Folder for the outputs (required; created if missing):
-                         o [B,T,H,V], ht [N,H,K,V], plus norm_ht and
-                         scan_<name>_ht when the spec has them; all float64.
+  --outputs DIR        Folder for the outputs (required; created if missing),
+                       all float64. Forward: o [B,T,H,V], ht [N,H,K,V], plus
+                       norm_ht and scan_<name>_ht when the spec has them.
+                       Backward (reads also do [B,T,H,V] and optional dht
+                       [N,H,K,V], dnorm_ht, dscan_<name>_ht): dq, dk (unless the
+                       spec derives its key), dv, dh0, d<name> for every spec
+                       input and param (reduced over the dims it is broadcast
+                       on), and dnorm_h0, dscan_<name>_h0 when the spec has them.
                        Outputs are written only when the whole run succeeded.
   --reference          Use the float64 token-by-token reference path (the
                        oracle of every kernel). Required for now: the chunked
@@ -167,10 +175,12 @@ int decayc::runCommand(int argc, char **argv) {
   }
   if (args.positionals.size() != 1)
     return fail("expected exactly one SPEC file (see decayc run --help)");
-  std::string entry = args.get("entry").value_or("forward");
-  if (entry != "forward")
-    return fail("--entry " + entry +
-                " is not available: the reference path runs the forward only");
+  std::string entryName = args.get("entry").value_or("forward");
+  if (entryName != "forward" && entryName != "backward")
+    return fail("--entry " + entryName + " is not available: the reference path has the "
+                                         "entries forward and backward");
+  auto entry = entryName == "forward" ? decay::ReferenceProgram::Entry::Forward
+                                      : decay::ReferenceProgram::Entry::Backward;
   if (!args.has("reference"))
     return fail("only the float64 reference path exists so far: pass --reference");
   auto inputDir = args.get("inputs"), outputDir = args.get("outputs");
@@ -187,9 +197,9 @@ int decayc::runCommand(int argc, char **argv) {
   std::set<std::string> files = listNpyFiles(*inputDir);
   std::map<std::string, HostTensor> inputs;
   std::string error;
-  for (const decay::TensorSpec &spec : (*program)->forwardInputs()) {
+  for (const decay::TensorSpec &spec : (*program)->inputsOf(entry)) {
     if (!files.erase(spec.name))
-      continue; // a missing required tensor is reported by runForward
+      continue; // a missing required tensor is reported by run
     if (!readFloatTensor(*inputDir + "/" + spec.name + ".npy", spec.name, inputs[spec.name],
                          error))
       return fail(error);
@@ -209,7 +219,7 @@ int decayc::runCommand(int argc, char **argv) {
 
   std::map<std::string, HostTensor> outputs;
   if (llvm::Error runError =
-          (*program)->runForward(inputs, varlen ? &cuSeqlens : nullptr, outputs))
+          (*program)->run(entry, inputs, varlen ? &cuSeqlens : nullptr, outputs))
     return fail(llvm::toString(std::move(runError)));
   if (!writeOutputsAtomically(*outputDir, outputs, error))
     return fail(error);

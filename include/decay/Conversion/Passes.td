@@ -16,7 +16,18 @@ def DecayLowerToReferencePass : Pass<"decay-lower-to-reference", "mlir::ModuleOp
      o, ht, [norm_ht], scan_ht...) as float64 memrefs, except `seqs`
     (memref<?x3xi64>: batch row, first token, end token of each sequence).
     The spec's f32 region is evaluated in f64.
+
+    With `backward=true` it also creates `func.func @name_reference_backward`,
+    the exact float64 gradients (it needs the `decay.adjoint` made by
+    decay-derive-gradients): (q, k, v, h0, seqs, inputs..., params...,
+    [norm_h0], scan_h0..., do, dht, [dnorm_ht], dscan_ht..., dq, dk, dv, dh0,
+    d_inputs..., d_params..., [dnorm_h0], dscan_h0...). The gradients of the
+    inputs and params are accumulated: the caller zeroes them.
   }];
+  let options = [
+    Option<"backward", "backward", "bool", /*default=*/"false",
+           "Also create the backward reference function">
+  ];
   let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect"];

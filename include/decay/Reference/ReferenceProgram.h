@@ -59,19 +59,30 @@ public:
 
   const SpecSummary &spec() const { return summary; }
 
-  /// The tensors the forward entry reads (cu_seqlens, an integer tensor, is
-  /// passed separately) and writes.
-  std::vector<TensorSpec> forwardInputs() const;
-  std::vector<TensorSpec> forwardOutputs() const;
+  /// The entry points of a reference program.
+  enum class Entry { Forward, Backward };
 
-  /// Runs the forward recurrence. `cuSeqlens`, when given, packs sequences
-  /// into batch row 0. Checks every shape first and returns an error naming
-  /// the tensor and the expected shape; on error `outputs` is untouched.
-  llvm::Error runForward(const std::map<std::string, HostTensor> &inputs,
-                         const std::vector<int64_t> *cuSeqlens,
-                         std::map<std::string, HostTensor> &outputs) const;
+  /// The tensors an entry reads (cu_seqlens, an integer tensor, is passed
+  /// separately) and writes. The backward reads the forward's inputs plus
+  /// `do` [B,T,H,V] and the optional gradients of the final states (`dht`,
+  /// `dnorm_ht`, `dscan_<name>_ht`), and writes `dq`, `dk` (unless the key is
+  /// derived), `dv`, `dh0`, `d<name>` for every spec input and param, and the
+  /// gradients of the optional initial states (`dnorm_h0`, `dscan_<name>_h0`).
+  std::vector<TensorSpec> inputsOf(Entry entry) const;
+  std::vector<TensorSpec> outputsOf(Entry entry) const;
+
+  /// Runs an entry. `cuSeqlens`, when given, packs sequences into batch row 0.
+  /// Checks every shape first and returns an error naming the tensor and the
+  /// expected shape; on error `outputs` is untouched. Absent optional tensors
+  /// are zeros (scan states: the scan's init value).
+  llvm::Error run(Entry entry, const std::map<std::string, HostTensor> &inputs,
+                  const std::vector<int64_t> *cuSeqlens,
+                  std::map<std::string, HostTensor> &outputs) const;
 
 private:
+  struct Slot;
+  /// The arguments of an entry's function, in order.
+  std::vector<Slot> signature(Entry entry) const;
   struct Impl;
   ReferenceProgram(std::unique_ptr<Impl> impl, SpecSummary summary);
   std::unique_ptr<Impl> impl;

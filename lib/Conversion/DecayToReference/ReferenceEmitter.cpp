@@ -1,0 +1,250 @@
+// Shared pieces of the float64 reference functions: loops, math, feature maps, RoPE, region evaluation.
+#include "ReferenceEmitter.h"
+
+#include "llvm/Support/Error.h"
+
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+using namespace decay;
+using namespace decay::reference;
+
+namespace {
+/// An f32 literal of the spec as the decimal number it prints as, in f64:
+/// `0.02 : f32` is 0.02, not the f32 value 0.0199999995529651641845703125.
+double widenLiteral(const APFloat &value) {
+  if (!value.isFinite())
+    return value.convertToDouble();
+  // The shortest decimal that reads back as the same f32 value.
+  for (unsigned digits = 1; digits <= 9; ++digits) {
+    SmallString<32> text;
+    value.toString(text, digits, /*FormatMaxPadding=*/0);
+    APFloat narrow(value.getSemantics()), wide(APFloat::IEEEdouble());
+    if (errorToBool(narrow.convertFromString(text, APFloat::rmNearestTiesToEven).takeError()) ||
+        narrow.compare(value) != APFloat::cmpEqual)
+      continue;
+    if (errorToBool(wide.convertFromString(text, APFloat::rmNearestTiesToEven).takeError()))
+      break;
+    return wide.convertToDouble();
+  }
+  return value.convertToDouble();
+}
+} // namespace
+
+Emitter::Emitter(RecurrenceOp spec, ImplicitLocOpBuilder &builder)
+    : spec(spec), b(builder), f64(builder.getF64Type()), scans(spec.getScans()) {}
+
+Value Emitter::index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
+Value Emitter::real(double value) { return arith::ConstantFloatOp::create(b, f64, APFloat(value)); }
+Value Emitter::toReal(Value indexValue) {
+  return arith::SIToFPOp::create(b, f64, arith::IndexCastOp::create(b, b.getI64Type(), indexValue));
+}
+Value Emitter::load(Value memref, ValueRange indices) {
+  return memref::LoadOp::create(b, memref, indices);
+}
+void Emitter::store(Value value, Value memref, ValueRange indices) {
+  memref::StoreOp::create(b, value, memref, indices);
+}
+MemRefType Emitter::dynamicF64(int64_t rank) {
+  return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), f64);
+}
+Value Emitter::alloc(ValueRange sizes) {
+  return memref::AllocOp::create(b, dynamicF64(sizes.size()), sizes);
+}
+
+void Emitter::loop(Value lb, Value ub, function_ref<void(Value)> body) {
+  auto forOp = scf::ForOp::create(b, lb, ub, index(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(forOp.getBody());
+  body(forOp.getInductionVar());
+}
+
+void Emitter::reverseLoop(Value lb, Value ub, function_ref<void(Value)> body) {
+  Value count = arith::SubIOp::create(b, ub, lb);
+  loop(index(0), count, [&](Value r) {
+    Value last = arith::SubIOp::create(b, ub, index(1));
+    body(arith::SubIOp::create(b, last, r));
+  });
+}
+
+Value Emitter::sum(Value ub, function_ref<Value(Value)> term) {
+  auto forOp = scf::ForOp::create(b, index(0), ub, index(1), ValueRange{real(0.0)});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(forOp.getBody());
+  Value total = arith::AddFOp::create(b, forOp.getRegionIterArgs()[0], term(forOp.getInductionVar()));
+  scf::YieldOp::create(b, total);
+  return forOp.getResult(0);
+}
+
+Value Emitter::add(Value x, Value y) { return arith::AddFOp::create(b, x, y); }
+Value Emitter::sub(Value x, Value y) { return arith::SubFOp::create(b, x, y); }
+Value Emitter::mul(Value x, Value y) { return arith::MulFOp::create(b, x, y); }
+Value Emitter::div(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
+Value Emitter::exp(Value x) { return math::ExpOp::create(b, x); }
+
+Value Emitter::softplus(Value x) {
+  // max(x, 0) + log1p(exp(-|x|))
+  Value tail = math::Log1pOp::create(b, exp(arith::NegFOp::create(b, math::AbsFOp::create(b, x))));
+  return add(arith::MaximumFOp::create(b, x, real(0.0)), tail);
+}
+
+Value Emitter::logSigmoid(Value x) {
+  // min(x, 0) - log1p(exp(-|x|))
+  Value tail = math::Log1pOp::create(b, exp(arith::NegFOp::create(b, math::AbsFOp::create(b, x))));
+  return sub(arith::MinimumFOp::create(b, x, real(0.0)), tail);
+}
+
+Value Emitter::logAddExp(Value x, Value y) {
+  // max + log1p(exp(-|x - y|)); max itself when it is infinite (inf - inf is NaN).
+  Value hi = arith::MaximumFOp::create(b, x, y);
+  Value gap = arith::NegFOp::create(b, math::AbsFOp::create(b, sub(x, y)));
+  Value total = add(hi, math::Log1pOp::create(b, exp(gap)));
+  Value infinite = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, math::AbsFOp::create(b, hi),
+                                         real(std::numeric_limits<double>::infinity()));
+  return arith::SelectOp::create(b, infinite, hi, total);
+}
+
+Value Emitter::featureMap(Value x) {
+  switch (spec.getEffectiveFeatureMap()) {
+  case FeatureMap::identity:
+    return x;
+  case FeatureMap::elu1: {
+    Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, real(0.0));
+    return arith::SelectOp::create(b, positive, add(x, real(1.0)), exp(x));
+  }
+  case FeatureMap::exp:
+    return exp(x);
+  case FeatureMap::silu:
+    return div(x, add(real(1.0), exp(arith::NegFOp::create(b, x))));
+  case FeatureMap::relu:
+    return arith::MaximumFOp::create(b, x, real(0.0));
+  }
+  llvm_unreachable("unknown feature map");
+}
+
+Value Emitter::featureMapDerivative(Value x) {
+  switch (spec.getEffectiveFeatureMap()) {
+  case FeatureMap::identity:
+    return real(1.0);
+  case FeatureMap::elu1: {
+    Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, real(0.0));
+    return arith::SelectOp::create(b, positive, real(1.0), exp(x));
+  }
+  case FeatureMap::exp:
+    return exp(x);
+  case FeatureMap::silu: {
+    // s + x s (1 - s), s = sigmoid(x)
+    Value s = div(real(1.0), add(real(1.0), exp(arith::NegFOp::create(b, x))));
+    return add(s, mul(mul(x, s), sub(real(1.0), s)));
+  }
+  case FeatureMap::relu: {
+    Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, real(0.0));
+    return arith::SelectOp::create(b, positive, real(1.0), real(0.0));
+  }
+  }
+  llvm_unreachable("unknown feature map");
+}
+
+void Emitter::applyRope(Value buf, ValueRange prefix, Value pos, bool inverse) {
+  // Rotate-half: (x_i, x_{i+K/2}) rotated by pos * theta^(-2i/K).
+  Value half = arith::DivUIOp::create(b, keyDim, index(2));
+  Value logTheta = real(std::log(spec.getRopeTheta()->convertToDouble()));
+  Value keyDimF = toReal(keyDim);
+  Value posF = toReal(pos);
+  loop(index(0), half, [&](Value i) {
+    Value iF = toReal(i);
+    Value exponent = div(mul(real(-2.0), iF), keyDimF);
+    Value freq = exp(mul(exponent, logTheta));
+    Value angle = mul(posF, freq);
+    Value cos = math::CosOp::create(b, angle), sin = math::SinOp::create(b, angle);
+    if (inverse)
+      sin = arith::NegFOp::create(b, sin);
+    Value j = arith::AddIOp::create(b, i, half);
+    SmallVector<Value> at1(prefix), at2(prefix);
+    at1.push_back(i), at2.push_back(j);
+    Value x1 = load(buf, at1), x2 = load(buf, at2);
+    store(sub(mul(x1, cos), mul(x2, sin)), buf, at1);
+    store(add(mul(x1, sin), mul(x2, cos)), buf, at2);
+  });
+}
+
+void Emitter::bindSizes(Value q, Value v) {
+  numHeads = memref::DimOp::create(b, q, 2);
+  keyDim = memref::DimOp::create(b, q, 3);
+  valueDim = memref::DimOp::create(b, v, 3);
+  if (auto fixed = spec.getScale())
+    scale = real(fixed->convertToDouble());
+  else {
+    Value k = toReal(keyDim);
+    Value one = real(1.0);
+    scale = div(one, math::SqrtOp::create(b, k));
+  }
+}
+
+SmallVector<Value> Emitter::indicesFor(StringRef dims, const ElementIndex &at) {
+  SmallVector<Value> indices;
+  for (char dim : dims)
+    indices.push_back(dim == 'B' ? at.b : dim == 'T' ? at.t : dim == 'H' ? at.h : at.c);
+  return indices;
+}
+
+SmallVector<Value> Emitter::scanIndices(const ElementIndex &at) {
+  if (at.c)
+    return {at.n, at.h, at.c};
+  return {at.n, at.h};
+}
+
+void Emitter::mapSpecArguments(Block &block, IRMapping &mapping, const ElementIndex &at) {
+  unsigned numInputs = inputs.size();
+  for (unsigned i = 0; i < numInputs + params.size(); ++i) {
+    bool isInput = i < numInputs;
+    Value memref = isInput ? inputs[i] : params[i - numInputs];
+    auto dims = cast<StringAttr>(isInput ? spec.getInputDims()[i]
+                                         : spec.getParamDims()[i - numInputs]);
+    mapping.map(block.getArgument(i), load(memref, indicesFor(dims.getValue(), at)));
+  }
+}
+
+SmallVector<Value> Emitter::emitBlock(Block &block, IRMapping &mapping, const ElementIndex &at,
+                                      ScanHook scan) {
+  SmallVector<Value> yielded;
+  for (Operation &op : block) {
+    auto operand = [&](unsigned i) { return mapping.lookup(op.getOperand(i)); };
+    Value lowered;
+    if (auto yield = dyn_cast<YieldOp>(op)) {
+      for (Value value : yield.getValues())
+        yielded.push_back(mapping.lookup(value));
+      continue;
+    }
+    if (isa<CumSumOp, LogCumSumExpOp>(op)) {
+      ScanValues values = scan(llvm::find(scans, &op) - scans.begin(), &op, operand(0));
+      mapping.map(op.getResult(0), values.prev);
+      mapping.map(op.getResult(1), values.cur);
+      continue;
+    }
+    if (isa<SoftplusOp>(op))
+      lowered = softplus(operand(0));
+    else if (isa<LogSigmoidOp>(op))
+      lowered = logSigmoid(operand(0));
+    else if (isa<LogAddExpOp>(op))
+      lowered = logAddExp(operand(0), operand(1));
+    else if (isa<HeadIndexOp>(op))
+      lowered = toReal(at.h);
+    else if (isa<NumHeadsOp>(op))
+      lowered = toReal(numHeads);
+    if (lowered) {
+      mapping.map(op.getResult(0), lowered);
+      continue;
+    }
+    // arith and math ops: the same op, with f32 retyped to f64.
+    Operation *clone = b.clone(op, mapping);
+    for (OpResult result : clone->getResults())
+      if (result.getType().isF32())
+        result.setType(f64);
+    if (auto constant = dyn_cast<arith::ConstantOp>(clone))
+      if (auto value = dyn_cast<FloatAttr>(constant.getValue()))
+        constant.setValueAttr(FloatAttr::get(f64, widenLiteral(value.getValue())));
+  }
+  return yielded;
+}

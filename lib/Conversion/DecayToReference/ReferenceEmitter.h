@@ -1,0 +1,95 @@
+// Shared pieces of the float64 reference functions: loops, math, feature maps, RoPE, region evaluation.
+#ifndef DECAY_CONVERSION_DECAYTOREFERENCE_REFERENCEEMITTER_H
+#define DECAY_CONVERSION_DECAYTOREFERENCE_REFERENCEEMITTER_H
+
+#include "decay/Dialect/Decay/IR/DecayDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace decay::reference {
+
+/// Indices of the element being computed: sequence n, batch row b, token t,
+/// head h, key channel c (null when not per channel).
+struct ElementIndex {
+  mlir::Value n, b, t, h, c;
+};
+
+/// What a scan op evaluates to at one element: the carried-in and new state.
+struct ScanValues {
+  mlir::Value prev, cur;
+};
+/// Evaluates scan number `scan` (op `op`) on input `x` at the current element.
+using ScanHook = llvm::function_ref<ScanValues(unsigned scan, mlir::Operation *op, mlir::Value x)>;
+
+/// Emits float64 IR for one recurrence: the helpers both reference functions use.
+class Emitter {
+public:
+  Emitter(RecurrenceOp spec, mlir::ImplicitLocOpBuilder &builder);
+
+  // Constants, memory and loops.
+  mlir::Value index(int64_t value);
+  mlir::Value real(double value);
+  mlir::Value toReal(mlir::Value indexValue);
+  mlir::Value load(mlir::Value memref, mlir::ValueRange indices);
+  void store(mlir::Value value, mlir::Value memref, mlir::ValueRange indices);
+  mlir::MemRefType dynamicF64(int64_t rank);
+  mlir::Value alloc(mlir::ValueRange sizes);
+  /// Emits `for i in [lb, ub)` with `body(i)` at the current insertion point.
+  void loop(mlir::Value lb, mlir::Value ub, llvm::function_ref<void(mlir::Value)> body);
+  /// Emits `for i = ub-1 down to lb`.
+  void reverseLoop(mlir::Value lb, mlir::Value ub, llvm::function_ref<void(mlir::Value)> body);
+  /// Emits the sum over i in [0, ub) of `term(i)`.
+  mlir::Value sum(mlir::Value ub, llvm::function_ref<mlir::Value(mlir::Value)> term);
+
+  // Arithmetic on f64.
+  mlir::Value add(mlir::Value x, mlir::Value y);
+  mlir::Value sub(mlir::Value x, mlir::Value y);
+  mlir::Value mul(mlir::Value x, mlir::Value y);
+  mlir::Value div(mlir::Value x, mlir::Value y);
+  mlir::Value exp(mlir::Value x);
+  mlir::Value softplus(mlir::Value x);
+  mlir::Value logSigmoid(mlir::Value x);
+  mlir::Value logAddExp(mlir::Value x, mlir::Value y);
+  /// The spec's feature map phi(x) and its derivative phi'(x).
+  mlir::Value featureMap(mlir::Value x);
+  mlir::Value featureMapDerivative(mlir::Value x);
+  /// Rotates the K-vector at `buf[prefix..., :]` by RoPE at position `pos`
+  /// (by the inverse rotation when `inverse`, for the backward).
+  void applyRope(mlir::Value buf, mlir::ValueRange prefix, mlir::Value pos, bool inverse);
+
+  /// Binds H, K, V and the scale from q [B,T,H,K] and v [B,T,H,V].
+  void bindSizes(mlir::Value q, mlir::Value v);
+  /// Indices of a tensor declared with `dims` (letters of BTHK) at `at`.
+  llvm::SmallVector<mlir::Value> indicesFor(llvm::StringRef dims, const ElementIndex &at);
+  /// Indices of a scan state [N,H] or [N,H,K] at `at`.
+  llvm::SmallVector<mlir::Value> scanIndices(const ElementIndex &at);
+  /// Maps the first block arguments of `block` to the spec's inputs and
+  /// params loaded at `at`.
+  void mapSpecArguments(mlir::Block &block, mlir::IRMapping &mapping, const ElementIndex &at);
+  /// Emits `block` (a spec region or an adjoint) in f64 at `at` and returns
+  /// what it yields; scans are evaluated by `scan`.
+  llvm::SmallVector<mlir::Value> emitBlock(mlir::Block &block, mlir::IRMapping &mapping,
+                                           const ElementIndex &at, ScanHook scan);
+
+  RecurrenceOp spec;
+  mlir::ImplicitLocOpBuilder &b;
+  mlir::FloatType f64;
+  llvm::SmallVector<mlir::Operation *> scans;
+  llvm::SmallVector<mlir::Value> inputs, params; // memrefs of the spec's tensors
+  mlir::Value numHeads, keyDim, valueDim, scale;
+};
+
+/// Creates `func.func @<name>_reference`, the forward recurrence.
+mlir::func::FuncOp buildForwardReference(RecurrenceOp spec, mlir::ImplicitLocOpBuilder &b);
+/// Creates `func.func @<name>_reference_backward`; `adjoint` is the decay's
+/// derivative (null for granularity none).
+mlir::func::FuncOp buildBackwardReference(RecurrenceOp spec, AdjointOp adjoint,
+                                          mlir::ImplicitLocOpBuilder &b);
+
+} // namespace decay::reference
+
+#endif

@@ -1,0 +1,202 @@
+// The forward reference function: the naive float64 recurrence of MATH.md section 1, token by token.
+#include "ReferenceEmitter.h"
+
+#include "decay/Conversion/Passes.h"
+
+using namespace mlir;
+using namespace decay;
+using namespace decay::reference;
+
+namespace {
+/// Builds `func.func @<name>_reference`. Signature: (q, k, v, h0, seqs,
+/// inputs..., params..., [norm_h0], scan_h0..., o, ht, [norm_ht], scan_ht...).
+class ForwardBuilder : Emitter {
+public:
+  using Emitter::Emitter;
+  func::FuncOp build();
+
+private:
+  /// Computes the log-decay into gBuf and, with a derived key, the key into kBuf.
+  void computeDecayAndDerivedKey(const ElementIndex &at);
+  /// Copies the initial states of sequence n, head h into the final states.
+  void initializeStates(const ElementIndex &at);
+  /// Advances the recurrence by token t and writes o[b,t,h,:].
+  void step(const ElementIndex &at, Value pos);
+  /// Scans read their state from scan_ht and write the new state back.
+  ScanValues advanceScan(unsigned scan, Operation *op, Value x, const ElementIndex &at);
+
+  Value q, k, v, h0, seqs, normH0, o, ht, normHt;
+  SmallVector<Value> scanH0, scanHt;
+  Value qBuf, kBuf, gBuf;
+};
+
+ScanValues ForwardBuilder::advanceScan(unsigned scan, Operation *op, Value x,
+                                       const ElementIndex &at) {
+  SmallVector<Value> where = scanIndices(at);
+  Value prev = load(scanHt[scan], where);
+  Value cur = isa<CumSumOp>(op) ? add(prev, x) : logAddExp(prev, x);
+  store(cur, scanHt[scan], where);
+  return {prev, cur};
+}
+
+void ForwardBuilder::computeDecayAndDerivedKey(const ElementIndex &at) {
+  Value zero = index(0);
+  if (spec.getGranularity() == Granularity::none) {
+    loop(zero, keyDim, [&](Value c) { store(real(0.0), gBuf, c); });
+    return;
+  }
+  auto evaluate = [&](const ElementIndex &element) {
+    Block &block = spec.getBody().front();
+    IRMapping mapping;
+    mapSpecArguments(block, mapping, element);
+    return emitBlock(block, mapping, element, [&](unsigned scan, Operation *op, Value x) {
+      return advanceScan(scan, op, x, element);
+    });
+  };
+  if (spec.isPerChannel()) {
+    loop(zero, keyDim, [&](Value c) {
+      ElementIndex element = at;
+      element.c = c;
+      SmallVector<Value> yielded = evaluate(element);
+      store(yielded[0], gBuf, c);
+      if (yielded.size() == 2)
+        store(yielded[1], kBuf, c);
+    });
+    return;
+  }
+  Value g = evaluate(at)[0];
+  loop(zero, keyDim, [&](Value c) { store(g, gBuf, c); });
+}
+
+void ForwardBuilder::initializeStates(const ElementIndex &at) {
+  Value zero = index(0);
+  loop(zero, keyDim, [&](Value i) {
+    loop(zero, valueDim, [&](Value j) {
+      store(load(h0, {at.n, at.h, i, j}), ht, {at.n, at.h, i, j});
+    });
+    if (spec.getNormalizer())
+      store(load(normH0, {at.n, at.h, i}), normHt, {at.n, at.h, i});
+  });
+  for (auto [initial, final] : llvm::zip(scanH0, scanHt)) {
+    if (!spec.isPerChannel()) {
+      store(load(initial, {at.n, at.h}), final, {at.n, at.h});
+      continue;
+    }
+    Value from = initial, to = final;
+    loop(zero, keyDim, [&](Value c) { store(load(from, {at.n, at.h, c}), to, {at.n, at.h, c}); });
+  }
+}
+
+void ForwardBuilder::step(const ElementIndex &at, Value pos) {
+  Value zero = index(0);
+  computeDecayAndDerivedKey(at);
+  bool derivedKey = spec.hasDerivedKey();
+  loop(zero, keyDim, [&](Value c) {
+    store(featureMap(load(q, {at.b, at.t, at.h, c})), qBuf, c);
+    if (!derivedKey)
+      store(featureMap(load(k, {at.b, at.t, at.h, c})), kBuf, c);
+  });
+  if (spec.getRopeTheta()) {
+    applyRope(qBuf, {}, pos, /*inverse=*/false);
+    applyRope(kBuf, {}, pos, /*inverse=*/false);
+  }
+  // S <- diag(exp(g)) S + k v^T, and z <- diag(exp(g)) z + k.
+  loop(zero, keyDim, [&](Value i) {
+    Value decay = exp(load(gBuf, i));
+    Value key = load(kBuf, i);
+    loop(zero, valueDim, [&](Value j) {
+      Value old = load(ht, {at.n, at.h, i, j});
+      Value update = mul(key, load(v, {at.b, at.t, at.h, j}));
+      store(add(mul(decay, old), update), ht, {at.n, at.h, i, j});
+    });
+    if (spec.getNormalizer()) {
+      Value old = load(normHt, {at.n, at.h, i});
+      store(add(mul(decay, old), key), normHt, {at.n, at.h, i});
+    }
+  });
+  // o = scale S^T q, or S^T q / (z . q + eps) with the normalizer.
+  Value factor = scale;
+  if (spec.getNormalizer()) {
+    Value dot = sum(keyDim, [&](Value i) {
+      return mul(load(normHt, {at.n, at.h, i}), load(qBuf, i));
+    });
+    Value denominator = add(dot, real(spec.getEffectiveEps()));
+    factor = div(real(1.0), denominator);
+  }
+  loop(zero, valueDim, [&](Value j) {
+    Value dot = sum(keyDim, [&](Value i) { return mul(load(ht, {at.n, at.h, i, j}), load(qBuf, i)); });
+    store(mul(dot, factor), o, {at.b, at.t, at.h, j});
+  });
+}
+
+func::FuncOp ForwardBuilder::build() {
+  SmallVector<Type> types(4, dynamicF64(4));
+  types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
+  for (Attribute dims : spec.getInputDims())
+    types.push_back(dynamicF64(cast<StringAttr>(dims).size()));
+  for (Attribute dims : spec.getParamDims())
+    types.push_back(dynamicF64(cast<StringAttr>(dims).size()));
+  int64_t scanRank = spec.isPerChannel() ? 3 : 2;
+  auto appendStates = [&] {
+    if (spec.getNormalizer())
+      types.push_back(dynamicF64(3));
+    types.append(scans.size(), dynamicF64(scanRank));
+  };
+  appendStates();
+  types.append(2, dynamicF64(4));
+  appendStates();
+
+  auto fn = func::FuncOp::create(b, referenceFunctionName(spec.getSymName()),
+                                 b.getFunctionType(types, {}));
+  fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  Block *entry = fn.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(entry);
+
+  auto next = entry->args_begin();
+  auto take = [&] { return Value(*next++); };
+  auto takeStates = [&](Value &norm, SmallVector<Value> &scanStates) {
+    if (spec.getNormalizer())
+      norm = take();
+    for (size_t i = 0; i < scans.size(); ++i)
+      scanStates.push_back(take());
+  };
+  q = take(), k = take(), v = take(), h0 = take(), seqs = take();
+  for (size_t i = 0; i < spec.getInputNames().size(); ++i)
+    inputs.push_back(take());
+  for (size_t i = 0; i < spec.getParamNames().size(); ++i)
+    params.push_back(take());
+  takeStates(normH0, scanH0);
+  o = take(), ht = take();
+  takeStates(normHt, scanHt);
+
+  bindSizes(q, v);
+  qBuf = alloc(keyDim);
+  kBuf = alloc(keyDim);
+  gBuf = alloc(keyDim);
+
+  Value numSeqs = memref::DimOp::create(b, seqs, 0);
+  loop(index(0), numSeqs, [&](Value n) {
+    auto field = [&](int64_t i) {
+      return arith::IndexCastOp::create(b, b.getIndexType(), load(seqs, {n, index(i)})).getResult();
+    };
+    Value batch = field(0), start = field(1), end = field(2);
+    loop(index(0), numHeads, [&](Value h) {
+      ElementIndex at{n, batch, nullptr, h, nullptr};
+      initializeStates(at);
+      loop(start, end, [&](Value t) {
+        at.t = t;
+        step(at, arith::SubIOp::create(b, t, start));
+      });
+    });
+  });
+  for (Value buffer : {qBuf, kBuf, gBuf})
+    memref::DeallocOp::create(b, buffer);
+  func::ReturnOp::create(b);
+  return fn;
+}
+} // namespace
+
+func::FuncOp decay::reference::buildForwardReference(RecurrenceOp spec, ImplicitLocOpBuilder &b) {
+  return ForwardBuilder(spec, b).build();
+}
