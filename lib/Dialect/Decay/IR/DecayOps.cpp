@@ -492,3 +492,24 @@ LogicalResult AdjointOp::verifyRegions() {
       return emitOpError() << "arguments must be f32, got " << type;
   return success();
 }
+
+void AdjointOp::getAsmBlockArgumentNames(Region &region, OpAsmSetValueNameFn setNameFn) {
+  auto recurrence =
+      SymbolTable::lookupNearestSymbolFrom<RecurrenceOp>(*this, getRecurrenceAttr());
+  if (!recurrence || region.empty())
+    return;
+  SmallVector<std::string> names;
+  for (Attribute name : llvm::concat<const Attribute>(recurrence.getInputNames().getValue(),
+                                                      recurrence.getParamNames().getValue()))
+    names.push_back(cast<StringAttr>(name).str());
+  SmallVector<Operation *> scans = recurrence.getScans();
+  for (Operation *scan : scans)
+    names.push_back(scan->getAttrOfType<StringAttr>("name").str() + "_prev");
+  names.push_back("d_g");
+  if (recurrence.hasDerivedKey())
+    names.push_back("d_key");
+  for (Operation *scan : scans)
+    names.push_back("d_" + scan->getAttrOfType<StringAttr>("name").str());
+  for (auto [arg, name] : llvm::zip(region.getArguments(), names))
+    setNameFn(arg, name);
+}

@@ -77,7 +77,8 @@ def Decay_RecurrenceOp : Decay_Op<"recurrence", [
 }
 
 def Decay_AdjointOp : Decay_Op<"adjoint", [IsolatedFromAbove,
-    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames"]>]> {
   let summary = "The reverse-mode derivative of a recurrence's decay region";
   let description = [{
     Derived by `decay-derive-gradients` from `decay.recurrence @name`, and
