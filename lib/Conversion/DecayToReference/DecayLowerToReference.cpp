@@ -1,5 +1,5 @@
 // The decay-lower-to-reference pass: a recurrence becomes the naive float64 token-by-token recurrence.
-#include "ReferenceEmitter.h"
+#include "ReferenceBuilders.h"
 
 #include "decay/Conversion/Passes.h"
 
@@ -28,7 +28,7 @@ struct DecayLowerToReferencePass
     SmallVector<RecurrenceOp> specs(module.getOps<RecurrenceOp>());
     for (RecurrenceOp spec : specs) {
       ImplicitLocOpBuilder builder(spec.getLoc(), spec);
-      reference::buildForwardReference(spec, builder);
+      buildForwardReference(spec, builder);
       if (!backward)
         continue;
       AdjointOp adjoint = adjoints.lookup(spec.getSymName());
@@ -37,7 +37,7 @@ struct DecayLowerToReferencePass
                               "decay-lower-to-reference{backward=true}";
         return signalPassFailure();
       }
-      reference::buildBackwardReference(spec, adjoint, builder);
+      buildBackwardReference(spec, adjoint, builder);
     }
     for (auto &entry : adjoints)
       entry.second.erase();

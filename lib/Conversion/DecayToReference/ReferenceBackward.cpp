@@ -7,19 +7,18 @@
 //   dL/dLambda_t = q_t * dq_t - k_t * dk_t (+ final-state term at the last token),
 //   dg_t = sum_{r >= t} dL/dLambda_r,
 // then pushes dg (and the derived key's gradient) through decay.adjoint.
-#include "ReferenceEmitter.h"
+#include "ReferenceBuilders.h"
 
 #include "decay/Conversion/Passes.h"
 
 using namespace mlir;
 using namespace decay;
-using namespace decay::reference;
 
 namespace {
-class BackwardBuilder : Emitter {
+class BackwardBuilder : RecurrenceEmitter {
 public:
   BackwardBuilder(RecurrenceOp spec, AdjointOp adjoint, ImplicitLocOpBuilder &b)
-      : Emitter(spec, b), adjoint(adjoint) {}
+      : RecurrenceEmitter(spec, b, b.getF64Type()), adjoint(adjoint) {}
   func::FuncOp build();
 
 private:
@@ -279,21 +278,21 @@ func::FuncOp BackwardBuilder::build() {
   // (q, k, v, h0, seqs, inputs..., params..., [norm_h0], scan_h0...,
   //  do, dht, [dnorm_ht], dscan_ht...,
   //  dq, dk, dv, dh0, d_inputs..., d_params..., [dnorm_h0], dscan_h0...)
-  SmallVector<Type> types(4, dynamicF64(4));
+  SmallVector<Type> types(4, dynamicMemRef(4));
   types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
   SmallVector<Type> specTypes;
   for (Attribute dims : llvm::concat<const Attribute>(spec.getInputDims().getValue(),
                                                       spec.getParamDims().getValue()))
-    specTypes.push_back(dynamicF64(cast<StringAttr>(dims).size()));
+    specTypes.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
   SmallVector<Type> stateTypes;
   if (spec.getNormalizer())
-    stateTypes.push_back(dynamicF64(3));
-  stateTypes.append(scans.size(), dynamicF64(spec.isPerChannel() ? 3 : 2));
+    stateTypes.push_back(dynamicMemRef(3));
+  stateTypes.append(scans.size(), dynamicMemRef(spec.isPerChannel() ? 3 : 2));
   llvm::append_range(types, specTypes);
   llvm::append_range(types, stateTypes);
-  types.append(2, dynamicF64(4)); // do, dht
+  types.append(2, dynamicMemRef(4)); // do, dht
   llvm::append_range(types, stateTypes);
-  types.append(4, dynamicF64(4)); // dq, dk, dv, dh0
+  types.append(4, dynamicMemRef(4)); // dq, dk, dv, dh0
   llvm::append_range(types, specTypes);
   llvm::append_range(types, stateTypes);
 
@@ -376,7 +375,7 @@ func::FuncOp BackwardBuilder::build() {
 }
 } // namespace
 
-func::FuncOp decay::reference::buildBackwardReference(RecurrenceOp spec, AdjointOp adjoint,
+func::FuncOp decay::buildBackwardReference(RecurrenceOp spec, AdjointOp adjoint,
                                                       ImplicitLocOpBuilder &b) {
   return BackwardBuilder(spec, adjoint, b).build();
 }

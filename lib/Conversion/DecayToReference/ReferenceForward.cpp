@@ -1,18 +1,18 @@
 // The forward reference function: the naive float64 recurrence of MATH.md section 1, token by token.
-#include "ReferenceEmitter.h"
+#include "ReferenceBuilders.h"
 
 #include "decay/Conversion/Passes.h"
 
 using namespace mlir;
 using namespace decay;
-using namespace decay::reference;
 
 namespace {
 /// Builds `func.func @<name>_reference`. Signature: (q, k, v, h0, seqs,
 /// inputs..., params..., [norm_h0], scan_h0..., o, ht, [norm_ht], scan_ht...).
-class ForwardBuilder : Emitter {
+class ForwardBuilder : RecurrenceEmitter {
 public:
-  using Emitter::Emitter;
+  ForwardBuilder(RecurrenceOp spec, ImplicitLocOpBuilder &b)
+      : RecurrenceEmitter(spec, b, b.getF64Type()) {}
   func::FuncOp build();
 
 private:
@@ -130,20 +130,20 @@ void ForwardBuilder::step(const ElementIndex &at, Value pos) {
 }
 
 func::FuncOp ForwardBuilder::build() {
-  SmallVector<Type> types(4, dynamicF64(4));
+  SmallVector<Type> types(4, dynamicMemRef(4));
   types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
   for (Attribute dims : spec.getInputDims())
-    types.push_back(dynamicF64(cast<StringAttr>(dims).size()));
+    types.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
   for (Attribute dims : spec.getParamDims())
-    types.push_back(dynamicF64(cast<StringAttr>(dims).size()));
+    types.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
   int64_t scanRank = spec.isPerChannel() ? 3 : 2;
   auto appendStates = [&] {
     if (spec.getNormalizer())
-      types.push_back(dynamicF64(3));
-    types.append(scans.size(), dynamicF64(scanRank));
+      types.push_back(dynamicMemRef(3));
+    types.append(scans.size(), dynamicMemRef(scanRank));
   };
   appendStates();
-  types.append(2, dynamicF64(4));
+  types.append(2, dynamicMemRef(4));
   appendStates();
 
   auto fn = func::FuncOp::create(b, referenceFunctionName(spec.getSymName()),
@@ -197,6 +197,6 @@ func::FuncOp ForwardBuilder::build() {
 }
 } // namespace
 
-func::FuncOp decay::reference::buildForwardReference(RecurrenceOp spec, ImplicitLocOpBuilder &b) {
+func::FuncOp decay::buildForwardReference(RecurrenceOp spec, ImplicitLocOpBuilder &b) {
   return ForwardBuilder(spec, b).build();
 }

@@ -1,6 +1,6 @@
-// Shared pieces of the float64 reference functions: loops, math, feature maps, RoPE, region evaluation.
-#ifndef DECAY_CONVERSION_DECAYTOREFERENCE_REFERENCEEMITTER_H
-#define DECAY_CONVERSION_DECAYTOREFERENCE_REFERENCEEMITTER_H
+// Shared pieces of the IR emitted for a recurrence (reference and kernels): loops, math, feature maps, RoPE, regions.
+#ifndef DECAY_CONVERSION_RECURRENCEEMITTER_H
+#define DECAY_CONVERSION_RECURRENCEEMITTER_H
 
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
 
@@ -10,7 +10,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
-namespace decay::reference {
+namespace decay {
 
 /// Indices of the element being computed: sequence n, batch row b, token t,
 /// head h, key channel c (null when not per channel).
@@ -25,10 +25,12 @@ struct ScanValues {
 /// Evaluates scan number `scan` (op `op`) on input `x` at the current element.
 using ScanHook = llvm::function_ref<ScanValues(unsigned scan, mlir::Operation *op, mlir::Value x)>;
 
-/// Emits float64 IR for one recurrence: the helpers both reference functions use.
-class Emitter {
+/// Emits IR for one recurrence in a float type (f64 for the reference, f32
+/// for kernels): the helpers every lowering of a recurrence uses.
+class RecurrenceEmitter {
 public:
-  Emitter(RecurrenceOp spec, mlir::ImplicitLocOpBuilder &builder);
+  RecurrenceEmitter(RecurrenceOp spec, mlir::ImplicitLocOpBuilder &builder,
+                    mlir::FloatType floatType);
 
   // Constants, memory and loops.
   mlir::Value index(int64_t value);
@@ -36,7 +38,7 @@ public:
   mlir::Value toReal(mlir::Value indexValue);
   mlir::Value load(mlir::Value memref, mlir::ValueRange indices);
   void store(mlir::Value value, mlir::Value memref, mlir::ValueRange indices);
-  mlir::MemRefType dynamicF64(int64_t rank);
+  mlir::MemRefType dynamicMemRef(int64_t rank);
   mlir::Value alloc(mlir::ValueRange sizes);
   /// Emits `for i in [lb, ub)` with `body(i)` at the current insertion point.
   void loop(mlir::Value lb, mlir::Value ub, llvm::function_ref<void(mlir::Value)> body);
@@ -45,7 +47,7 @@ public:
   /// Emits the sum over i in [0, ub) of `term(i)`.
   mlir::Value sum(mlir::Value ub, llvm::function_ref<mlir::Value(mlir::Value)> term);
 
-  // Arithmetic on f64.
+  // Arithmetic in the emitter's float type.
   mlir::Value add(mlir::Value x, mlir::Value y);
   mlir::Value sub(mlir::Value x, mlir::Value y);
   mlir::Value mul(mlir::Value x, mlir::Value y);
@@ -70,26 +72,19 @@ public:
   /// Maps the first block arguments of `block` to the spec's inputs and
   /// params loaded at `at`.
   void mapSpecArguments(mlir::Block &block, mlir::IRMapping &mapping, const ElementIndex &at);
-  /// Emits `block` (a spec region or an adjoint) in f64 at `at` and returns
+  /// Emits `block` (a spec region or an adjoint) in the float type at `at`, returning
   /// what it yields; scans are evaluated by `scan`.
   llvm::SmallVector<mlir::Value> emitBlock(mlir::Block &block, mlir::IRMapping &mapping,
                                            const ElementIndex &at, ScanHook scan);
 
   RecurrenceOp spec;
   mlir::ImplicitLocOpBuilder &b;
-  mlir::FloatType f64;
+  mlir::FloatType ft; ///< the float type of the emitted arithmetic
   llvm::SmallVector<mlir::Operation *> scans;
   llvm::SmallVector<mlir::Value> inputs, params; // memrefs of the spec's tensors
   mlir::Value numHeads, keyDim, valueDim, scale;
 };
 
-/// Creates `func.func @<name>_reference`, the forward recurrence.
-mlir::func::FuncOp buildForwardReference(RecurrenceOp spec, mlir::ImplicitLocOpBuilder &b);
-/// Creates `func.func @<name>_reference_backward`; `adjoint` is the decay's
-/// derivative (null for granularity none).
-mlir::func::FuncOp buildBackwardReference(RecurrenceOp spec, AdjointOp adjoint,
-                                          mlir::ImplicitLocOpBuilder &b);
-
-} // namespace decay::reference
+} // namespace decay
 
 #endif

@@ -1,5 +1,5 @@
-// Shared pieces of the float64 reference functions: loops, math, feature maps, RoPE, region evaluation.
-#include "ReferenceEmitter.h"
+// Shared pieces of the IR emitted for a recurrence (reference and kernels): loops, math, feature maps, RoPE, regions.
+#include "decay/Conversion/RecurrenceEmitter.h"
 
 #include "llvm/Support/Error.h"
 
@@ -8,10 +8,9 @@
 
 using namespace mlir;
 using namespace decay;
-using namespace decay::reference;
 
 namespace {
-/// An f32 literal of the spec as the decimal number it prints as, in f64:
+/// An f32 literal of the spec as the decimal number it prints as, in ft:
 /// `0.02 : f32` is 0.02, not the f32 value 0.0199999995529651641845703125.
 double widenLiteral(const APFloat &value) {
   if (!value.isFinite())
@@ -32,35 +31,36 @@ double widenLiteral(const APFloat &value) {
 }
 } // namespace
 
-Emitter::Emitter(RecurrenceOp spec, ImplicitLocOpBuilder &builder)
-    : spec(spec), b(builder), f64(builder.getF64Type()), scans(spec.getScans()) {}
+RecurrenceEmitter::RecurrenceEmitter(RecurrenceOp spec, ImplicitLocOpBuilder &builder,
+                                     FloatType floatType)
+    : spec(spec), b(builder), ft(floatType), scans(spec.getScans()) {}
 
-Value Emitter::index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
-Value Emitter::real(double value) { return arith::ConstantFloatOp::create(b, f64, APFloat(value)); }
-Value Emitter::toReal(Value indexValue) {
-  return arith::SIToFPOp::create(b, f64, arith::IndexCastOp::create(b, b.getI64Type(), indexValue));
+Value RecurrenceEmitter::index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
+Value RecurrenceEmitter::real(double value) { return arith::ConstantFloatOp::create(b, ft, APFloat(value)); }
+Value RecurrenceEmitter::toReal(Value indexValue) {
+  return arith::SIToFPOp::create(b, ft, arith::IndexCastOp::create(b, b.getI64Type(), indexValue));
 }
-Value Emitter::load(Value memref, ValueRange indices) {
+Value RecurrenceEmitter::load(Value memref, ValueRange indices) {
   return memref::LoadOp::create(b, memref, indices);
 }
-void Emitter::store(Value value, Value memref, ValueRange indices) {
+void RecurrenceEmitter::store(Value value, Value memref, ValueRange indices) {
   memref::StoreOp::create(b, value, memref, indices);
 }
-MemRefType Emitter::dynamicF64(int64_t rank) {
-  return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), f64);
+MemRefType RecurrenceEmitter::dynamicMemRef(int64_t rank) {
+  return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), ft);
 }
-Value Emitter::alloc(ValueRange sizes) {
-  return memref::AllocOp::create(b, dynamicF64(sizes.size()), sizes);
+Value RecurrenceEmitter::alloc(ValueRange sizes) {
+  return memref::AllocOp::create(b, dynamicMemRef(sizes.size()), sizes);
 }
 
-void Emitter::loop(Value lb, Value ub, function_ref<void(Value)> body) {
+void RecurrenceEmitter::loop(Value lb, Value ub, function_ref<void(Value)> body) {
   auto forOp = scf::ForOp::create(b, lb, ub, index(1));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(forOp.getBody());
   body(forOp.getInductionVar());
 }
 
-void Emitter::reverseLoop(Value lb, Value ub, function_ref<void(Value)> body) {
+void RecurrenceEmitter::reverseLoop(Value lb, Value ub, function_ref<void(Value)> body) {
   Value count = arith::SubIOp::create(b, ub, lb);
   loop(index(0), count, [&](Value r) {
     Value last = arith::SubIOp::create(b, ub, index(1));
@@ -68,7 +68,7 @@ void Emitter::reverseLoop(Value lb, Value ub, function_ref<void(Value)> body) {
   });
 }
 
-Value Emitter::sum(Value ub, function_ref<Value(Value)> term) {
+Value RecurrenceEmitter::sum(Value ub, function_ref<Value(Value)> term) {
   auto forOp = scf::ForOp::create(b, index(0), ub, index(1), ValueRange{real(0.0)});
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(forOp.getBody());
@@ -77,25 +77,25 @@ Value Emitter::sum(Value ub, function_ref<Value(Value)> term) {
   return forOp.getResult(0);
 }
 
-Value Emitter::add(Value x, Value y) { return arith::AddFOp::create(b, x, y); }
-Value Emitter::sub(Value x, Value y) { return arith::SubFOp::create(b, x, y); }
-Value Emitter::mul(Value x, Value y) { return arith::MulFOp::create(b, x, y); }
-Value Emitter::div(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
-Value Emitter::exp(Value x) { return math::ExpOp::create(b, x); }
+Value RecurrenceEmitter::add(Value x, Value y) { return arith::AddFOp::create(b, x, y); }
+Value RecurrenceEmitter::sub(Value x, Value y) { return arith::SubFOp::create(b, x, y); }
+Value RecurrenceEmitter::mul(Value x, Value y) { return arith::MulFOp::create(b, x, y); }
+Value RecurrenceEmitter::div(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
+Value RecurrenceEmitter::exp(Value x) { return math::ExpOp::create(b, x); }
 
-Value Emitter::softplus(Value x) {
+Value RecurrenceEmitter::softplus(Value x) {
   // max(x, 0) + log1p(exp(-|x|))
   Value tail = math::Log1pOp::create(b, exp(arith::NegFOp::create(b, math::AbsFOp::create(b, x))));
   return add(arith::MaximumFOp::create(b, x, real(0.0)), tail);
 }
 
-Value Emitter::logSigmoid(Value x) {
+Value RecurrenceEmitter::logSigmoid(Value x) {
   // min(x, 0) - log1p(exp(-|x|))
   Value tail = math::Log1pOp::create(b, exp(arith::NegFOp::create(b, math::AbsFOp::create(b, x))));
   return sub(arith::MinimumFOp::create(b, x, real(0.0)), tail);
 }
 
-Value Emitter::logAddExp(Value x, Value y) {
+Value RecurrenceEmitter::logAddExp(Value x, Value y) {
   // max + log1p(exp(-|x - y|)); max itself when it is infinite (inf - inf is NaN).
   Value hi = arith::MaximumFOp::create(b, x, y);
   Value gap = arith::NegFOp::create(b, math::AbsFOp::create(b, sub(x, y)));
@@ -105,7 +105,7 @@ Value Emitter::logAddExp(Value x, Value y) {
   return arith::SelectOp::create(b, infinite, hi, total);
 }
 
-Value Emitter::featureMap(Value x) {
+Value RecurrenceEmitter::featureMap(Value x) {
   switch (spec.getEffectiveFeatureMap()) {
   case FeatureMap::identity:
     return x;
@@ -123,7 +123,7 @@ Value Emitter::featureMap(Value x) {
   llvm_unreachable("unknown feature map");
 }
 
-Value Emitter::featureMapDerivative(Value x) {
+Value RecurrenceEmitter::featureMapDerivative(Value x) {
   switch (spec.getEffectiveFeatureMap()) {
   case FeatureMap::identity:
     return real(1.0);
@@ -146,7 +146,7 @@ Value Emitter::featureMapDerivative(Value x) {
   llvm_unreachable("unknown feature map");
 }
 
-void Emitter::applyRope(Value buf, ValueRange prefix, Value pos, bool inverse) {
+void RecurrenceEmitter::applyRope(Value buf, ValueRange prefix, Value pos, bool inverse) {
   // Rotate-half: (x_i, x_{i+K/2}) rotated by pos * theta^(-2i/K).
   Value half = arith::DivUIOp::create(b, keyDim, index(2));
   Value logTheta = real(std::log(spec.getRopeTheta()->convertToDouble()));
@@ -169,7 +169,7 @@ void Emitter::applyRope(Value buf, ValueRange prefix, Value pos, bool inverse) {
   });
 }
 
-void Emitter::bindSizes(Value q, Value v) {
+void RecurrenceEmitter::bindSizes(Value q, Value v) {
   numHeads = memref::DimOp::create(b, q, 2);
   keyDim = memref::DimOp::create(b, q, 3);
   valueDim = memref::DimOp::create(b, v, 3);
@@ -182,20 +182,20 @@ void Emitter::bindSizes(Value q, Value v) {
   }
 }
 
-SmallVector<Value> Emitter::indicesFor(StringRef dims, const ElementIndex &at) {
+SmallVector<Value> RecurrenceEmitter::indicesFor(StringRef dims, const ElementIndex &at) {
   SmallVector<Value> indices;
   for (char dim : dims)
     indices.push_back(dim == 'B' ? at.b : dim == 'T' ? at.t : dim == 'H' ? at.h : at.c);
   return indices;
 }
 
-SmallVector<Value> Emitter::scanIndices(const ElementIndex &at) {
+SmallVector<Value> RecurrenceEmitter::scanIndices(const ElementIndex &at) {
   if (at.c)
     return {at.n, at.h, at.c};
   return {at.n, at.h};
 }
 
-void Emitter::mapSpecArguments(Block &block, IRMapping &mapping, const ElementIndex &at) {
+void RecurrenceEmitter::mapSpecArguments(Block &block, IRMapping &mapping, const ElementIndex &at) {
   unsigned numInputs = inputs.size();
   for (unsigned i = 0; i < numInputs + params.size(); ++i) {
     bool isInput = i < numInputs;
@@ -206,7 +206,7 @@ void Emitter::mapSpecArguments(Block &block, IRMapping &mapping, const ElementIn
   }
 }
 
-SmallVector<Value> Emitter::emitBlock(Block &block, IRMapping &mapping, const ElementIndex &at,
+SmallVector<Value> RecurrenceEmitter::emitBlock(Block &block, IRMapping &mapping, const ElementIndex &at,
                                       ScanHook scan) {
   SmallVector<Value> yielded;
   for (Operation &op : block) {
@@ -237,14 +237,15 @@ SmallVector<Value> Emitter::emitBlock(Block &block, IRMapping &mapping, const El
       mapping.map(op.getResult(0), lowered);
       continue;
     }
-    // arith and math ops: the same op, with f32 retyped to f64.
+    // arith and math ops: the same op, with f32 retyped to ft.
     Operation *clone = b.clone(op, mapping);
     for (OpResult result : clone->getResults())
       if (result.getType().isF32())
-        result.setType(f64);
+        result.setType(ft);
     if (auto constant = dyn_cast<arith::ConstantOp>(clone))
       if (auto value = dyn_cast<FloatAttr>(constant.getValue()))
-        constant.setValueAttr(FloatAttr::get(f64, widenLiteral(value.getValue())));
+        constant.setValueAttr(FloatAttr::get(
+            ft, ft.isF32() ? value.getValueAsDouble() : widenLiteral(value.getValue())));
   }
   return yielded;
 }
