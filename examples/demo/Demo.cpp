@@ -1,5 +1,5 @@
 // decay-demo: compiles every example spec given on the command line, runs it on random inputs, prints a table.
-#include "decay/Reference/ReferenceProgram.h"
+#include "decay/Runner/SpecProgram.h"
 
 #include "llvm/Support/Path.h"
 
@@ -32,11 +32,11 @@ std::pair<double, double> paramRange(const std::string &name) {
 
 /// Random inputs: q, k, v uniform in [0, 1); per-token gates uniform in
 /// [-2, 2); params in their paramRange.
-std::map<std::string, HostTensor> randomInputs(const decay::ReferenceProgram &program) {
+std::map<std::string, HostTensor> randomInputs(const decay::SpecProgram &program) {
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::map<std::string, HostTensor> inputs;
-  for (const decay::TensorSpec &spec : program.inputsOf(decay::ReferenceProgram::Entry::Forward)) {
+  for (const decay::TensorSpec &spec : program.inputsOf(decay::SpecProgram::Entry::Forward)) {
     if (spec.optional)
       continue;
     HostTensor tensor;
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
     std::string name = llvm::sys::path::stem(argv[i]).str();
     auto start = std::chrono::steady_clock::now();
-    auto program = decay::ReferenceProgram::compileFile(argv[i]);
+    auto program = decay::SpecProgram::compileFile(argv[i]);
     if (!program) {
       std::printf("%-14s FAILED: %s\n", name.c_str(), llvm::toString(program.takeError()).c_str());
       ++failures;
@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     auto inputs = randomInputs(**program);
     std::map<std::string, HostTensor> outputs;
     start = std::chrono::steady_clock::now();
-    if (llvm::Error error = (*program)->run(decay::ReferenceProgram::Entry::Forward, inputs, nullptr, outputs)) {
+    if (llvm::Error error = (*program)->run(decay::SpecProgram::Entry::Forward, inputs, nullptr, outputs)) {
       std::printf("%-14s FAILED: %s\n", name.c_str(), llvm::toString(std::move(error)).c_str());
       ++failures;
       continue;

@@ -1,7 +1,7 @@
 // End to end tests of the decayc binary: `decayc run` on .npy files checked against the float64 oracle, its errors, its help.
 #include "Oracle.h"
 
-#include "decay/Reference/ReferenceProgram.h"
+#include "decay/Runner/SpecProgram.h"
 #include "decay/Support/Npy.h"
 
 #include <gtest/gtest.h>
@@ -671,10 +671,10 @@ TEST(DecaycRun, BackwardWritesEveryGradientAsTheLibraryComputesIt) {
             (std::vector<std::string>{"dA_log.npy", "ddt.npy", "ddt_bias.npy", "dh0.npy",
                                       "dk.npy", "dq.npy", "dv.npy"}));
 
-  auto program = decay::ReferenceProgram::compileFile(exampleSpec("mamba2"));
+  auto program = decay::SpecProgram::compileFile(exampleSpec("mamba2"));
   ASSERT_TRUE(bool(program)) << llvm::toString(program.takeError());
   std::map<std::string, decay::HostTensor> expected;
-  llvm::Error error = (*program)->run(decay::ReferenceProgram::Entry::Backward,
+  llvm::Error error = (*program)->run(decay::SpecProgram::Entry::Backward,
                                       readAllTensors(dir / "in"), nullptr, expected);
   ASSERT_FALSE(error) << llvm::toString(std::move(error));
   std::map<std::string, decay::HostTensor> written = readAllTensors(dir / "out");

@@ -1,7 +1,7 @@
 // The reference backward of every example spec against central finite differences of the reference forward.
 #include "Oracle.h"
 
-#include "decay/Reference/ReferenceProgram.h"
+#include "decay/Runner/SpecProgram.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <random>
 
 using decay::HostTensor;
-using decay::ReferenceProgram;
-using Entry = ReferenceProgram::Entry;
+using decay::SpecProgram;
+using Entry = SpecProgram::Entry;
 using Tensors = std::map<std::string, HostTensor>;
 
 namespace {
@@ -48,7 +48,7 @@ std::vector<int64_t> shapeOf(const Shape &s, const std::string &dims) {
 
 /// Every input of `entry`, optional ones included, at random values. Gates and
 /// params are kept moderate so the decay neither vanishes nor explodes.
-Tensors randomInputs(const ReferenceProgram &program, Entry entry, const Shape &s,
+Tensors randomInputs(const SpecProgram &program, Entry entry, const Shape &s,
                      std::mt19937_64 &rng) {
   Tensors tensors;
   for (const decay::TensorSpec &spec : program.inputsOf(entry)) {
@@ -68,7 +68,7 @@ double dot(const std::vector<double> &x, const std::vector<double> &y) {
 
 /// The loss whose gradients the backward computes: every forward output
 /// dotted with its gradient input (do, dht, dnorm_ht, dscan_<name>_ht).
-double loss(const ReferenceProgram &program, const Tensors &inputs, const Tensors &seeds,
+double loss(const SpecProgram &program, const Tensors &inputs, const Tensors &seeds,
             const std::vector<int64_t> *cu) {
   Tensors outputs;
   llvm::Error error = program.run(Entry::Forward, inputs, cu, outputs);
@@ -81,7 +81,7 @@ double loss(const ReferenceProgram &program, const Tensors &inputs, const Tensor
 
 /// Checks, tensor by tensor, that the backward's gradient agrees with the
 /// central difference of the forward's loss along a random direction.
-void checkGradients(const ReferenceProgram &program, const Shape &s, uint64_t seed) {
+void checkGradients(const SpecProgram &program, const Shape &s, uint64_t seed) {
   std::mt19937_64 rng(seed);
   const std::vector<int64_t> *cu = s.cuSeqlens.empty() ? nullptr : &s.cuSeqlens;
   Tensors all = randomInputs(program, Entry::Backward, s, rng);
@@ -118,8 +118,8 @@ void checkGradients(const ReferenceProgram &program, const Shape &s, uint64_t se
   }
 }
 
-std::unique_ptr<ReferenceProgram> compile(const std::string &source, const std::string &name) {
-  auto program = ReferenceProgram::compile(source, name);
+std::unique_ptr<SpecProgram> compile(const std::string &source, const std::string &name) {
+  auto program = SpecProgram::compile(source, name);
   if (!program) {
     ADD_FAILURE() << llvm::toString(program.takeError());
     return nullptr;
@@ -130,7 +130,7 @@ std::unique_ptr<ReferenceProgram> compile(const std::string &source, const std::
 class ExampleGradients : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ExampleGradients, MatchFiniteDifferences) {
-  auto program = ReferenceProgram::compileFile(std::string(DECAY_EXAMPLES_DIR) + "/" +
+  auto program = SpecProgram::compileFile(std::string(DECAY_EXAMPLES_DIR) + "/" +
                                                GetParam() + ".mlir");
   ASSERT_TRUE(bool(program)) << llvm::toString(program.takeError());
   uint64_t seed = 11;

@@ -1,7 +1,7 @@
 // The compiled float64 reference path of every example spec against the independent hand-written oracle.
 #include "Oracle.h"
 
-#include "decay/Reference/ReferenceProgram.h"
+#include "decay/Runner/SpecProgram.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <random>
 
 using decay::HostTensor;
-using decay::ReferenceProgram;
+using decay::SpecProgram;
 
 namespace {
 
@@ -56,7 +56,7 @@ struct Inputs {
   std::map<std::string, HostTensor> tensors;
 };
 
-Inputs makeInputs(const ReferenceProgram &program, const Case &c, uint64_t seed) {
+Inputs makeInputs(const SpecProgram &program, const Case &c, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -81,7 +81,7 @@ Inputs makeInputs(const ReferenceProgram &program, const Case &c, uint64_t seed)
   in.problem.B = c.B, in.problem.T = c.T, in.problem.H = c.H, in.problem.K = c.K,
   in.problem.V = c.V;
   in.problem.cuSeqlens = c.cuSeqlens;
-  for (const decay::TensorSpec &spec : program.inputsOf(ReferenceProgram::Entry::Forward)) {
+  for (const decay::TensorSpec &spec : program.inputsOf(SpecProgram::Entry::Forward)) {
     bool isGate = spec.name != "q" && spec.name != "k" && spec.name != "v";
     if (spec.optional && !c.withH0)
       continue;
@@ -106,10 +106,10 @@ Inputs makeInputs(const ReferenceProgram &program, const Case &c, uint64_t seed)
   return in;
 }
 
-void compareWithOracle(const ReferenceProgram &program, const std::string &variant,
+void compareWithOracle(const SpecProgram &program, const std::string &variant,
                        Inputs in, const Case &c) {
   std::map<std::string, HostTensor> outputs;
-  llvm::Error error = program.run(ReferenceProgram::Entry::Forward, in.tensors, c.cuSeqlens.empty() ? nullptr : &c.cuSeqlens,
+  llvm::Error error = program.run(SpecProgram::Entry::Forward, in.tensors, c.cuSeqlens.empty() ? nullptr : &c.cuSeqlens,
                                          outputs);
   ASSERT_FALSE(error) << llvm::toString(std::move(error));
   decay::oracle::Result expected = decay::oracle::run(variant, in.problem);
@@ -122,8 +122,8 @@ void compareWithOracle(const ReferenceProgram &program, const std::string &varia
   EXPECT_EQ(outputs.size(), 2 + expected.states.size());
 }
 
-std::unique_ptr<ReferenceProgram> compileExample(const std::string &variant) {
-  auto program = ReferenceProgram::compileFile(std::string(DECAY_EXAMPLES_DIR) + "/" +
+std::unique_ptr<SpecProgram> compileExample(const std::string &variant) {
+  auto program = SpecProgram::compileFile(std::string(DECAY_EXAMPLES_DIR) + "/" +
                                                variant + ".mlir");
   if (!program) {
     ADD_FAILURE() << llvm::toString(program.takeError());
@@ -195,7 +195,7 @@ decay.recurrence @h vector inputs(%f : [B, T, H, K]) attributes {feature_map = "
 TEST(ReferenceOptions, FeatureMapsRopeNormalizerAndScaleMatchOracle) {
   for (const OptionCase &option : kOptionCases) {
     SCOPED_TRACE(option.label);
-    auto program = ReferenceProgram::compile(option.source, option.label);
+    auto program = SpecProgram::compile(option.source, option.label);
     ASSERT_TRUE(bool(program)) << llvm::toString(program.takeError());
     uint64_t seed = 100;
     for (const Case &c : kCases) {
@@ -221,7 +221,7 @@ TEST(ReferenceErrors, ShapesAndSequencesAreCheckedBeforeRunning) {
   auto expectError = [&](std::map<std::string, HostTensor> tensors,
                          const std::vector<int64_t> *cu, const std::string &needle) {
     std::map<std::string, HostTensor> outputs;
-    llvm::Error error = program->run(ReferenceProgram::Entry::Forward, tensors, cu, outputs);
+    llvm::Error error = program->run(SpecProgram::Entry::Forward, tensors, cu, outputs);
     ASSERT_TRUE(bool(error)) << "expected an error containing: " << needle;
     std::string message = llvm::toString(std::move(error));
     EXPECT_NE(message.find(needle), std::string::npos) << message;
@@ -247,15 +247,15 @@ TEST(ReferenceErrors, ShapesAndSequencesAreCheckedBeforeRunning) {
 }
 
 TEST(ReferenceErrors, MalformedSpecIsRejected) {
-  auto program = ReferenceProgram::compile("decay.recurrence @x scalar {\n}\n", "bad.mlir");
+  auto program = SpecProgram::compile("decay.recurrence @x scalar {\n}\n", "bad.mlir");
   ASSERT_FALSE(bool(program));
   EXPECT_NE(llvm::toString(program.takeError()).find("bad.mlir"), std::string::npos);
-  auto two = ReferenceProgram::compile(
+  auto two = SpecProgram::compile(
       "decay.recurrence @a none\ndecay.recurrence @b none\n", "two.mlir");
   ASSERT_FALSE(bool(two));
   EXPECT_NE(llvm::toString(two.takeError()).find("--recurrence"), std::string::npos);
-  auto chosen = ReferenceProgram::compile(
-      "decay.recurrence @a none\ndecay.recurrence @b none\n", "two.mlir", "b");
+  auto chosen = SpecProgram::compile(
+      "decay.recurrence @a none\ndecay.recurrence @b none\n", "two.mlir", {"b"});
   ASSERT_TRUE(bool(chosen)) << llvm::toString(chosen.takeError());
   EXPECT_EQ((*chosen)->spec().name, "b");
 }

@@ -1,7 +1,7 @@
 // `decayc run`: read a spec's tensors from .npy files, run the recurrence, write the outputs atomically.
 #include "Commands.h"
 
-#include "decay/Reference/ReferenceProgram.h"
+#include "decay/Runner/SpecProgram.h"
 #include "decay/Support/Npy.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -179,8 +179,8 @@ int decayc::runCommand(int argc, char **argv) {
   if (entryName != "forward" && entryName != "backward")
     return fail("--entry " + entryName + " is not available: the reference path has the "
                                          "entries forward and backward");
-  auto entry = entryName == "forward" ? decay::ReferenceProgram::Entry::Forward
-                                      : decay::ReferenceProgram::Entry::Backward;
+  auto entry = entryName == "forward" ? decay::SpecProgram::Entry::Forward
+                                      : decay::SpecProgram::Entry::Backward;
   if (!args.has("reference"))
     return fail("only the float64 reference path exists so far: pass --reference");
   auto inputDir = args.get("inputs"), outputDir = args.get("outputs");
@@ -189,8 +189,9 @@ int decayc::runCommand(int argc, char **argv) {
   if (!llvm::sys::fs::is_directory(*inputDir))
     return fail("--inputs '" + *inputDir + "' is not a folder");
 
-  auto program = decay::ReferenceProgram::compileFile(args.positionals[0],
-                                                      args.get("recurrence").value_or(""));
+  decay::CompileOptions options;
+  options.recurrence = args.get("recurrence").value_or("");
+  auto program = decay::SpecProgram::compileFile(args.positionals[0], options);
   if (!program)
     return fail(llvm::toString(program.takeError()));
 

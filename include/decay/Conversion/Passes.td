@@ -33,4 +33,26 @@ def DecayLowerToReferencePass : Pass<"decay-lower-to-reference", "mlir::ModuleOp
                            "::mlir::math::MathDialect"];
 }
 
+def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
+  let summary = "Expand each decay.recurrence into its chunked f32 kernels";
+  let description = [{
+    Creates `func.func @name_forward` (and with `backward=true`
+    `@name_backward`, which needs the `decay.adjoint` of decay-derive-gradients):
+    the chunkwise-parallel algorithm of MATH.md sections 2 and 3 in f32 with
+    f32 state, an `scf.parallel` over (sequence, head) and a sequential loop
+    over chunks of `chunk-size` tokens (0: the spec's chunk_size hint, else 64).
+    The signatures are those of decay-lower-to-reference, with f32 memrefs.
+    The spec and adjoint ops are removed.
+  }];
+  let options = [
+    Option<"chunkSize", "chunk-size", "int64_t", /*default=*/"0",
+           "Tokens per chunk (0: the spec's chunk_size, else 64)">,
+    Option<"backward", "backward", "bool", /*default=*/"false",
+           "Also create the backward kernel">
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
 #endif // DECAY_CONVERSION_PASSES_TD

@@ -36,7 +36,9 @@ RecurrenceEmitter::RecurrenceEmitter(RecurrenceOp spec, ImplicitLocOpBuilder &bu
     : spec(spec), b(builder), ft(floatType), scans(spec.getScans()) {}
 
 Value RecurrenceEmitter::index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
-Value RecurrenceEmitter::real(double value) { return arith::ConstantFloatOp::create(b, ft, APFloat(value)); }
+Value RecurrenceEmitter::real(double value) {
+  return arith::ConstantOp::create(b, FloatAttr::get(ft, value));
+}
 Value RecurrenceEmitter::toReal(Value indexValue) {
   return arith::SIToFPOp::create(b, ft, arith::IndexCastOp::create(b, b.getI64Type(), indexValue));
 }

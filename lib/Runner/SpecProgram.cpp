@@ -1,5 +1,5 @@
-// The float64 reference path as a library: parse a spec, lower it, JIT it, run it on host tensors.
-#include "decay/Reference/ReferenceProgram.h"
+// A spec compiled on the fly (JIT) for this CPU: the float64 reference path or the chunked f32 kernels.
+#include "decay/Runner/SpecProgram.h"
 
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
@@ -34,6 +34,9 @@ std::string decay::formatShape(const std::vector<int64_t> &shape) {
 }
 
 namespace {
+/// Whether decay-expand-kernels builds the backward kernel yet.
+constexpr bool kChunkedBackwardReady = false;
+
 llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
@@ -95,28 +98,30 @@ private:
 };
 } // namespace
 
-struct ReferenceProgram::Impl {
+struct SpecProgram::Impl {
   MLIRContext context;
   std::unique_ptr<ExecutionEngine> engine;
   std::string forwardName, backwardName;
+  bool singlePrecision = false; ///< the kernels take f32 tensors
 };
 
-ReferenceProgram::ReferenceProgram(std::unique_ptr<Impl> impl, SpecSummary summary)
+SpecProgram::SpecProgram(std::unique_ptr<Impl> impl, SpecSummary summary)
     : impl(std::move(impl)), summary(std::move(summary)) {}
-ReferenceProgram::~ReferenceProgram() = default;
+SpecProgram::~SpecProgram() = default;
 
-llvm::Expected<std::unique_ptr<ReferenceProgram>>
-ReferenceProgram::compileFile(llvm::StringRef path, llvm::StringRef recurrence) {
+llvm::Expected<std::unique_ptr<SpecProgram>>
+SpecProgram::compileFile(llvm::StringRef path, const CompileOptions &options) {
   std::string error;
   std::unique_ptr<llvm::MemoryBuffer> file = openInputFile(path, &error);
   if (!file)
     return makeError("cannot read spec '" + path + "': " + error);
-  return compile(file->getBuffer(), path, recurrence);
+  return compile(file->getBuffer(), path, options);
 }
 
-llvm::Expected<std::unique_ptr<ReferenceProgram>>
-ReferenceProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
-                          llvm::StringRef recurrence) {
+llvm::Expected<std::unique_ptr<SpecProgram>>
+SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
+                     const CompileOptions &options) {
+  llvm::StringRef recurrence = options.recurrence;
   auto impl = std::make_unique<Impl>();
   DialectRegistry registry;
   registerDecayDialects(registry);
@@ -155,12 +160,20 @@ ReferenceProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
     if (spec != chosen)
       spec.erase();
   SpecSummary summary = summarize(chosen);
-  impl->forwardName = "_mlir_ciface_" + referenceFunctionName(summary.name);
-  impl->backwardName = impl->forwardName + "_backward";
+  bool reference = options.target == Target::Reference;
+  impl->singlePrecision = !reference;
+  impl->forwardName = "_mlir_ciface_" + (reference ? referenceFunctionName(summary.name)
+                                                   : summary.name + "_forward");
+  impl->backwardName = reference ? impl->forwardName + "_backward"
+                                 : "_mlir_ciface_" + summary.name + "_backward";
 
   PassManager pm(&impl->context);
   pm.addPass(createDecayDeriveGradientsPass());
-  pm.addPass(createDecayLowerToReferencePass(DecayLowerToReferencePassOptions{/*backward=*/true}));
+  if (reference)
+    pm.addPass(createDecayLowerToReferencePass(DecayLowerToReferencePassOptions{/*backward=*/true}));
+  else
+    pm.addPass(createDecayExpandKernelsPass(
+        DecayExpandKernelsPassOptions{options.chunkSize, /*backward=*/kChunkedBackwardReady}));
   buildReferenceToLLVMPipeline(pm);
   if (failed(pm.run(*module)))
     return makeError("lowering '" + bufferName + "' to the reference path failed");
@@ -168,26 +181,26 @@ ReferenceProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   auto optimizer = makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0, nullptr);
-  ExecutionEngineOptions options;
-  options.transformer = optimizer;
-  auto engine = ExecutionEngine::create(*module, options);
+  ExecutionEngineOptions engineOptions;
+  engineOptions.transformer = optimizer;
+  auto engine = ExecutionEngine::create(*module, engineOptions);
   if (!engine)
     return engine.takeError();
   impl->engine = std::move(*engine);
-  return std::unique_ptr<ReferenceProgram>(
-      new ReferenceProgram(std::move(impl), std::move(summary)));
+  return std::unique_ptr<SpecProgram>(
+      new SpecProgram(std::move(impl), std::move(summary)));
 }
 
 /// One argument of a reference function: a tensor it reads or writes, or the
 /// sequence table. `placeholder` marks k and dk of a spec that derives its
 /// key: the function neither reads nor writes them.
-struct ReferenceProgram::Slot {
+struct SpecProgram::Slot {
   enum Kind { Input, Output, Sequences } kind;
   TensorSpec tensor;
   bool placeholder = false;
 };
 
-std::vector<ReferenceProgram::Slot> ReferenceProgram::signature(Entry entry) const {
+std::vector<SpecProgram::Slot> SpecProgram::signature(Entry entry) const {
   std::vector<Slot> slots;
   auto in = [&](std::string name, std::string dims, bool optional = false) {
     slots.push_back({Slot::Input, {std::move(name), std::move(dims), optional}});
@@ -236,7 +249,7 @@ std::vector<ReferenceProgram::Slot> ReferenceProgram::signature(Entry entry) con
   return slots;
 }
 
-std::vector<TensorSpec> ReferenceProgram::inputsOf(Entry entry) const {
+std::vector<TensorSpec> SpecProgram::inputsOf(Entry entry) const {
   std::vector<TensorSpec> specs;
   for (const Slot &slot : signature(entry))
     if (slot.kind == Slot::Input && !slot.placeholder)
@@ -244,7 +257,7 @@ std::vector<TensorSpec> ReferenceProgram::inputsOf(Entry entry) const {
   return specs;
 }
 
-std::vector<TensorSpec> ReferenceProgram::outputsOf(Entry entry) const {
+std::vector<TensorSpec> SpecProgram::outputsOf(Entry entry) const {
   std::vector<TensorSpec> specs;
   for (const Slot &slot : signature(entry))
     if (slot.kind == Slot::Output && !slot.placeholder)
@@ -325,7 +338,7 @@ llvm::Expected<Sizes> resolveSizes(const SpecSummary &summary,
 }
 } // namespace
 
-llvm::Error ReferenceProgram::run(Entry entry, const std::map<std::string, HostTensor> &inputs,
+llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor> &inputs,
                                   const std::vector<int64_t> *cuSeqlens,
                                   std::map<std::string, HostTensor> &outputs) const {
   auto sizes = resolveSizes(summary, inputs, cuSeqlens);
@@ -365,8 +378,12 @@ llvm::Error ReferenceProgram::run(Entry entry, const std::map<std::string, HostT
                              packed ? (*cuSeqlens)[n + 1] : sizes->T});
   }
 
+  if (entry == Entry::Backward && impl->singlePrecision && !kChunkedBackwardReady)
+    return makeError("the chunked backward kernel is not built yet");
   std::vector<Descriptor> descriptors;
-  for (const Slot &slot : slots) {
+  std::vector<std::vector<float>> singles(slots.size()); // f32 copies for the kernels
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const Slot &slot = slots[i];
     if (slot.kind == Slot::Sequences) {
       descriptors.emplace_back(seqs.data(), std::vector<int64_t>{sizes->N, 3});
       continue;
@@ -374,7 +391,12 @@ llvm::Error ReferenceProgram::run(Entry entry, const std::map<std::string, HostT
     auto given = inputs.find(slot.tensor.name);
     const HostTensor &tensor = local.count(slot.tensor.name) ? local.at(slot.tensor.name)
                                                              : given->second;
-    descriptors.emplace_back(const_cast<double *>(tensor.data.data()), tensor.shape);
+    if (!impl->singlePrecision) {
+      descriptors.emplace_back(const_cast<double *>(tensor.data.data()), tensor.shape);
+      continue;
+    }
+    singles[i].assign(tensor.data.begin(), tensor.data.end());
+    descriptors.emplace_back(singles[i].data(), tensor.shape);
   }
   std::vector<void *> pointers;
   for (Descriptor &descriptor : descriptors)
@@ -385,8 +407,14 @@ llvm::Error ReferenceProgram::run(Entry entry, const std::map<std::string, HostT
   const std::string &name = entry == Entry::Forward ? impl->forwardName : impl->backwardName;
   if (auto error = impl->engine->invokePacked(name, packed))
     return error;
-  for (const Slot &slot : slots)
-    if (slot.kind == Slot::Output && !slot.placeholder)
-      outputs[slot.tensor.name] = std::move(local.at(slot.tensor.name));
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const Slot &slot = slots[i];
+    if (slot.kind != Slot::Output || slot.placeholder)
+      continue;
+    HostTensor &result = local.at(slot.tensor.name);
+    if (impl->singlePrecision)
+      result.data.assign(singles[i].begin(), singles[i].end());
+    outputs[slot.tensor.name] = std::move(result);
+  }
   return llvm::Error::success();
 }

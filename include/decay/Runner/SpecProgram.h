@@ -1,6 +1,6 @@
-// The float64 reference path as a library: parse a spec, lower it, JIT it, run it on host tensors.
-#ifndef DECAY_REFERENCE_REFERENCEPROGRAM_H
-#define DECAY_REFERENCE_REFERENCEPROGRAM_H
+// A spec compiled on the fly (JIT) for this CPU: the float64 reference path or the chunked f32 kernels.
+#ifndef DECAY_RUNNER_SPECPROGRAM_H
+#define DECAY_RUNNER_SPECPROGRAM_H
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -41,21 +41,33 @@ struct SpecSummary {
   std::vector<std::pair<std::string, double>> scans;               // name, init
 };
 
-/// One recurrence lowered to the float64 token-by-token recurrence and
-/// compiled for this CPU.
-class ReferenceProgram {
+/// What a spec is compiled to.
+enum class Target {
+  Reference,  ///< the float64 token-by-token recurrence (the oracle)
+  CpuKernels, ///< the chunked f32 kernels (decay-expand-kernels)
+};
+
+/// How to compile a spec.
+struct CompileOptions {
+  std::string recurrence; ///< which decay.recurrence (empty: the file's only one)
+  Target target = Target::Reference;
+  int64_t chunkSize = 0;  ///< CpuKernels: tokens per chunk (0: the spec's hint, else 64)
+};
+
+/// One recurrence lowered for a target and compiled for this CPU.
+class SpecProgram {
 public:
-  ~ReferenceProgram();
+  ~SpecProgram();
 
   /// Parses `source` (a spec in the decay dialect; `bufferName` names it in
   /// diagnostics, which go to stderr with their locations), verifies it and
-  /// compiles the recurrence `recurrence` (empty: the file's only one).
-  static llvm::Expected<std::unique_ptr<ReferenceProgram>>
+  /// compiles it as `options` say.
+  static llvm::Expected<std::unique_ptr<SpecProgram>>
   compile(llvm::StringRef source, llvm::StringRef bufferName,
-          llvm::StringRef recurrence = "");
+          const CompileOptions &options = {});
   /// The same, reading the spec from `path`.
-  static llvm::Expected<std::unique_ptr<ReferenceProgram>>
-  compileFile(llvm::StringRef path, llvm::StringRef recurrence = "");
+  static llvm::Expected<std::unique_ptr<SpecProgram>>
+  compileFile(llvm::StringRef path, const CompileOptions &options = {});
 
   const SpecSummary &spec() const { return summary; }
 
@@ -72,6 +84,7 @@ public:
   std::vector<TensorSpec> outputsOf(Entry entry) const;
 
   /// Runs an entry. `cuSeqlens`, when given, packs sequences into batch row 0.
+  /// Tensors are float64 on both sides; the CpuKernels target computes in f32.
   /// Checks every shape first and returns an error naming the tensor and the
   /// expected shape; on error `outputs` is untouched. Absent optional tensors
   /// are zeros (scan states: the scan's init value).
@@ -84,7 +97,7 @@ private:
   /// The arguments of an entry's function, in order.
   std::vector<Slot> signature(Entry entry) const;
   struct Impl;
-  ReferenceProgram(std::unique_ptr<Impl> impl, SpecSummary summary);
+  SpecProgram(std::unique_ptr<Impl> impl, SpecSummary summary);
   std::unique_ptr<Impl> impl;
   SpecSummary summary;
 };

@@ -1,0 +1,45 @@
+// The decay-expand-kernels pass: a recurrence becomes its chunked f32 forward (and backward) kernels.
+#include "KernelBuilders.h"
+
+#include "decay/Conversion/Passes.h"
+
+namespace decay {
+#define GEN_PASS_DEF_DECAYEXPANDKERNELSPASS
+#include "decay/Conversion/Passes.h.inc"
+} // namespace decay
+
+using namespace mlir;
+using namespace decay;
+
+namespace {
+struct DecayExpandKernelsPass
+    : public decay::impl::DecayExpandKernelsPassBase<DecayExpandKernelsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    llvm::StringMap<AdjointOp> adjoints;
+    for (AdjointOp adjoint : module.getOps<AdjointOp>())
+      adjoints[adjoint.getRecurrence()] = adjoint;
+    SmallVector<RecurrenceOp> specs(module.getOps<RecurrenceOp>());
+    for (RecurrenceOp spec : specs) {
+      int64_t size = chunkSize > 0 ? chunkSize : spec.getChunkSize().value_or(64);
+      ImplicitLocOpBuilder builder(spec.getLoc(), spec);
+      buildChunkedForward(spec, size, builder);
+      if (!backward)
+        continue;
+      AdjointOp adjoint = adjoints.lookup(spec.getSymName());
+      if (!adjoint && spec.getGranularity() != Granularity::none) {
+        spec.emitOpError() << "has no decay.adjoint: run decay-derive-gradients before "
+                              "decay-expand-kernels{backward=true}";
+        return signalPassFailure();
+      }
+      buildChunkedBackward(spec, adjoint, size, builder);
+    }
+    for (auto &entry : adjoints)
+      entry.second.erase();
+    for (RecurrenceOp spec : specs)
+      spec.erase();
+  }
+};
+} // namespace

@@ -1,0 +1,18 @@
+// Builders of the chunked kernels of a recurrence (MATH.md sections 2 and 3), in f32 on memrefs.
+#ifndef DECAY_CONVERSION_DECAYTOKERNELS_KERNELBUILDERS_H
+#define DECAY_CONVERSION_DECAYTOKERNELS_KERNELBUILDERS_H
+
+#include "decay/Conversion/RecurrenceEmitter.h"
+
+namespace decay {
+/// Creates `func.func @<name>_forward`, the chunked forward kernel, with the
+/// reference forward's signature in f32.
+mlir::func::FuncOp buildChunkedForward(RecurrenceOp spec, int64_t chunkSize,
+                                       mlir::ImplicitLocOpBuilder &b);
+/// Creates `func.func @<name>_backward`, the chunked backward kernel, with the
+/// reference backward's signature in f32.
+mlir::func::FuncOp buildChunkedBackward(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
+                                        mlir::ImplicitLocOpBuilder &b);
+} // namespace decay
+
+#endif
