@@ -170,6 +170,12 @@ decay.recurrence @c vector inputs(%x : [B, T]) params(%w : [K]) {
   %g = decay.logsigmoid %v : f32
   decay.yield %g : f32
 })"},
+    {"scalar_decay_with_scan", R"(
+decay.recurrence @e scalar inputs(%x : [B, T, H]) {
+  %prev, %c = decay.cumsum "c" %x init 0.25 : f32
+  %g = decay.logsigmoid %c : f32
+  decay.yield %g : f32
+})"},
     {"many_rules_exp_rope_derived", R"(
 decay.recurrence @d vector inputs(%f : [B, T, H, K]) params(%p : [H, K]) attributes {feature_map = "exp", rope_theta = 20.0} {
   %one = arith.constant 1.0 : f32

@@ -25,6 +25,18 @@ struct ScanValues {
 /// Evaluates scan number `scan` (op `op`) on input `x` at the current element.
 using ScanHook = llvm::function_ref<ScanValues(unsigned scan, mlir::Operation *op, mlir::Value x)>;
 
+/// Where a backward writes its gradients, and the per-sequence state of its
+/// reverse sweep that the token-level tail reads and updates.
+struct BackwardSinks {
+  AdjointOp adjoint;                           ///< null for granularity none
+  mlir::Value q, k, dq, dk;                    ///< raw inputs and their gradients [B,T,H,K]
+  llvm::SmallVector<mlir::Value> dInputs, dParams;
+  llvm::SmallVector<mlir::Value> scanPrev;     ///< [rows, K]: each token's carried-in scan values
+  llvm::SmallVector<mlir::Value> scanCarry;    ///< [K]: scan gradients flowing to earlier tokens
+  mlir::Value dKeyBuf;                         ///< [K] scratch
+  mlir::Value lambdaSum;                       ///< [K]: sum of dLambda over later tokens = dg
+};
+
 /// Emits IR for one recurrence in a float type (f64 for the reference, f32
 /// for kernels): the helpers every lowering of a recurrence uses.
 class RecurrenceEmitter {
@@ -77,12 +89,27 @@ public:
   llvm::SmallVector<mlir::Value> emitBlock(mlir::Block &block, mlir::IRMapping &mapping,
                                            const ElementIndex &at, ScanHook scan);
 
+  /// Finishes token `at.t` of a reverse sweep, once `sinks.lambdaSum` holds
+  /// its dg: from the gradients of the rotated, feature-mapped query and key
+  /// (`dqBuf[dqPrefix..., :]`, `dkBuf[dkPrefix..., :]`, overwritten) writes dq
+  /// and dk (or the derived key's gradient) and accumulates the gradients of
+  /// the parameterization through the adjoint. `scanRow` indexes the token's
+  /// row of `sinks.scanPrev`; `pos` is its position in its sequence.
+  void finishTokenBackward(const BackwardSinks &sinks, const ElementIndex &at, mlir::Value pos,
+                           mlir::Value scanRow, mlir::Value dqBuf, mlir::ValueRange dqPrefix,
+                           mlir::Value dkBuf, mlir::ValueRange dkPrefix);
+
   RecurrenceOp spec;
   mlir::ImplicitLocOpBuilder &b;
   mlir::FloatType ft; ///< the float type of the emitted arithmetic
   llvm::SmallVector<mlir::Operation *> scans;
   llvm::SmallVector<mlir::Value> inputs, params; // memrefs of the spec's tensors
   mlir::Value numHeads, keyDim, valueDim, scale;
+
+private:
+  /// Evaluates the adjoint at `element` and accumulates its gradients.
+  void accumulateAdjoint(const BackwardSinks &sinks, const ElementIndex &element,
+                         mlir::Value scanRow, mlir::Value dg, mlir::Value dKey);
 };
 
 } // namespace decay

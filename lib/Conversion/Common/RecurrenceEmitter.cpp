@@ -251,3 +251,77 @@ SmallVector<Value> RecurrenceEmitter::emitBlock(Block &block, IRMapping &mapping
   }
   return yielded;
 }
+
+void RecurrenceEmitter::accumulateAdjoint(const BackwardSinks &sinks, const ElementIndex &element,
+                                          Value scanRow, Value dg, Value dKey) {
+  AdjointOp adjoint = sinks.adjoint;
+  Block &block = adjoint.getBody().front();
+  IRMapping mapping;
+  mapSpecArguments(block, mapping, element);
+  unsigned next = inputs.size() + params.size();
+  Value c = element.c ? element.c : index(0);
+  for (Value prev : sinks.scanPrev)
+    mapping.map(block.getArgument(next++), load(prev, {scanRow, c}));
+  mapping.map(block.getArgument(next++), dg);
+  if (spec.hasDerivedKey())
+    mapping.map(block.getArgument(next++), dKey);
+  for (Value carry : sinks.scanCarry)
+    mapping.map(block.getArgument(next++), load(carry, c));
+  SmallVector<Value> gradients = emitBlock(block, mapping, element, [](unsigned, Operation *, Value) {
+    llvm_unreachable("an adjoint has no scans");
+    return ScanValues{};
+  });
+  unsigned numInputs = inputs.size();
+  for (unsigned i = 0; i < numInputs + params.size(); ++i) {
+    bool isInput = i < numInputs;
+    Value target = isInput ? sinks.dInputs[i] : sinks.dParams[i - numInputs];
+    auto dims = cast<StringAttr>(isInput ? spec.getInputDims()[i] : spec.getParamDims()[i - numInputs]);
+    SmallVector<Value> where = indicesFor(dims.getValue(), element);
+    store(add(load(target, where), gradients[i]), target, where);
+  }
+  for (auto [i, carry] : llvm::enumerate(sinks.scanCarry))
+    store(gradients[numInputs + params.size() + i], carry, c);
+}
+
+void RecurrenceEmitter::finishTokenBackward(const BackwardSinks &sinks, const ElementIndex &at,
+                                            Value pos, Value scanRow, Value dqBuf,
+                                            ValueRange dqPrefix, Value dkBuf, ValueRange dkPrefix) {
+  Value zero = index(0);
+  bool derivedKey = spec.hasDerivedKey();
+  auto row = [](ValueRange prefix, Value c) {
+    SmallVector<Value> indices(prefix);
+    indices.push_back(c);
+    return indices;
+  };
+  // Back through RoPE and the feature maps to dq, dk (or the derived key).
+  if (spec.getRopeTheta()) {
+    applyRope(dqBuf, dqPrefix, pos, /*inverse=*/true);
+    applyRope(dkBuf, dkPrefix, pos, /*inverse=*/true);
+  }
+  loop(zero, keyDim, [&](Value c) {
+    Value qRaw = load(sinks.q, {at.b, at.t, at.h, c});
+    store(mul(load(dqBuf, row(dqPrefix, c)), featureMapDerivative(qRaw)), sinks.dq,
+          {at.b, at.t, at.h, c});
+    if (derivedKey) {
+      store(load(dkBuf, row(dkPrefix, c)), sinks.dKeyBuf, c);
+    } else {
+      Value kRaw = load(sinks.k, {at.b, at.t, at.h, c});
+      store(mul(load(dkBuf, row(dkPrefix, c)), featureMapDerivative(kRaw)), sinks.dk,
+            {at.b, at.t, at.h, c});
+    }
+  });
+  // Through the decay's parameterization.
+  if (spec.getGranularity() == Granularity::none)
+    return;
+  if (spec.isPerChannel()) {
+    loop(zero, keyDim, [&](Value c) {
+      ElementIndex element = at;
+      element.c = c;
+      accumulateAdjoint(sinks, element, scanRow, load(sinks.lambdaSum, c),
+                        derivedKey ? load(sinks.dKeyBuf, c) : Value());
+    });
+    return;
+  }
+  Value dg = sum(keyDim, [&](Value c) { return load(sinks.lambdaSum, c); });
+  accumulateAdjoint(sinks, at, scanRow, dg, Value());
+}

@@ -35,13 +35,11 @@ private:
   void reverseSweep(const ElementIndex &at, Value start, Value end, const Scratch &scratch);
   /// Evaluates the region at `element`, storing the scans' carried values in row `row`.
   SmallVector<Value> evaluateRegion(const ElementIndex &element, Value row, const Scratch &scratch);
-  /// Evaluates decay.adjoint at `element` and accumulates its gradients.
-  void accumulateAdjoint(const ElementIndex &element, Value row, Value dg, Value dKey,
-                         const Scratch &scratch);
   /// Index of the scan-state row for a channel (0 for a scalar decay).
   Value channelOrZero(const ElementIndex &at) { return at.c ? at.c : index(0); }
 
   AdjointOp adjoint;
+  BackwardSinks sinks;
   Value q, k, v, h0, seqs, normH0, dout, dht, dNormHt, dq, dk, dv, dh0, dNormH0;
   SmallVector<Value> scanH0, dScanHt, dInputs, dParams, dScanH0;
   Value sBuf, zBuf, dsBuf, dzBuf, lambdaSum, dkBuf, dKeyBuf, numBuf;
@@ -147,41 +145,10 @@ void BackwardBuilder::forwardSweep(const ElementIndex &at, Value start, Value en
   });
 }
 
-void BackwardBuilder::accumulateAdjoint(const ElementIndex &element, Value row, Value dg,
-                                        Value dKey, const Scratch &scratch) {
-  Block &block = adjoint.getBody().front();
-  IRMapping mapping;
-  mapSpecArguments(block, mapping, element);
-  unsigned next = inputs.size() + params.size();
-  Value c = channelOrZero(element);
-  for (Value prev : scratch.scanPrev)
-    mapping.map(block.getArgument(next++), load(prev, {row, c}));
-  mapping.map(block.getArgument(next++), dg);
-  if (spec.hasDerivedKey())
-    mapping.map(block.getArgument(next++), dKey);
-  for (Value carry : scanCarry)
-    mapping.map(block.getArgument(next++), load(carry, c));
-  SmallVector<Value> gradients = emitBlock(block, mapping, element, [](unsigned, Operation *, Value) {
-    llvm_unreachable("an adjoint has no scans");
-    return ScanValues{};
-  });
-  unsigned numInputs = inputs.size();
-  for (unsigned i = 0; i < numInputs + params.size(); ++i) {
-    bool isInput = i < numInputs;
-    Value target = isInput ? dInputs[i] : dParams[i - numInputs];
-    auto dims = cast<StringAttr>(isInput ? spec.getInputDims()[i] : spec.getParamDims()[i - numInputs]);
-    SmallVector<Value> where = indicesFor(dims.getValue(), element);
-    store(add(load(target, where), gradients[i]), target, where);
-  }
-  for (auto [i, carry] : llvm::enumerate(scanCarry))
-    store(gradients[numInputs + params.size() + i], carry, c);
-}
-
 void BackwardBuilder::reverseSweep(const ElementIndex &at, Value start, Value end,
                                    const Scratch &scratch) {
   Value zero = index(0);
   bool normalizer = spec.getNormalizer();
-  bool derivedKey = spec.hasDerivedKey();
   // dS = dht, dz = dnorm_ht; the final state's share of dLambda at the last
   // token enters the reverse cumsum first: sum_j S_T dht + z_T dnorm_ht.
   loop(zero, keyDim, [&](Value i) {
@@ -232,46 +199,23 @@ void BackwardBuilder::reverseSweep(const ElementIndex &at, Value start, Value en
       if (normalizer)
         store(mul(decay, load(dzBuf, i)), dzBuf, i);
     });
-    // Back through RoPE and the feature maps to dq, dk (or the derived key).
-    if (spec.getRopeTheta()) {
-      applyRope(scratch.dq, row, row, /*inverse=*/true);
-      applyRope(dkBuf, {}, row, /*inverse=*/true);
-    }
-    loop(zero, keyDim, [&](Value c) {
-      Value qRaw = load(q, {at.b, t, at.h, c});
-      store(mul(load(scratch.dq, {row, c}), featureMapDerivative(qRaw)), dq, {at.b, t, at.h, c});
-      if (derivedKey) {
-        store(load(dkBuf, c), dKeyBuf, c);
-      } else {
-        Value kRaw = load(k, {at.b, t, at.h, c});
-        store(mul(load(dkBuf, c), featureMapDerivative(kRaw)), dk, {at.b, t, at.h, c});
-      }
-    });
-    // Through the decay's parameterization.
-    if (spec.getGranularity() == Granularity::none)
-      return;
     ElementIndex element = at;
     element.t = t;
-    if (spec.isPerChannel()) {
-      loop(zero, keyDim, [&](Value c) {
-        element.c = c;
-        accumulateAdjoint(element, row, load(lambdaSum, c), derivedKey ? load(dKeyBuf, c) : Value(),
-                          scratch);
-      });
-      return;
-    }
-    Value dg = sum(keyDim, [&](Value c) { return load(lambdaSum, c); });
-    accumulateAdjoint(element, row, dg, Value(), scratch);
+    finishTokenBackward(sinks, element, row, row, scratch.dq, row, dkBuf, {});
   });
   // Gradients of the initial states.
   loop(zero, keyDim, [&](Value i) {
     loop(zero, valueDim, [&](Value j) { store(load(dsBuf, {i, j}), dh0, {at.n, at.h, i, j}); });
     if (normalizer)
       store(load(dzBuf, i), dNormH0, {at.n, at.h, i});
-    for (auto [initial, carry] : llvm::zip(dScanH0, scanCarry))
-      store(load(carry, i), initial, spec.isPerChannel() ? SmallVector<Value>{at.n, at.h, i}
-                                                         : SmallVector<Value>{at.n, at.h});
+    if (spec.isPerChannel())
+      for (auto [initial, carry] : llvm::zip(dScanH0, scanCarry))
+        store(load(carry, i), initial, {at.n, at.h, i});
   });
+  // A scalar decay's scans carry one value per head, in channel 0.
+  if (!spec.isPerChannel())
+    for (auto [initial, carry] : llvm::zip(dScanH0, scanCarry))
+      store(load(carry, zero), initial, {at.n, at.h});
 }
 
 func::FuncOp BackwardBuilder::build() {
@@ -338,6 +282,7 @@ func::FuncOp BackwardBuilder::build() {
     scanState.push_back(alloc(keyDim));
     scanCarry.push_back(alloc(keyDim));
   }
+  sinks = BackwardSinks{adjoint, q, k, dq, dk, dInputs, dParams, {}, scanCarry, dKeyBuf, lambdaSum};
   SmallVector<Value> buffers = {sBuf, dsBuf, zBuf, dzBuf, lambdaSum, dkBuf, dKeyBuf, numBuf};
   llvm::append_range(buffers, scanState);
   llvm::append_range(buffers, scanCarry);
@@ -358,6 +303,7 @@ func::FuncOp BackwardBuilder::build() {
     scratch.dden = alloc(length);
     for (size_t i = 0; i < scans.size(); ++i)
       scratch.scanPrev.push_back(alloc({length, keyDim}));
+    sinks.scanPrev = scratch.scanPrev;
     loop(index(0), numHeads, [&](Value h) {
       ElementIndex at{n, batch, nullptr, h, nullptr};
       forwardSweep(at, start, end, scratch);

@@ -209,3 +209,26 @@ decay.adjoint @no_decay {
 // expected-error @+1 {{'decay.adjoint' op region #0 ('body') failed to verify constraint: region with 1 blocks}}
 decay.adjoint @empty {
 }
+
+// -----
+
+// An op with several results on the gradient's path has no rule: reported,
+// not silently given a zero gradient.
+decay.recurrence @several_results scalar inputs(%a : [B, T, H]) {
+  // expected-error @+1 {{has no adjoint rule (it has several results)}}
+  %s, %c = math.sincos %a : f32
+  %g = arith.addf %s, %c : f32
+  decay.yield %g : f32
+}
+
+// -----
+
+decay.recurrence @integer_gradient scalar inputs(%x : [B, T, H]) {
+  decay.yield %x : f32
+}
+// expected-error @+1 {{'decay.adjoint' op must yield f32 gradients, got 'i32'}}
+decay.adjoint @integer_gradient {
+^bb0(%x: f32, %d_g: f32):
+  %i = arith.fptosi %d_g : f32 to i32
+  decay.yield %i : i32
+}

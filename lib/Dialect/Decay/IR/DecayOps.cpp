@@ -487,9 +487,14 @@ LogicalResult AdjointOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
 }
 
 LogicalResult AdjointOp::verifyRegions() {
-  for (Type type : getBody().front().getArgumentTypes())
+  Block &block = getBody().front();
+  for (Type type : block.getArgumentTypes())
     if (!type.isF32())
       return emitOpError() << "arguments must be f32, got " << type;
+  if (auto yield = dyn_cast<YieldOp>(block.getTerminator()))
+    for (Type type : yield.getOperandTypes())
+      if (!type.isF32())
+        return emitOpError() << "must yield f32 gradients, got " << type;
   return success();
 }
 

@@ -61,8 +61,12 @@ void AdjointBuilder::accumulate(Value value, Value contribution) {
 }
 
 LogicalResult AdjointBuilder::reverse(Operation *op) {
-  if (op->getNumResults() != 1 || !adjoints.count(op->getResult(0)))
+  if (llvm::none_of(op->getResults(), [&](Value result) { return adjoints.count(result); }))
     return success(); // nothing flows back through this op
+  if (op->getNumResults() != 1)
+    return op->emitOpError()
+           << "has no adjoint rule (it has several results), so decay-derive-gradients "
+              "cannot differentiate this decay region";
   Value r = op->getResult(0);
   Value g = adjoints.lookup(r);
   b.setLoc(op->getLoc());
