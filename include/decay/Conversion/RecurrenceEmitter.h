@@ -25,6 +25,21 @@ struct ScanValues {
 /// Evaluates scan number `scan` (op `op`) on input `x` at the current element.
 using ScanHook = llvm::function_ref<ScanValues(unsigned scan, mlir::Operation *op, mlir::Value x)>;
 
+/// The memref arguments of a forward or backward function of a recurrence
+/// (the spec's own inputs and params are bound to the emitter).
+struct RecurrenceArgs {
+  mlir::Value q, k, v, h0, seqs, normH0;
+  llvm::SmallVector<mlir::Value> scanH0;
+  // Forward outputs.
+  mlir::Value o, ht, normHt;
+  llvm::SmallVector<mlir::Value> scanHt;
+  // Backward inputs and outputs.
+  mlir::Value dout, dht, dNormHt;
+  llvm::SmallVector<mlir::Value> dScanHt;
+  mlir::Value dq, dk, dv, dh0, dNormH0;
+  llvm::SmallVector<mlir::Value> dInputs, dParams, dScanH0;
+};
+
 /// Where a backward writes its gradients, and the per-sequence state of its
 /// reverse sweep that the token-level tail reads and updates.
 struct BackwardSinks {
@@ -75,6 +90,17 @@ public:
   /// (by the inverse rotation when `inverse`, for the backward).
   void applyRope(mlir::Value buf, mlir::ValueRange prefix, mlir::Value pos, bool inverse);
 
+  /// Creates `func.func @name` with the forward signature
+  ///   (q, k, v, h0, seqs, inputs..., params..., [norm_h0], scan_h0...,
+  ///    o, ht, [norm_ht], scan_ht...)
+  /// or, with `backward`, the backward signature
+  ///   (q, k, v, h0, seqs, inputs..., params..., [norm_h0], scan_h0...,
+  ///    do, dht, [dnorm_ht], dscan_ht..., dq, dk, dv, dh0, d_inputs...,
+  ///    d_params..., [dnorm_h0], dscan_h0...)
+  /// in memrefs of the float type (seqs: memref<?x3xi64>), binds `args`, the
+  /// spec's inputs and params and the sizes, and leaves the builder at the
+  /// start of the body (the caller guards its insertion point).
+  mlir::func::FuncOp createFunction(llvm::StringRef name, bool backward, RecurrenceArgs &args);
   /// Binds H, K, V and the scale from q [B,T,H,K] and v [B,T,H,V].
   void bindSizes(mlir::Value q, mlir::Value v);
   /// Indices of a tensor declared with `dims` (letters of BTHK) at `at`.

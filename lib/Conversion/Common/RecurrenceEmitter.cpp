@@ -171,6 +171,62 @@ void RecurrenceEmitter::applyRope(Value buf, ValueRange prefix, Value pos, bool 
   });
 }
 
+func::FuncOp RecurrenceEmitter::createFunction(StringRef name, bool backward,
+                                               RecurrenceArgs &args) {
+  SmallVector<Type> types(4, dynamicMemRef(4));
+  types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
+  SmallVector<Type> specTypes, stateTypes;
+  for (Attribute dims : llvm::concat<const Attribute>(spec.getInputDims().getValue(),
+                                                      spec.getParamDims().getValue()))
+    specTypes.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
+  if (spec.getNormalizer())
+    stateTypes.push_back(dynamicMemRef(3));
+  stateTypes.append(scans.size(), dynamicMemRef(spec.isPerChannel() ? 3 : 2));
+  llvm::append_range(types, specTypes);
+  llvm::append_range(types, stateTypes);
+  types.append(2, dynamicMemRef(4)); // o, ht or do, dht
+  llvm::append_range(types, stateTypes);
+  if (backward) {
+    types.append(4, dynamicMemRef(4)); // dq, dk, dv, dh0
+    llvm::append_range(types, specTypes);
+    llvm::append_range(types, stateTypes);
+  }
+
+  auto fn = func::FuncOp::create(b, name, b.getFunctionType(types, {}));
+  fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  Block *entry = fn.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto next = entry->args_begin();
+  auto take = [&] { return Value(*next++); };
+  auto takeStates = [&](Value &norm, SmallVector<Value> &scanStates) {
+    if (spec.getNormalizer())
+      norm = take();
+    for (size_t i = 0; i < scans.size(); ++i)
+      scanStates.push_back(take());
+  };
+  auto takeSpecTensors = [&](SmallVector<Value> &in, SmallVector<Value> &par) {
+    for (size_t i = 0; i < spec.getInputNames().size(); ++i)
+      in.push_back(take());
+    for (size_t i = 0; i < spec.getParamNames().size(); ++i)
+      par.push_back(take());
+  };
+  args.q = take(), args.k = take(), args.v = take(), args.h0 = take(), args.seqs = take();
+  takeSpecTensors(inputs, params);
+  takeStates(args.normH0, args.scanH0);
+  if (backward) {
+    args.dout = take(), args.dht = take();
+    takeStates(args.dNormHt, args.dScanHt);
+    args.dq = take(), args.dk = take(), args.dv = take(), args.dh0 = take();
+    takeSpecTensors(args.dInputs, args.dParams);
+    takeStates(args.dNormH0, args.dScanH0);
+  } else {
+    args.o = take(), args.ht = take();
+    takeStates(args.normHt, args.scanHt);
+  }
+  bindSizes(args.q, args.v);
+  return fn;
+}
+
 void RecurrenceEmitter::bindSizes(Value q, Value v) {
   numHeads = memref::DimOp::create(b, q, 2);
   keyDim = memref::DimOp::create(b, q, 3);

@@ -219,57 +219,15 @@ void BackwardBuilder::reverseSweep(const ElementIndex &at, Value start, Value en
 }
 
 func::FuncOp BackwardBuilder::build() {
-  // (q, k, v, h0, seqs, inputs..., params..., [norm_h0], scan_h0...,
-  //  do, dht, [dnorm_ht], dscan_ht...,
-  //  dq, dk, dv, dh0, d_inputs..., d_params..., [dnorm_h0], dscan_h0...)
-  SmallVector<Type> types(4, dynamicMemRef(4));
-  types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
-  SmallVector<Type> specTypes;
-  for (Attribute dims : llvm::concat<const Attribute>(spec.getInputDims().getValue(),
-                                                      spec.getParamDims().getValue()))
-    specTypes.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
-  SmallVector<Type> stateTypes;
-  if (spec.getNormalizer())
-    stateTypes.push_back(dynamicMemRef(3));
-  stateTypes.append(scans.size(), dynamicMemRef(spec.isPerChannel() ? 3 : 2));
-  llvm::append_range(types, specTypes);
-  llvm::append_range(types, stateTypes);
-  types.append(2, dynamicMemRef(4)); // do, dht
-  llvm::append_range(types, stateTypes);
-  types.append(4, dynamicMemRef(4)); // dq, dk, dv, dh0
-  llvm::append_range(types, specTypes);
-  llvm::append_range(types, stateTypes);
-
-  auto fn = func::FuncOp::create(b, referenceFunctionName(spec.getSymName()) + "_backward",
-                                 b.getFunctionType(types, {}));
-  fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  Block *entry = fn.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(entry);
-  auto next = entry->args_begin();
-  auto take = [&] { return Value(*next++); };
-  auto takeStates = [&](Value &norm, SmallVector<Value> &scanStates) {
-    if (spec.getNormalizer())
-      norm = take();
-    for (size_t i = 0; i < scans.size(); ++i)
-      scanStates.push_back(take());
-  };
-  auto takeSpecTensors = [&](SmallVector<Value> &in, SmallVector<Value> &par) {
-    for (size_t i = 0; i < spec.getInputNames().size(); ++i)
-      in.push_back(take());
-    for (size_t i = 0; i < spec.getParamNames().size(); ++i)
-      par.push_back(take());
-  };
-  q = take(), k = take(), v = take(), h0 = take(), seqs = take();
-  takeSpecTensors(inputs, params);
-  takeStates(normH0, scanH0);
-  dout = take(), dht = take();
-  takeStates(dNormHt, dScanHt);
-  dq = take(), dk = take(), dv = take(), dh0 = take();
-  takeSpecTensors(dInputs, dParams);
-  takeStates(dNormH0, dScanH0);
-
-  bindSizes(q, v);
+  RecurrenceArgs args;
+  func::FuncOp fn =
+      createFunction(referenceFunctionName(spec.getSymName()) + "_backward", true, args);
+  q = args.q, k = args.k, v = args.v, h0 = args.h0, seqs = args.seqs, normH0 = args.normH0;
+  scanH0 = args.scanH0;
+  dout = args.dout, dht = args.dht, dNormHt = args.dNormHt, dScanHt = args.dScanHt;
+  dq = args.dq, dk = args.dk, dv = args.dv, dh0 = args.dh0, dNormH0 = args.dNormH0;
+  dInputs = args.dInputs, dParams = args.dParams, dScanH0 = args.dScanH0;
   sBuf = alloc({keyDim, valueDim});
   dsBuf = alloc({keyDim, valueDim});
   zBuf = alloc(keyDim);

@@ -130,47 +130,12 @@ void ForwardBuilder::step(const ElementIndex &at, Value pos) {
 }
 
 func::FuncOp ForwardBuilder::build() {
-  SmallVector<Type> types(4, dynamicMemRef(4));
-  types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
-  for (Attribute dims : spec.getInputDims())
-    types.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
-  for (Attribute dims : spec.getParamDims())
-    types.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
-  int64_t scanRank = spec.isPerChannel() ? 3 : 2;
-  auto appendStates = [&] {
-    if (spec.getNormalizer())
-      types.push_back(dynamicMemRef(3));
-    types.append(scans.size(), dynamicMemRef(scanRank));
-  };
-  appendStates();
-  types.append(2, dynamicMemRef(4));
-  appendStates();
-
-  auto fn = func::FuncOp::create(b, referenceFunctionName(spec.getSymName()),
-                                 b.getFunctionType(types, {}));
-  fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  Block *entry = fn.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(entry);
-
-  auto next = entry->args_begin();
-  auto take = [&] { return Value(*next++); };
-  auto takeStates = [&](Value &norm, SmallVector<Value> &scanStates) {
-    if (spec.getNormalizer())
-      norm = take();
-    for (size_t i = 0; i < scans.size(); ++i)
-      scanStates.push_back(take());
-  };
-  q = take(), k = take(), v = take(), h0 = take(), seqs = take();
-  for (size_t i = 0; i < spec.getInputNames().size(); ++i)
-    inputs.push_back(take());
-  for (size_t i = 0; i < spec.getParamNames().size(); ++i)
-    params.push_back(take());
-  takeStates(normH0, scanH0);
-  o = take(), ht = take();
-  takeStates(normHt, scanHt);
-
-  bindSizes(q, v);
+  RecurrenceArgs args;
+  func::FuncOp fn = createFunction(referenceFunctionName(spec.getSymName()), false, args);
+  q = args.q, k = args.k, v = args.v, h0 = args.h0, seqs = args.seqs, normH0 = args.normH0;
+  o = args.o, ht = args.ht, normHt = args.normHt;
+  scanH0 = args.scanH0, scanHt = args.scanHt;
   qBuf = alloc(keyDim);
   kBuf = alloc(keyDim);
   gBuf = alloc(keyDim);

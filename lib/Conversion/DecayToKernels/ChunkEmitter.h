@@ -1,0 +1,58 @@
+// The chunk algorithm shared by the chunked forward and backward kernels (MATH.md sections 2 and 3).
+#ifndef DECAY_CONVERSION_DECAYTOKERNELS_CHUNKEMITTER_H
+#define DECAY_CONVERSION_DECAYTOKERNELS_CHUNKEMITTER_H
+
+#include "decay/Conversion/RecurrenceEmitter.h"
+
+namespace decay {
+
+/// The tokens of one chunk and where their per-token rows live.
+struct Chunk {
+  mlir::Value first;  ///< first token of the chunk (index into T)
+  mlir::Value length; ///< tokens in the chunk (<= chunk size)
+  mlir::Value base;   ///< row of the chunk's first token in q, k, g
+  mlir::Value q, k;   ///< [rows, K]: feature-mapped, rotated query and key
+  mlir::Value g;      ///< [rows, K]: log-decay cumulated from the chunk's first token
+  mlir::Value a;      ///< [C, C]: masked decayed scores
+};
+
+/// Emits the steps of the chunk algorithm in f32. Derived builders bind the
+/// function arguments (q, k, v and the spec's tensors) before using it.
+class ChunkEmitter : public RecurrenceEmitter {
+public:
+  ChunkEmitter(RecurrenceOp spec, int64_t chunkSize, mlir::ImplicitLocOpBuilder &b)
+      : RecurrenceEmitter(spec, b, b.getF32Type()), chunkSize(chunkSize) {}
+
+protected:
+  /// Fills the chunk's rows of q, k (feature-mapped, rotated at their position
+  /// from `start`) and the cumulative log-decay; scans are evaluated by `scan`
+  /// at each token in order.
+  void prepareChunk(const ElementIndex &at, mlir::Value start, const Chunk &chunk,
+                    llvm::function_ref<ScanValues(const ElementIndex &, unsigned, mlir::Operation *,
+                                                  mlir::Value)>
+                        scan);
+  /// Row `i` of the chunk in its q, k and g buffers.
+  mlir::Value row(const Chunk &chunk, mlir::Value i);
+  /// G_tc of the chunk (t a chunk-local index).
+  mlir::Value cumulative(const Chunk &chunk, mlir::Value t, mlir::Value c);
+  /// exp(G_tc - G_sc), s <= t: the decay from token s to token t.
+  mlir::Value decayBetween(const Chunk &chunk, mlir::Value t, mlir::Value s, mlir::Value c);
+  /// A_ts = sum_c q_tc k_sc exp(G_tc - G_sc) for s <= t.
+  void computeScores(const Chunk &chunk);
+  /// num_t = (q_t * exp(G_t))^T H + sum_{s<=t} A_ts v_s into `out[V]`; with
+  /// the normalizer returns den_t = (q_t * exp(G_t)) . z + sum_{s<=t} A_ts + eps.
+  mlir::Value chunkNumerator(const ElementIndex &at, const Chunk &chunk, mlir::Value t,
+                             mlir::Value state, mlir::ValueRange statePrefix, mlir::Value norm,
+                             mlir::ValueRange normPrefix, mlir::Value out);
+  /// H <- diag(exp(G_last)) H + sum_s (k_s * exp(G_last - G_s)) v_s^T, and z
+  /// likewise with v = 1.
+  void advanceState(const ElementIndex &at, const Chunk &chunk, mlir::Value state,
+                    mlir::ValueRange statePrefix, mlir::Value norm, mlir::ValueRange normPrefix);
+
+  int64_t chunkSize;
+  mlir::Value q, k, v; ///< the function's q, k, v memrefs
+};
+
+} // namespace decay
+
+#endif
