@@ -35,7 +35,7 @@ std::string decay::formatShape(const std::vector<int64_t> &shape) {
 
 namespace {
 /// Whether decay-expand-kernels builds the backward kernel yet.
-constexpr bool kChunkedBackwardReady = false;
+constexpr bool kChunkedBackwardReady = true;
 
 llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);

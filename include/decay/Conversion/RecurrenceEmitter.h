@@ -49,7 +49,11 @@ struct BackwardSinks {
   llvm::SmallVector<mlir::Value> scanPrev;     ///< [rows, K]: each token's carried-in scan values
   llvm::SmallVector<mlir::Value> scanCarry;    ///< [K]: scan gradients flowing to earlier tokens
   mlir::Value dKeyBuf;                         ///< [K] scratch
-  mlir::Value lambdaSum;                       ///< [K]: sum of dLambda over later tokens = dg
+  mlir::Value lambdaSum;                       ///< [K] f64: sum of dLambda over later tokens = dg
+  /// Accumulate into gradients other work items share (params, inputs
+  /// without an H dim) with atomic adds: set when (sequence, head) items run
+  /// in parallel.
+  bool atomicShared = false;
 };
 
 /// Emits IR for one recurrence in a float type (f64 for the reference, f32
@@ -73,6 +77,13 @@ public:
   void reverseLoop(mlir::Value lb, mlir::Value ub, llvm::function_ref<void(mlir::Value)> body);
   /// Emits the sum over i in [0, ub) of `term(i)`.
   mlir::Value sum(mlir::Value ub, llvm::function_ref<mlir::Value(mlir::Value)> term);
+  /// Emits the sum over i in [lb, ub) of `term(i)`, in `type` (default: the float type).
+  mlir::Value sum(mlir::Value lb, mlir::Value ub, llvm::function_ref<mlir::Value(mlir::Value)> term,
+                  mlir::FloatType type = {});
+  /// `x` converted to the float type (x may be wider: an f64 accumulator).
+  mlir::Value narrow(mlir::Value x);
+  /// `x` converted to f64.
+  mlir::Value widen(mlir::Value x);
 
   // Arithmetic in the emitter's float type.
   mlir::Value add(mlir::Value x, mlir::Value y);

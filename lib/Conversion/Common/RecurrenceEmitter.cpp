@@ -71,7 +71,21 @@ void RecurrenceEmitter::reverseLoop(Value lb, Value ub, function_ref<void(Value)
 }
 
 Value RecurrenceEmitter::sum(Value ub, function_ref<Value(Value)> term) {
-  auto forOp = scf::ForOp::create(b, index(0), ub, index(1), ValueRange{real(0.0)});
+  return sum(index(0), ub, term);
+}
+
+Value RecurrenceEmitter::narrow(Value x) {
+  return x.getType() == ft ? x : arith::TruncFOp::create(b, ft, x).getResult();
+}
+
+Value RecurrenceEmitter::widen(Value x) {
+  return x.getType().isF64() ? x : arith::ExtFOp::create(b, b.getF64Type(), x).getResult();
+}
+
+Value RecurrenceEmitter::sum(Value lb, Value ub, function_ref<Value(Value)> term, FloatType type) {
+  type = type ? type : ft;
+  Value zero = arith::ConstantOp::create(b, FloatAttr::get(type, 0.0));
+  auto forOp = scf::ForOp::create(b, lb, ub, index(1), ValueRange{zero});
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(forOp.getBody());
   Value total = arith::AddFOp::create(b, forOp.getRegionIterArgs()[0], term(forOp.getInductionVar()));
@@ -333,7 +347,11 @@ void RecurrenceEmitter::accumulateAdjoint(const BackwardSinks &sinks, const Elem
     Value target = isInput ? sinks.dInputs[i] : sinks.dParams[i - numInputs];
     auto dims = cast<StringAttr>(isInput ? spec.getInputDims()[i] : spec.getParamDims()[i - numInputs]);
     SmallVector<Value> where = indicesFor(dims.getValue(), element);
-    store(add(load(target, where), gradients[i]), target, where);
+    bool shared = !isInput || !dims.getValue().contains('H');
+    if (sinks.atomicShared && shared)
+      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, gradients[i], target, where);
+    else
+      store(add(load(target, where), gradients[i]), target, where);
   }
   for (auto [i, carry] : llvm::enumerate(sinks.scanCarry))
     store(gradients[numInputs + params.size() + i], carry, c);
@@ -373,11 +391,12 @@ void RecurrenceEmitter::finishTokenBackward(const BackwardSinks &sinks, const El
     loop(zero, keyDim, [&](Value c) {
       ElementIndex element = at;
       element.c = c;
-      accumulateAdjoint(sinks, element, scanRow, load(sinks.lambdaSum, c),
+      accumulateAdjoint(sinks, element, scanRow, narrow(load(sinks.lambdaSum, c)),
                         derivedKey ? load(sinks.dKeyBuf, c) : Value());
     });
     return;
   }
-  Value dg = sum(keyDim, [&](Value c) { return load(sinks.lambdaSum, c); });
-  accumulateAdjoint(sinks, at, scanRow, dg, Value());
+  Value dg = sum(zero, keyDim, [&](Value c) { return widen(load(sinks.lambdaSum, c)); },
+                 b.getF64Type());
+  accumulateAdjoint(sinks, at, scanRow, narrow(dg), Value());
 }

@@ -1,11 +1,325 @@
-// The chunked backward kernel (MATH.md section 3).
+// The chunked backward kernel (MATH.md section 3): parallel over (sequence, head), reverse over chunks.
+//
+// A forward sweep over the chunks recomputes q, k and the cumulative
+// log-decay of every token and stores the state entering each chunk. The
+// reverse sweep then runs, per chunk, with dH the gradient of the state
+// leaving it (dH = dht after the last chunk):
+//   dA_ts = dnum_t . v_s (+ dden_t)                        (s <= t)
+//   dq_t  = exp(G_t) (H dnum_t + z dden_t) + sum_{s<=t} dA_ts k_s exp(G_t - G_s)
+//   dk_s  = sum_{t>=s} dA_ts q_t exp(G_t - G_s) + exp(G_last - G_s) (dH v_s + dz)
+//   dv_s  = sum_{t>=s} A_ts dnum_t + dH^T (k_s exp(G_last - G_s))
+//   dH   <- diag(exp(G_last)) dH + sum_t (q_t exp(G_t)) dnum_t^T
+// with dnum = scale do (normalizer: do / den, dden = -(do . o) / den), and
+// dg from the identity dLambda_t = q_t dq_t - k_t dk_t summed over later tokens.
+#include "ChunkEmitter.h"
 #include "KernelBuilders.h"
 
 using namespace mlir;
 using namespace decay;
 
+namespace {
+class ChunkedBackwardBuilder : ChunkEmitter {
+public:
+  ChunkedBackwardBuilder(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
+                         ImplicitLocOpBuilder &b)
+      : ChunkEmitter(spec, chunkSize, b), adjoint(adjoint) {}
+  func::FuncOp build();
+
+private:
+  /// Buffers of one (sequence, head) work item.
+  struct Scratch {
+    Chunk chunk;                   // q, k, g over the whole sequence; a per chunk
+    Value entering, enteringNorm;  // [chunks, K, V], [chunks, K]: state entering each chunk
+    Value state, norm, dState, dNorm;
+    Value dA, dnum, dden, dq, dk, numerator;
+    Value dqWide, dkWide; // [C, K] f64 copies of dq, dk for dLambda
+    SmallVector<Value> scanState;
+    BackwardSinks sinks;
+  };
+  void runSequence(Value n, Value h);
+  /// Recomputes q, k, g and the entering states, chunk by chunk.
+  void forwardSweep(const ElementIndex &at, Value start, Value end, Scratch &s);
+  /// The gradients of one chunk, given dState for the state leaving it.
+  void chunkGradients(const ElementIndex &at, Value start, Value chunkIndex, Scratch &s);
+  /// Chunk `index` of the sequence [start, end).
+  void locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex);
+
+  AdjointOp adjoint;
+  RecurrenceArgs args;
+};
+
+void ChunkedBackwardBuilder::locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex) {
+  chunk.base = arith::MulIOp::create(b, chunkIndex, index(chunkSize));
+  chunk.first = arith::AddIOp::create(b, start, chunk.base);
+  chunk.length = arith::MinSIOp::create(b, index(chunkSize), arith::SubIOp::create(b, end, chunk.first));
+}
+
+void ChunkedBackwardBuilder::forwardSweep(const ElementIndex &at, Value start, Value end, Scratch &s) {
+  Value zero = index(0);
+  Value n = at.n, h = at.h;
+  bool normalizer = spec.getNormalizer();
+  loop(zero, keyDim, [&](Value c) {
+    loop(zero, valueDim, [&](Value j) { store(load(args.h0, {n, h, c, j}), s.state, {c, j}); });
+    if (normalizer)
+      store(load(args.normH0, {n, h, c}), s.norm, c);
+    for (auto [initial, state] : llvm::zip(args.scanH0, s.scanState))
+      store(load(initial, spec.isPerChannel() ? SmallVector<Value>{n, h, c} : SmallVector<Value>{n, h}),
+            state, c);
+  });
+  Value length = arith::SubIOp::create(b, end, start);
+  Value numChunks = arith::CeilDivSIOp::create(b, length, index(chunkSize));
+  loop(zero, numChunks, [&](Value ci) {
+    Chunk chunk = s.chunk;
+    locateChunk(chunk, start, end, ci);
+    prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
+      Value c = e.c ? e.c : index(0);
+      Value prev = load(s.scanState[scan], c);
+      Value cur = isa<CumSumOp>(op) ? add(prev, x) : logAddExp(prev, x);
+      store(prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
+      store(cur, s.scanState[scan], c);
+      return ScanValues{prev, cur};
+    });
+    loop(zero, keyDim, [&](Value c) {
+      loop(zero, valueDim, [&](Value j) { store(load(s.state, {c, j}), s.entering, {ci, c, j}); });
+      if (normalizer)
+        store(load(s.norm, c), s.enteringNorm, {ci, c});
+    });
+    advanceState(at, chunk, s.state, {}, s.norm, {});
+  });
+}
+
+void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value ci,
+                                            Scratch &s) {
+  Value zero = index(0);
+  FloatType f64 = b.getF64Type();
+  bool normalizer = spec.getNormalizer();
+  Chunk &chunk = s.chunk;
+  Value last = arith::SubIOp::create(b, chunk.length, index(1));
+  auto token = [&](Value t) { return arith::AddIOp::create(b, chunk.first, t).getResult(); };
+  computeScores(chunk);
+  // dnum and dden of every token of the chunk.
+  loop(zero, chunk.length, [&](Value t) {
+    Value den = chunkNumerator(at, chunk, t, s.entering, {ci}, s.enteringNorm, {ci}, s.numerator);
+    Value tt = token(t);
+    if (!normalizer) {
+      loop(zero, valueDim, [&](Value j) {
+        store(mul(scale, load(args.dout, {at.b, tt, at.h, j})), s.dnum, {t, j});
+      });
+      store(real(0.0), s.dden, t);
+      return;
+    }
+    // o = num / den: dnum = do / den, dden = -(do . o) / den
+    Value doDotO = sum(valueDim, [&](Value j) {
+      return mul(load(args.dout, {at.b, tt, at.h, j}), div(load(s.numerator, j), den));
+    });
+    loop(zero, valueDim, [&](Value j) {
+      store(div(load(args.dout, {at.b, tt, at.h, j}), den), s.dnum, {t, j});
+    });
+    store(arith::NegFOp::create(b, div(doDotO, den)), s.dden, t);
+  });
+  // dA_ts = dnum_t . v_s + dden_t
+  loop(zero, chunk.length, [&](Value t) {
+    Value through = arith::AddIOp::create(b, t, index(1));
+    loop(zero, through, [&](Value src) {
+      Value ts = token(src);
+      Value dot = sum(valueDim, [&](Value j) { return mul(load(s.dnum, {t, j}), load(args.v, {at.b, ts, at.h, j})); });
+      store(add(dot, load(s.dden, t)), s.dA, {t, src});
+    });
+  });
+  // dq_t (gradient of the rotated, feature-mapped query).
+  loop(zero, chunk.length, [&](Value t) {
+    Value through = arith::AddIOp::create(b, t, index(1));
+    loop(zero, keyDim, [&](Value c) {
+      Value fromState = sum(zero, valueDim, [&](Value j) {
+        return widen(mul(load(s.dnum, {t, j}), load(s.entering, {ci, c, j})));
+      }, f64);
+      if (normalizer)
+        fromState = add(fromState, widen(mul(load(s.dden, t), load(s.enteringNorm, {ci, c}))));
+      Value fromChunk = sum(zero, through, [&](Value src) {
+        return widen(mul(mul(load(s.dA, {t, src}), load(chunk.k, {row(chunk, src), c})),
+                         decayBetween(chunk, t, src, c)));
+      }, f64);
+      Value dq = add(mul(widen(exp(cumulative(chunk, t, c))), fromState), fromChunk);
+      store(dq, s.dqWide, {t, c});
+      store(narrow(dq), s.dq, {t, c});
+    });
+  });
+  // dk_s and dv_s, from the chunk's later tokens and from dState.
+  loop(zero, chunk.length, [&](Value src) {
+    Value ts = token(src);
+    loop(zero, keyDim, [&](Value c) {
+      Value fromChunk = sum(src, chunk.length, [&](Value t) {
+        return widen(mul(mul(load(s.dA, {t, src}), load(chunk.q, {row(chunk, t), c})),
+                         decayBetween(chunk, t, src, c)));
+      }, f64);
+      Value fromState = sum(zero, valueDim, [&](Value j) {
+        return widen(mul(load(args.v, {at.b, ts, at.h, j}), load(s.dState, {c, j})));
+      }, f64);
+      if (normalizer)
+        fromState = add(fromState, widen(load(s.dNorm, c)));
+      Value dk = add(fromChunk, mul(widen(decayBetween(chunk, last, src, c)), fromState));
+      store(dk, s.dkWide, {src, c});
+      store(narrow(dk), s.dk, {src, c});
+    });
+    loop(zero, valueDim, [&](Value j) {
+      Value fromChunk = sum(src, chunk.length, [&](Value t) {
+        return mul(load(chunk.a, {t, src}), load(s.dnum, {t, j}));
+      });
+      Value fromState = sum(keyDim, [&](Value c) {
+        return mul(mul(load(chunk.k, {row(chunk, src), c}), decayBetween(chunk, last, src, c)),
+                   load(s.dState, {c, j}));
+      });
+      store(add(fromChunk, fromState), args.dv, {at.b, ts, at.h, j});
+    });
+  });
+  // dState <- diag(exp(G_last)) dState + sum_t (q_t exp(G_t)) dnum_t^T; dNorm likewise.
+  loop(zero, keyDim, [&](Value c) {
+    Value decay = exp(cumulative(chunk, last, c));
+    loop(zero, valueDim, [&](Value j) {
+      Value fromChunk = sum(chunk.length, [&](Value t) {
+        return mul(mul(load(chunk.q, {row(chunk, t), c}), exp(cumulative(chunk, t, c))), load(s.dnum, {t, j}));
+      });
+      store(add(mul(decay, load(s.dState, {c, j})), fromChunk), s.dState, {c, j});
+    });
+    if (normalizer) {
+      Value fromChunk = sum(chunk.length, [&](Value t) {
+        return mul(mul(load(chunk.q, {row(chunk, t), c}), exp(cumulative(chunk, t, c))), load(s.dden, t));
+      });
+      store(add(mul(decay, load(s.dNorm, c)), fromChunk), s.dNorm, c);
+    }
+  });
+  // Token by token in reverse: dLambda into dg, then dq, dk and the
+  // parameterization's gradients.
+  reverseLoop(zero, chunk.length, [&](Value t) {
+    Value rt = row(chunk, t);
+    loop(zero, keyDim, [&](Value c) {
+      // In f64, from dq and dk accumulated in f64: q dq and k dk share most
+      // of their terms (exactly the same products), which then cancel exactly.
+      Value dLambda = sub(mul(widen(load(chunk.q, {rt, c})), load(s.dqWide, {t, c})),
+                          mul(widen(load(chunk.k, {rt, c})), load(s.dkWide, {t, c})));
+      store(add(load(s.sinks.lambdaSum, c), dLambda), s.sinks.lambdaSum, c);
+    });
+    ElementIndex element = at;
+    element.t = token(t);
+    Value pos = arith::SubIOp::create(b, element.t, start);
+    finishTokenBackward(s.sinks, element, pos, rt, s.dq, t, s.dk, t);
+  });
+}
+
+void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
+  Value zero = index(0), size = index(chunkSize);
+  bool normalizer = spec.getNormalizer();
+  auto field = [&](int64_t i) {
+    return arith::IndexCastOp::create(b, b.getIndexType(), load(args.seqs, {n, index(i)})).getResult();
+  };
+  Value batch = field(0), start = field(1), end = field(2);
+  ElementIndex at{n, batch, nullptr, h, nullptr};
+  Value length = arith::SubIOp::create(b, end, start);
+  Value numChunks = arith::CeilDivSIOp::create(b, length, size);
+
+  Scratch s;
+  s.chunk.q = alloc({length, keyDim});
+  s.chunk.k = alloc({length, keyDim});
+  s.chunk.g = alloc({length, keyDim});
+  s.chunk.a = alloc({size, size});
+  s.entering = alloc({numChunks, keyDim, valueDim});
+  s.enteringNorm = alloc({numChunks, keyDim});
+  s.state = alloc({keyDim, valueDim});
+  s.dState = alloc({keyDim, valueDim});
+  s.norm = alloc(keyDim);
+  s.dNorm = alloc(keyDim);
+  s.dA = alloc({size, size});
+  s.dnum = alloc({size, valueDim});
+  s.dden = alloc(size);
+  s.dq = alloc({size, keyDim});
+  s.dk = alloc({size, keyDim});
+  s.numerator = alloc(valueDim);
+  auto allocWide = [&](ValueRange sizes) {
+    return memref::AllocOp::create(b, MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic),
+                                                      b.getF64Type()),
+                                   sizes)
+        .getResult();
+  };
+  s.dqWide = allocWide({size, keyDim});
+  s.dkWide = allocWide({size, keyDim});
+  SmallVector<Value> scanPrev, scanCarry;
+  for (size_t i = 0; i < scans.size(); ++i) {
+    s.scanState.push_back(alloc(keyDim));
+    scanPrev.push_back(alloc({length, keyDim}));
+    scanCarry.push_back(alloc(keyDim));
+  }
+  s.sinks = BackwardSinks{adjoint, args.q, args.k, args.dq, args.dk, args.dInputs, args.dParams,
+                          scanPrev, scanCarry, alloc(keyDim),
+                          allocWide(keyDim),
+                          /*atomicShared=*/true};
+
+  forwardSweep(at, start, end, s);
+  // dState = dht, dNorm = dnorm_ht; the final state's share of dLambda at the
+  // last token starts the reverse cumsum: sum_j S_T dht + z_T dnorm_ht.
+  loop(zero, keyDim, [&](Value c) {
+    Value finalTerm = sum(zero, valueDim, [&](Value j) {
+      Value d = load(args.dht, {n, h, c, j});
+      store(d, s.dState, {c, j});
+      return widen(mul(load(s.state, {c, j}), d));
+    }, b.getF64Type());
+    if (normalizer) {
+      Value d = load(args.dNormHt, {n, h, c});
+      store(d, s.dNorm, c);
+      finalTerm = add(finalTerm, widen(mul(load(s.norm, c), d)));
+    }
+    store(finalTerm, s.sinks.lambdaSum, c);
+    for (auto [final, carry] : llvm::zip(args.dScanHt, scanCarry))
+      store(load(final, spec.isPerChannel() ? SmallVector<Value>{n, h, c} : SmallVector<Value>{n, h}),
+            carry, c);
+  });
+  reverseLoop(zero, numChunks, [&](Value ci) {
+    locateChunk(s.chunk, start, end, ci);
+    chunkGradients(at, start, ci, s);
+  });
+  // Gradients of the initial states (a scalar decay's scans use channel 0).
+  loop(zero, keyDim, [&](Value c) {
+    loop(zero, valueDim, [&](Value j) { store(load(s.dState, {c, j}), args.dh0, {n, h, c, j}); });
+    if (normalizer)
+      store(load(s.dNorm, c), args.dNormH0, {n, h, c});
+    if (spec.isPerChannel())
+      for (auto [initial, carry] : llvm::zip(args.dScanH0, scanCarry))
+        store(load(carry, c), initial, {n, h, c});
+  });
+  if (!spec.isPerChannel())
+    for (auto [initial, carry] : llvm::zip(args.dScanH0, scanCarry))
+      store(load(carry, zero), initial, {n, h});
+
+  SmallVector<Value> buffers = {s.chunk.q, s.chunk.k, s.chunk.g, s.chunk.a, s.entering,
+                                s.enteringNorm, s.state, s.dState, s.norm, s.dNorm, s.dA,
+                                s.dnum, s.dden, s.dq, s.dk, s.dqWide, s.dkWide, s.numerator,
+                                s.sinks.dKeyBuf,
+                                s.sinks.lambdaSum};
+  llvm::append_range(buffers, s.scanState);
+  llvm::append_range(buffers, scanPrev);
+  llvm::append_range(buffers, scanCarry);
+  for (Value buffer : buffers)
+    memref::DeallocOp::create(b, buffer);
+}
+
+func::FuncOp ChunkedBackwardBuilder::build() {
+  OpBuilder::InsertionGuard guard(b);
+  func::FuncOp fn = createFunction((spec.getSymName() + "_backward").str(), true, args);
+  q = args.q, k = args.k, v = args.v;
+  Value zero = index(0), one = index(1);
+  Value numSeqs = memref::DimOp::create(b, args.seqs, 0);
+  auto parallel = scf::ParallelOp::create(b, ValueRange{zero, zero}, ValueRange{numSeqs, numHeads},
+                                          ValueRange{one, one});
+  {
+    OpBuilder::InsertionGuard body(b);
+    b.setInsertionPointToStart(parallel.getBody());
+    runSequence(parallel.getInductionVars()[0], parallel.getInductionVars()[1]);
+  }
+  func::ReturnOp::create(b);
+  return fn;
+}
+} // namespace
+
 func::FuncOp decay::buildChunkedBackward(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
                                          ImplicitLocOpBuilder &b) {
-  spec.emitOpError() << "the chunked backward kernel is not built yet";
-  return nullptr;
+  return ChunkedBackwardBuilder(spec, adjoint, chunkSize, b).build();
 }
