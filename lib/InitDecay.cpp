@@ -1,6 +1,7 @@
 // One registration of decayc's dialects and passes, shared by every tool and test.
 #include "decay/InitDecay.h"
 
+#include "decay/Codegen/CPU/CpuPackage.h"
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
 #include "decay/Dialect/Decay/Transforms/Passes.h"
@@ -11,15 +12,21 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
+#include "mlir/Pass/PassRegistry.h"
 
 void decay::registerDecayDialects(mlir::DialectRegistry &registry) {
   registry.insert<DecayDialect, mlir::arith::ArithDialect, mlir::math::MathDialect,
                   mlir::func::FuncDialect, mlir::scf::SCFDialect,
                   mlir::memref::MemRefDialect, mlir::cf::ControlFlowDialect,
-                  mlir::LLVM::LLVMDialect>();
+                  mlir::LLVM::LLVMDialect, mlir::omp::OpenMPDialect>();
 }
 
 void decay::registerDecayPasses() {
   registerDecayTransformsPasses();
   registerDecayPassesAndPipelines();
+  mlir::PassPipelineRegistration<>(
+      "decay-cpu-kernels-to-llvm",
+      "Lower the kernels of decay-expand-kernels to the LLVM dialect, with OpenMP threads",
+      buildCpuKernelsToLLVMPipeline);
 }

@@ -1,5 +1,6 @@
 // A spec compiled on the fly (JIT) for this CPU: the float64 reference path or the chunked f32 kernels.
 #include "decay/Runner/SpecProgram.h"
+#include "decay/Runner/SpecLoader.h"
 
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
@@ -47,33 +48,6 @@ std::string formatDims(llvm::StringRef dims) {
   for (size_t i = 0; i < dims.size(); ++i)
     out += (i ? ", " : "") + std::string(1, dims[i]);
   return out + "]";
-}
-
-/// Reads what a driver needs to know from the recurrence op.
-SpecSummary summarize(RecurrenceOp op) {
-  SpecSummary summary;
-  summary.name = op.getSymName().str();
-  summary.granularity = stringifyGranularity(op.getGranularity()).str();
-  summary.featureMap = stringifyFeatureMap(op.getEffectiveFeatureMap()).str();
-  summary.derivedKey = op.hasDerivedKey();
-  summary.normalizer = op.getNormalizer();
-  summary.perChannel = op.isPerChannel();
-  summary.rope = op.getRopeTheta().has_value();
-  summary.keyDim = op.getKeyDim();
-  summary.valueDim = op.getValueDim();
-  auto collect = [](ArrayAttr names, ArrayAttr dims,
-                    std::vector<std::pair<std::string, std::string>> &out) {
-    for (auto [name, dim] : llvm::zip(names, dims))
-      out.emplace_back(cast<StringAttr>(name).str(), cast<StringAttr>(dim).str());
-  };
-  collect(op.getInputNames(), op.getInputDims(), summary.inputs);
-  collect(op.getParamNames(), op.getParamDims(), summary.params);
-  op.walk([&](Operation *scan) {
-    if (isa<CumSumOp, LogCumSumExpOp>(scan))
-      summary.scans.emplace_back(scan->getAttrOfType<StringAttr>("name").str(),
-                                 scan->getAttrOfType<FloatAttr>("init").getValueAsDouble());
-  });
-  return summary;
 }
 
 /// A ranked memref descriptor {allocated, aligned, offset, sizes[R], strides[R]}
@@ -130,35 +104,10 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
   registerBuiltinDialectTranslation(impl->context);
   registerLLVMDialectTranslation(impl->context);
 
-  llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, bufferName),
-                               llvm::SMLoc());
-  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &impl->context);
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &impl->context);
+  auto module = loadSpec(impl->context, source, bufferName, recurrence);
   if (!module)
-    return makeError("'" + bufferName + "' is not a valid spec (see the diagnostics above)");
-
-  // Keep only the requested recurrence.
-  SmallVector<RecurrenceOp> specs(module->getOps<RecurrenceOp>());
-  RecurrenceOp chosen;
-  for (RecurrenceOp spec : specs)
-    if (recurrence.empty() ? specs.size() == 1 : spec.getSymName() == recurrence)
-      chosen = spec;
-  if (!chosen) {
-    std::string names;
-    for (RecurrenceOp spec : specs)
-      names += (names.empty() ? "@" : ", @") + spec.getSymName().str();
-    if (specs.empty())
-      return makeError("'" + bufferName + "' holds no decay.recurrence");
-    if (recurrence.empty())
-      return makeError("'" + bufferName + "' holds several recurrences (" + names +
-                       "): choose one with --recurrence");
-    return makeError("'" + bufferName + "' has no recurrence @" + recurrence +
-                     " (it has " + names + ")");
-  }
-  for (RecurrenceOp spec : specs)
-    if (spec != chosen)
-      spec.erase();
+    return module.takeError();
+  RecurrenceOp chosen = *(*module)->getOps<RecurrenceOp>().begin();
   SpecSummary summary = summarize(chosen);
   bool reference = options.target == Target::Reference;
   impl->singlePrecision = !reference;
@@ -175,7 +124,7 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
     pm.addPass(createDecayExpandKernelsPass(
         DecayExpandKernelsPassOptions{options.chunkSize, /*backward=*/kChunkedBackwardReady}));
   buildReferenceToLLVMPipeline(pm);
-  if (failed(pm.run(*module)))
+  if (failed(pm.run(**module)))
     return makeError("lowering '" + bufferName + "' to the reference path failed");
 
   llvm::InitializeNativeTarget();
@@ -183,7 +132,7 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
   auto optimizer = makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0, nullptr);
   ExecutionEngineOptions engineOptions;
   engineOptions.transformer = optimizer;
-  auto engine = ExecutionEngine::create(*module, engineOptions);
+  auto engine = ExecutionEngine::create(**module, engineOptions);
   if (!engine)
     return engine.takeError();
   impl->engine = std::move(*engine);
@@ -191,76 +140,18 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
       new SpecProgram(std::move(impl), std::move(summary)));
 }
 
-/// One argument of a reference function: a tensor it reads or writes, or the
-/// sequence table. `placeholder` marks k and dk of a spec that derives its
-/// key: the function neither reads nor writes them.
-struct SpecProgram::Slot {
-  enum Kind { Input, Output, Sequences } kind;
-  TensorSpec tensor;
-  bool placeholder = false;
-};
-
-std::vector<SpecProgram::Slot> SpecProgram::signature(Entry entry) const {
-  std::vector<Slot> slots;
-  auto in = [&](std::string name, std::string dims, bool optional = false) {
-    slots.push_back({Slot::Input, {std::move(name), std::move(dims), optional}});
-  };
-  auto out = [&](std::string name, std::string dims) {
-    slots.push_back({Slot::Output, {std::move(name), std::move(dims)}});
-  };
-  std::string scanDims = summary.perChannel ? "NHK" : "NH";
-  // States: prefix + name + suffix for the normalizer and every scan.
-  auto states = [&](auto add, const std::string &prefix, const std::string &suffix) {
-    if (summary.normalizer)
-      add(prefix + "norm_" + suffix, "NHK");
-    for (auto &[name, init] : summary.scans)
-      add(prefix + "scan_" + name + "_" + suffix, scanDims);
-  };
-  auto optionalIn = [&](std::string name, std::string dims) { in(std::move(name), std::move(dims), true); };
-  auto specTensors = [&](auto add, const std::string &prefix) {
-    for (auto &list : {summary.inputs, summary.params})
-      for (auto &[name, dims] : list)
-        add(prefix + name, dims);
-  };
-  in("q", "BTHK");
-  in("k", "BTHK");
-  slots.back().placeholder = summary.derivedKey;
-  in("v", "BTHV");
-  in("h0", "NHKV", true);
-  slots.push_back({Slot::Sequences, {"seqs", ""}});
-  specTensors([&](std::string name, std::string dims) { in(name, dims); }, "");
-  states(optionalIn, "", "h0");
-  if (entry == Entry::Forward) {
-    out("o", "BTHV");
-    out("ht", "NHKV");
-    states(out, "", "ht");
-    return slots;
-  }
-  in("do", "BTHV");
-  in("dht", "NHKV", true);
-  states(optionalIn, "d", "ht");
-  out("dq", "BTHK");
-  out("dk", "BTHK");
-  slots.back().placeholder = summary.derivedKey;
-  out("dv", "BTHV");
-  out("dh0", "NHKV");
-  specTensors(out, "d");
-  states(out, "d", "h0");
-  return slots;
-}
-
 std::vector<TensorSpec> SpecProgram::inputsOf(Entry entry) const {
   std::vector<TensorSpec> specs;
-  for (const Slot &slot : signature(entry))
-    if (slot.kind == Slot::Input && !slot.placeholder)
+  for (const Argument &slot : signatureOf(summary, entry))
+    if (slot.kind == Argument::Input && !slot.placeholder)
       specs.push_back(slot.tensor);
   return specs;
 }
 
 std::vector<TensorSpec> SpecProgram::outputsOf(Entry entry) const {
   std::vector<TensorSpec> specs;
-  for (const Slot &slot : signature(entry))
-    if (slot.kind == Slot::Output && !slot.placeholder)
+  for (const Argument &slot : signatureOf(summary, entry))
+    if (slot.kind == Argument::Output && !slot.placeholder)
       specs.push_back(slot.tensor);
   return specs;
 }
@@ -348,19 +239,19 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
   // Check every input; make absent optional ones (zeros, scan states at their
   // init value), the outputs (zeros: the backward accumulates) and placeholders.
   std::map<std::string, HostTensor> local;
-  std::vector<Slot> slots = signature(entry);
-  for (const Slot &slot : slots) {
+  std::vector<Argument> slots = signatureOf(summary, entry);
+  for (const Argument &slot : slots) {
     const TensorSpec &spec = slot.tensor;
-    if (slot.kind == Slot::Sequences)
+    if (slot.kind == Argument::Sequences)
       continue;
     std::vector<int64_t> shape = sizes->shapeOf(spec.dims);
     auto found = inputs.find(spec.name);
-    if (slot.kind == Slot::Input && !slot.placeholder && found != inputs.end()) {
+    if (slot.kind == Argument::Input && !slot.placeholder && found != inputs.end()) {
       if (auto error = checkShape(spec.name, found->second, shape, spec.dims))
         return error;
       continue;
     }
-    if (slot.kind == Slot::Input && !slot.placeholder && !spec.optional)
+    if (slot.kind == Argument::Input && !slot.placeholder && !spec.optional)
       return makeError("missing tensor '" + spec.name + "': expected shape " +
                        formatShape(shape) + " (" + formatDims(spec.dims) + ")");
     double fill = 0.0;
@@ -383,8 +274,8 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
   std::vector<Descriptor> descriptors;
   std::vector<std::vector<float>> singles(slots.size()); // f32 copies for the kernels
   for (size_t i = 0; i < slots.size(); ++i) {
-    const Slot &slot = slots[i];
-    if (slot.kind == Slot::Sequences) {
+    const Argument &slot = slots[i];
+    if (slot.kind == Argument::Sequences) {
       descriptors.emplace_back(seqs.data(), std::vector<int64_t>{sizes->N, 3});
       continue;
     }
@@ -408,8 +299,8 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
   if (auto error = impl->engine->invokePacked(name, packed))
     return error;
   for (size_t i = 0; i < slots.size(); ++i) {
-    const Slot &slot = slots[i];
-    if (slot.kind != Slot::Output || slot.placeholder)
+    const Argument &slot = slots[i];
+    if (slot.kind != Argument::Output || slot.placeholder)
       continue;
     HostTensor &result = local.at(slot.tensor.name);
     if (impl->singlePrecision)

@@ -11,8 +11,8 @@ const char *const kHelp = R"(decayc: a compiler for the decay recurrences of lin
 USAGE: decayc <subcommand> [options]
 
 SUBCOMMANDS:
+  compile   Compile a spec into a kernel package (CPU kernels + manifest).
   run       Run a spec's recurrence on NumPy .npy tensors and write the outputs.
-            Today: the float64 reference path (--reference).
 
 Run `decayc <subcommand> --help` for the options of a subcommand.
 A spec is a .mlir file holding decay.recurrence ops (see examples/specs/ and
@@ -38,6 +38,8 @@ bool decayc::parseArguments(int argc, char **argv, int first,
   };
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "-o")
+      arg = "--output"; // the one short option: decayc compile -o PKG
     if (arg.rfind("--", 0) != 0 || arg == "--") {
       out.positionals.push_back(arg);
       continue;
@@ -77,12 +79,16 @@ int main(int argc, char **argv) {
   if (command == "--help" || command == "-h" || command == "help") {
     if (argc > 2 && std::strcmp(argv[2], "run") == 0)
       std::fputs(decayc::kRunHelp, stdout);
+    else if (argc > 2 && std::strcmp(argv[2], "compile") == 0)
+      std::fputs(decayc::kCompileHelp, stdout);
     else
       std::fputs(kHelp, stdout);
     return 0;
   }
   if (command == "run")
     return decayc::runCommand(argc, argv);
+  if (command == "compile")
+    return decayc::compileCommand(argc, argv);
   std::fprintf(stderr, "error: unknown subcommand '%s' (see decayc --help)\n",
                command.c_str());
   return 2;

@@ -2,6 +2,8 @@
 #ifndef DECAY_RUNNER_SPECPROGRAM_H
 #define DECAY_RUNNER_SPECPROGRAM_H
 
+#include "decay/Runner/Signature.h"
+
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
@@ -17,28 +19,6 @@ namespace decay {
 struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<double> data;
-};
-
-/// A tensor a recurrence reads or writes: its name, its dims as letters of
-/// "BTHKVN" (N = number of sequences), and whether it may be absent.
-struct TensorSpec {
-  std::string name;
-  std::string dims;
-  bool optional = false;
-};
-
-/// What a spec declares, in the terms a driver needs (no MLIR types).
-struct SpecSummary {
-  std::string name;
-  std::string granularity; ///< none, constant_scalar, constant_vector, scalar, vector
-  std::string featureMap;  ///< identity, elu1, exp, silu, relu
-  bool derivedKey = false;
-  bool perChannel = false; ///< vector or constant_vector decay
-  bool normalizer = false;
-  bool rope = false;
-  std::optional<int64_t> keyDim, valueDim;
-  std::vector<std::pair<std::string, std::string>> inputs, params; // name, dims
-  std::vector<std::pair<std::string, double>> scans;               // name, init
 };
 
 /// What a spec is compiled to.
@@ -71,8 +51,7 @@ public:
 
   const SpecSummary &spec() const { return summary; }
 
-  /// The entry points of a reference program.
-  enum class Entry { Forward, Backward };
+  using Entry = decay::Entry;
 
   /// The tensors an entry reads (cu_seqlens, an integer tensor, is passed
   /// separately) and writes. The backward reads the forward's inputs plus
@@ -93,9 +72,6 @@ public:
                   std::map<std::string, HostTensor> &outputs) const;
 
 private:
-  struct Slot;
-  /// The arguments of an entry's function, in order.
-  std::vector<Slot> signature(Entry entry) const;
   struct Impl;
   SpecProgram(std::unique_ptr<Impl> impl, SpecSummary summary);
   std::unique_ptr<Impl> impl;

@@ -1,0 +1,36 @@
+// CPU code generation: the kernels of a recurrence as one shared object with its manifest (docs/package.md).
+#ifndef DECAY_CODEGEN_CPU_CPUPACKAGE_H
+#define DECAY_CODEGEN_CPU_CPUPACKAGE_H
+
+#include "llvm/Support/Error.h"
+
+#include <string>
+
+namespace mlir {
+class OpPassManager;
+}
+
+namespace decay {
+
+/// How `decayc compile --target cpu` builds a package.
+struct CpuPackageOptions {
+  std::string recurrence;       ///< which decay.recurrence (empty: the file's only one)
+  int64_t chunkSize = 0;        ///< tokens per chunk (0: the spec's hint, else 64)
+  std::string cpu = "native";   ///< -march for the kernels
+  std::string compiler = "clang-22"; ///< compiles and links the LLVM IR
+  std::string emitLLVMPath;     ///< when set, also write the LLVM IR there
+};
+
+/// Lowers the chunked kernels (decay-expand-kernels output) to the LLVM
+/// dialect, with the (sequence, head) loops on OpenMP threads.
+void buildCpuKernelsToLLVMPipeline(mlir::OpPassManager &pm);
+
+/// Compiles the spec at `specPath` into the package `outputPath`: the forward
+/// and backward kernels, their entry points and the manifest. Writes
+/// `outputPath` only when everything succeeded.
+llvm::Error compileCpuPackage(llvm::StringRef specPath, llvm::StringRef outputPath,
+                              const CpuPackageOptions &options);
+
+} // namespace decay
+
+#endif

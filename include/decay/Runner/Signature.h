@@ -1,0 +1,61 @@
+// What a recurrence's entry points take and give: its summary and the ordered argument list every back end shares.
+#ifndef DECAY_RUNNER_SIGNATURE_H
+#define DECAY_RUNNER_SIGNATURE_H
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace decay {
+class RecurrenceOp;
+
+/// A tensor a recurrence reads or writes: its name, its dims as letters of
+/// "BTHKVN" (N = number of sequences), and whether it may be absent.
+struct TensorSpec {
+  std::string name;
+  std::string dims;
+  bool optional = false;
+};
+
+/// What a spec declares, in the terms a driver needs (no MLIR types).
+struct SpecSummary {
+  std::string name;
+  std::string granularity; ///< none, constant_scalar, constant_vector, scalar, vector
+  std::string featureMap;  ///< identity, elu1, exp, silu, relu
+  bool derivedKey = false;
+  bool perChannel = false; ///< vector or constant_vector decay
+  bool normalizer = false;
+  bool rope = false;
+  std::optional<int64_t> keyDim, valueDim;
+  std::vector<std::pair<std::string, std::string>> inputs, params; // name, dims
+  std::vector<std::pair<std::string, double>> scans;               // name, init
+};
+
+/// The entry points of a recurrence.
+enum class Entry { Forward, Backward };
+const char *entryName(Entry entry);
+
+/// One argument of an entry's function: a tensor it reads or writes, or the
+/// sequence table. `placeholder` marks k and dk of a spec that derives its
+/// key: the function neither reads nor writes them.
+struct Argument {
+  enum Kind { Input, Output, Sequences } kind;
+  TensorSpec tensor;
+  bool placeholder = false;
+};
+
+/// The arguments of `entry`, in the order of its function (see
+/// RecurrenceEmitter::createFunction): forward (q, k, v, h0, seqs, inputs...,
+/// params..., [norm_h0], scan_h0..., o, ht, [norm_ht], scan_ht...), backward
+/// (..., do, dht, [dnorm_ht], dscan_ht..., dq, dk, dv, dh0, d<inputs>...,
+/// d<params>..., [dnorm_h0], dscan_h0...).
+std::vector<Argument> signatureOf(const SpecSummary &summary, Entry entry);
+
+/// Reads what a driver needs to know from a verified recurrence.
+SpecSummary summarize(RecurrenceOp op);
+
+} // namespace decay
+
+#endif

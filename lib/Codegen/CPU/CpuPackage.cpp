@@ -1,0 +1,215 @@
+// CPU code generation: the kernels of a recurrence as one shared object with its manifest (docs/package.md).
+#include "decay/Codegen/CPU/CpuPackage.h"
+
+#include "decay/Conversion/Passes.h"
+#include "decay/Dialect/Decay/IR/DecayDialect.h"
+#include "decay/Dialect/Decay/Transforms/Passes.h"
+#include "decay/InitDecay.h"
+#include "decay/Runner/Signature.h"
+#include "decay/Runner/SpecLoader.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace decay;
+
+namespace {
+llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// The exported entry point of a kernel.
+std::string entrySymbol(const SpecSummary &summary, Entry entry) {
+  return "decay_" + summary.name + "_" + entryName(entry);
+}
+
+/// The manifest of docs/package.md.
+std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, llvm::StringRef cpu) {
+  auto namedDims = [](const std::vector<std::pair<std::string, std::string>> &list) {
+    llvm::json::Array array;
+    for (auto &[name, dims] : list)
+      array.push_back(llvm::json::Object{{"name", name}, {"dims", dims}});
+    return array;
+  };
+  llvm::json::Array scans;
+  for (auto &[name, init] : summary.scans)
+    scans.push_back(llvm::json::Object{{"name", name}, {"init", init}});
+  auto optionalInt = [](std::optional<int64_t> value) -> llvm::json::Value {
+    return value ? llvm::json::Value(*value) : llvm::json::Value(nullptr);
+  };
+  llvm::json::Object spec{{"name", summary.name},
+                          {"granularity", summary.granularity},
+                          {"feature_map", summary.featureMap},
+                          {"normalizer", summary.normalizer},
+                          {"derived_key", summary.derivedKey},
+                          {"rope", summary.rope},
+                          {"key_dim", optionalInt(summary.keyDim)},
+                          {"value_dim", optionalInt(summary.valueDim)},
+                          {"chunk_size", chunkSize},
+                          {"inputs", namedDims(summary.inputs)},
+                          {"params", namedDims(summary.params)},
+                          {"scans", std::move(scans)}};
+  llvm::json::Array kernels;
+  for (Entry entry : {Entry::Forward, Entry::Backward}) {
+    llvm::json::Array arguments;
+    for (const Argument &argument : signatureOf(summary, entry)) {
+      bool sequences = argument.kind == Argument::Sequences;
+      llvm::json::Object object{
+          {"name", argument.tensor.name},
+          {"dims", sequences ? std::string("N3") : argument.tensor.dims},
+          {"dtype", sequences ? "i64" : "f32"},
+          {"role", sequences ? "sequences" : argument.kind == Argument::Input ? "input" : "output"}};
+      if (argument.tensor.optional)
+        object["optional"] = true;
+      if (argument.placeholder)
+        object["unused"] = true;
+      arguments.push_back(std::move(object));
+    }
+    kernels.push_back(llvm::json::Object{{"entry", entryName(entry)},
+                                         {"target", "cpu"},
+                                         {"symbol", entrySymbol(summary, entry)},
+                                         {"cpu", cpu},
+                                         {"threads", "openmp"},
+                                         {"arguments", std::move(arguments)}});
+  }
+  llvm::json::Object manifest{{"format", "decayc-package"},
+                              {"version", 1},
+                              {"spec", std::move(spec)},
+                              {"kernels", std::move(kernels)}};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest)));
+  return text;
+}
+
+/// Adds `void <symbol>(void **arguments)` calling the kernel's C interface
+/// with one memref descriptor pointer per argument.
+llvm::Error addEntryPoint(llvm::Module &module, llvm::StringRef kernel, llvm::StringRef symbol) {
+  llvm::Function *target = module.getFunction(("_mlir_ciface_" + kernel).str());
+  if (!target)
+    return makeError("the lowered module has no kernel '" + kernel + "'");
+  llvm::LLVMContext &context = module.getContext();
+  llvm::Type *ptr = llvm::PointerType::getUnqual(context);
+  auto *type = llvm::FunctionType::get(llvm::Type::getVoidTy(context), {ptr}, false);
+  auto *entry = llvm::Function::Create(type, llvm::GlobalValue::ExternalLinkage, symbol, module);
+  llvm::IRBuilder<> builder(llvm::BasicBlock::Create(context, "entry", entry));
+  llvm::SmallVector<llvm::Value *> arguments;
+  for (unsigned i = 0; i < target->arg_size(); ++i) {
+    llvm::Value *slot = builder.CreateConstInBoundsGEP1_64(ptr, entry->getArg(0), i);
+    arguments.push_back(builder.CreateLoad(ptr, slot));
+  }
+  builder.CreateCall(target, arguments);
+  builder.CreateRetVoid();
+  return llvm::Error::success();
+}
+
+/// Adds `const char decay_package_manifest[]`.
+void addManifest(llvm::Module &module, llvm::StringRef manifest) {
+  llvm::Constant *text = llvm::ConstantDataArray::getString(module.getContext(), manifest, true);
+  auto *global = new llvm::GlobalVariable(module, text->getType(), /*isConstant=*/true,
+                                          llvm::GlobalValue::ExternalLinkage, text,
+                                          "decay_package_manifest");
+  global->setAlignment(llvm::Align(1));
+}
+
+/// Runs the compiler on `irPath`, producing the shared object `outputPath`.
+llvm::Error linkSharedObject(const CpuPackageOptions &options, llvm::StringRef irPath,
+                             llvm::StringRef outputPath) {
+  auto compiler = llvm::sys::findProgramByName(options.compiler);
+  if (!compiler)
+    return makeError("cannot find the compiler '" + options.compiler +
+                     "' that assembles CPU packages (install clang-22)");
+  std::string march = "-march=" + options.cpu;
+  llvm::SmallVector<llvm::StringRef> args = {*compiler, "-O3", march, "-ffp-contract=fast",
+                                             "-fveclib=libmvec", "-shared", "-fPIC",
+                                             "-Wno-override-module", "-x", "ir", irPath,
+                                             "-o", outputPath, "-fopenmp=libomp",
+                                             "-L/usr/lib/llvm-22/lib", "-Wl,-rpath,/usr/lib/llvm-22/lib",
+                                             "-lm"};
+  std::string message;
+  int status = llvm::sys::ExecuteAndWait(*compiler, args, std::nullopt, {}, 0, 0, &message);
+  if (status != 0)
+    return makeError("'" + options.compiler + "' failed to build the package" +
+                     (message.empty() ? "" : ": " + message) + " (exit code " +
+                     llvm::Twine(status) + ")");
+  return llvm::Error::success();
+}
+} // namespace
+
+llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef outputPath,
+                                     const CpuPackageOptions &options) {
+  MLIRContext context;
+  DialectRegistry registry;
+  registerDecayDialects(registry);
+  context.appendDialectRegistry(registry);
+  context.printOpOnDiagnostic(false);
+  registerBuiltinDialectTranslation(context);
+  registerLLVMDialectTranslation(context);
+  registerOpenMPDialectTranslation(context);
+
+  auto module = loadSpecFile(context, specPath, options.recurrence);
+  if (!module)
+    return module.takeError();
+  RecurrenceOp spec = *(*module)->getOps<RecurrenceOp>().begin();
+  SpecSummary summary = summarize(spec);
+  int64_t chunkSize = options.chunkSize > 0 ? options.chunkSize : spec.getChunkSize().value_or(64);
+  if (chunkSize < 1 || chunkSize > 1024)
+    return makeError("--chunk-size must be in [1, 1024], got " + llvm::Twine(chunkSize));
+
+  PassManager pm(&context);
+  pm.addPass(createDecayDeriveGradientsPass());
+  pm.addPass(createDecayExpandKernelsPass(DecayExpandKernelsPassOptions{chunkSize, /*backward=*/true}));
+  buildCpuKernelsToLLVMPipeline(pm);
+  if (failed(pm.run(**module)))
+    return makeError("compiling '" + specPath + "' for the CPU failed (see the diagnostics above)");
+
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(**module, llvmContext, summary.name);
+  if (!llvmModule)
+    return makeError("translating '" + specPath + "' to LLVM IR failed");
+  for (Entry entry : {Entry::Forward, Entry::Backward})
+    if (llvm::Error error = addEntryPoint(*llvmModule, summary.name + "_" + entryName(entry),
+                                          entrySymbol(summary, entry)))
+      return error;
+  addManifest(*llvmModule, buildManifest(summary, chunkSize, options.cpu));
+
+  // Write the IR to a temporary file, build next to the output, then rename.
+  llvm::SmallString<128> irPath;
+  int fd;
+  if (std::error_code ec = llvm::sys::fs::createTemporaryFile("decayc-package", "ll", fd, irPath))
+    return makeError("cannot create a temporary file: " + ec.message());
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    llvmModule->print(os, nullptr);
+  }
+  if (!options.emitLLVMPath.empty())
+    if (std::error_code ec = llvm::sys::fs::copy_file(irPath, options.emitLLVMPath))
+      return makeError("cannot write '" + options.emitLLVMPath + "': " + ec.message());
+  std::string partial = (outputPath + ".partial").str();
+  llvm::Error linked = linkSharedObject(options, irPath, partial);
+  llvm::sys::fs::remove(irPath);
+  if (linked) {
+    llvm::sys::fs::remove(partial);
+    return linked;
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(partial, outputPath)) {
+    llvm::sys::fs::remove(partial);
+    return makeError("cannot write '" + outputPath + "': " + ec.message());
+  }
+  return llvm::Error::success();
+}

@@ -1,0 +1,128 @@
+// decayrt: a thin C++ wrapper over the C API (RAII package, owning tensor views); it never throws.
+#ifndef DECAYRT_DECAYRT_HPP
+#define DECAYRT_DECAYRT_HPP
+
+#include "decayrt/decayrt.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace decayrt {
+
+/// The result of a call; DECAYRT_OK on success, else decayrt::lastError() says why.
+using Status = decayrt_status;
+
+/// The name of a status ("OK", "ERROR_SHAPE", ...).
+inline const char *statusName(Status status) { return decayrt_status_name(status); }
+
+/// The message of the last failed call on this thread.
+inline const char *lastError() { return decayrt_last_error(); }
+
+/// The dtype of a C++ element type: float, double, int32_t, int64_t.
+template <typename T> struct DtypeOf;
+template <> struct DtypeOf<float> { static constexpr decayrt_dtype value = DECAYRT_F32; };
+template <> struct DtypeOf<double> { static constexpr decayrt_dtype value = DECAYRT_F64; };
+template <> struct DtypeOf<int32_t> { static constexpr decayrt_dtype value = DECAYRT_I32; };
+template <> struct DtypeOf<int64_t> { static constexpr decayrt_dtype value = DECAYRT_I64; };
+
+/// A named tensor that owns its name, shape and strides (not its data), so
+/// that the decayrt_tensor it views stays valid as long as it lives.
+class Tensor {
+public:
+  /// A tensor of any dtype; empty `strides` means contiguous row-major.
+  Tensor(std::string name, void *data, decayrt_dtype dtype, std::vector<int64_t> shape,
+         std::vector<int64_t> strides = {})
+      : name_(std::move(name)), data_(data), dtype_(dtype), shape_(std::move(shape)),
+        strides_(std::move(strides)) {}
+
+  /// An output (or input) whose dtype follows from T.
+  template <typename T>
+  Tensor(std::string name, T *data, std::vector<int64_t> shape)
+      : Tensor(std::move(name), static_cast<void *>(data), DtypeOf<T>::value, std::move(shape)) {}
+
+  /// An input whose dtype follows from T; decayrt only reads it.
+  template <typename T>
+  Tensor(std::string name, const T *data, std::vector<int64_t> shape)
+      : Tensor(std::move(name), const_cast<T *>(data), std::move(shape)) {}
+
+  /// The C view; valid while this Tensor lives and is not modified.
+  decayrt_tensor view() const {
+    decayrt_tensor tensor;
+    tensor.name = name_.c_str();
+    tensor.data = data_;
+    tensor.dtype = dtype_;
+    tensor.rank = static_cast<int32_t>(shape_.size());
+    tensor.shape = shape_.data();
+    tensor.strides = strides_.empty() ? nullptr : strides_.data();
+    return tensor;
+  }
+
+  const std::string &name() const { return name_; }
+  const std::vector<int64_t> &shape() const { return shape_; }
+
+private:
+  std::string name_;
+  void *data_;
+  decayrt_dtype dtype_;
+  std::vector<int64_t> shape_, strides_;
+};
+
+/// A loaded package; closes it when destroyed. Movable, not copyable. A loaded
+/// Package may run on several threads at once.
+class Package {
+public:
+  Package() = default;
+  ~Package() { decayrt_package_free(handle_); }
+  Package(Package &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  Package &operator=(Package &&other) noexcept {
+    if (this != &other) {
+      decayrt_package_free(handle_);
+      handle_ = std::exchange(other.handle_, nullptr);
+    }
+    return *this;
+  }
+  Package(const Package &) = delete;
+  Package &operator=(const Package &) = delete;
+
+  /// Loads the package at `path`, replacing (and closing) the one held. On
+  /// failure the Package is left empty.
+  Status load(const std::string &path) {
+    decayrt_package_free(handle_);
+    handle_ = nullptr;
+    return decayrt_package_load(path.c_str(), &handle_);
+  }
+
+  /// Whether a package is loaded.
+  bool loaded() const { return handle_ != nullptr; }
+  explicit operator bool() const { return loaded(); }
+
+  /// The manifest JSON ("" when empty).
+  const char *manifest() const { return handle_ ? decayrt_package_manifest(handle_) : ""; }
+  /// The recurrence's name ("" when empty).
+  const char *specName() const { return handle_ ? decayrt_package_spec_name(handle_) : ""; }
+
+  /// Runs `entry` ("forward" or "backward") on C tensor views (see decayrt_run).
+  Status run(const std::string &entry, const std::vector<decayrt_tensor> &tensors) const {
+    return decayrt_run(handle_, entry.c_str(), tensors.data(), tensors.size());
+  }
+  /// Runs `entry` on owning tensors.
+  Status run(const std::string &entry, const std::vector<Tensor> &tensors) const {
+    std::vector<decayrt_tensor> views;
+    views.reserve(tensors.size());
+    for (const Tensor &tensor : tensors)
+      views.push_back(tensor.view());
+    return run(entry, views);
+  }
+
+  /// The C handle (still owned by this Package).
+  decayrt_package *get() const { return handle_; }
+
+private:
+  decayrt_package *handle_ = nullptr;
+};
+
+} // namespace decayrt
+
+#endif // DECAYRT_DECAYRT_HPP

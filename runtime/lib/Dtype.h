@@ -1,0 +1,69 @@
+// Element types: their manifest names ("f32", ...) and sizes in bytes.
+#ifndef DECAYRT_LIB_DTYPE_H
+#define DECAYRT_LIB_DTYPE_H
+
+#include "decayrt/decayrt.h"
+
+#include <cstdint>
+#include <string>
+
+namespace decayrt::detail {
+
+/// Whether `dtype` is one of the enumerators (a C caller may pass anything).
+inline bool isValidDtype(decayrt_dtype dtype) {
+  switch (dtype) {
+  case DECAYRT_F32:
+  case DECAYRT_F64:
+  case DECAYRT_BF16:
+  case DECAYRT_I32:
+  case DECAYRT_I64:
+    return true;
+  }
+  return false;
+}
+
+/// The manifest's name of `dtype`: "f32", "f64", "bf16", "i32", "i64".
+inline const char *dtypeName(decayrt_dtype dtype) {
+  switch (dtype) {
+  case DECAYRT_F32:
+    return "f32";
+  case DECAYRT_F64:
+    return "f64";
+  case DECAYRT_BF16:
+    return "bf16";
+  case DECAYRT_I32:
+    return "i32";
+  case DECAYRT_I64:
+    return "i64";
+  }
+  return "invalid";
+}
+
+/// The size of one element of `dtype` in bytes.
+inline int64_t dtypeSize(decayrt_dtype dtype) {
+  switch (dtype) {
+  case DECAYRT_BF16:
+    return 2;
+  case DECAYRT_F32:
+  case DECAYRT_I32:
+    return 4;
+  case DECAYRT_F64:
+  case DECAYRT_I64:
+    return 8;
+  }
+  return 1;
+}
+
+/// Reads a manifest dtype name; false if `name` is none of them.
+inline bool parseDtype(const std::string &name, decayrt_dtype &out) {
+  for (decayrt_dtype dtype : {DECAYRT_F32, DECAYRT_F64, DECAYRT_BF16, DECAYRT_I32, DECAYRT_I64})
+    if (name == dtypeName(dtype)) {
+      out = dtype;
+      return true;
+    }
+  return false;
+}
+
+} // namespace decayrt::detail
+
+#endif // DECAYRT_LIB_DTYPE_H
