@@ -11,6 +11,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -19,7 +20,8 @@ void decay::registerDecayDialects(mlir::DialectRegistry &registry) {
   registry.insert<DecayDialect, mlir::arith::ArithDialect, mlir::math::MathDialect,
                   mlir::func::FuncDialect, mlir::scf::SCFDialect,
                   mlir::memref::MemRefDialect, mlir::cf::ControlFlowDialect,
-                  mlir::LLVM::LLVMDialect, mlir::omp::OpenMPDialect>();
+                  mlir::LLVM::LLVMDialect, mlir::omp::OpenMPDialect,
+                  mlir::vector::VectorDialect>();
 }
 
 void decay::registerDecayPasses() {

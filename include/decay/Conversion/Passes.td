@@ -52,7 +52,7 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
   ];
   let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
-                           "::mlir::math::MathDialect"];
+                           "::mlir::math::MathDialect", "::mlir::vector::VectorDialect"];
 }
 
 #endif // DECAY_CONVERSION_PASSES_TD

@@ -74,51 +74,82 @@ void ChunkEmitter::prepareChunk(
   });
 }
 
+MatrixView ChunkEmitter::valueRows(const ElementIndex &at, const Chunk &chunk) {
+  return {v, [this, at, chunk](Value s, Value j) -> SmallVector<Value> {
+            return {at.b, arith::AddIOp::create(b, chunk.first, s), at.h, j};
+          }};
+}
+
 void ChunkEmitter::computeScores(const Chunk &chunk) {
   Value zero = index(0);
-  bool perChannel = spec.isPerChannel();
+  // Zero above the diagonal (and beyond the chunk): A feeds full matmuls.
+  Value size = index(chunkSize);
+  loop(zero, size, [&](Value t) { loop(zero, size, [&](Value s) { store(real(0.0), chunk.a, {t, s}); }); });
+  if (spec.isPerChannel()) {
+    loop(zero, chunk.length, [&](Value t) {
+      Value through = arith::AddIOp::create(b, t, index(1));
+      Value rt = row(chunk, t);
+      loop(zero, through, [&](Value s) {
+        Value rs = row(chunk, s);
+        Value score = sum(keyDim, [&](Value c) {
+          return mul(mul(load(chunk.q, {rt, c}), load(chunk.k, {rs, c})), decayBetween(chunk, t, s, c));
+        });
+        store(score, chunk.a, {t, s});
+      });
+    });
+    return;
+  }
+  // Scalar decay: A = (Q K^T) * exp(G_t - G_s), masked; Q K^T as a matmul
+  // against K transposed into the work buffer ([K, C]).
+  loop(zero, chunk.length, [&](Value s) {
+    loop(zero, keyDim, [&](Value c) { store(load(chunk.k, {row(chunk, s), c}), chunk.work, {c, s}); });
+  });
+  MatrixView scores{chunk.a, [](Value t, Value s) -> SmallVector<Value> { return {t, s}; }};
+  MatrixView keysT{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
+  emitTileMatmul(b, scores, [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
+                 chunk.length, chunk.length, keyDim, /*accumulate=*/false);
   loop(zero, chunk.length, [&](Value t) {
     Value through = arith::AddIOp::create(b, t, index(1));
-    Value rt = row(chunk, t);
-    loop(zero, through, [&](Value s) {
-      Value rs = row(chunk, s);
-      Value score = sum(keyDim, [&](Value c) {
-        Value product = mul(load(chunk.q, {rt, c}), load(chunk.k, {rs, c}));
-        return perChannel ? mul(product, decayBetween(chunk, t, s, c)) : product;
-      });
-      if (!perChannel)
-        score = mul(score, decayBetween(chunk, t, s, zero));
-      store(score, chunk.a, {t, s});
+    loop(zero, chunk.length, [&](Value s) {
+      Value causal = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, s, through);
+      auto branch = scf::IfOp::create(b, causal, /*withElseRegion=*/true);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(branch.thenBlock());
+        store(mul(load(chunk.a, {t, s}), decayBetween(chunk, t, s, zero)), chunk.a, {t, s});
+        b.setInsertionPointToStart(branch.elseBlock());
+        store(real(0.0), chunk.a, {t, s});
+      }
     });
   });
 }
 
-Value ChunkEmitter::chunkNumerator(const ElementIndex &at, const Chunk &chunk, Value t, Value state,
-                                   ValueRange statePrefix, Value norm, ValueRange normPrefix,
-                                   Value out) {
+void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, Value state,
+                                   ValueRange statePrefix) {
   Value zero = index(0);
-  Value rt = row(chunk, t);
-  loop(zero, valueDim, [&](Value j) { store(real(0.0), out, j); });
-  // (q_t * exp(G_t))^T H
-  loop(zero, keyDim, [&](Value c) {
-    Value weight = mul(load(chunk.q, {rt, c}), exp(cumulative(chunk, t, c)));
-    loop(zero, valueDim, [&](Value j) {
-      store(add(load(out, j), mul(weight, load(state, concat(statePrefix, {c, j})))), out, j);
+  // out = (Q * exp(G)) H + A V
+  loop(zero, chunk.length, [&](Value t) {
+    loop(zero, keyDim, [&](Value c) {
+      store(mul(load(chunk.q, {row(chunk, t), c}), exp(cumulative(chunk, t, c))), chunk.work, {t, c});
     });
   });
-  // + sum_{s<=t} A_ts v_s
+  SmallVector<Value> prefix(statePrefix);
+  MatrixView out{chunk.out, [](Value t, Value j) -> SmallVector<Value> { return {t, j}; }};
+  MatrixView stateRows{state, [prefix](Value c, Value j) {
+                         SmallVector<Value> indices(prefix);
+                         indices.append({c, j});
+                         return indices;
+                       }};
+  emitTileMatmul(b, out, [&](Value t, Value c) { return load(chunk.work, {t, c}); }, stateRows,
+                 chunk.length, valueDim, keyDim, /*accumulate=*/false);
+  emitTileMatmul(b, out, [&](Value t, Value s) { return load(chunk.a, {t, s}); },
+                 valueRows(at, chunk), chunk.length, valueDim, chunk.length, /*accumulate=*/true);
+}
+
+Value ChunkEmitter::chunkDenominator(const Chunk &chunk, Value t, Value norm, ValueRange normPrefix) {
   Value through = arith::AddIOp::create(b, t, index(1));
-  loop(zero, through, [&](Value s) {
-    Value weight = load(chunk.a, {t, s});
-    Value source = arith::AddIOp::create(b, chunk.first, s);
-    loop(zero, valueDim, [&](Value j) {
-      store(add(load(out, j), mul(weight, load(v, {at.b, source, at.h, j}))), out, j);
-    });
-  });
-  if (!spec.getNormalizer())
-    return nullptr;
   Value fromState = sum(keyDim, [&](Value c) {
-    return mul(mul(load(chunk.q, {rt, c}), exp(cumulative(chunk, t, c))),
+    return mul(mul(load(chunk.q, {row(chunk, t), c}), exp(cumulative(chunk, t, c))),
                load(norm, concat(normPrefix, {c})));
   });
   Value fromChunk = sum(through, [&](Value s) { return load(chunk.a, {t, s}); });
@@ -129,6 +160,7 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
                                 ValueRange statePrefix, Value norm, ValueRange normPrefix) {
   Value zero = index(0);
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
+  // H <- diag(exp(G_last)) H, z likewise.
   loop(zero, keyDim, [&](Value c) {
     Value decay = exp(cumulative(chunk, last, c));
     loop(zero, valueDim, [&](Value j) {
@@ -140,18 +172,24 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
       store(mul(decay, load(norm, where)), norm, where);
     }
   });
+  // Kd = K * exp(G_last - G) in the work buffer; H += Kd^T V, z += sum_s Kd_s.
   loop(zero, chunk.length, [&](Value s) {
-    Value source = arith::AddIOp::create(b, chunk.first, s);
     loop(zero, keyDim, [&](Value c) {
-      Value weight = mul(load(chunk.k, {row(chunk, s), c}), decayBetween(chunk, last, s, c));
-      loop(zero, valueDim, [&](Value j) {
-        SmallVector<Value> where = concat(statePrefix, {c, j});
-        store(add(load(state, where), mul(weight, load(v, {at.b, source, at.h, j}))), state, where);
-      });
-      if (spec.getNormalizer()) {
-        SmallVector<Value> where = concat(normPrefix, {c});
-        store(add(load(norm, where), weight), norm, where);
-      }
+      store(mul(load(chunk.k, {row(chunk, s), c}), decayBetween(chunk, last, s, c)), chunk.work, {s, c});
     });
   });
+  SmallVector<Value> prefix(statePrefix);
+  MatrixView stateRows{state, [prefix](Value c, Value j) {
+                         SmallVector<Value> indices(prefix);
+                         indices.append({c, j});
+                         return indices;
+                       }};
+  emitTileMatmul(b, stateRows, [&](Value c, Value s) { return load(chunk.work, {s, c}); },
+                 valueRows(at, chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true);
+  if (spec.getNormalizer())
+    loop(zero, keyDim, [&](Value c) {
+      SmallVector<Value> where = concat(normPrefix, {c});
+      store(add(load(norm, where), sum(chunk.length, [&](Value s) { return load(chunk.work, {s, c}); })),
+            norm, where);
+    });
 }

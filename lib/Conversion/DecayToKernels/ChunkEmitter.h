@@ -2,6 +2,7 @@
 #ifndef DECAY_CONVERSION_DECAYTOKERNELS_CHUNKEMITTER_H
 #define DECAY_CONVERSION_DECAYTOKERNELS_CHUNKEMITTER_H
 
+#include "TileMatmul.h"
 #include "decay/Conversion/RecurrenceEmitter.h"
 
 namespace decay {
@@ -13,7 +14,9 @@ struct Chunk {
   mlir::Value base;   ///< row of the chunk's first token in q, k, g
   mlir::Value q, k;   ///< [rows, K]: feature-mapped, rotated query and key
   mlir::Value g;      ///< [rows, K]: log-decay cumulated from the chunk's first token
-  mlir::Value a;      ///< [C, C]: masked decayed scores
+  mlir::Value a;      ///< [C, C]: masked decayed scores (0 above the diagonal)
+  mlir::Value work;   ///< [C, K] scratch: decayed q or k, and transposed k
+  mlir::Value out;    ///< [C, V]: the numerators of the chunk's outputs
 };
 
 /// Emits the steps of the chunk algorithm in f32. Derived builders bind the
@@ -39,15 +42,19 @@ protected:
   mlir::Value decayBetween(const Chunk &chunk, mlir::Value t, mlir::Value s, mlir::Value c);
   /// A_ts = sum_c q_tc k_sc exp(G_tc - G_sc) for s <= t.
   void computeScores(const Chunk &chunk);
-  /// num_t = (q_t * exp(G_t))^T H + sum_{s<=t} A_ts v_s into `out[V]`; with
-  /// the normalizer returns den_t = (q_t * exp(G_t)) . z + sum_{s<=t} A_ts + eps.
-  mlir::Value chunkNumerator(const ElementIndex &at, const Chunk &chunk, mlir::Value t,
-                             mlir::Value state, mlir::ValueRange statePrefix, mlir::Value norm,
-                             mlir::ValueRange normPrefix, mlir::Value out);
+  /// out[t, :] = num_t = (q_t * exp(G_t))^T H + sum_{s<=t} A_ts v_s for every
+  /// token t of the chunk (H at `state[statePrefix..., :, :]`).
+  void chunkNumerators(const ElementIndex &at, const Chunk &chunk, mlir::Value state,
+                       mlir::ValueRange statePrefix);
+  /// With the normalizer: den_t = (q_t * exp(G_t)) . z + sum_{s<=t} A_ts + eps.
+  mlir::Value chunkDenominator(const Chunk &chunk, mlir::Value t, mlir::Value norm,
+                               mlir::ValueRange normPrefix);
   /// H <- diag(exp(G_last)) H + sum_s (k_s * exp(G_last - G_s)) v_s^T, and z
   /// likewise with v = 1.
   void advanceState(const ElementIndex &at, const Chunk &chunk, mlir::Value state,
                     mlir::ValueRange statePrefix, mlir::Value norm, mlir::ValueRange normPrefix);
+  /// The chunk's rows of v: row s is v[b, first + s, h, :].
+  MatrixView valueRows(const ElementIndex &at, const Chunk &chunk);
 
   int64_t chunkSize;
   mlir::Value q, k, v; ///< the function's q, k, v memrefs

@@ -31,7 +31,7 @@ private:
     Chunk chunk;                   // q, k, g over the whole sequence; a per chunk
     Value entering, enteringNorm;  // [chunks, K, V], [chunks, K]: state entering each chunk
     Value state, norm, dState, dNorm;
-    Value dA, dnum, dden, dq, dk, numerator;
+    Value dA, dnum, dden, dq, dk;
     Value dqWide, dkWide; // [C, K] f64 copies of dq, dk for dLambda
     SmallVector<Value> scanState;
     BackwardSinks sinks;
@@ -97,9 +97,9 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
   auto token = [&](Value t) { return arith::AddIOp::create(b, chunk.first, t).getResult(); };
   computeScores(chunk);
+  chunkNumerators(at, chunk, s.entering, {ci});
   // dnum and dden of every token of the chunk.
   loop(zero, chunk.length, [&](Value t) {
-    Value den = chunkNumerator(at, chunk, t, s.entering, {ci}, s.enteringNorm, {ci}, s.numerator);
     Value tt = token(t);
     if (!normalizer) {
       loop(zero, valueDim, [&](Value j) {
@@ -109,8 +109,9 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
       return;
     }
     // o = num / den: dnum = do / den, dden = -(do . o) / den
+    Value den = chunkDenominator(chunk, t, s.enteringNorm, {ci});
     Value doDotO = sum(valueDim, [&](Value j) {
-      return mul(load(args.dout, {at.b, tt, at.h, j}), div(load(s.numerator, j), den));
+      return mul(load(args.dout, {at.b, tt, at.h, j}), div(load(chunk.out, {t, j}), den));
     });
     loop(zero, valueDim, [&](Value j) {
       store(div(load(args.dout, {at.b, tt, at.h, j}), den), s.dnum, {t, j});
@@ -233,7 +234,9 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   s.dden = alloc(size);
   s.dq = alloc({size, keyDim});
   s.dk = alloc({size, keyDim});
-  s.numerator = alloc(valueDim);
+  Value side = arith::MaxUIOp::create(b, size, keyDim);
+  s.chunk.work = alloc({side, side});
+  s.chunk.out = alloc({size, valueDim});
   auto allocWide = [&](ValueRange sizes) {
     return memref::AllocOp::create(b, MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic),
                                                       b.getF64Type()),
@@ -291,7 +294,8 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
 
   SmallVector<Value> buffers = {s.chunk.q, s.chunk.k, s.chunk.g, s.chunk.a, s.entering,
                                 s.enteringNorm, s.state, s.dState, s.norm, s.dNorm, s.dA,
-                                s.dnum, s.dden, s.dq, s.dk, s.dqWide, s.dkWide, s.numerator,
+                                s.dnum, s.dden, s.dq, s.dk, s.dqWide, s.dkWide, s.chunk.work,
+                                s.chunk.out,
                                 s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum};
   llvm::append_range(buffers, s.scanState);

@@ -60,7 +60,9 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
   chunk.k = alloc({size, keyDim});
   chunk.g = alloc({size, keyDim});
   chunk.a = alloc({size, size});
-  Value numerator = alloc(valueDim);
+  Value side = arith::MaxUIOp::create(b, size, keyDim);
+  chunk.work = alloc({side, side});
+  chunk.out = alloc({size, valueDim});
   auto chunks = scf::ForOp::create(b, start, end, size);
   {
     OpBuilder::InsertionGuard inner(b);
@@ -75,17 +77,19 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
       return ScanValues{prev, cur};
     });
     computeScores(chunk);
+    chunkNumerators(at, chunk, args.ht, {n, h});
     loop(zero, chunk.length, [&](Value t) {
-      Value den = chunkNumerator(at, chunk, t, args.ht, {n, h}, args.normHt, {n, h}, numerator);
-      Value factor = den ? div(real(1.0), den) : scale;
+      Value factor = spec.getNormalizer()
+                         ? div(real(1.0), chunkDenominator(chunk, t, args.normHt, {n, h}))
+                         : scale;
       Value token = arith::AddIOp::create(b, chunk.first, t);
       loop(zero, valueDim, [&](Value j) {
-        store(mul(load(numerator, j), factor), args.o, {batch, token, h, j});
+        store(mul(load(chunk.out, {t, j}), factor), args.o, {batch, token, h, j});
       });
     });
     advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h});
   }
-  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.a, numerator})
+  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.a, chunk.work, chunk.out})
     memref::DeallocOp::create(b, buffer);
 }
 

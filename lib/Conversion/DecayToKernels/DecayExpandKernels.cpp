@@ -3,6 +3,8 @@
 
 #include "decay/Conversion/Passes.h"
 
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
 namespace decay {
 #define GEN_PASS_DEF_DECAYEXPANDKERNELSPASS
 #include "decay/Conversion/Passes.h.inc"

@@ -1,0 +1,124 @@
+// A register-tiled f32 matrix multiply on memref views (8x32 tiles of AVX-512 vectors), for the chunk kernels.
+#include "TileMatmul.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace decay;
+
+namespace {
+constexpr int64_t kWidth = 16;  // f32 lanes of an AVX-512 vector
+constexpr int64_t kVectors = 2; // vectors per tile row: 32 columns
+constexpr int64_t kRows = 8;    // tile rows: 8 x 2 = 16 accumulators
+
+class TileMatmulEmitter {
+public:
+  TileMatmulEmitter(ImplicitLocOpBuilder &b, const MatrixView &c, function_ref<Value(Value, Value)> a,
+                    const MatrixView &bMatrix, Value k, bool accumulate)
+      : b(b), c(c), a(a), bMatrix(bMatrix), k(k), accumulate(accumulate),
+        vectorType(VectorType::get({kWidth}, b.getF32Type())) {}
+
+  /// Tiles of `rows` x 32 over rows [i0, i1) (a multiple of `rows` long) and columns [0, n32).
+  void vectorTiles(Value i0, Value i1, int64_t rows, Value n32);
+  /// Scalar dot products over rows [i0, i1) and columns [j0, j1).
+  void scalarBlock(Value i0, Value i1, Value j0, Value j1);
+
+private:
+  Value index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
+  void tile(Value i, Value j, int64_t rows);
+
+  ImplicitLocOpBuilder &b;
+  const MatrixView &c;
+  function_ref<Value(Value, Value)> a;
+  const MatrixView &bMatrix;
+  Value k;
+  bool accumulate;
+  VectorType vectorType;
+};
+
+void TileMatmulEmitter::tile(Value i, Value j, int64_t rows) {
+  SmallVector<Value> columns, rowIndices, initial;
+  for (int64_t v = 0; v < kVectors; ++v)
+    columns.push_back(arith::AddIOp::create(b, j, index(v * kWidth)));
+  for (int64_t r = 0; r < rows; ++r)
+    rowIndices.push_back(arith::AddIOp::create(b, i, index(r)));
+  Value zero = arith::ConstantOp::create(b, DenseElementsAttr::get(vectorType, 0.0f));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t v = 0; v < kVectors; ++v)
+      initial.push_back(accumulate ? vector::LoadOp::create(b, vectorType, c.memref,
+                                                            c.indices(rowIndices[r], columns[v]))
+                                         .getResult()
+                                   : zero);
+  auto reduction = scf::ForOp::create(b, index(0), k, index(1), initial);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(reduction.getBody());
+    Value kk = reduction.getInductionVar();
+    SmallVector<Value> bRow;
+    for (int64_t v = 0; v < kVectors; ++v)
+      bRow.push_back(vector::LoadOp::create(b, vectorType, bMatrix.memref,
+                                            bMatrix.indices(kk, columns[v])));
+    SmallVector<Value> next;
+    for (int64_t r = 0; r < rows; ++r) {
+      Value broadcast = vector::BroadcastOp::create(b, vectorType, a(rowIndices[r], kk));
+      for (int64_t v = 0; v < kVectors; ++v)
+        next.push_back(vector::FMAOp::create(b, broadcast, bRow[v],
+                                             reduction.getRegionIterArgs()[r * kVectors + v]));
+    }
+    scf::YieldOp::create(b, next);
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t v = 0; v < kVectors; ++v)
+      vector::StoreOp::create(b, reduction.getResult(r * kVectors + v), c.memref,
+                              c.indices(rowIndices[r], columns[v]));
+}
+
+void TileMatmulEmitter::vectorTiles(Value i0, Value i1, int64_t rows, Value n32) {
+  auto rowLoop = scf::ForOp::create(b, i0, i1, index(rows));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(rowLoop.getBody());
+  auto columnLoop = scf::ForOp::create(b, index(0), n32, index(kWidth * kVectors));
+  b.setInsertionPointToStart(columnLoop.getBody());
+  tile(rowLoop.getInductionVar(), columnLoop.getInductionVar(), rows);
+}
+
+void TileMatmulEmitter::scalarBlock(Value i0, Value i1, Value j0, Value j1) {
+  auto rowLoop = scf::ForOp::create(b, i0, i1, index(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(rowLoop.getBody());
+  Value i = rowLoop.getInductionVar();
+  auto columnLoop = scf::ForOp::create(b, j0, j1, index(1));
+  b.setInsertionPointToStart(columnLoop.getBody());
+  Value j = columnLoop.getInductionVar();
+  Value start = accumulate ? memref::LoadOp::create(b, c.memref, c.indices(i, j)).getResult()
+                           : arith::ConstantOp::create(b, b.getF32FloatAttr(0.0f)).getResult();
+  auto reduction = scf::ForOp::create(b, index(0), k, index(1), ValueRange{start});
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(reduction.getBody());
+    Value kk = reduction.getInductionVar();
+    Value product = arith::MulFOp::create(b, a(i, kk),
+                                          memref::LoadOp::create(b, bMatrix.memref, bMatrix.indices(kk, j)));
+    scf::YieldOp::create(b, ValueRange{arith::AddFOp::create(b, reduction.getRegionIterArgs()[0], product)});
+  }
+  memref::StoreOp::create(b, reduction.getResult(0), c.memref, c.indices(i, j));
+}
+} // namespace
+
+void decay::emitTileMatmul(ImplicitLocOpBuilder &b, const MatrixView &c,
+                           function_ref<Value(Value, Value)> a, const MatrixView &bMatrix, Value m,
+                           Value n, Value k, bool accumulate) {
+  TileMatmulEmitter emitter(b, c, a, bMatrix, k, accumulate);
+  auto floorTo = [&](Value x, int64_t multiple) {
+    Value step = arith::ConstantIndexOp::create(b, multiple);
+    return arith::MulIOp::create(b, arith::DivUIOp::create(b, x, step), step).getResult();
+  };
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value m8 = floorTo(m, kRows), n32 = floorTo(n, kWidth * kVectors);
+  emitter.vectorTiles(zero, m8, kRows, n32);  // full tiles
+  emitter.vectorTiles(m8, m, 1, n32);         // leftover rows, one at a time
+  emitter.scalarBlock(zero, m, n32, n);       // leftover columns
+}
