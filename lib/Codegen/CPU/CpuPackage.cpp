@@ -135,7 +135,8 @@ llvm::Error linkSharedObject(const CpuPackageOptions &options, llvm::StringRef i
     return makeError("cannot find the compiler '" + options.compiler +
                      "' that assembles CPU packages (install clang-22)");
   std::string march = "-march=" + options.cpu;
-  llvm::SmallVector<llvm::StringRef> args = {*compiler, "-O3", march, "-ffp-contract=fast",
+  llvm::SmallVector<llvm::StringRef> args = {*compiler, "-O3", march,
+                                             "-ffp-contract=fast",
                                              "-fveclib=libmvec", "-shared", "-fPIC",
                                              "-Wno-override-module", "-x", "ir", irPath,
                                              "-o", outputPath, "-fopenmp=libomp",

@@ -1,6 +1,8 @@
 // The chunk algorithm shared by the chunked forward and backward kernels (MATH.md sections 2 and 3).
 #include "ChunkEmitter.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace decay;
 
@@ -82,9 +84,8 @@ MatrixView ChunkEmitter::valueRows(const ElementIndex &at, const Chunk &chunk) {
 
 void ChunkEmitter::computeScores(const Chunk &chunk) {
   Value zero = index(0);
-  // Zero above the diagonal (and beyond the chunk): A feeds full matmuls.
-  Value size = index(chunkSize);
-  loop(zero, size, [&](Value t) { loop(zero, size, [&](Value s) { store(real(0.0), chunk.a, {t, s}); }); });
+  // A is written for t, s < length, zero above the diagonal: the matmuls
+  // that read it stop at the chunk's length.
   if (spec.isPerChannel()) {
     loop(zero, chunk.length, [&](Value t) {
       Value through = arith::AddIOp::create(b, t, index(1));
@@ -96,6 +97,7 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
         });
         store(score, chunk.a, {t, s});
       });
+      loop(through, chunk.length, [&](Value s) { store(real(0.0), chunk.a, {t, s}); });
     });
     return;
   }
@@ -108,18 +110,18 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
   MatrixView keysT{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
   emitTileMatmul(b, scores, [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
                  chunk.length, chunk.length, keyDim, /*accumulate=*/false);
+  // Mask before exponentiating: above the diagonal the exponent is -inf. The
+  // scalar decay's G (channel 0) is gathered into row 0 of the work buffer
+  // first, so the loop reads it contiguously.
+  loop(zero, chunk.length, [&](Value s) { store(cumulative(chunk, s, zero), chunk.work, {zero, s}); });
+  Value minusInfinity = real(-std::numeric_limits<double>::infinity());
   loop(zero, chunk.length, [&](Value t) {
-    Value through = arith::AddIOp::create(b, t, index(1));
+    Value gt = load(chunk.work, {zero, t});
     loop(zero, chunk.length, [&](Value s) {
-      Value causal = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, s, through);
-      auto branch = scf::IfOp::create(b, causal, /*withElseRegion=*/true);
-      {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPointToStart(branch.thenBlock());
-        store(mul(load(chunk.a, {t, s}), decayBetween(chunk, t, s, zero)), chunk.a, {t, s});
-        b.setInsertionPointToStart(branch.elseBlock());
-        store(real(0.0), chunk.a, {t, s});
-      }
+      Value causal = arith::CmpIOp::create(b, arith::CmpIPredicate::ule, s, t);
+      Value exponent = arith::SelectOp::create(b, causal, sub(gt, load(chunk.work, {zero, s})),
+                                               minusInfinity);
+      store(mul(load(chunk.a, {t, s}), exp(exponent)), chunk.a, {t, s});
     });
   });
 }
@@ -128,9 +130,12 @@ void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, V
                                    ValueRange statePrefix) {
   Value zero = index(0);
   // out = (Q * exp(G)) H + A V
+  bool perChannel = spec.isPerChannel();
   loop(zero, chunk.length, [&](Value t) {
+    Value shared = perChannel ? Value() : exp(cumulative(chunk, t, zero));
     loop(zero, keyDim, [&](Value c) {
-      store(mul(load(chunk.q, {row(chunk, t), c}), exp(cumulative(chunk, t, c))), chunk.work, {t, c});
+      Value decay = perChannel ? exp(cumulative(chunk, t, c)) : shared;
+      store(mul(load(chunk.q, {row(chunk, t), c}), decay), chunk.work, {t, c});
     });
   });
   SmallVector<Value> prefix(statePrefix);
@@ -173,9 +178,12 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
     }
   });
   // Kd = K * exp(G_last - G) in the work buffer; H += Kd^T V, z += sum_s Kd_s.
+  bool perChannel = spec.isPerChannel();
   loop(zero, chunk.length, [&](Value s) {
+    Value shared = perChannel ? Value() : decayBetween(chunk, last, s, zero);
     loop(zero, keyDim, [&](Value c) {
-      store(mul(load(chunk.k, {row(chunk, s), c}), decayBetween(chunk, last, s, c)), chunk.work, {s, c});
+      Value decay = perChannel ? decayBetween(chunk, last, s, c) : shared;
+      store(mul(load(chunk.k, {row(chunk, s), c}), decay), chunk.work, {s, c});
     });
   });
   SmallVector<Value> prefix(statePrefix);
