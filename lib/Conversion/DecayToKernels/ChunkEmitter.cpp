@@ -25,6 +25,14 @@ Value ChunkEmitter::decayBetween(const Chunk &chunk, Value t, Value s, Value c) 
   return exp(sub(cumulative(chunk, t, c), cumulative(chunk, s, c)));
 }
 
+void ChunkEmitter::stageValues(const ElementIndex &at, const Chunk &chunk) {
+  Value zero = index(0);
+  loop(zero, chunk.length, [&](Value s) {
+    Value token = arith::AddIOp::create(b, chunk.first, s);
+    loop(zero, valueDim, [&](Value j) { store(load(v, {at.b, token, at.h, j}), chunk.values, {s, j}); });
+  });
+}
+
 void ChunkEmitter::prepareChunk(
     const ElementIndex &at, Value start, const Chunk &chunk,
     function_ref<ScanValues(const ElementIndex &, unsigned, Operation *, Value)> scan) {
@@ -74,12 +82,11 @@ void ChunkEmitter::prepareChunk(
       applyRope(chunk.k, r, pos, /*inverse=*/false);
     }
   });
+  stageValues(at, chunk);
 }
 
-MatrixView ChunkEmitter::valueRows(const ElementIndex &at, const Chunk &chunk) {
-  return {v, [this, at, chunk](Value s, Value j) -> SmallVector<Value> {
-            return {at.b, arith::AddIOp::create(b, chunk.first, s), at.h, j};
-          }};
+MatrixView ChunkEmitter::valueRows(const Chunk &chunk) {
+  return {chunk.values, [](Value s, Value j) -> SmallVector<Value> { return {s, j}; }};
 }
 
 void ChunkEmitter::computeScores(const Chunk &chunk) {
@@ -103,8 +110,9 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
   }
   // Scalar decay: A = (Q K^T) * exp(G_t - G_s), masked; Q K^T as a matmul
   // against K transposed into the work buffer ([K, C]).
-  loop(zero, chunk.length, [&](Value s) {
-    loop(zero, keyDim, [&](Value c) { store(load(chunk.k, {row(chunk, s), c}), chunk.work, {c, s}); });
+  // Rows of the transpose are written contiguously (strided reads are cheaper than scattered writes).
+  loop(zero, keyDim, [&](Value c) {
+    loop(zero, chunk.length, [&](Value s) { store(load(chunk.k, {row(chunk, s), c}), chunk.work, {c, s}); });
   });
   MatrixView scores{chunk.a, [](Value t, Value s) -> SmallVector<Value> { return {t, s}; }};
   MatrixView keysT{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
@@ -148,7 +156,7 @@ void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, V
   emitTileMatmul(b, out, [&](Value t, Value c) { return load(chunk.work, {t, c}); }, stateRows,
                  chunk.length, valueDim, keyDim, /*accumulate=*/false);
   emitTileMatmul(b, out, [&](Value t, Value s) { return load(chunk.a, {t, s}); },
-                 valueRows(at, chunk), chunk.length, valueDim, chunk.length, /*accumulate=*/true);
+                 valueRows(chunk), chunk.length, valueDim, chunk.length, /*accumulate=*/true);
 }
 
 Value ChunkEmitter::chunkDenominator(const Chunk &chunk, Value t, Value norm, ValueRange normPrefix) {
@@ -193,7 +201,7 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
                          return indices;
                        }};
   emitTileMatmul(b, stateRows, [&](Value c, Value s) { return load(chunk.work, {s, c}); },
-                 valueRows(at, chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true);
+                 valueRows(chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true);
   if (spec.getNormalizer())
     loop(zero, keyDim, [&](Value c) {
       SmallVector<Value> where = concat(normPrefix, {c});

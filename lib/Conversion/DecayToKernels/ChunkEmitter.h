@@ -17,6 +17,7 @@ struct Chunk {
   mlir::Value a;      ///< [C, C]: masked decayed scores (0 above the diagonal)
   mlir::Value work;   ///< [C, K] scratch: decayed q or k, and transposed k
   mlir::Value out;    ///< [C, V]: the numerators of the chunk's outputs
+  mlir::Value values; ///< [C, V]: the chunk's rows of v, staged contiguously
 };
 
 /// Emits the steps of the chunk algorithm in f32. Derived builders bind the
@@ -28,12 +29,14 @@ public:
 
 protected:
   /// Fills the chunk's rows of q, k (feature-mapped, rotated at their position
-  /// from `start`) and the cumulative log-decay; scans are evaluated by `scan`
-  /// at each token in order.
+  /// from `start`), the cumulative log-decay and the staged values; scans are
+  /// evaluated by `scan` at each token in order.
   void prepareChunk(const ElementIndex &at, mlir::Value start, const Chunk &chunk,
                     llvm::function_ref<ScanValues(const ElementIndex &, unsigned, mlir::Operation *,
                                                   mlir::Value)>
                         scan);
+  /// Copies the chunk's rows of v into `chunk.values` (prepareChunk does).
+  void stageValues(const ElementIndex &at, const Chunk &chunk);
   /// Row `i` of the chunk in its q, k and g buffers.
   mlir::Value row(const Chunk &chunk, mlir::Value i);
   /// G_tc of the chunk (t a chunk-local index).
@@ -53,8 +56,10 @@ protected:
   /// likewise with v = 1.
   void advanceState(const ElementIndex &at, const Chunk &chunk, mlir::Value state,
                     mlir::ValueRange statePrefix, mlir::Value norm, mlir::ValueRange normPrefix);
-  /// The chunk's rows of v: row s is v[b, first + s, h, :].
-  MatrixView valueRows(const ElementIndex &at, const Chunk &chunk);
+  /// The chunk's rows of v (row s is v[b, first + s, h, :]), as staged in
+  /// `chunk.values` by prepareChunk: contiguous, where v's rows are H * V apart
+  /// (4 KiB at H = 8, V = 128: the same cache set for every row).
+  MatrixView valueRows(const Chunk &chunk);
 
   int64_t chunkSize;
   mlir::Value q, k, v; ///< the function's q, k, v memrefs

@@ -96,6 +96,7 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
   Chunk &chunk = s.chunk;
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
   auto token = [&](Value t) { return arith::AddIOp::create(b, chunk.first, t).getResult(); };
+  stageValues(at, chunk);
   computeScores(chunk);
   chunkNumerators(at, chunk, s.entering, {ci});
   // dnum and dden of every token of the chunk.
@@ -237,6 +238,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   Value side = arith::MaxUIOp::create(b, size, keyDim);
   s.chunk.work = alloc({side, side});
   s.chunk.out = alloc({size, valueDim});
+  s.chunk.values = alloc({size, valueDim});
   auto allocWide = [&](ValueRange sizes) {
     return memref::AllocOp::create(b, MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic),
                                                       b.getF64Type()),
@@ -295,7 +297,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   SmallVector<Value> buffers = {s.chunk.q, s.chunk.k, s.chunk.g, s.chunk.a, s.entering,
                                 s.enteringNorm, s.state, s.dState, s.norm, s.dNorm, s.dA,
                                 s.dnum, s.dden, s.dq, s.dk, s.dqWide, s.dkWide, s.chunk.work,
-                                s.chunk.out,
+                                s.chunk.out, s.chunk.values,
                                 s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum};
   llvm::append_range(buffers, s.scanState);

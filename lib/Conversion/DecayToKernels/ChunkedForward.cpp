@@ -63,6 +63,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
   Value side = arith::MaxUIOp::create(b, size, keyDim);
   chunk.work = alloc({side, side});
   chunk.out = alloc({size, valueDim});
+  chunk.values = alloc({size, valueDim});
   auto chunks = scf::ForOp::create(b, start, end, size);
   {
     OpBuilder::InsertionGuard inner(b);
@@ -89,7 +90,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
     });
     advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h});
   }
-  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.a, chunk.work, chunk.out})
+  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.a, chunk.work, chunk.out, chunk.values})
     memref::DeallocOp::create(b, buffer);
 }
 
