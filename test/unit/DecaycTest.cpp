@@ -530,9 +530,12 @@ TEST(DecaycErrors, BadCommandLines) {
     const char *label;
     std::vector<std::string> args, needles;
   } lines[] = {
-      {"missing --reference",
-       {"run", spec, "--inputs", "IN", "--outputs", "OUT"},
-       {"--reference"}},
+      {"unknown device",
+       {"run", spec, "--inputs", "IN", "--outputs", "OUT", "--device", "tpu"},
+       {"--device tpu", "cpu"}},
+      {"--reference with --device",
+       {"run", spec, "--inputs", "IN", "--outputs", "OUT", "--device", "cpu", "--reference"},
+       {"--reference", "--device"}},
       {"--entry step", {"run", spec, "--entry", "step", "--inputs", "IN", "--outputs",
                         "OUT", "--reference"},
        {"--entry step", "forward and backward"}},
@@ -693,4 +696,58 @@ TEST(DecaycErrors, BackwardWithoutOutputGradient) {
                 {"run", exampleSpec("mamba2"), "--entry", "backward", "--inputs", "IN",
                  "--outputs", "OUT", "--reference"},
                 {"missing tensor 'do'", "[2, 4, 2, 2]"});
+}
+
+// ---- The CPU kernels through decayrt ----
+
+namespace {
+double relativeError(const decay::HostTensor &expected, const decay::HostTensor &actual) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < expected.data.size(); ++i) {
+    diff += (expected.data[i] - actual.data[i]) * (expected.data[i] - actual.data[i]);
+    ref += expected.data[i] * expected.data[i];
+  }
+  return ref == 0 ? std::sqrt(diff) : std::sqrt(diff / ref);
+}
+} // namespace
+
+TEST(DecaycRun, CpuKernelsOfSpecAndPackageMatchTheReference) {
+  TempDir dir;
+  writeMamba2Inputs(dir / "in");
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> unit(-1.0, 1.0);
+  std::vector<double> gradient(2 * 4 * 2 * 2);
+  for (double &value : gradient)
+    value = unit(rng);
+  writeArray(dir / "in/do.npy", Array::fromF64(gradient, {2, 4, 2, 2}));
+  Outcome compiled = runDecayc({"compile", exampleSpec("mamba2"), "-o", dir / "mamba2.so"}, dir);
+  ASSERT_EQ(compiled.exitCode, 0) << compiled.err;
+  for (const char *entry : {"forward", "backward"}) {
+    SCOPED_TRACE(entry);
+    auto run = [&](std::vector<std::string> extra, const std::string &out, const std::string &what) {
+      std::vector<std::string> args = {"run", what, "--entry", entry, "--inputs", dir / "in",
+                                       "--outputs", out};
+      args.insert(args.end(), extra.begin(), extra.end());
+      Outcome outcome = runDecayc(args, dir);
+      EXPECT_EQ(outcome.exitCode, 0) << outcome.err;
+      return readAllTensors(out);
+    };
+    auto reference = run({"--reference"}, dir / (std::string("ref_") + entry), exampleSpec("mamba2"));
+    auto fromSpec = run({"--device", "cpu", "--chunk-size", "2"}, dir / (std::string("spec_") + entry),
+                        exampleSpec("mamba2"));
+    auto fromPackage = run({}, dir / (std::string("pkg_") + entry), dir / "mamba2.so");
+    ASSERT_FALSE(reference.empty());
+    for (auto *kernels : {&fromSpec, &fromPackage}) {
+      ASSERT_EQ(kernels->size(), reference.size());
+      for (auto &[name, tensor] : reference) {
+        SCOPED_TRACE(name);
+        ASSERT_TRUE(kernels->count(name));
+        EXPECT_EQ(kernels->at(name).shape, tensor.shape);
+        EXPECT_LT(relativeError(tensor, kernels->at(name)), name[0] == 'd' && name.size() > 2 &&
+                                                                    (name == "dA_log" || name == "ddt_bias")
+                                                                ? 1e-4
+                                                                : 1e-5);
+      }
+    }
+  }
 }

@@ -27,6 +27,10 @@ bool parseArguments(int argc, char **argv, int first,
 int runCommand(int argc, char **argv);
 extern const char *const kRunHelp;
 
+/// `decayc bench`: returns the process exit code.
+int benchCommand(int argc, char **argv);
+extern const char *const kBenchHelp;
+
 /// `decayc compile`: returns the process exit code.
 int compileCommand(int argc, char **argv);
 extern const char *const kCompileHelp;

@@ -1,5 +1,6 @@
 // `decayc run`: read a spec's tensors from .npy files, run the recurrence, write the outputs atomically.
 #include "Commands.h"
+#include "CpuDevice.h"
 
 #include "decay/Runner/SpecProgram.h"
 #include "decay/Support/Npy.h"
@@ -9,21 +10,30 @@
 #include "llvm/Support/Process.h"
 
 #include <cstdio>
+#include <functional>
 #include <set>
 
 using decay::HostTensor;
 
-const char *const decayc::kRunHelp = R"(USAGE: decayc run SPEC [options]
+const char *const decayc::kRunHelp = R"(USAGE: decayc run SPEC|PKG [options]
 
-Runs the recurrence of SPEC (a .mlir file) on the tensors in --inputs and writes
-its outputs to --outputs.
+Runs a recurrence on the tensors in --inputs and writes its outputs to
+--outputs: a spec (a .mlir file) or a package from decayc compile.
 
 OPTIONS:
   --entry forward|backward
                        The entry point to run (default: forward). The backward
-                       computes exact float64 gradients of the loss
+                       computes the gradients of the loss
                        sum(o * do) + sum(ht * dht) (+ the final normalizer and
                        scan states times their gradients).
+  --device cpu         Run the chunked f32 CPU kernels (the default): a spec is
+                       compiled to a temporary package first (like decayc
+                       compile), a package is loaded as is, both through
+                       decayrt.
+  --reference          Run the float64 token-by-token reference path instead
+                       (the oracle of every kernel; specs only).
+  --chunk-size N       Tokens per chunk when compiling a spec for --device cpu
+                       (default: the spec's chunk_size hint, else 64).
   --inputs DIR         Folder of .npy files named after the tensors (required):
                          q, k [B,T,H,K]; v [B,T,H,V]; optional h0 [N,H,K,V];
                          optional cu_seqlens [N+1] (int32/int64; needs B = 1);
@@ -33,18 +43,16 @@ OPTIONS:
                        Float tensors may be float32 or float64. Files the spec
                        does not use (k when the spec derives its key) are
                        ignored with a warning.
-  --outputs DIR        Folder for the outputs (required; created if missing),
-                       all float64. Forward: o [B,T,H,V], ht [N,H,K,V], plus
-                       norm_ht and scan_<name>_ht when the spec has them.
+  --outputs DIR        Folder for the outputs (required; created if missing):
+                       float32 from --device cpu, float64 from --reference.
+                       Forward: o [B,T,H,V], ht [N,H,K,V], plus norm_ht and
+                       scan_<name>_ht when the spec has them.
                        Backward (reads also do [B,T,H,V] and optional dht
                        [N,H,K,V], dnorm_ht, dscan_<name>_ht): dq, dk (unless the
                        spec derives its key), dv, dh0, d<name> for every spec
                        input and param (reduced over the dims it is broadcast
                        on), and dnorm_h0, dscan_<name>_h0 when the spec has them.
                        Outputs are written only when the whole run succeeded.
-  --reference          Use the float64 token-by-token reference path (the
-                       oracle of every kernel). Required for now: the chunked
-                       CPU kernels are not built yet.
   --recurrence NAME    Which recurrence of SPEC to run (default: its only one).
   --help               Print this help.
 
@@ -108,7 +116,7 @@ std::set<std::string> listNpyFiles(const std::string &dir) {
 /// Earlier outputs are moved aside first and restored if any step fails, so
 /// the folder ends with either all new outputs or exactly what it held before.
 bool writeOutputsAtomically(const std::string &dir,
-                            const std::map<std::string, HostTensor> &outputs,
+                            const std::map<std::string, decay::npy::Array> &outputs,
                             std::string &error) {
   if (std::error_code ec = llvm::sys::fs::create_directories(dir)) {
     error = "cannot create output folder '" + dir + "': " + ec.message();
@@ -116,7 +124,7 @@ bool writeOutputsAtomically(const std::string &dir,
   }
   std::string pid = std::to_string(llvm::sys::Process::getProcessId());
   struct Output {
-    const HostTensor *tensor;
+    const decay::npy::Array *array;
     std::string temporary, final, backup;
     bool backedUp = false, placed = false;
   };
@@ -135,9 +143,7 @@ bool writeOutputsAtomically(const std::string &dir,
     }
   };
   for (Output &file : files)
-    if (!decay::npy::writeNpy(file.temporary,
-                              decay::npy::Array::fromF64(file.tensor->data, file.tensor->shape),
-                              error)) {
+    if (!decay::npy::writeNpy(file.temporary, *file.array, error)) {
       rollBack();
       return false;
     }
@@ -164,9 +170,65 @@ bool writeOutputsAtomically(const std::string &dir,
 }
 } // namespace
 
+namespace {
+/// What `decayc run` runs: the reference path or the CPU kernels.
+struct Backend {
+  decay::SpecSummary spec;
+  std::vector<decay::TensorSpec> inputs;
+  /// Runs on float64 inputs; returns the outputs as .npy arrays.
+  std::function<llvm::Error(const std::map<std::string, HostTensor> &, const std::vector<int64_t> *,
+                            std::map<std::string, decay::npy::Array> &)>
+      run;
+  std::shared_ptr<void> owner; ///< keeps the program or device alive
+};
+
+llvm::Expected<Backend> openReference(const std::string &path, const decayc::Arguments &args,
+                                      decay::Entry entry) {
+  decay::CompileOptions options;
+  options.recurrence = args.get("recurrence").value_or("");
+  auto program = decay::SpecProgram::compileFile(path, options);
+  if (!program)
+    return program.takeError();
+  std::shared_ptr<decay::SpecProgram> shared = std::move(*program);
+  Backend backend{shared->spec(), shared->inputsOf(entry), nullptr, shared};
+  backend.run = [shared, entry](const std::map<std::string, HostTensor> &inputs,
+                                const std::vector<int64_t> *cu,
+                                std::map<std::string, decay::npy::Array> &outputs) -> llvm::Error {
+    std::map<std::string, HostTensor> results;
+    if (llvm::Error error = shared->run(entry, inputs, cu, results))
+      return error;
+    for (auto &[name, tensor] : results)
+      outputs[name] = decay::npy::Array::fromF64(tensor.data, tensor.shape);
+    return llvm::Error::success();
+  };
+  return backend;
+}
+
+llvm::Expected<Backend> openCpu(const std::string &path, const decayc::Arguments &args,
+                                decay::Entry entry, int64_t chunkSize) {
+  auto device = decayc::CpuDevice::open(path, args.get("recurrence").value_or(""), chunkSize);
+  if (!device)
+    return device.takeError();
+  std::shared_ptr<decayc::CpuDevice> shared = std::move(*device);
+  Backend backend{shared->spec(), shared->inputsOf(entry), nullptr, shared};
+  backend.run = [shared, entry](const std::map<std::string, HostTensor> &inputs,
+                                const std::vector<int64_t> *cu,
+                                std::map<std::string, decay::npy::Array> &outputs) -> llvm::Error {
+    std::map<std::string, decayc::SingleTensor> single = decayc::toSingle(inputs);
+    std::map<std::string, decayc::SingleTensor> results = shared->allocateOutputs(entry, single, cu);
+    if (llvm::Error error = shared->run(entry, single, cu, results))
+      return error;
+    for (auto &[name, tensor] : results)
+      outputs[name] = decay::npy::Array::fromF32(tensor.data, tensor.shape);
+    return llvm::Error::success();
+  };
+  return backend;
+}
+} // namespace
+
 int decayc::runCommand(int argc, char **argv) {
   Arguments args;
-  if (!parseArguments(argc, argv, 2, {"entry", "inputs", "outputs", "recurrence"},
+  if (!parseArguments(argc, argv, 2, {"entry", "inputs", "outputs", "recurrence", "device", "chunk-size"},
                       {"reference", "help"}, args))
     return 1;
   if (args.has("help")) {
@@ -174,31 +236,39 @@ int decayc::runCommand(int argc, char **argv) {
     return 0;
   }
   if (args.positionals.size() != 1)
-    return fail("expected exactly one SPEC file (see decayc run --help)");
+    return fail("expected exactly one SPEC or PKG (see decayc run --help)");
   std::string entryName = args.get("entry").value_or("forward");
   if (entryName != "forward" && entryName != "backward")
-    return fail("--entry " + entryName + " is not available: the reference path has the "
-                                         "entries forward and backward");
-  auto entry = entryName == "forward" ? decay::SpecProgram::Entry::Forward
-                                      : decay::SpecProgram::Entry::Backward;
-  if (!args.has("reference"))
-    return fail("only the float64 reference path exists so far: pass --reference");
+    return fail("--entry " + entryName + " is not available: the entries are forward and backward");
+  decay::Entry entry = entryName == "forward" ? decay::Entry::Forward : decay::Entry::Backward;
+  std::string device = args.get("device").value_or("cpu");
+  if (args.has("reference") && args.has("device"))
+    return fail("--reference and --device exclude each other: the reference path is its own device");
+  if (!args.has("reference") && device != "cpu")
+    return fail("--device " + device + " is not available: the devices are cpu (and --reference)");
+  int64_t chunkSize = 0;
+  if (auto chunk = args.get("chunk-size")) {
+    char *end = nullptr;
+    long long value = std::strtoll(chunk->c_str(), &end, 10);
+    if (chunk->empty() || *end != '\0' || value < 1 || value > 1024)
+      return fail("--chunk-size must be an integer in [1, 1024], got '" + *chunk + "'");
+    chunkSize = value;
+  }
   auto inputDir = args.get("inputs"), outputDir = args.get("outputs");
   if (!inputDir || !outputDir)
     return fail("--inputs DIR and --outputs DIR are required");
   if (!llvm::sys::fs::is_directory(*inputDir))
     return fail("--inputs '" + *inputDir + "' is not a folder");
 
-  decay::CompileOptions options;
-  options.recurrence = args.get("recurrence").value_or("");
-  auto program = decay::SpecProgram::compileFile(args.positionals[0], options);
-  if (!program)
-    return fail(llvm::toString(program.takeError()));
+  auto backend = args.has("reference") ? openReference(args.positionals[0], args, entry)
+                                       : openCpu(args.positionals[0], args, entry, chunkSize);
+  if (!backend)
+    return fail(llvm::toString(backend.takeError()));
 
   std::set<std::string> files = listNpyFiles(*inputDir);
   std::map<std::string, HostTensor> inputs;
   std::string error;
-  for (const decay::TensorSpec &spec : (*program)->inputsOf(entry)) {
+  for (const decay::TensorSpec &spec : backend->inputs) {
     if (!files.erase(spec.name))
       continue; // a missing required tensor is reported by run
     if (!readFloatTensor(*inputDir + "/" + spec.name + ".npy", spec.name, inputs[spec.name],
@@ -210,17 +280,16 @@ int decayc::runCommand(int argc, char **argv) {
   if (varlen && !readCuSeqlens(*inputDir + "/cu_seqlens.npy", cuSeqlens, error))
     return fail(error);
   for (const std::string &unused : files) {
-    if (unused == "k" && (*program)->spec().derivedKey)
+    if (unused == "k" && backend->spec.derivedKey)
       std::fprintf(stderr, "decayc run: warning: k.npy is ignored: @%s derives its key\n",
-                   (*program)->spec().name.c_str());
+                   backend->spec.name.c_str());
     else
       std::fprintf(stderr, "decayc run: warning: %s.npy is not a tensor of @%s; ignored\n",
-                   unused.c_str(), (*program)->spec().name.c_str());
+                   unused.c_str(), backend->spec.name.c_str());
   }
 
-  std::map<std::string, HostTensor> outputs;
-  if (llvm::Error runError =
-          (*program)->run(entry, inputs, varlen ? &cuSeqlens : nullptr, outputs))
+  std::map<std::string, decay::npy::Array> outputs;
+  if (llvm::Error runError = backend->run(inputs, varlen ? &cuSeqlens : nullptr, outputs))
     return fail(llvm::toString(std::move(runError)));
   if (!writeOutputsAtomically(*outputDir, outputs, error))
     return fail(error);

@@ -11,6 +11,7 @@ const char *const kHelp = R"(decayc: a compiler for the decay recurrences of lin
 USAGE: decayc <subcommand> [options]
 
 SUBCOMMANDS:
+  bench     Time a kernel: median, tokens/s, GFLOP/s, beside the machine's peak.
   compile   Compile a spec into a kernel package (CPU kernels + manifest).
   run       Run a spec's recurrence on NumPy .npy tensors and write the outputs.
 
@@ -81,6 +82,8 @@ int main(int argc, char **argv) {
       std::fputs(decayc::kRunHelp, stdout);
     else if (argc > 2 && std::strcmp(argv[2], "compile") == 0)
       std::fputs(decayc::kCompileHelp, stdout);
+    else if (argc > 2 && std::strcmp(argv[2], "bench") == 0)
+      std::fputs(decayc::kBenchHelp, stdout);
     else
       std::fputs(kHelp, stdout);
     return 0;
@@ -89,6 +92,8 @@ int main(int argc, char **argv) {
     return decayc::runCommand(argc, argv);
   if (command == "compile")
     return decayc::compileCommand(argc, argv);
+  if (command == "bench")
+    return decayc::benchCommand(argc, argv);
   std::fprintf(stderr, "error: unknown subcommand '%s' (see decayc --help)\n",
                command.c_str());
   return 2;

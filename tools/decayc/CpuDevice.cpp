@@ -1,0 +1,175 @@
+// The CPU device of decayc: a kernel package (compiled from a spec on the fly when given one) run through decayrt.
+#include "CpuDevice.h"
+
+#include "decay/Codegen/CPU/CpuPackage.h"
+
+#include "decayrt/decayrt.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+using namespace decayc;
+using decay::Entry;
+
+namespace {
+llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// Whether `path` starts with the ELF magic: a package rather than a spec.
+bool isSharedObject(const std::string &path) {
+  auto buffer = llvm::MemoryBuffer::getFileSlice(path, 4, 0);
+  return buffer && (*buffer)->getBuffer() == "\x7f" "ELF";
+}
+
+/// The spec summary recorded in a package's manifest.
+llvm::Expected<decay::SpecSummary> summaryFromManifest(llvm::StringRef text) {
+  auto parsed = llvm::json::parse(text);
+  if (!parsed)
+    return parsed.takeError();
+  const llvm::json::Object *spec = parsed->getAsObject() ? parsed->getAsObject()->getObject("spec")
+                                                         : nullptr;
+  if (!spec)
+    return makeError("the package's manifest has no spec");
+  decay::SpecSummary summary;
+  summary.name = spec->getString("name").value_or("").str();
+  summary.granularity = spec->getString("granularity").value_or("").str();
+  summary.featureMap = spec->getString("feature_map").value_or("identity").str();
+  summary.normalizer = spec->getBoolean("normalizer").value_or(false);
+  summary.derivedKey = spec->getBoolean("derived_key").value_or(false);
+  summary.rope = spec->getBoolean("rope").value_or(false);
+  summary.perChannel = llvm::StringRef(summary.granularity).ends_with("vector");
+  summary.keyDim = spec->getInteger("key_dim");
+  summary.valueDim = spec->getInteger("value_dim");
+  auto namedDims = [&](llvm::StringRef key, std::vector<std::pair<std::string, std::string>> &out) {
+    if (const llvm::json::Array *list = spec->getArray(key))
+      for (const llvm::json::Value &entry : *list)
+        if (const llvm::json::Object *object = entry.getAsObject())
+          out.emplace_back(object->getString("name").value_or("").str(),
+                           object->getString("dims").value_or("").str());
+  };
+  namedDims("inputs", summary.inputs);
+  namedDims("params", summary.params);
+  if (const llvm::json::Array *scans = spec->getArray("scans"))
+    for (const llvm::json::Value &entry : *scans)
+      if (const llvm::json::Object *object = entry.getAsObject())
+        summary.scans.emplace_back(object->getString("name").value_or("").str(),
+                                   object->getNumber("init").value_or(0.0));
+  return summary;
+}
+} // namespace
+
+CpuDevice::~CpuDevice() {
+  if (package)
+    decayrt_package_free(package);
+  if (!temporaryDir.empty())
+    llvm::sys::fs::remove_directories(temporaryDir);
+}
+
+llvm::Expected<std::unique_ptr<CpuDevice>> CpuDevice::open(const std::string &path,
+                                                           const std::string &recurrence,
+                                                           int64_t chunkSize) {
+  std::unique_ptr<CpuDevice> device(new CpuDevice());
+  std::string packagePath = path;
+  if (!llvm::sys::fs::exists(path))
+    return makeError("'" + path + "' does not exist");
+  if (!isSharedObject(path)) {
+    llvm::SmallString<128> dir;
+    if (std::error_code ec = llvm::sys::fs::createUniqueDirectory("decayc", dir))
+      return makeError("cannot create a temporary folder: " + ec.message());
+    device->temporaryDir = dir.str().str();
+    packagePath = (dir + "/package.so").str();
+    decay::CpuPackageOptions options;
+    options.recurrence = recurrence;
+    options.chunkSize = chunkSize;
+    if (llvm::Error error = decay::compileCpuPackage(path, packagePath, options))
+      return std::move(error);
+  }
+  if (decayrt_package_load(packagePath.c_str(), &device->package) != DECAYRT_OK)
+    return makeError(decayrt_last_error());
+  auto summary = summaryFromManifest(decayrt_package_manifest(device->package));
+  if (!summary)
+    return summary.takeError();
+  device->summary = std::move(*summary);
+  return device;
+}
+
+std::vector<decay::TensorSpec> CpuDevice::inputsOf(Entry entry) const {
+  std::vector<decay::TensorSpec> specs;
+  for (const decay::Argument &argument : decay::signatureOf(summary, entry))
+    if (argument.kind == decay::Argument::Input && !argument.placeholder)
+      specs.push_back(argument.tensor);
+  return specs;
+}
+
+std::vector<decay::TensorSpec> CpuDevice::outputsOf(Entry entry) const {
+  std::vector<decay::TensorSpec> specs;
+  for (const decay::Argument &argument : decay::signatureOf(summary, entry))
+    if (argument.kind == decay::Argument::Output && !argument.placeholder)
+      specs.push_back(argument.tensor);
+  return specs;
+}
+
+std::map<std::string, SingleTensor>
+CpuDevice::allocateOutputs(Entry entry, const std::map<std::string, SingleTensor> &inputs,
+                           const std::vector<int64_t> *cuSeqlens) const {
+  std::map<std::string, SingleTensor> outputs;
+  auto q = inputs.find("q"), v = inputs.find("v");
+  if (q == inputs.end() || v == inputs.end() || q->second.shape.size() != 4 ||
+      v->second.shape.size() != 4)
+    return outputs; // decayrt reports the missing or malformed tensor
+  const std::vector<int64_t> &qs = q->second.shape;
+  int64_t n = cuSeqlens ? static_cast<int64_t>(cuSeqlens->size()) - 1 : qs[0];
+  for (const decay::TensorSpec &spec : outputsOf(entry)) {
+    SingleTensor tensor;
+    int64_t count = 1;
+    for (char dim : spec.dims) {
+      int64_t size = dim == 'B' ? qs[0] : dim == 'T' ? qs[1] : dim == 'H' ? qs[2]
+                     : dim == 'K' ? qs[3] : dim == 'V' ? v->second.shape[3] : n;
+      tensor.shape.push_back(std::max<int64_t>(size, 0));
+      count *= std::max<int64_t>(size, 0);
+    }
+    tensor.data.assign(count, 0.0f);
+    outputs[spec.name] = std::move(tensor);
+  }
+  return outputs;
+}
+
+llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, SingleTensor> &inputs,
+                           const std::vector<int64_t> *cuSeqlens,
+                           std::map<std::string, SingleTensor> &outputs) const {
+  std::vector<decayrt_tensor> tensors;
+  auto add = [&](const std::string &name, const SingleTensor &tensor) {
+    tensors.push_back({name.c_str(), const_cast<float *>(tensor.data.data()), DECAYRT_F32,
+                       static_cast<int32_t>(tensor.shape.size()), tensor.shape.data(), nullptr});
+  };
+  for (auto &[name, tensor] : inputs)
+    add(name, tensor);
+  for (auto &[name, tensor] : outputs)
+    add(name, tensor);
+  int64_t cuCount = cuSeqlens ? static_cast<int64_t>(cuSeqlens->size()) : 0;
+  if (cuSeqlens)
+    tensors.push_back({"cu_seqlens", const_cast<int64_t *>(cuSeqlens->data()), DECAYRT_I64, 1,
+                       &cuCount, nullptr});
+  if (decayrt_run(package, decay::entryName(entry), tensors.data(), tensors.size()) != DECAYRT_OK)
+    return makeError(decayrt_last_error());
+  return llvm::Error::success();
+}
+
+std::map<std::string, SingleTensor>
+decayc::toSingle(const std::map<std::string, decay::HostTensor> &tensors) {
+  std::map<std::string, SingleTensor> result;
+  for (auto &[name, tensor] : tensors)
+    result[name] = SingleTensor{tensor.shape, std::vector<float>(tensor.data.begin(), tensor.data.end())};
+  return result;
+}
+
+std::map<std::string, decay::HostTensor>
+decayc::toDouble(const std::map<std::string, SingleTensor> &tensors) {
+  std::map<std::string, decay::HostTensor> result;
+  for (auto &[name, tensor] : tensors)
+    result[name] = decay::HostTensor{tensor.shape, std::vector<double>(tensor.data.begin(), tensor.data.end())};
+  return result;
+}

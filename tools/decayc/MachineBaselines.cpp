@@ -1,0 +1,154 @@
+// Reference figures measured beside every benchmark: the fp32 FMA peak and a hand-vectorized recurrence.
+#include "MachineBaselines.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+/// Runs `work(thread)` on `threads` threads and waits for all of them.
+template <typename Work> void onThreads(int64_t threads, Work work) {
+  std::vector<std::thread> pool;
+  for (int64_t i = 0; i < threads; ++i)
+    pool.emplace_back([&, i] { work(i); });
+  for (std::thread &thread : pool)
+    thread.join();
+}
+
+/// 16 independent accumulators of 16 lanes, `iterations` FMAs each.
+__attribute__((target("avx512f"))) float fmaChainsAvx512(int64_t iterations) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i)
+    acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t n = 0; n < iterations; ++n)
+    for (int i = 0; i < 16; ++i)
+      acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  float total = 0;
+  for (int i = 0; i < 16; ++i)
+    total += _mm512_reduce_add_ps(acc[i]);
+  return total;
+}
+
+/// 12 independent accumulators of 8 lanes.
+__attribute__((target("avx2,fma"))) float fmaChainsAvx2(int64_t iterations) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i)
+    acc[i] = _mm256_set1_ps(0.001f * i);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t n = 0; n < iterations; ++n)
+    for (int i = 0; i < 12; ++i)
+      acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  alignas(32) float lanes[8];
+  float total = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm256_store_ps(lanes, acc[i]);
+    for (float lane : lanes)
+      total += lane;
+  }
+  return total;
+}
+
+/// One token of the recurrence for one (batch, head): S = diag(d) S + k v^T; o = S^T q.
+__attribute__((target("avx512f"))) void recurrenceStepAvx512(float *state, const float *decay,
+                                                           const float *k, const float *v,
+                                                           const float *q, float *o, int64_t K,
+                                                           int64_t V) {
+  for (int64_t j = 0; j < V; j += 16) {
+    __mmask16 mask = V - j >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (V - j)) - 1);
+    __m512 vj = _mm512_maskz_loadu_ps(mask, v + j), out = _mm512_setzero_ps();
+    for (int64_t i = 0; i < K; ++i) {
+      float *row = state + i * V + j;
+      __m512 s = _mm512_maskz_loadu_ps(mask, row);
+      s = _mm512_fmadd_ps(s, _mm512_set1_ps(decay[i]), _mm512_mul_ps(_mm512_set1_ps(k[i]), vj));
+      _mm512_mask_storeu_ps(row, mask, s);
+      out = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), s, out);
+    }
+    _mm512_mask_storeu_ps(o + j, mask, out);
+  }
+}
+
+void recurrenceStepScalar(float *state, const float *decay, const float *k, const float *v,
+                          const float *q, float *o, int64_t K, int64_t V) {
+  for (int64_t j = 0; j < V; ++j)
+    o[j] = 0;
+  for (int64_t i = 0; i < K; ++i)
+    for (int64_t j = 0; j < V; ++j) {
+      float s = state[i * V + j] * decay[i] + k[i] * v[j];
+      state[i * V + j] = s;
+      o[j] += q[i] * s;
+    }
+}
+} // namespace
+
+int64_t decayc::hardwareThreads() {
+  return std::max<int64_t>(1, std::thread::hardware_concurrency());
+}
+
+double decayc::measurePeakGflops(int64_t threads) {
+  bool avx512 = __builtin_cpu_supports("avx512f");
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  int64_t flopsPerIteration = avx512 ? 16 * 16 * 2 : avx2 ? 12 * 8 * 2 : 2;
+  int64_t iterations = avx512 ? 4'000'000 : 6'000'000;
+  std::atomic<float> sink{0};
+  auto run = [&](int64_t) {
+    float value = avx512 ? fmaChainsAvx512(iterations) : avx2 ? fmaChainsAvx2(iterations) : 0.0f;
+    sink.store(value, std::memory_order_relaxed);
+  };
+  onThreads(threads, run); // warm-up: clocks up, threads created
+  auto start = Clock::now();
+  onThreads(threads, run);
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(flopsPerIteration) * iterations * threads / seconds / 1e9;
+}
+
+double decayc::measureRecurrenceBaseline(int64_t B, int64_t T, int64_t H, int64_t K, int64_t V,
+                                         int64_t threads, int64_t runs) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  auto random = [&](size_t count, float scale) {
+    std::vector<float> values(count);
+    for (float &value : values)
+      value = scale * unit(rng);
+    return values;
+  };
+  std::vector<float> q = random(B * T * H * K, 0.5f), k = random(B * T * H * K, 0.5f),
+                     v = random(B * T * H * V, 0.5f), g = random(B * T * H * K, -0.1f);
+  std::vector<float> o(B * T * H * V);
+  bool avx512 = __builtin_cpu_supports("avx512f");
+  auto once = [&] {
+    std::atomic<int64_t> next{0};
+    onThreads(threads, [&](int64_t) {
+      std::vector<float> state(K * V), decay(K);
+      for (int64_t item; (item = next.fetch_add(1)) < B * H;) {
+        int64_t b = item / H, h = item % H;
+        std::fill(state.begin(), state.end(), 0.0f);
+        for (int64_t t = 0; t < T; ++t) {
+          int64_t token = (b * T + t) * H + h;
+          for (int64_t i = 0; i < K; ++i)
+            decay[i] = std::exp(g[token * K + i]);
+          (avx512 ? recurrenceStepAvx512 : recurrenceStepScalar)(
+              state.data(), decay.data(), &k[token * K], &v[token * V], &q[token * K],
+              &o[token * V], K, V);
+        }
+      }
+    });
+  };
+  once();
+  std::vector<double> times;
+  for (int64_t i = 0; i < runs; ++i) {
+    auto start = Clock::now();
+    once();
+    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}

@@ -1,0 +1,20 @@
+// Reference figures measured beside every benchmark: the fp32 FMA peak and a hand-vectorized recurrence.
+#ifndef DECAYC_MACHINEBASELINES_H
+#define DECAYC_MACHINEBASELINES_H
+
+#include <cstdint>
+
+namespace decayc {
+/// The number of hardware threads.
+int64_t hardwareThreads();
+/// fp32 GFLOP/s of independent FMA chains on `threads` threads (AVX-512 where
+/// the CPU has it, else AVX2+FMA, else scalar), over about a quarter second.
+double measurePeakGflops(int64_t threads);
+/// Median seconds of a hand-vectorized token-by-token forward recurrence
+/// (S = diag(exp(g)) S + k v^T, o = S^T q per token, vector decay) at this
+/// shape on `threads` threads: the baseline the chunked kernel must beat.
+double measureRecurrenceBaseline(int64_t B, int64_t T, int64_t H, int64_t K, int64_t V,
+                                 int64_t threads, int64_t runs);
+} // namespace decayc
+
+#endif
