@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(cmake ninja-build python3 clang-22 llvm-22-dev llvm-22-tools libmlir-22-dev
-          mlir-22-tools libomp-22-dev libclang-rt-22-dev libgtest-dev)
+          mlir-22-tools libomp-22-dev libclang-rt-22-dev libgtest-dev nlohmann-json3-dev)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -16,7 +16,8 @@ config.substitutions.append(("%examples", os.path.join(config.decay_src_root, "e
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-tools = [ToolSubst("decay-opt", unresolved="fatal"), ToolSubst("decayc", unresolved="fatal")]
+tools = [ToolSubst("decay-opt", unresolved="fatal"), ToolSubst("decayc", unresolved="fatal"),
+         ToolSubst("decay-trainer", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, [config.decay_tools_dir])
 
 if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):

@@ -5,20 +5,25 @@
 #include "decayrt/decayrt.h"
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace decayrt::detail {
 
-/// Whether `dtype` is one of the enumerators (a C caller may pass anything).
-inline bool isValidDtype(decayrt_dtype dtype) {
-  switch (dtype) {
-  case DECAYRT_F32:
-  case DECAYRT_F64:
-  case DECAYRT_BF16:
-  case DECAYRT_I32:
-  case DECAYRT_I64:
-    return true;
-  }
+/// The integer a caller stored in an enum field. A C caller may store any
+/// int; reading it as the C++ enum would be undefined, so copy its bytes.
+template <typename Enum> int rawEnumValue(const Enum &value) {
+  static_assert(sizeof(Enum) == sizeof(int), "decayrt's enums are int-sized");
+  int raw = 0;
+  std::memcpy(&raw, &value, sizeof raw);
+  return raw;
+}
+
+/// Whether `raw` is the value of one of the dtype enumerators.
+inline bool isValidDtype(int raw) {
+  for (decayrt_dtype dtype : {DECAYRT_F32, DECAYRT_F64, DECAYRT_BF16, DECAYRT_I32, DECAYRT_I64})
+    if (raw == dtype)
+      return true;
   return false;
 }
 

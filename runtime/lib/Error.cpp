@@ -1,6 +1,8 @@
 // The per-thread last-error message and the names of the status codes.
 #include "Error.h"
 
+#include "Dtype.h"
+
 namespace {
 /// The message of the last failed call on this thread.
 thread_local std::string lastErrorMessage;
@@ -15,7 +17,7 @@ decayrt_status decayrt::detail::report(const Error &error) {
 extern "C" const char *decayrt_last_error(void) { return lastErrorMessage.c_str(); }
 
 extern "C" const char *decayrt_status_name(decayrt_status status) {
-  switch (status) {
+  switch (decayrt::detail::rawEnumValue(status)) { // a C caller may pass any int
   case DECAYRT_OK:
     return "OK";
   case DECAYRT_ERROR_INVALID_ARGUMENT:
@@ -38,6 +40,7 @@ extern "C" const char *decayrt_status_name(decayrt_status status) {
     return "ERROR_UNSUPPORTED";
   case DECAYRT_ERROR_OUT_OF_MEMORY:
     return "ERROR_OUT_OF_MEMORY";
+  default:
+    return "UNKNOWN";
   }
-  return "UNKNOWN";
 }

@@ -5,6 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks the exported functions (the library hides everything else). */
+#if defined(__GNUC__) || defined(__clang__)
+#define DECAYRT_API __attribute__((visibility("default")))
+#else
+#define DECAYRT_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,14 +42,16 @@ typedef enum decayrt_status {
   DECAYRT_ERROR_UNKNOWN_TENSOR,     /**< a tensor name the entry does not take */
   DECAYRT_ERROR_SHAPE,              /**< a wrong rank or shape */
   DECAYRT_ERROR_DTYPE,              /**< a wrong element type */
-  DECAYRT_ERROR_LAYOUT,             /**< strides that are not contiguous row-major, or misaligned data */
+  DECAYRT_ERROR_LAYOUT,             /**< strides that are not contiguous row-major, or data not
+                                         aligned to its element size */
   DECAYRT_ERROR_ALIASING,           /**< an output overlaps another tensor in memory */
   DECAYRT_ERROR_UNSUPPORTED,        /**< the package has no kernel for the requested entry */
   DECAYRT_ERROR_OUT_OF_MEMORY       /**< the runtime could not allocate its temporary buffers */
 } decayrt_status;
 
-/** The enumerator's name without the prefix ("OK", "ERROR_SHAPE", ...); "UNKNOWN" for other values. */
-const char *decayrt_status_name(decayrt_status status);
+/** The enumerator's name without the DECAYRT_ prefix ("OK", "ERROR_SHAPE", ...); "UNKNOWN"
+    for any other value. */
+DECAYRT_API const char *decayrt_status_name(decayrt_status status);
 
 /** The element type of a tensor. */
 typedef enum decayrt_dtype {
@@ -80,23 +89,25 @@ typedef struct decayrt_tensor {
 /**
  * Opens the package at `path` (dlopen with RTLD_NOW | RTLD_LOCAL; a path without
  * a slash is taken relative to the current directory), reads and validates its
- * manifest and resolves every CPU kernel symbol. On success stores a new package
- * in `*out`, to be released with decayrt_package_free. On failure returns
- * DECAYRT_ERROR_PACKAGE (or DECAYRT_ERROR_INVALID_ARGUMENT for NULL arguments)
- * and sets `*out` to NULL when `out` is not NULL.
+ * manifest (every field, docs/package.md) and resolves every CPU kernel symbol.
+ * On success stores a new package in `*out`, to be released with
+ * decayrt_package_free. On failure returns DECAYRT_ERROR_PACKAGE (unreadable
+ * file, not a shared object, missing symbol, malformed manifest),
+ * DECAYRT_ERROR_INVALID_ARGUMENT (NULL or empty arguments) or
+ * DECAYRT_ERROR_OUT_OF_MEMORY, and sets `*out` to NULL when `out` is not NULL.
  */
-decayrt_status decayrt_package_load(const char *path, decayrt_package **out);
+DECAYRT_API decayrt_status decayrt_package_load(const char *path, decayrt_package **out);
 
 /** Releases a package and closes its shared object. NULL is ignored. */
-void decayrt_package_free(decayrt_package *package);
+DECAYRT_API void decayrt_package_free(decayrt_package *package);
 
 /** The package's manifest, the JSON text it exports; valid until the package is freed.
     NULL for a NULL package. */
-const char *decayrt_package_manifest(const decayrt_package *package);
+DECAYRT_API const char *decayrt_package_manifest(const decayrt_package *package);
 
 /** The recurrence's name (the manifest's spec.name, e.g. "mamba2"); valid until the
     package is freed. NULL for a NULL package. */
-const char *decayrt_package_spec_name(const decayrt_package *package);
+DECAYRT_API const char *decayrt_package_spec_name(const decayrt_package *package);
 
 /**
  * Runs the entry point `entry` ("forward" or "backward") of `package` on
@@ -114,12 +125,12 @@ const char *decayrt_package_spec_name(const decayrt_package *package);
  * omitted; when passed it is checked, `k` is ignored and `dk` is filled with
  * zeros (its gradient).
  */
-decayrt_status decayrt_run(decayrt_package *package, const char *entry,
+DECAYRT_API decayrt_status decayrt_run(decayrt_package *package, const char *entry,
                            const decayrt_tensor *tensors, size_t count);
 
 /** The message of the last failed call on this thread ("" if none failed yet). Valid
     until the next failing call on this thread. */
-const char *decayrt_last_error(void);
+DECAYRT_API const char *decayrt_last_error(void);
 
 #ifdef __cplusplus
 } /* extern "C" */

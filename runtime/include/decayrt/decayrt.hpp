@@ -1,4 +1,4 @@
-// decayrt: a thin C++ wrapper over the C API (RAII package, owning tensor views); it never throws.
+// decayrt: a thin C++ wrapper over the C API (RAII package, owning tensor views); errors are Status values.
 #ifndef DECAYRT_DECAYRT_HPP
 #define DECAYRT_DECAYRT_HPP
 

@@ -1,0 +1,148 @@
+// Loads a package: dlopen, reads and validates the manifest, resolves the kernel symbols (C API).
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE // dladdr1, to bound the manifest by its symbol size
+#endif
+
+#include "Package.h"
+#include "Error.h"
+
+#include <dlfcn.h>
+#include <link.h>
+
+#include <cstring>
+#include <memory>
+#include <new>
+
+using namespace decayrt::detail;
+
+namespace {
+
+constexpr const char *kManifestSymbol = "decay_package_manifest";
+
+/// Deletes a package and closes its library.
+struct PackageDeleter {
+  void operator()(decayrt_package *package) const {
+    if (package->library)
+      dlclose(package->library);
+    delete package;
+  }
+};
+using PackagePtr = std::unique_ptr<decayrt_package, PackageDeleter>;
+
+/// The current dlerror() text, or `fallback` when there is none.
+std::string dynamicLinkerError(const char *fallback) {
+  const char *message = dlerror();
+  return message ? message : fallback;
+}
+
+/// dlopens `path`; a path without a slash is relative to the working directory
+/// (dlopen would search the library path instead).
+Error openLibrary(const std::string &path, void *&library) {
+  std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+  dlerror();
+  library = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!library)
+    return fail(DECAYRT_ERROR_PACKAGE,
+                "cannot load package '" + path + "': " + dynamicLinkerError("dlopen failed"));
+  return Error::success();
+}
+
+/// The size in bytes the symbol table gives the object at `address`, or 0 if unknown.
+size_t symbolSize(const void *address) {
+#if defined(__GLIBC__) // RTLD_DL_SYMENT is an enumerator there, not a macro
+  Dl_info info;
+  void *entry = nullptr;
+  if (!dladdr1(address, &info, &entry, RTLD_DL_SYMENT) || !entry || !info.dli_sname ||
+      std::strcmp(info.dli_sname, kManifestSymbol) != 0 || info.dli_saddr != address)
+    return 0;
+  return static_cast<size_t>(static_cast<const ElfW(Sym) *>(entry)->st_size);
+#else
+  (void)address;
+#endif
+  return 0;
+}
+
+/// Copies the NUL-terminated manifest the library exports; when the symbol
+/// table knows its size, the terminator must lie inside it.
+Error readManifestText(void *library, const std::string &path, std::string &text) {
+  dlerror();
+  const char *manifest = static_cast<const char *>(dlsym(library, kManifestSymbol));
+  if (!manifest)
+    return fail(DECAYRT_ERROR_PACKAGE, "package '" + path + "' does not export " + kManifestSymbol +
+                                           ": " + dynamicLinkerError("symbol not found"));
+  size_t size = symbolSize(manifest);
+  size_t length = size ? strnlen(manifest, size) : std::strlen(manifest);
+  if (size && length == size)
+    return fail(DECAYRT_ERROR_PACKAGE,
+                "package '" + path + "': " + kManifestSymbol + " is not a NUL-terminated string");
+  text.assign(manifest, length);
+  return Error::success();
+}
+
+/// Resolves the entry point of every CPU kernel of the manifest.
+Error resolveKernels(decayrt_package &package, const std::string &path) {
+  for (const Kernel &kernel : package.manifest.kernels) {
+    if (kernel.target != "cpu")
+      continue; // not runnable by this runtime; never called
+    dlerror();
+    void *address = dlsym(package.library, kernel.symbol.c_str());
+    if (!address)
+      return fail(DECAYRT_ERROR_PACKAGE, "package '" + path + "': missing kernel symbol '" +
+                                             kernel.symbol + "' of the " + kernel.entry +
+                                             " entry: " + dynamicLinkerError("symbol not found"));
+    package.cpuKernels.push_back({&kernel, reinterpret_cast<KernelFunction>(address)});
+  }
+  return Error::success();
+}
+
+/// Loads and checks the package at `path`.
+Error loadPackage(const char *path, PackagePtr &out) {
+  if (!path || !*path)
+    return fail(DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_package_load: empty path");
+  PackagePtr package(new decayrt_package);
+  if (Error error = openLibrary(path, package->library); !error.ok())
+    return error;
+  if (Error error = readManifestText(package->library, path, package->manifestText); !error.ok())
+    return error;
+  std::string problem;
+  if (!parseManifest(package->manifestText, package->manifest, problem))
+    return fail(DECAYRT_ERROR_PACKAGE,
+                std::string("package '") + path + "': invalid manifest: " + problem);
+  if (Error error = resolveKernels(*package, path); !error.ok())
+    return error;
+  out = std::move(package);
+  return Error::success();
+}
+
+} // namespace
+
+extern "C" decayrt_status decayrt_package_load(const char *path, decayrt_package **out) {
+  if (out)
+    *out = nullptr;
+  try {
+    if (!out)
+      return report(fail(DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_package_load: out is NULL"));
+    PackagePtr package;
+    if (Error error = loadPackage(path, package); !error.ok())
+      return report(error);
+    *out = package.release();
+    return DECAYRT_OK;
+  } catch (const std::bad_alloc &) {
+    return report(fail(DECAYRT_ERROR_OUT_OF_MEMORY, "decayrt_package_load: out of memory"));
+  } catch (...) {
+    return report(fail(DECAYRT_ERROR_PACKAGE, "decayrt_package_load: unexpected failure"));
+  }
+}
+
+extern "C" void decayrt_package_free(decayrt_package *package) {
+  if (package)
+    PackageDeleter()(package);
+}
+
+extern "C" const char *decayrt_package_manifest(const decayrt_package *package) {
+  return package ? package->manifestText.c_str() : nullptr;
+}
+
+extern "C" const char *decayrt_package_spec_name(const decayrt_package *package) {
+  return package ? package->manifest.spec.name.c_str() : nullptr;
+}

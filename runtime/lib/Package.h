@@ -1,0 +1,39 @@
+// The loaded package behind the opaque decayrt_package handle: its shared object, manifest and kernels.
+#ifndef DECAYRT_LIB_PACKAGE_H
+#define DECAYRT_LIB_PACKAGE_H
+
+#include "Manifest.h"
+
+#include <string>
+#include <vector>
+
+namespace decayrt::detail {
+
+/// A kernel entry point: void symbol(void **arguments).
+using KernelFunction = void (*)(void **arguments);
+
+/// A CPU kernel of the manifest with its resolved entry point.
+struct LoadedKernel {
+  const Kernel *kernel = nullptr;
+  KernelFunction function = nullptr;
+};
+
+} // namespace decayrt::detail
+
+/// Immutable once loaded, so any number of threads may run it at once.
+struct decayrt_package {
+  void *library = nullptr;  ///< the dlopen handle
+  std::string manifestText; ///< a copy of decay_package_manifest
+  decayrt::detail::Manifest manifest;
+  std::vector<decayrt::detail::LoadedKernel> cpuKernels;
+
+  /// The CPU kernel of `entry`, or null when the package has none.
+  const decayrt::detail::LoadedKernel *findKernel(const std::string &entry) const {
+    for (const decayrt::detail::LoadedKernel &loaded : cpuKernels)
+      if (loaded.kernel->entry == entry)
+        return &loaded;
+    return nullptr;
+  }
+};
+
+#endif // DECAYRT_LIB_PACKAGE_H

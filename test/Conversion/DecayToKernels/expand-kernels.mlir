@@ -1,0 +1,628 @@
+// decay-expand-kernels: the chunked f32 kernels @<name>_forward and @<name>_backward (signatures, the (sequence, head) scf.parallel, the loop over chunks and its chunk size, the register-tiled matmuls, the causal mask, the f64 dLambda, the atomic param gradients), the spec erased, and the error without decay-derive-gradients.
+// RUN: decay-opt %s -split-input-file --decay-expand-kernels | FileCheck %s
+// RUN: decay-opt %s -split-input-file --decay-expand-kernels | FileCheck %s --check-prefix=WHOLE
+// RUN: decay-opt %s -split-input-file --decay-expand-kernels=chunk-size=32 | FileCheck %s --check-prefix=C32
+// RUN: decay-opt %s -split-input-file --decay-derive-gradients --decay-expand-kernels=backward=true | FileCheck %s --check-prefix=BWD
+// RUN: decay-opt %s -split-input-file --decay-derive-gradients --decay-expand-kernels=backward=true | FileCheck %s --check-prefix=BWD-WHOLE
+// RUN: decay-opt %s -split-input-file --decay-derive-gradients '--decay-expand-kernels=chunk-size=32 backward=true' | FileCheck %s --check-prefix=BWD32
+// RUN: decay-opt %s -split-input-file --decay-derive-gradients --decay-expand-kernels=backward=true | FileCheck %s --check-prefix=GONE
+// RUN: not decay-opt %s -split-input-file --decay-expand-kernels=backward=true 2>&1 | FileCheck %s --check-prefix=ERR
+
+// The recurrences and their adjoints are gone; only func, scf, memref, arith,
+// math and vector ops remain.
+// GONE-NOT: decay.
+// GONE-NOT: unrealized_conversion_cast
+
+// Without decay-derive-gradients a decaying spec has no adjoint to build its
+// backward kernel from; a spec without decay needs none.
+// ERR: error: 'decay.recurrence' op has no decay.adjoint: run decay-derive-gradients before decay-expand-kernels{backward=true}
+// ERR-NEXT: decay.recurrence @mamba2 scalar
+// ERR: error: 'decay.recurrence' op has no decay.adjoint: run decay-derive-gradients before decay-expand-kernels{backward=true}
+// ERR-NEXT: decay.recurrence @lightnet vector
+// ERR: error: 'decay.recurrence' op has no decay.adjoint: run decay-derive-gradients before decay-expand-kernels{backward=true}
+// ERR-NEXT: decay.recurrence @normalized constant_vector
+// ERR-NOT: error:
+// ERR: func.func @linear_forward(
+// ERR: func.func @linear_backward(
+// ERR-NOT: error:
+
+//===----------------------------------------------------------------------===//
+// Scalar decay (Mamba2), default chunk size 64.
+//===----------------------------------------------------------------------===//
+
+// The forward kernel: the reference forward's signature in f32.
+// CHECK-LABEL: func.func @mamba2_forward(
+// CHECK-SAME:    %[[Q:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[K:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[V:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[H0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// CHECK-SAME:    %[[SEQS:[a-z0-9_]+]]: memref<?x3xi64>,
+// CHECK-SAME:    %[[DT:[a-z0-9_]+]]: memref<?x?x?xf32>, %[[ALOG:[a-z0-9_]+]]: memref<?xf32>, %[[DTB:[a-z0-9_]+]]: memref<?xf32>,
+// CHECK-SAME:    %[[O:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[HT:[a-z0-9_]+]]: memref<?x?x?x?xf32>)
+// CHECK-SAME:    attributes {llvm.emit_c_interface} {
+// H and K from q, V from v, scale = K^-1/2 in f32.
+// CHECK:         %[[NH:.*]] = memref.dim %[[Q]], %c2 : memref<?x?x?x?xf32>
+// CHECK:         %[[KD:.*]] = memref.dim %[[Q]], %c3 : memref<?x?x?x?xf32>
+// CHECK:         %[[VD:.*]] = memref.dim %[[V]], %c3{{.*}} : memref<?x?x?x?xf32>
+// CHECK:         %[[SQRT:.*]] = math.sqrt %{{.*}} : f32
+// CHECK-NEXT:    %[[SCALE:.*]] = arith.divf %{{.*}}, %[[SQRT]] : f32
+// One parallel work item per (sequence, head).
+// CHECK:         %[[NSEQ:.*]] = memref.dim %[[SEQS]], %{{.*}} : memref<?x3xi64>
+// CHECK-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[NH]]) step (%{{.*}}, %{{.*}}) {
+// CHECK:           %[[CS:.*]] = arith.constant 64 : index
+// The sequence's row of seqs: batch row, first token, end token.
+// CHECK:           memref.load %[[SEQS]][%[[N]], %{{.*}}] : memref<?x3xi64>
+// CHECK-NEXT:      %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
+// CHECK:           memref.load %[[SEQS]][%[[N]], %{{.*}}] : memref<?x3xi64>
+// CHECK-NEXT:      %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
+// CHECK:           memref.load %[[SEQS]][%[[N]], %{{.*}}] : memref<?x3xi64>
+// CHECK-NEXT:      %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// The running state lives in ht, starting from h0.
+// CHECK:           %[[H0V:.*]] = memref.load %[[H0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:      memref.store %[[H0V]], %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// Per-chunk buffers: q, k, G [C, K]; A [C, C]; work [max(C, K)]^2; out, values [C, V].
+// CHECK:           %[[QC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[KC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[GC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[AC:.*]] = memref.alloc(%[[CS]], %[[CS]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[SIDE:.*]] = arith.maxui %[[CS]], %[[KD]] : index
+// CHECK-NEXT:      %[[WORK:.*]] = memref.alloc(%[[SIDE]], %[[SIDE]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[OUT:.*]] = memref.alloc(%[[CS]], %[[VD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[VALS:.*]] = memref.alloc(%[[CS]], %[[VD]]) : memref<?x?xf32>
+// The sequential loop over the chunks, C tokens apart; the last one may be shorter.
+// CHECK-NEXT:      scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
+// CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
+// CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
+// Per token of the chunk: g from the region (once per token: scalar decay).
+// CHECK:             scf.for %[[I:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
+// CHECK-NEXT:          %[[TOK:.*]] = arith.addi %[[FIRST]], %[[I]] : index
+// CHECK:               memref.load %[[DT]][%[[B]], %[[TOK]], %[[H]]] : memref<?x?x?xf32>
+// CHECK-NEXT:          memref.load %[[ALOG]][%[[H]]] : memref<?xf32>
+// CHECK-NEXT:          memref.load %[[DTB]][%[[H]]] : memref<?xf32>
+// CHECK:               %[[G:.*]] = arith.mulf %{{.*}}, %{{.*}} : f32
+// The inclusive cumsum G of g (0 before the chunk's first token), every channel.
+// CHECK-NEXT:          scf.for %[[C:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
+// CHECK:                 %[[BEFORE:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT:            %[[CUM:.*]] = arith.addf %[[BEFORE]], %[[G]] : f32
+// CHECK-NEXT:            memref.store %[[CUM]], %[[GC]][%{{.*}}, %[[C]]] : memref<?x?xf32>
+// The rows of q and k.
+// CHECK:                 memref.load %[[Q]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:            memref.store %{{.*}}, %[[QC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:            memref.load %[[K]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:            memref.store %{{.*}}, %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// The chunk's rows of v, staged contiguously.
+// CHECK:               memref.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:          memref.store %{{.*}}, %[[VALS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// K transposed into the work buffer.
+// CHECK:               memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:          memref.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// A = Q K^T as a register-tiled matmul: 8 rows x 32 columns, 16 vector<16xf32>
+// accumulators carried over the reduction, a broadcast element of Q times
+// two vectors of a row of K^T.
+// CHECK:             scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c8{{.*}} {
+// CHECK:               scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c32{{.*}} {
+// CHECK:                 %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<16xf32>
+// CHECK:                 %[[ACC:[0-9]+]]:16 = scf.for %[[KK:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step %{{.*}} iter_args({{(%[a-z0-9_]+ = %[a-z0-9_]+, ){15}}}%{{[a-z0-9_]+}} = %[[ZERO]]) -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
+// CHECK-NEXT:              %[[B0:.*]] = vector.load %[[WORK]][%[[KK]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK-NEXT:              %[[B1:.*]] = vector.load %[[WORK]][%[[KK]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK:                   %[[AIK:.*]] = memref.load %[[QC]][%{{.*}}, %[[KK]]] : memref<?x?xf32>
+// CHECK-NEXT:              %[[BC:.*]] = vector.broadcast %[[AIK]] : f32 to vector<16xf32>
+// CHECK-NEXT:              vector.fma %[[BC]], %[[B0]], %{{.*}} : vector<16xf32>
+// CHECK-NEXT:              vector.fma %[[BC]], %[[B1]], %{{.*}} : vector<16xf32>
+// CHECK-COUNT-14:          vector.fma %{{.*}}, %[[B{{[01]}}]], %{{.*}} : vector<16xf32>
+// CHECK-NEXT:              scf.yield {{(%[0-9]+, ){15}%[0-9]+}} : {{(vector<16xf32>, ){15}vector<16xf32>}}
+// CHECK-NEXT:            }
+// CHECK-COUNT-16:        vector.store %[[ACC]]#{{[0-9]+}}, %[[AC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// Leftover rows one at a time (2 accumulators), leftover columns in scalar.
+// CHECK:                 %{{.*}}:2 = scf.for %{{.*}} to %[[KD]] {{.*}} -> (vector<16xf32>, vector<16xf32>) {
+// CHECK:                 memref.store %{{.*}}, %[[AC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// The causal mask, before exponentiating: the exponent is -inf above the
+// diagonal, G_t - G_s (<= 0) on and below it.
+// CHECK:             %[[NINF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK:             scf.for %[[T:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
+// CHECK-NEXT:          %[[GT:.*]] = memref.load %[[WORK]][%{{.*}}, %[[T]]] : memref<?x?xf32>
+// CHECK:               scf.for %[[S:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
+// CHECK-NEXT:            %[[CAUSAL:.*]] = arith.cmpi ule, %[[S]], %[[T]] : index
+// CHECK-NEXT:            %[[GS:.*]] = memref.load %[[WORK]][%{{.*}}, %[[S]]] : memref<?x?xf32>
+// CHECK-NEXT:            %[[DIFF:.*]] = arith.subf %[[GT]], %[[GS]] : f32
+// CHECK-NEXT:            %[[EXPONENT:.*]] = arith.select %[[CAUSAL]], %[[DIFF]], %[[NINF]] : f32
+// CHECK-NEXT:            %[[QK:.*]] = memref.load %[[AC]][%[[T]], %[[S]]] : memref<?x?xf32>
+// CHECK-NEXT:            %[[DECAY:.*]] = math.exp %[[EXPONENT]] : f32
+// CHECK-NEXT:            %[[MASKED:.*]] = arith.mulf %[[QK]], %[[DECAY]] : f32
+// CHECK-NEXT:            memref.store %[[MASKED]], %[[AC]][%[[T]], %[[S]]] : memref<?x?xf32>
+// out = (Q * exp(G)) H, the tiles reading rows of the state in ht ...
+// CHECK:                 scf.for {{.*}} iter_args({{.*}}%[[ZERO2:[a-z0-9_]+]]) -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
+// CHECK-NEXT:              vector.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
+// CHECK:                 vector.store %{{.*}}, %[[OUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// ... then out += A V, the accumulators starting from out.
+// CHECK:                 %[[OLD:.*]] = vector.load %[[OUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK:                 scf.for %[[SS:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step %{{.*}} iter_args(%{{.*}} = %[[OLD]],
+// CHECK-NEXT:              vector.load %[[VALS]][%[[SS]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK-NEXT:              vector.load %[[VALS]][%[[SS]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK:                   memref.load %[[AC]][%{{.*}}, %[[SS]]] : memref<?x?xf32>
+// o = scale * out.
+// CHECK:             %[[OTOK:.*]] = arith.addi %[[FIRST]], %{{.*}} : index
+// CHECK:               %[[NUM:.*]] = memref.load %[[OUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:          %[[SCALED:.*]] = arith.mulf %[[NUM]], %[[SCALE]] : f32
+// CHECK-NEXT:          memref.store %[[SCALED]], %[[O]][%[[B]], %[[OTOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// H <- diag(exp(G_last)) H ...
+// CHECK:             %[[LAST:.*]] = arith.subi %[[LEN]], %{{.*}} : index
+// CHECK:               %[[GL:.*]] = memref.load %[[GC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:          %[[EL:.*]] = math.exp %[[GL]] : f32
+// CHECK:                 %[[HV:.*]] = memref.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:            %[[HD:.*]] = arith.mulf %[[EL]], %[[HV]] : f32
+// CHECK-NEXT:            memref.store %[[HD]], %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// ... + (K * exp(G_last - G))^T V, accumulated by tiles in place in ht.
+// CHECK:               %[[GLAST:.*]] = memref.load %[[GC]]
+// CHECK:               %[[GSRC:.*]] = memref.load %[[GC]]
+// CHECK-NEXT:          %[[LATER:.*]] = arith.subf %[[GLAST]], %[[GSRC]] : f32
+// CHECK-NEXT:          %[[KDEC:.*]] = math.exp %[[LATER]] : f32
+// CHECK:                 %[[KV:.*]] = memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:            %[[KD2:.*]] = arith.mulf %[[KV]], %[[KDEC]] : f32
+// CHECK-NEXT:            memref.store %[[KD2]], %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK:                 %[[HOLD:.*]] = vector.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
+// CHECK:                 %[[HACC:[0-9]+]]:16 = scf.for %{{.*}} = %{{.*}} to %[[LEN]] step %{{.*}} iter_args(%{{.*}} = %[[HOLD]],
+// CHECK-NEXT:              vector.load %[[VALS]]
+// CHECK-NEXT:              vector.load %[[VALS]]
+// CHECK:                 vector.store %[[HACC]]#0, %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
+// The chunk buffers are freed after the last chunk.
+// CHECK:           memref.dealloc %[[QC]] : memref<?x?xf32>
+// CHECK-NEXT:      memref.dealloc %[[KC]] : memref<?x?xf32>
+// CHECK-NEXT:      memref.dealloc %[[GC]] : memref<?x?xf32>
+// CHECK-NEXT:      memref.dealloc %[[AC]] : memref<?x?xf32>
+// CHECK-NEXT:      memref.dealloc %[[WORK]] : memref<?x?xf32>
+// CHECK-NEXT:      memref.dealloc %[[OUT]] : memref<?x?xf32>
+// CHECK-NEXT:      memref.dealloc %[[VALS]] : memref<?x?xf32>
+// CHECK-NEXT:      scf.reduce
+// CHECK-NEXT:    }
+// CHECK-NEXT:    return
+// CHECK-NEXT:  }
+// Without backward=true there is no backward kernel.
+// CHECK-NOT:   func.func @mamba2_backward
+
+// The forward kernel is f32 throughout.
+// WHOLE-LABEL: func.func @mamba2_forward(
+// WHOLE-NOT:     f64
+// WHOLE:         return
+// WHOLE-NOT:   func.func @mamba2_backward
+
+// chunk-size=32 overrides the default.
+// C32-LABEL: func.func @mamba2_forward(
+// C32:           %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
+// C32:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// C32:           memref.alloc(%[[CS:c32(_[0-9]+)?]], %{{.*}}) : memref<?x?xf32>
+// C32:           scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
+// C32-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
+// C32-NEXT:        arith.minsi %[[CS]], %[[REST]] : index
+
+// The backward kernel: the reference backward's signature in f32.
+// BWD-LABEL: func.func @mamba2_forward(
+// BWD-LABEL: func.func @mamba2_backward(
+// BWD-SAME:    %[[Q:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[K:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[V:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[H0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-SAME:    %[[SEQS:[a-z0-9_]+]]: memref<?x3xi64>,
+// BWD-SAME:    %[[DT:[a-z0-9_]+]]: memref<?x?x?xf32>, %[[ALOG:[a-z0-9_]+]]: memref<?xf32>, %[[DTB:[a-z0-9_]+]]: memref<?xf32>,
+// BWD-SAME:    %[[DO:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DHT:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-SAME:    %[[DQ:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DK:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DV:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DH0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-SAME:    %[[DDT:[a-z0-9_]+]]: memref<?x?x?xf32>, %[[DALOG:[a-z0-9_]+]]: memref<?xf32>, %[[DDTB:[a-z0-9_]+]]: memref<?xf32>)
+// BWD-SAME:    attributes {llvm.emit_c_interface} {
+// BWD:         %[[NH:.*]] = memref.dim %[[Q]], %c2 : memref<?x?x?x?xf32>
+// BWD:         %[[KD:.*]] = memref.dim %[[Q]], %c3 : memref<?x?x?x?xf32>
+// BWD:         %[[VD:.*]] = memref.dim %[[V]], %c3{{.*}} : memref<?x?x?x?xf32>
+// BWD:         %[[SQRT:.*]] = math.sqrt %{{.*}} : f32
+// BWD-NEXT:    %[[SCALE:.*]] = arith.divf %{{.*}}, %[[SQRT]] : f32
+// BWD:         %[[NSEQ:.*]] = memref.dim %[[SEQS]], %{{.*}} : memref<?x3xi64>
+// BWD-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[NH]]) step (%{{.*}}, %{{.*}}) {
+// BWD:           %[[CS:.*]] = arith.constant 64 : index
+// BWD:           %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD:           %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %[[START]] : index
+// BWD-NEXT:      %[[NCHUNKS:.*]] = arith.ceildivsi %[[SEQLEN]], %[[CS]] : index
+// q, k, G of the whole sequence; the state entering each chunk.
+// BWD-NEXT:      %[[QS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[KS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[GS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      memref.alloc(%[[CS]], %[[CS]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[ENTERING:.*]] = memref.alloc(%[[NCHUNKS]], %[[KD]], %[[VD]]) : memref<?x?x?xf32>
+// BWD-NEXT:      memref.alloc(%[[NCHUNKS]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[STATE:.*]] = memref.alloc(%[[KD]], %[[VD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[DSTATE:.*]] = memref.alloc(%[[KD]], %[[VD]]) : memref<?x?xf32>
+// dq and dk of a chunk kept in f64 for dLambda, and the f64 running sum of dLambda.
+// BWD:           %[[DQW:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf64>
+// BWD-NEXT:      %[[DKW:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf64>
+// BWD:           %[[LSUM:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
+// The forward sweep from h0 over the chunks, saving the entering states.
+// BWD:           memref.load %[[H0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD-NEXT:      memref.store %{{.*}}, %[[STATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD:           %[[NCH2:.*]] = arith.ceildivsi %{{.*}}, %{{.*}} : index
+// BWD:           scf.for %[[CI:[a-z0-9_]+]] = %{{.*}} to %[[NCH2]] step
+// BWD-NEXT:        %[[CIC:.*]] = arith.constant 64 : index
+// BWD-NEXT:        %[[BASE:.*]] = arith.muli %[[CI]], %[[CIC]] : index
+// BWD-NEXT:        %[[FIRST:.*]] = arith.addi %[[START]], %[[BASE]] : index
+// BWD-NEXT:        %[[CIC2:.*]] = arith.constant 64 : index
+// BWD-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
+// BWD-NEXT:        %[[LEN:.*]] = arith.minsi %[[CIC2]], %[[REST]] : index
+// BWD:               memref.load %[[DT]][%[[B]], %{{.*}}, %[[H]]] : memref<?x?x?xf32>
+// BWD:               memref.store %{{.*}}, %[[ENTERING]][%[[CI]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
+// dState = dht; dLambda starts from the final state's share, in f64.
+// BWD:             %[[DHTV:.*]] = memref.load %[[DHT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD-NEXT:        memref.store %[[DHTV]], %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD-NEXT:        %[[SV:.*]] = memref.load %[[STATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD-NEXT:        %[[SD:.*]] = arith.mulf %[[SV]], %[[DHTV]] : f32
+// BWD-NEXT:        %[[SDW:.*]] = arith.extf %[[SD]] : f32 to f64
+// BWD-NEXT:        arith.addf %{{.*}}, %[[SDW]] : f64
+// BWD:           memref.store %{{.*}}, %[[LSUM]][%{{.*}}] : memref<?xf64>
+// The reverse sweep over the chunks: chunk index = chunks - 1 - r.
+// BWD:           scf.for %[[R:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
+// BWD-NEXT:        %[[ONE:.*]] = arith.constant 1 : index
+// BWD-NEXT:        %[[LASTCHUNK:.*]] = arith.subi %[[NCHUNKS]], %[[ONE]] : index
+// BWD-NEXT:        %[[RCI:.*]] = arith.subi %[[LASTCHUNK]], %[[R]] : index
+// BWD-NEXT:        %[[RC:.*]] = arith.constant 64 : index
+// BWD-NEXT:        %[[RBASE:.*]] = arith.muli %[[RCI]], %[[RC]] : index
+// BWD-NEXT:        %[[RFIRST:.*]] = arith.addi %[[START]], %[[RBASE]] : index
+// BWD-NEXT:        %[[RC2:.*]] = arith.constant 64 : index
+// BWD-NEXT:        %[[RREST:.*]] = arith.subi %[[END]], %[[RFIRST]] : index
+// BWD-NEXT:        %[[RLEN:.*]] = arith.minsi %[[RC2]], %[[RREST]] : index
+// The scores again, masked before the exponential.
+// BWD:               %[[RCAUSAL:.*]] = arith.cmpi ule, %{{.*}}, %{{.*}} : index
+// BWD:               %[[REXP:.*]] = arith.select %[[RCAUSAL]], %{{.*}}, %{{.*}} : f32
+// BWD:               math.exp %[[REXP]] : f32
+// The chunk's numerators from its entering state (tiled).
+// BWD:               vector.load %[[ENTERING]][%[[RCI]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
+// dnum = scale * do.
+// BWD:               %[[DOV:.*]] = memref.load %[[DO]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// BWD-NEXT:          arith.mulf %[[SCALE]], %[[DOV]] : f32
+// dq from the state and the chunk, accumulated in f64, kept in f64 and f32.
+// BWD:               %[[DQSUM:.*]] = scf.for {{.*}} -> (f64) {
+// BWD:               %[[DQV:.*]] = arith.addf %{{.*}}, %{{.*}} : f64
+// BWD-NEXT:          memref.store %[[DQV]], %[[DQW]][%{{.*}}, %{{.*}}] : memref<?x?xf64>
+// BWD-NEXT:          %[[DQN:.*]] = arith.truncf %[[DQV]] : f64 to f32
+// dk likewise.
+// BWD:               %[[DKV:.*]] = arith.addf %{{.*}}, %{{.*}} : f64
+// BWD-NEXT:          memref.store %[[DKV]], %[[DKW]][%{{.*}}, %{{.*}}] : memref<?x?xf64>
+// BWD-NEXT:          %[[DKN:.*]] = arith.truncf %[[DKV]] : f64 to f32
+// dv.
+// BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// dState <- diag(exp(G_last)) dState + ...
+// BWD:               memref.store %{{.*}}, %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// Token by token in reverse: dLambda = q dq - k dk in f64 into the running sum.
+// BWD:             scf.for %[[RT:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
+// BWD:                 %[[QV:.*]] = memref.load %[[QS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD-NEXT:            %[[QW:.*]] = arith.extf %[[QV]] : f32 to f64
+// BWD-NEXT:            %[[DQL:.*]] = memref.load %[[DQW]][%{{.*}}, %{{.*}}] : memref<?x?xf64>
+// BWD-NEXT:            %[[QDQ:.*]] = arith.mulf %[[QW]], %[[DQL]] : f64
+// BWD-NEXT:            %[[KV:.*]] = memref.load %[[KS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD-NEXT:            %[[KW:.*]] = arith.extf %[[KV]] : f32 to f64
+// BWD-NEXT:            %[[DKL:.*]] = memref.load %[[DKW]][%{{.*}}, %{{.*}}] : memref<?x?xf64>
+// BWD-NEXT:            %[[KDK:.*]] = arith.mulf %[[KW]], %[[DKL]] : f64
+// BWD-NEXT:            %[[DLAMBDA:.*]] = arith.subf %[[QDQ]], %[[KDK]] : f64
+// BWD-NEXT:            %[[OLDSUM:.*]] = memref.load %[[LSUM]][%{{.*}}] : memref<?xf64>
+// BWD-NEXT:            %[[NEWSUM:.*]] = arith.addf %[[OLDSUM]], %[[DLAMBDA]] : f64
+// BWD-NEXT:            memref.store %[[NEWSUM]], %[[LSUM]][%{{.*}}] : memref<?xf64>
+// dq and dk of the token.
+// BWD:                 memref.store %{{.*}}, %[[DQ]][%[[B]], %[[TT:[0-9]+]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// BWD:                 memref.store %{{.*}}, %[[DK]][%[[B]], %[[TT]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// A scalar decay: dg sums dLambda's channels, then narrows to f32.
+// BWD:               %[[DGW:.*]] = scf.for {{.*}} -> (f64) {
+// BWD-NEXT:            memref.load %[[LSUM]][%{{.*}}] : memref<?xf64>
+// BWD:               %[[DG:.*]] = arith.truncf %[[DGW]] : f64 to f32
+// The adjoint: d_dt [B, T, H] belongs to this (sequence, head) alone, a plain
+// read-modify-write; d_A_log and d_dt_bias [H] are shared by every sequence:
+// atomic adds.
+// BWD:               %[[OLD:.*]] = memref.load %[[DDT]][%[[B]], %[[TT]], %[[H]]] : memref<?x?x?xf32>
+// BWD-NEXT:          %[[NEW:.*]] = arith.addf %[[OLD]], %[[GX:.*]] : f32
+// BWD-NEXT:          memref.store %[[NEW]], %[[DDT]][%[[B]], %[[TT]], %[[H]]] : memref<?x?x?xf32>
+// BWD-NEXT:          memref.atomic_rmw addf %{{.*}}, %[[DALOG]][%[[H]]] : (f32, memref<?xf32>) -> f32
+// BWD-NEXT:          memref.atomic_rmw addf %[[GX]], %[[DDTB]][%[[H]]] : (f32, memref<?xf32>) -> f32
+// After the reverse sweep dState is dh0.
+// BWD:           %[[DS:.*]] = memref.load %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD-NEXT:      memref.store %[[DS]], %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD:           scf.reduce
+// BWD:         return
+
+// The gradients of the spec's inputs and params are never stored plainly
+// where several work items could race: d_A_log and d_dt_bias only by atomics.
+// BWD-WHOLE-LABEL: func.func @mamba2_backward(
+// BWD-WHOLE-SAME:    %[[DALOG:[a-z0-9_]+]]: memref<?xf32>, %[[DDTB:[a-z0-9_]+]]: memref<?xf32>)
+// BWD-WHOLE-NOT:     memref.store %{{.*}}, %[[DALOG]]
+// BWD-WHOLE-NOT:     memref.store %{{.*}}, %[[DDTB]]
+// BWD-WHOLE:         return
+
+// chunk-size=32 for the backward too (both sweeps).
+// BWD32-LABEL: func.func @mamba2_backward(
+// BWD32:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD32-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %{{.*}} : index
+// BWD32-NEXT:      arith.ceildivsi %[[SEQLEN]], %c32{{(_[0-9]+)?}} : index
+// BWD32:           scf.for %[[CI:[a-z0-9_]+]] =
+// BWD32-NEXT:        %[[C1:.*]] = arith.constant 32 : index
+// BWD32-NEXT:        arith.muli %[[CI]], %[[C1]] : index
+// BWD32:             arith.minsi %c32{{(_[0-9]+)?}}, %{{.*}} : index
+// BWD32:           scf.for %[[R:[a-z0-9_]+]] =
+// BWD32:             %[[RCI:.*]] = arith.subi %{{.*}}, %[[R]] : index
+// BWD32-NEXT:        %[[C2:.*]] = arith.constant 32 : index
+// BWD32-NEXT:        arith.muli %[[RCI]], %[[C2]] : index
+decay.recurrence @mamba2 scalar
+    inputs(%dt : [B, T, H])
+    params(%A_log : [H], %dt_bias : [H]) {
+  %x = arith.addf %dt, %dt_bias : f32
+  %sp = decay.softplus %x : f32
+  %a = math.exp %A_log : f32
+  %na = arith.negf %a : f32
+  %g = arith.mulf %na, %sp : f32
+  decay.yield %g : f32
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Vector decay with a scan and a derived key (LightNet): scan_z_h0 and
+// scan_z_ht [N, H, K]; the input key k is never read.
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @lightnet_forward(
+// CHECK-SAME:    %[[Q:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[K:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[V:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[H0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// CHECK-SAME:    %[[SEQS:[a-z0-9_]+]]: memref<?x3xi64>, %[[F:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[Z0:[a-z0-9_]+]]: memref<?x?x?xf32>,
+// CHECK-SAME:    %[[O:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[HT:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[ZT:[a-z0-9_]+]]: memref<?x?x?xf32>)
+// CHECK-SAME:    attributes {llvm.emit_c_interface} {
+// CHECK:         %[[NH:.*]] = memref.dim %[[Q]], %c2 : memref<?x?x?x?xf32>
+// CHECK:         %[[KD:.*]] = memref.dim %[[Q]], %c3 : memref<?x?x?x?xf32>
+// CHECK:         %[[NSEQ:.*]] = memref.dim %[[SEQS]], %{{.*}} : memref<?x3xi64>
+// CHECK-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[NH]]) step (%{{.*}}, %{{.*}}) {
+// CHECK:           %[[CS:.*]] = arith.constant 64 : index
+// CHECK:           %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
+// CHECK:           %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
+// CHECK:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// The scan's running state lives in scan_z_ht, starting from scan_z_h0.
+// CHECK:           %[[ZI:.*]] = memref.load %[[Z0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK-NEXT:      memref.store %[[ZI]], %[[ZT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:           %[[QC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[KC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[GC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[AC:.*]] = memref.alloc(%[[CS]], %[[CS]]) : memref<?x?xf32>
+// CHECK:           scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
+// CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
+// CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
+// CHECK:             scf.for %[[I:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
+// CHECK-NEXT:          %[[TOK:.*]] = arith.addi %[[FIRST]], %[[I]] : index
+// CHECK-NEXT:          %[[ROW:.*]] = arith.addi %{{.*}}, %[[I]] : index
+// The region per channel: z = logaddexp(z_prev, f), g = z_prev - z, key = exp(f - z).
+// CHECK:               scf.for %[[C:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
+// CHECK-NEXT:            %[[FV:.*]] = memref.load %[[F]][%[[B]], %[[TOK]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
+// CHECK-NEXT:            %[[PREV:.*]] = memref.load %[[ZT]][%[[N]], %[[H]], %[[C]]] : memref<?x?x?xf32>
+// CHECK:                 %[[CUR:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT:            memref.store %[[CUR]], %[[ZT]][%[[N]], %[[H]], %[[C]]] : memref<?x?x?xf32>
+// CHECK-NEXT:            %[[G:.*]] = arith.subf %[[PREV]], %[[CUR]] : f32
+// CHECK-NEXT:            %[[D:.*]] = arith.subf %[[FV]], %[[CUR]] : f32
+// CHECK-NEXT:            %[[KEY:.*]] = math.exp %[[D]] : f32
+// CHECK:                 %[[CUM:.*]] = arith.addf %{{.*}}, %[[G]] : f32
+// CHECK-NEXT:            memref.store %[[CUM]], %[[GC]][%[[ROW]], %[[C]]] : memref<?x?xf32>
+// CHECK-NEXT:            memref.store %[[KEY]], %[[KC]][%[[ROW]], %[[C]]] : memref<?x?xf32>
+// Only q is loaded: the key is the derived one.
+// CHECK-NEXT:          }
+// CHECK:               %[[QV:.*]] = memref.load %[[Q]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:          memref.store %[[QV]], %[[QC]][%[[ROW]], %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:        }
+// The scores of a vector decay, per channel, only for s <= t (exp of
+// G_t - G_s <= 0, no mask needed), zero above the diagonal.
+// CHECK:             scf.for %[[T:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
+// CHECK-NEXT:          %[[THROUGH:.*]] = arith.addi %[[T]], %{{.*}} : index
+// CHECK:               scf.for %[[S:[a-z0-9_]+]] = %{{.*}} to %[[THROUGH]] step
+// CHECK:                 %[[SCORE:.*]] = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args(%{{.*}}) -> (f32) {
+// CHECK:                   %[[GTV:.*]] = memref.load %[[GC]]
+// CHECK:                   %[[GSV:.*]] = memref.load %[[GC]]
+// CHECK-NEXT:              %[[EXPO:.*]] = arith.subf %[[GTV]], %[[GSV]] : f32
+// CHECK-NEXT:              math.exp %[[EXPO]] : f32
+// CHECK:                 memref.store %[[SCORE]], %[[AC]][%[[T]], %[[S]]] : memref<?x?xf32>
+// CHECK:               scf.for %[[S2:[a-z0-9_]+]] = %[[THROUGH]] to %[[LEN]] step
+// CHECK-NEXT:            %[[Z:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-NEXT:            memref.store %[[Z]], %[[AC]][%[[T]], %[[S2]]] : memref<?x?xf32>
+// The numerators and the state update still use the tiled matmuls.
+// CHECK:             vector.fma
+// CHECK:             memref.store %{{.*}}, %[[O]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK:             vector.store %{{.*}}, %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
+// CHECK:         return
+
+// Never the input key, never -inf (no mask), f32 throughout.
+// WHOLE-LABEL: func.func @lightnet_forward(
+// WHOLE-SAME:    %{{[a-z0-9_]+}}: memref<?x?x?x?xf32>, %[[K:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// WHOLE-NOT:     %[[K]][
+// WHOLE-NOT:     0xFF800000
+// WHOLE-NOT:     f64
+// WHOLE:         return
+
+// C32-LABEL: func.func @lightnet_forward(
+// C32:           memref.alloc(%[[CS:c32(_[0-9]+)?]], %{{.*}}) : memref<?x?xf32>
+// C32:           scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[CS]] {
+// C32-NEXT:        arith.subi
+// C32-NEXT:        arith.minsi %[[CS]], %{{.*}} : index
+
+// BWD-LABEL: func.func @lightnet_forward(
+// BWD-LABEL: func.func @lightnet_backward(
+// BWD-SAME:    %[[Q:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[K:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[V:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[H0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-SAME:    %[[SEQS:[a-z0-9_]+]]: memref<?x3xi64>, %[[F:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[Z0:[a-z0-9_]+]]: memref<?x?x?xf32>,
+// BWD-SAME:    %[[DO:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DHT:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DZT:[a-z0-9_]+]]: memref<?x?x?xf32>,
+// BWD-SAME:    %[[DQ:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DK:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DV:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DH0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-SAME:    %[[DF:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DZ0:[a-z0-9_]+]]: memref<?x?x?xf32>)
+// BWD-SAME:    attributes {llvm.emit_c_interface} {
+// BWD:         scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) =
+// BWD:           %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
+// The scan restarts from scan_z_h0 in the forward sweep.
+// BWD:           memref.load %[[Z0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// BWD:           %[[LSUM:.*]] = memref.load %{{.*}} : memref<?xf64>
+// The scan's carried gradient starts from dscan_z_ht.
+// BWD:           memref.load %[[DZT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// dLambda in f64.
+// BWD:                 arith.extf %{{.*}} : f32 to f64
+// BWD:                 %[[DL:.*]] = arith.subf %{{.*}}, %{{.*}} : f64
+// BWD:                 memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<?xf64>
+// dq written; the derived key's gradient goes to the adjoint, not to dk.
+// BWD:                 memref.store %{{.*}}, %[[DQ]][%[[B]], %[[TT:[0-9]+]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// A vector decay: dg per channel, narrowed from the f64 sum.
+// BWD:                 %[[DGW:.*]] = memref.load %{{.*}}[%[[C:[a-z0-9_]+]]] : memref<?xf64>
+// BWD-NEXT:            %[[DG:.*]] = arith.truncf %[[DGW]] : f64 to f32
+// BWD:                 memref.load %[[F]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
+// d_f [B, T, H, K] is this work item's own: a plain accumulation.
+// BWD:                 %[[OLDF:.*]] = memref.load %[[DF]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
+// BWD-NEXT:            %[[NEWF:.*]] = arith.addf %[[OLDF]], %{{.*}} : f32
+// BWD-NEXT:            memref.store %[[NEWF]], %[[DF]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
+// dh0 and dscan_z_h0 after the reverse sweep.
+// BWD:           memref.store %{{.*}}, %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD:           memref.store %{{.*}}, %[[DZ0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// BWD:         return
+
+// No params: no atomics; the input key and its gradient are never touched.
+// BWD-WHOLE-LABEL: func.func @lightnet_backward(
+// BWD-WHOLE-SAME:    %{{[a-z0-9_]+}}: memref<?x?x?x?xf32>, %[[K:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-WHOLE-SAME:    %[[DQ:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DK:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DV:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DH0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-WHOLE-NOT:     %[[K]][
+// BWD-WHOLE-NOT:     %[[DK]][
+// BWD-WHOLE-NOT:     atomic_rmw
+// BWD-WHOLE:         return
+
+decay.recurrence @lightnet vector
+    inputs(%f : [B, T, H, K]) {
+  %prev, %z = decay.logcumsumexp "z" %f init 0.0 : f32
+  %g = arith.subf %prev, %z : f32
+  %d = arith.subf %f, %z : f32
+  %key = math.exp %d : f32
+  decay.yield %g, %key : f32, f32
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Normalizer, exp feature map, constant vector decay with a [H, K] param, and
+// a chunk_size hint of 128.
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @normalized_forward(
+// CHECK-SAME:    %[[Q:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[K:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[V:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[H0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// CHECK-SAME:    %[[SEQS:[a-z0-9_]+]]: memref<?x3xi64>, %[[PS:[a-z0-9_]+]]: memref<?x?xf32>, %[[NORM0:[a-z0-9_]+]]: memref<?x?x?xf32>,
+// CHECK-SAME:    %[[O:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[HT:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[NORMT:[a-z0-9_]+]]: memref<?x?x?xf32>)
+// CHECK-SAME:    attributes {llvm.emit_c_interface} {
+// CHECK:         scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) =
+// The spec's chunk_size hint.
+// CHECK:           %[[CS:.*]] = arith.constant 128 : index
+// CHECK:           %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
+// CHECK:           %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
+// CHECK:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// The normalizer's running state lives in norm_ht, starting from norm_h0.
+// CHECK:           %[[ZI:.*]] = memref.load %[[NORM0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK-NEXT:      memref.store %[[ZI]], %[[NORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:           %[[QC:.*]] = memref.alloc(%[[CS]], %{{.*}}) : memref<?x?xf32>
+// CHECK:           scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
+// CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
+// CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
+// g = h - ps[h, c], per channel.
+// CHECK:                 memref.load %[[PS]][%[[H]], %{{.*}}] : memref<?x?xf32>
+// The exp feature map on q and k.
+// CHECK:                 %[[QV:.*]] = memref.load %[[Q]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:            %[[QE:.*]] = math.exp %[[QV]] : f32
+// CHECK-NEXT:            memref.store %[[QE]], %[[QC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:            %[[KV:.*]] = memref.load %[[K]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:            math.exp %[[KV]] : f32
+// o = num / (q exp(G) . z + sum_{s<=t} A_ts + eps).
+// CHECK:             scf.for %[[T:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
+// CHECK:               memref.load %[[NORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:               %[[SUM:.*]] = arith.addf %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT:          %[[EPS:.*]] = arith.constant 9.99999974E-6 : f32
+// CHECK-NEXT:          %[[DEN:.*]] = arith.addf %[[SUM]], %[[EPS]] : f32
+// CHECK-NEXT:          %[[FACTOR:.*]] = arith.divf %{{.*}}, %[[DEN]] : f32
+// CHECK:                 %[[NUMV:.*]] = memref.load %{{.*}}[%[[T]], %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:            %[[OV:.*]] = arith.mulf %[[NUMV]], %[[FACTOR]] : f32
+// CHECK-NEXT:            memref.store %[[OV]], %[[O]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// z <- exp(G_last) z + sum_s k_s exp(G_last - G_s).
+// CHECK:               %[[ZV:.*]] = memref.load %[[NORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK-NEXT:          %[[ZD:.*]] = arith.mulf %{{.*}}, %[[ZV]] : f32
+// CHECK-NEXT:          memref.store %[[ZD]], %[[NORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:               %[[ZOLD:.*]] = memref.load %[[NORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:               %[[ZNEW:.*]] = arith.addf %[[ZOLD]], %{{.*}} : f32
+// CHECK-NEXT:          memref.store %[[ZNEW]], %[[NORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:         return
+
+// No mask (not a scalar decay), f32 throughout.
+// WHOLE-LABEL: func.func @normalized_forward(
+// WHOLE-NOT:     0xFF800000
+// WHOLE-NOT:     f64
+// WHOLE:         return
+
+// chunk-size=32 overrides the spec's chunk_size hint.
+// C32-LABEL: func.func @normalized_forward(
+// C32-NOT:       arith.constant 128 : index
+// C32:           memref.alloc(%[[CS:c32(_[0-9]+)?]], %{{.*}}) : memref<?x?xf32>
+// C32:           scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[CS]] {
+// C32-NEXT:        arith.subi
+// C32-NEXT:        arith.minsi %[[CS]], %{{.*}} : index
+
+// BWD-LABEL: func.func @normalized_forward(
+// BWD-LABEL: func.func @normalized_backward(
+// BWD-SAME:    %[[Q:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[K:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[V:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[H0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-SAME:    %[[SEQS:[a-z0-9_]+]]: memref<?x3xi64>, %[[PS:[a-z0-9_]+]]: memref<?x?xf32>, %[[NORM0:[a-z0-9_]+]]: memref<?x?x?xf32>,
+// BWD-SAME:    %[[DO:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DHT:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DNORMT:[a-z0-9_]+]]: memref<?x?x?xf32>,
+// BWD-SAME:    %[[DQ:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DK:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DV:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DH0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
+// BWD-SAME:    %[[DPS:[a-z0-9_]+]]: memref<?x?xf32>, %[[DNORM0:[a-z0-9_]+]]: memref<?x?x?xf32>)
+// BWD-SAME:    attributes {llvm.emit_c_interface} {
+// BWD:         scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) =
+// BWD:           %[[CS:.*]] = arith.constant 128 : index
+// BWD:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %{{.*}} : index
+// BWD-NEXT:      arith.ceildivsi %[[SEQLEN]], %[[CS]] : index
+// dnorm_ht starts dNorm and adds z_T dnorm_ht to dLambda, in f64.
+// BWD:           %[[DZ:.*]] = memref.load %[[DNORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// BWD:           %[[ZD:.*]] = arith.mulf %{{.*}}, %[[DZ]] : f32
+// BWD-NEXT:      %[[ZDW:.*]] = arith.extf %[[ZD]] : f32 to f64
+// BWD-NEXT:      arith.addf %{{.*}}, %[[ZDW]] : f64
+// dnum = do / den, dden = -(do . o) / den.
+// BWD:             %[[DEN:.*]] = arith.addf %{{.*}}, %{{.*}} : f32
+// BWD:               memref.load %[[DO]]
+// BWD:             %[[DODOTO:.*]] = scf.for
+// BWD:               %[[DOV:.*]] = memref.load %[[DO]][%{{.*}}, %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// BWD-NEXT:          arith.divf %[[DOV]], %[[DEN]] : f32
+// BWD:             %[[R:.*]] = arith.divf %[[DODOTO]], %[[DEN]] : f32
+// BWD-NEXT:        arith.negf %[[R]] : f32
+// The exp feature map's derivative on dq and dk.
+// BWD:               %[[QIN:.*]] = memref.load %[[Q]]
+// BWD-NEXT:          %[[DQM:.*]] = memref.load
+// BWD-NEXT:          %[[EQ:.*]] = math.exp %[[QIN]] : f32
+// BWD-NEXT:          %[[DQV:.*]] = arith.mulf %[[DQM]], %[[EQ]] : f32
+// BWD-NEXT:          memref.store %[[DQV]], %[[DQ]]
+// The [H, K] param is shared by every sequence: an atomic add of -dg.
+// BWD:               %[[DGW:.*]] = memref.load %{{.*}} : memref<?xf64>
+// BWD-NEXT:          %[[DG:.*]] = arith.truncf %[[DGW]] : f64 to f32
+// BWD:               %[[NDG:.*]] = arith.negf %[[DG]] : f32
+// BWD-NEXT:          memref.atomic_rmw addf %[[NDG]], %[[DPS]][%[[H]], %{{.*}}] : (f32, memref<?x?xf32>) -> f32
+// dh0 and dnorm_h0.
+// BWD:           memref.store %{{.*}}, %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD:           memref.store %{{.*}}, %[[DNORM0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// BWD:         return
+
+// BWD-WHOLE-LABEL: func.func @normalized_backward(
+// BWD-WHOLE-SAME:    %[[DPS:[a-z0-9_]+]]: memref<?x?xf32>, %{{[a-z0-9_]+}}: memref<?x?x?xf32>)
+// BWD-WHOLE-NOT:     memref.store %{{.*}}, %[[DPS]]
+// BWD-WHOLE:         return
+
+// BWD32-LABEL: func.func @normalized_backward(
+// BWD32-NOT:       arith.constant 128 : index
+// BWD32:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD32-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %{{.*}} : index
+// BWD32-NEXT:      arith.ceildivsi %[[SEQLEN]], %c32{{(_[0-9]+)?}} : index
+decay.recurrence @normalized constant_vector
+    params(%ps : [H, K])
+    attributes {feature_map = "exp", normalizer, eps = 1.0e-5, chunk_size = 128} {
+  %h = decay.head_index : f32
+  %g = arith.subf %h, %ps : f32
+  decay.yield %g : f32
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// No decay: no adjoint needed for the backward kernel.
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @linear_forward(
+// CHECK:         scf.parallel
+// CHECK:         return
+
+// BWD-LABEL: func.func @linear_forward(
+// BWD-LABEL: func.func @linear_backward(
+// BWD:         scf.parallel
+// BWD:         return
+decay.recurrence @linear none
