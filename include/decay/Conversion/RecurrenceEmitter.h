@@ -142,6 +142,9 @@ public:
   llvm::SmallVector<mlir::Operation *> scans;
   llvm::SmallVector<mlir::Value> inputs, params; // memrefs of the spec's tensors
   mlir::Value numHeads, keyDim, valueDim, scale;
+  /// Let sums be reassociated (and vectorized) by LLVM: kernels set it, the
+  /// reference keeps the exact left-to-right order.
+  bool reassociateSums = false;
 
 private:
   /// Evaluates the adjoint at `element` and accumulates its gradients.

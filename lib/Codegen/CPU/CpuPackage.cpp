@@ -25,6 +25,8 @@
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace decay;
 
@@ -47,8 +49,14 @@ std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, llvm::S
     return array;
   };
   llvm::json::Array scans;
-  for (auto &[name, init] : summary.scans)
-    scans.push_back(llvm::json::Object{{"name", name}, {"init", init}});
+  for (auto &[name, init] : summary.scans) {
+    // JSON has no infinities: decayrt reads "inf", "-inf" and "nan".
+    llvm::json::Value value = std::isfinite(init) ? llvm::json::Value(init)
+                              : std::isnan(init)  ? llvm::json::Value("nan")
+                              : init > 0          ? llvm::json::Value("inf")
+                                                  : llvm::json::Value("-inf");
+    scans.push_back(llvm::json::Object{{"name", name}, {"init", std::move(value)}});
+  }
   auto optionalInt = [](std::optional<int64_t> value) -> llvm::json::Value {
     return value ? llvm::json::Value(*value) : llvm::json::Value(nullptr);
   };

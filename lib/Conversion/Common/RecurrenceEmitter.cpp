@@ -88,7 +88,9 @@ Value RecurrenceEmitter::sum(Value lb, Value ub, function_ref<Value(Value)> term
   auto forOp = scf::ForOp::create(b, lb, ub, index(1), ValueRange{zero});
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(forOp.getBody());
-  Value total = arith::AddFOp::create(b, forOp.getRegionIterArgs()[0], term(forOp.getInductionVar()));
+  auto flags = reassociateSums ? arith::FastMathFlags::reassoc | arith::FastMathFlags::contract
+                               : arith::FastMathFlags::none;
+  Value total = arith::AddFOp::create(b, forOp.getRegionIterArgs()[0], term(forOp.getInductionVar()), flags);
   scf::YieldOp::create(b, total);
   return forOp.getResult(0);
 }

@@ -94,10 +94,49 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
   // A is written for t, s < length, zero above the diagonal: the matmuls
   // that read it stop at the chunk's length.
   if (spec.isPerChannel()) {
-    loop(zero, chunk.length, [&](Value t) {
+    // Secondary chunking (MATH.md section 2) in sub-blocks of kSubBlock tokens.
+    // For a sub-block starting at token r and every earlier token s:
+    //   A_ts = sum_c (q_tc exp(G_tc - G_rc)) (k_sc exp(G_rc - G_sc)),
+    // both factors <= 1, one matmul per sub-block; inside the sub-block the
+    // scores are computed elementwise (exp(G_t - G_s) may not be split there).
+    auto blocks = scf::ForOp::create(b, zero, chunk.length, index(kSubBlock));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(blocks.getBody());
+    Value r = blocks.getInductionVar();
+    Value blockEnd = arith::MinSIOp::create(b, arith::AddIOp::create(b, r, index(kSubBlock)), chunk.length);
+    Value blockLength = arith::SubIOp::create(b, blockEnd, r);
+    Value rr = row(chunk, r);
+    // Earlier tokens: k_sc exp(G_rc - G_sc) row by row (contiguous, so the
+    // exps vectorize), then transposed into the work buffer: work[c, s].
+    loop(zero, r, [&](Value s) {
+      Value rs = row(chunk, s);
+      loop(zero, keyDim, [&](Value c) {
+        store(mul(load(chunk.k, {rs, c}), exp(sub(load(chunk.g, {rr, c}), load(chunk.g, {rs, c})))),
+              chunk.decayedKeys, {s, c});
+      });
+    });
+    loop(zero, keyDim, [&](Value c) {
+      loop(zero, r, [&](Value s) { store(load(chunk.decayedKeys, {s, c}), chunk.work, {c, s}); });
+    });
+    // The sub-block's queries: sub[i, c] = q_tc exp(G_tc - G_rc), t = r + i.
+    loop(zero, blockLength, [&](Value i) {
+      Value rt = row(chunk, arith::AddIOp::create(b, r, i));
+      loop(zero, keyDim, [&](Value c) {
+        store(mul(load(chunk.q, {rt, c}), exp(sub(load(chunk.g, {rt, c}), load(chunk.g, {rr, c})))),
+              chunk.sub, {i, c});
+      });
+    });
+    MatrixView scores{chunk.a, [r, this](Value i, Value s) -> SmallVector<Value> {
+                        return {arith::AddIOp::create(b, r, i), s};
+                      }};
+    MatrixView earlierKeys{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
+    emitTileMatmul(b, scores, [&](Value i, Value c) { return load(chunk.sub, {i, c}); }, earlierKeys,
+                   blockLength, r, keyDim, /*accumulate=*/false);
+    // Inside the sub-block, elementwise; zero above the diagonal.
+    loop(r, blockEnd, [&](Value t) {
       Value through = arith::AddIOp::create(b, t, index(1));
       Value rt = row(chunk, t);
-      loop(zero, through, [&](Value s) {
+      loop(r, through, [&](Value s) {
         Value rs = row(chunk, s);
         Value score = sum(keyDim, [&](Value c) {
           return mul(mul(load(chunk.q, {rt, c}), load(chunk.k, {rs, c})), decayBetween(chunk, t, s, c));

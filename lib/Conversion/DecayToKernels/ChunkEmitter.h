@@ -18,14 +18,21 @@ struct Chunk {
   mlir::Value work;   ///< [C, K] scratch: decayed q or k, and transposed k
   mlir::Value out;    ///< [C, V]: the numerators of the chunk's outputs
   mlir::Value values; ///< [C, V]: the chunk's rows of v, staged contiguously
+  mlir::Value sub;    ///< [16, K]: a sub-block's queries (vector decays)
+  mlir::Value decayedKeys; ///< [C, K]: earlier keys decayed to a sub-block (vector decays)
 };
+
+/// Tokens per sub-block of the secondary chunking of vector decays.
+constexpr int64_t kSubBlock = 16;
 
 /// Emits the steps of the chunk algorithm in f32. Derived builders bind the
 /// function arguments (q, k, v and the spec's tensors) before using it.
 class ChunkEmitter : public RecurrenceEmitter {
 public:
   ChunkEmitter(RecurrenceOp spec, int64_t chunkSize, mlir::ImplicitLocOpBuilder &b)
-      : RecurrenceEmitter(spec, b, b.getF32Type()), chunkSize(chunkSize) {}
+      : RecurrenceEmitter(spec, b, b.getF32Type()), chunkSize(chunkSize) {
+    reassociateSums = true;
+  }
 
 protected:
   /// Fills the chunk's rows of q, k (feature-mapped, rotated at their position

@@ -239,6 +239,8 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   s.chunk.work = alloc({side, side});
   s.chunk.out = alloc({size, valueDim});
   s.chunk.values = alloc({size, valueDim});
+  s.chunk.sub = alloc({index(kSubBlock), keyDim});
+  s.chunk.decayedKeys = alloc({size, keyDim});
   auto allocWide = [&](ValueRange sizes) {
     return memref::AllocOp::create(b, MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic),
                                                       b.getF64Type()),
@@ -297,7 +299,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   SmallVector<Value> buffers = {s.chunk.q, s.chunk.k, s.chunk.g, s.chunk.a, s.entering,
                                 s.enteringNorm, s.state, s.dState, s.norm, s.dNorm, s.dA,
                                 s.dnum, s.dden, s.dq, s.dk, s.dqWide, s.dkWide, s.chunk.work,
-                                s.chunk.out, s.chunk.values,
+                                s.chunk.out, s.chunk.values, s.chunk.sub, s.chunk.decayedKeys,
                                 s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum};
   llvm::append_range(buffers, s.scanState);

@@ -64,6 +64,8 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
   chunk.work = alloc({side, side});
   chunk.out = alloc({size, valueDim});
   chunk.values = alloc({size, valueDim});
+  chunk.sub = alloc({index(kSubBlock), keyDim});
+  chunk.decayedKeys = alloc({size, keyDim});
   auto chunks = scf::ForOp::create(b, start, end, size);
   {
     OpBuilder::InsertionGuard inner(b);
@@ -90,7 +92,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
     });
     advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h});
   }
-  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.a, chunk.work, chunk.out, chunk.values})
+  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.a, chunk.work, chunk.out, chunk.values, chunk.sub, chunk.decayedKeys})
     memref::DeallocOp::create(b, buffer);
 }
 
