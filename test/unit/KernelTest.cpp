@@ -249,3 +249,47 @@ decay.recurrence @opt vector inputs(%gk : [B, T, H, K])
 }
 
 } // namespace
+
+namespace {
+/// Every value of every output is finite.
+void expectFinite(const Tensors &outputs) {
+  for (auto &[name, tensor] : outputs)
+    for (size_t i = 0; i < tensor.data.size(); ++i)
+      ASSERT_TRUE(std::isfinite(tensor.data[i])) << name << "[" << i << "]";
+}
+} // namespace
+
+// MATH.md's exponent safety rule, at the length where a cumulative decay
+// would underflow or overflow: T = 65536 tokens with per-step log-decay from
+// -20 to exactly 0, forward and backward stay finite.
+TEST(ChunkedKernels, LongSequencesWithExtremeDecayStayFinite) {
+  const char *source = R"(
+decay.recurrence @raw vector inputs(%g : [B, T, H, K]) {
+  decay.yield %g : f32
+})";
+  decay::CompileOptions options;
+  options.target = decay::Target::CpuKernels;
+  auto program = SpecProgram::compile(source, "raw", options);
+  ASSERT_TRUE(bool(program)) << llvm::toString(program.takeError());
+  const int64_t T = 65536, H = 2, K = 16, V = 16;
+  std::mt19937_64 rng(5);
+  Tensors inputs;
+  inputs["q"] = randomTensor({1, T, H, K}, 0.0, 1.0, false, rng);
+  inputs["k"] = randomTensor({1, T, H, K}, 0.0, 1.0, false, rng);
+  inputs["v"] = randomTensor({1, T, H, V}, 0.0, 1.0, false, rng);
+  // Head 0: log-decay uniform in [-20, 0]; head 1: exactly 0 (no decay).
+  HostTensor g = randomTensor({1, T, H, K}, -20.0, 0.0, false, rng);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < K; ++c)
+      g.data[(t * H + 1) * K + c] = 0.0;
+  inputs["g"] = g;
+  Tensors outputs;
+  llvm::Error error = (*program)->run(Entry::Forward, inputs, nullptr, outputs);
+  ASSERT_FALSE(error) << llvm::toString(std::move(error));
+  expectFinite(outputs);
+  inputs["do"] = randomTensor({1, T, H, V}, -1.0, 1.0, false, rng);
+  Tensors gradients;
+  error = (*program)->run(Entry::Backward, inputs, nullptr, gradients);
+  ASSERT_FALSE(error) << llvm::toString(std::move(error));
+  expectFinite(gradients);
+}
