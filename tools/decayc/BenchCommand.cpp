@@ -160,9 +160,14 @@ int decayc::benchCommand(int argc, char **argv) {
     return fail(error);
   if (!args.get("chunk-size"))
     chunkSize = 0;
-  // The kernels' OpenMP runtime reads this when the package is loaded.
+  // The kernels' OpenMP runtime reads these when the package is loaded:
+  // threads sleep between parallel regions instead of spinning (a spinning
+  // vCPU was seen to stall the other for milliseconds on these machines).
   setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
   setenv("OMP_WAIT_POLICY", "passive", 0);
+  setenv("KMP_BLOCKTIME", "0", 0);
+  // The peak first, before any kernel thread exists.
+  double peak = measurePeakGflops(threads);
 
   auto device = CpuDevice::open(args.positionals[0], args.get("recurrence").value_or(""), chunkSize);
   if (!device)
@@ -194,7 +199,6 @@ int decayc::benchCommand(int argc, char **argv) {
   double seconds = median(times);
   double tokens = static_cast<double>(shape.B) * shape.T;
   double gflops = flops / seconds / 1e9;
-  double peak = measurePeakGflops(threads);
   double baseline = forward && !backward ? measureRecurrenceBaseline(shape.B, shape.T, shape.H, shape.K,
                                                                      shape.V, threads, runs)
                                          : 0.0;

@@ -97,17 +97,22 @@ double decayc::measurePeakGflops(int64_t threads) {
   bool avx512 = __builtin_cpu_supports("avx512f");
   bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   int64_t flopsPerIteration = avx512 ? 16 * 16 * 2 : avx2 ? 12 * 8 * 2 : 2;
-  int64_t iterations = avx512 ? 4'000'000 : 6'000'000;
+  int64_t iterations = avx512 ? 2'000'000 : 3'000'000;
   std::atomic<float> sink{0};
   auto run = [&](int64_t) {
     float value = avx512 ? fmaChainsAvx512(iterations) : avx2 ? fmaChainsAvx2(iterations) : 0.0f;
     sink.store(value, std::memory_order_relaxed);
   };
   onThreads(threads, run); // warm-up: clocks up, threads created
-  auto start = Clock::now();
-  onThreads(threads, run);
-  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return static_cast<double>(flopsPerIteration) * iterations * threads / seconds / 1e9;
+  // The best of five trials: on a shared host a trial can lose a vCPU.
+  double best = 0;
+  for (int trial = 0; trial < 5; ++trial) {
+    auto start = Clock::now();
+    onThreads(threads, run);
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    best = std::max(best, static_cast<double>(flopsPerIteration) * iterations * threads / seconds / 1e9);
+  }
+  return best;
 }
 
 double decayc::measureRecurrenceBaseline(int64_t B, int64_t T, int64_t H, int64_t K, int64_t V,

@@ -8,7 +8,7 @@ namespace decayc {
 /// The number of hardware threads.
 int64_t hardwareThreads();
 /// fp32 GFLOP/s of independent FMA chains on `threads` threads (AVX-512 where
-/// the CPU has it, else AVX2+FMA, else scalar), over about a quarter second.
+/// the CPU has it, else AVX2+FMA, else scalar): the best of five short trials.
 double measurePeakGflops(int64_t threads);
 /// Median seconds of a hand-vectorized token-by-token forward recurrence
 /// (S = diag(exp(g)) S + k v^T, o = S^T q per token, vector decay) at this
