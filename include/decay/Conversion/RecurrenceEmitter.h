@@ -91,6 +91,8 @@ public:
   mlir::Value mul(mlir::Value x, mlir::Value y);
   mlir::Value div(mlir::Value x, mlir::Value y);
   mlir::Value exp(mlir::Value x);
+  /// log(1 + e) for e in [0, 1] (the tail of softplus and logaddexp).
+  mlir::Value log1pOfSmall(mlir::Value e);
   mlir::Value softplus(mlir::Value x);
   mlir::Value logSigmoid(mlir::Value x);
   mlir::Value logAddExp(mlir::Value x, mlir::Value y);

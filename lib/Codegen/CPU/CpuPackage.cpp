@@ -207,8 +207,10 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
     llvmModule->print(os, nullptr);
   }
   if (!options.emitLLVMPath.empty())
-    if (std::error_code ec = llvm::sys::fs::copy_file(irPath, options.emitLLVMPath))
+    if (std::error_code ec = llvm::sys::fs::copy_file(irPath, options.emitLLVMPath)) {
+      llvm::sys::fs::remove(irPath);
       return makeError("cannot write '" + options.emitLLVMPath + "': " + ec.message());
+    }
   std::string partial = (outputPath + ".partial").str();
   llvm::Error linked = linkSharedObject(options, irPath, partial);
   llvm::sys::fs::remove(irPath);

@@ -33,6 +33,7 @@ private:
     Value state, norm, dState, dNorm;
     Value dA, dnum, dden, dq, dk;
     Value dqWide, dkWide; // [C, K] f64 copies of dq, dk for dLambda
+    Value decayIn, decayOut, qd, kd; // [C, K]: exp(G), exp(G_last - G), q exp(G), k exp(G_last - G)
     SmallVector<Value> scanState;
     BackwardSinks sinks;
   };
@@ -128,68 +129,87 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
       store(add(dot, load(s.dden, t)), s.dA, {t, src});
     });
   });
-  // dq_t (gradient of the rotated, feature-mapped query).
+  // Decay factors of the chunk, once: exp(G_t) and exp(G_last - G_t) per
+  // (token, channel), and Qd = q exp(G), Kd = k exp(G_last - G).
+  bool perChannel = spec.isPerChannel();
   loop(zero, chunk.length, [&](Value t) {
-    Value through = arith::AddIOp::create(b, t, index(1));
+    Value rt = row(chunk, t);
+    Value sharedIn = perChannel ? Value() : exp(cumulative(chunk, t, zero));
+    Value sharedOut = perChannel ? Value() : decayBetween(chunk, last, t, zero);
+    loop(zero, keyDim, [&](Value c) {
+      Value in = perChannel ? exp(cumulative(chunk, t, c)) : sharedIn;
+      Value out = perChannel ? decayBetween(chunk, last, t, c) : sharedOut;
+      store(in, s.decayIn, {t, c});
+      store(out, s.decayOut, {t, c});
+      store(mul(load(chunk.q, {rt, c}), in), s.qd, {t, c});
+      store(mul(load(chunk.k, {rt, c}), out), s.kd, {t, c});
+    });
+  });
+  // The state's share, accumulated in f64 (dq and dk feed dLambda, where
+  // q dq and k dk cancel):
+  //   dq_t = exp(G_t) (H dnum_t + z dden_t),  dk_s = exp(G_last - G_s) (dH v_s + dz).
+  loop(zero, chunk.length, [&](Value t) {
+    Value tt = token(t);
     loop(zero, keyDim, [&](Value c) {
       Value fromState = sum(zero, valueDim, [&](Value j) {
         return widen(mul(load(s.dnum, {t, j}), load(s.entering, {ci, c, j})));
       }, f64);
       if (normalizer)
         fromState = add(fromState, widen(mul(load(s.dden, t), load(s.enteringNorm, {ci, c}))));
-      Value fromChunk = sum(zero, through, [&](Value src) {
-        return widen(mul(mul(load(s.dA, {t, src}), load(chunk.k, {row(chunk, src), c})),
-                         decayBetween(chunk, t, src, c)));
-      }, f64);
-      Value dq = add(mul(widen(exp(cumulative(chunk, t, c))), fromState), fromChunk);
-      store(dq, s.dqWide, {t, c});
-      store(narrow(dq), s.dq, {t, c});
-    });
-  });
-  // dk_s and dv_s, from the chunk's later tokens and from dState.
-  loop(zero, chunk.length, [&](Value src) {
-    Value ts = token(src);
-    loop(zero, keyDim, [&](Value c) {
-      Value fromChunk = sum(src, chunk.length, [&](Value t) {
-        return widen(mul(mul(load(s.dA, {t, src}), load(chunk.q, {row(chunk, t), c})),
-                         decayBetween(chunk, t, src, c)));
-      }, f64);
-      Value fromState = sum(zero, valueDim, [&](Value j) {
-        return widen(mul(load(args.v, {at.b, ts, at.h, j}), load(s.dState, {c, j})));
+      store(mul(widen(load(s.decayIn, {t, c})), fromState), s.dqWide, {t, c});
+      Value toState = sum(zero, valueDim, [&](Value j) {
+        return widen(mul(load(args.v, {at.b, tt, at.h, j}), load(s.dState, {c, j})));
       }, f64);
       if (normalizer)
-        fromState = add(fromState, widen(load(s.dNorm, c)));
-      Value dk = add(fromChunk, mul(widen(decayBetween(chunk, last, src, c)), fromState));
-      store(dk, s.dkWide, {src, c});
-      store(narrow(dk), s.dk, {src, c});
-    });
-    loop(zero, valueDim, [&](Value j) {
-      Value fromChunk = sum(src, chunk.length, [&](Value t) {
-        return mul(load(chunk.a, {t, src}), load(s.dnum, {t, j}));
-      });
-      Value fromState = sum(keyDim, [&](Value c) {
-        return mul(mul(load(chunk.k, {row(chunk, src), c}), decayBetween(chunk, last, src, c)),
-                   load(s.dState, {c, j}));
-      });
-      store(add(fromChunk, fromState), args.dv, {at.b, ts, at.h, j});
+        toState = add(toState, widen(load(s.dNorm, c)));
+      store(mul(widen(load(s.decayOut, {t, c})), toState), s.dkWide, {t, c});
     });
   });
-  // dState <- diag(exp(G_last)) dState + sum_t (q_t exp(G_t)) dnum_t^T; dNorm likewise.
+  // The chunk's share, pair by pair with the channel innermost (contiguous):
+  //   dq_t += sum_{s<=t} dA_ts k_s exp(G_t - G_s),  dk_s += sum_{t>=s} dA_ts q_t exp(G_t - G_s).
+  loop(zero, chunk.length, [&](Value t) {
+    Value rt = row(chunk, t);
+    Value through = arith::AddIOp::create(b, t, index(1));
+    loop(zero, through, [&](Value src) {
+      Value rs = row(chunk, src);
+      Value weight = load(s.dA, {t, src});
+      Value shared = perChannel ? Value() : mul(weight, decayBetween(chunk, t, src, zero));
+      loop(zero, keyDim, [&](Value c) {
+        Value factor = perChannel ? mul(weight, decayBetween(chunk, t, src, c)) : shared;
+        store(add(load(s.dqWide, {t, c}), widen(mul(factor, load(chunk.k, {rs, c})))), s.dqWide, {t, c});
+        store(add(load(s.dkWide, {src, c}), widen(mul(factor, load(chunk.q, {rt, c})))), s.dkWide, {src, c});
+      });
+    });
+  });
+  loop(zero, chunk.length, [&](Value t) {
+    loop(zero, keyDim, [&](Value c) {
+      store(narrow(load(s.dqWide, {t, c})), s.dq, {t, c});
+      store(narrow(load(s.dkWide, {t, c})), s.dk, {t, c});
+    });
+  });
+  // dv = A^T dnum + Kd dH, in the chunk's output buffer, then into dv.
+  MatrixView dvRows{chunk.out, [](Value src, Value j) -> SmallVector<Value> { return {src, j}; }};
+  MatrixView dnumRows{s.dnum, [](Value t, Value j) -> SmallVector<Value> { return {t, j}; }};
+  MatrixView dStateRows{s.dState, [](Value c, Value j) -> SmallVector<Value> { return {c, j}; }};
+  emitTileMatmul(b, dvRows, [&](Value src, Value t) { return load(chunk.a, {t, src}); }, dnumRows,
+                 chunk.length, valueDim, chunk.length, /*accumulate=*/false);
+  emitTileMatmul(b, dvRows, [&](Value src, Value c) { return load(s.kd, {src, c}); }, dStateRows,
+                 chunk.length, valueDim, keyDim, /*accumulate=*/true);
+  loop(zero, chunk.length, [&](Value src) {
+    Value ts = token(src);
+    loop(zero, valueDim, [&](Value j) { store(load(chunk.out, {src, j}), args.dv, {at.b, ts, at.h, j}); });
+  });
+  // dH <- diag(exp(G_last)) dH + Qd^T dnum; dz likewise with dden.
   loop(zero, keyDim, [&](Value c) {
     Value decay = exp(cumulative(chunk, last, c));
-    loop(zero, valueDim, [&](Value j) {
-      Value fromChunk = sum(chunk.length, [&](Value t) {
-        return mul(mul(load(chunk.q, {row(chunk, t), c}), exp(cumulative(chunk, t, c))), load(s.dnum, {t, j}));
-      });
-      store(add(mul(decay, load(s.dState, {c, j})), fromChunk), s.dState, {c, j});
-    });
+    loop(zero, valueDim, [&](Value j) { store(mul(decay, load(s.dState, {c, j})), s.dState, {c, j}); });
     if (normalizer) {
-      Value fromChunk = sum(chunk.length, [&](Value t) {
-        return mul(mul(load(chunk.q, {row(chunk, t), c}), exp(cumulative(chunk, t, c))), load(s.dden, t));
-      });
+      Value fromChunk = sum(chunk.length, [&](Value t) { return mul(load(s.qd, {t, c}), load(s.dden, t)); });
       store(add(mul(decay, load(s.dNorm, c)), fromChunk), s.dNorm, c);
     }
   });
+  emitTileMatmul(b, dStateRows, [&](Value c, Value t) { return load(s.qd, {t, c}); }, dnumRows, keyDim,
+                 valueDim, chunk.length, /*accumulate=*/true);
   // Token by token in reverse: dLambda into dg, then dq, dk and the
   // parameterization's gradients.
   reverseLoop(zero, chunk.length, [&](Value t) {
@@ -248,6 +268,10 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
         .getResult();
   };
   s.dqWide = allocWide({size, keyDim});
+  s.decayIn = alloc({size, keyDim});
+  s.decayOut = alloc({size, keyDim});
+  s.qd = alloc({size, keyDim});
+  s.kd = alloc({size, keyDim});
   s.dkWide = allocWide({size, keyDim});
   SmallVector<Value> scanPrev, scanCarry;
   for (size_t i = 0; i < scans.size(); ++i) {
@@ -298,7 +322,8 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
 
   SmallVector<Value> buffers = {s.chunk.q, s.chunk.k, s.chunk.g, s.chunk.a, s.entering,
                                 s.enteringNorm, s.state, s.dState, s.norm, s.dNorm, s.dA,
-                                s.dnum, s.dden, s.dq, s.dk, s.dqWide, s.dkWide, s.chunk.work,
+                                s.dnum, s.dden, s.dq, s.dk, s.dqWide, s.dkWide, s.decayIn,
+                                s.decayOut, s.qd, s.kd, s.chunk.work,
                                 s.chunk.out, s.chunk.values, s.chunk.sub, s.chunk.decayedKeys,
                                 s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum};

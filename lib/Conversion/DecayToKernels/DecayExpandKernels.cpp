@@ -20,6 +20,12 @@ struct DecayExpandKernelsPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (chunkSize < 0 || chunkSize > 1024) {
+      module.emitError() << "decay-expand-kernels: chunk-size must be in [0, 1024] (0: the "
+                            "spec's hint, else 64), got "
+                         << chunkSize;
+      return signalPassFailure();
+    }
     llvm::StringMap<AdjointOp> adjoints;
     for (AdjointOp adjoint : module.getOps<AdjointOp>())
       adjoints[adjoint.getRecurrence()] = adjoint;
