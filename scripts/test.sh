@@ -19,11 +19,12 @@ build/bin/decay-unittests --gtest_brief=1
 record "googletest" $?
 
 echo "== GoogleTest and the tools under ASan + UBSan"
-if scripts/setup.sh build-asan -DDECAY_SANITIZE=ON -DDECAY_ENABLE_FUZZER=OFF >/dev/null; then
+if scripts/setup.sh build-asan -DDECAY_SANITIZE=ON -DDECAY_ENABLE_FUZZER=OFF >build/asan-build.log 2>&1; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     build-asan/bin/decay-unittests --gtest_brief=1
   record "googletest-asan-ubsan" $?
 else
+  tail -n 30 build/asan-build.log
   record "googletest-asan-ubsan (build)" 1
 fi
 

@@ -114,6 +114,10 @@ public:
   /// spec's inputs and params and the sizes, and leaves the builder at the
   /// start of the body (the caller guards its insertion point).
   mlir::func::FuncOp createFunction(llvm::StringRef name, bool backward, RecurrenceArgs &args);
+  /// Copies the initial states of sequence n, head h (h0, norm_h0,
+  /// scan_<name>_h0) into the forward's final states, where a forward keeps
+  /// its running state.
+  void copyInitialStates(const RecurrenceArgs &args, mlir::Value n, mlir::Value h);
   /// Binds H, K, V and the scale from q [B,T,H,K] and v [B,T,H,V].
   void bindSizes(mlir::Value q, mlir::Value v);
   /// Indices of a tensor declared with `dims` (letters of BTHK) at `at`.

@@ -251,6 +251,23 @@ func::FuncOp RecurrenceEmitter::createFunction(StringRef name, bool backward,
   return fn;
 }
 
+void RecurrenceEmitter::copyInitialStates(const RecurrenceArgs &args, Value n, Value h) {
+  Value zero = index(0);
+  loop(zero, keyDim, [&](Value i) {
+    loop(zero, valueDim, [&](Value j) { store(load(args.h0, {n, h, i, j}), args.ht, {n, h, i, j}); });
+    if (spec.getNormalizer())
+      store(load(args.normH0, {n, h, i}), args.normHt, {n, h, i});
+  });
+  for (auto [initial, final] : llvm::zip(args.scanH0, args.scanHt)) {
+    if (!spec.isPerChannel()) {
+      store(load(initial, {n, h}), final, {n, h});
+      continue;
+    }
+    Value from = initial, to = final;
+    loop(zero, keyDim, [&](Value c) { store(load(from, {n, h, c}), to, {n, h, c}); });
+  }
+}
+
 void RecurrenceEmitter::bindSizes(Value q, Value v) {
   numHeads = memref::DimOp::create(b, q, 2);
   keyDim = memref::DimOp::create(b, q, 3);

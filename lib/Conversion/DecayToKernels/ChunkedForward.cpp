@@ -20,31 +20,11 @@ public:
   func::FuncOp build();
 
 private:
-  /// Copies the initial states of (n, h) into the final ones, where the
-  /// kernel keeps its running state.
-  void initializeStates(Value n, Value h);
   /// One (sequence, head) work item.
   void runSequence(Value n, Value h);
 
   RecurrenceArgs args;
 };
-
-void ChunkedForwardBuilder::initializeStates(Value n, Value h) {
-  Value zero = index(0);
-  loop(zero, keyDim, [&](Value c) {
-    loop(zero, valueDim, [&](Value j) { store(load(args.h0, {n, h, c, j}), args.ht, {n, h, c, j}); });
-    if (spec.getNormalizer())
-      store(load(args.normH0, {n, h, c}), args.normHt, {n, h, c});
-  });
-  for (auto [initial, final] : llvm::zip(args.scanH0, args.scanHt)) {
-    if (!spec.isPerChannel()) {
-      store(load(initial, {n, h}), final, {n, h});
-      continue;
-    }
-    Value from = initial, to = final;
-    loop(zero, keyDim, [&](Value c) { store(load(from, {n, h, c}), to, {n, h, c}); });
-  }
-}
 
 void ChunkedForwardBuilder::runSequence(Value n, Value h) {
   Value zero = index(0), size = index(chunkSize);
@@ -53,7 +33,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
   };
   Value batch = field(0), start = field(1), end = field(2);
   ElementIndex at{n, batch, nullptr, h, nullptr};
-  initializeStates(n, h);
+  copyInitialStates(args, n, h);
   Chunk chunk;
   chunk.base = zero;
   chunk.q = alloc({size, keyDim});

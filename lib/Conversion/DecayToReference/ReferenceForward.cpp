@@ -18,8 +18,6 @@ public:
 private:
   /// Computes the log-decay into gBuf and, with a derived key, the key into kBuf.
   void computeDecayAndDerivedKey(const ElementIndex &at);
-  /// Copies the initial states of sequence n, head h into the final states.
-  void initializeStates(const ElementIndex &at);
   /// Advances the recurrence by token t and writes o[b,t,h,:].
   void step(const ElementIndex &at, Value pos);
   /// Scans read their state from scan_ht and write the new state back.
@@ -66,25 +64,6 @@ void ForwardBuilder::computeDecayAndDerivedKey(const ElementIndex &at) {
   }
   Value g = evaluate(at)[0];
   loop(zero, keyDim, [&](Value c) { store(g, gBuf, c); });
-}
-
-void ForwardBuilder::initializeStates(const ElementIndex &at) {
-  Value zero = index(0);
-  loop(zero, keyDim, [&](Value i) {
-    loop(zero, valueDim, [&](Value j) {
-      store(load(h0, {at.n, at.h, i, j}), ht, {at.n, at.h, i, j});
-    });
-    if (spec.getNormalizer())
-      store(load(normH0, {at.n, at.h, i}), normHt, {at.n, at.h, i});
-  });
-  for (auto [initial, final] : llvm::zip(scanH0, scanHt)) {
-    if (!spec.isPerChannel()) {
-      store(load(initial, {at.n, at.h}), final, {at.n, at.h});
-      continue;
-    }
-    Value from = initial, to = final;
-    loop(zero, keyDim, [&](Value c) { store(load(from, {at.n, at.h, c}), to, {at.n, at.h, c}); });
-  }
 }
 
 void ForwardBuilder::step(const ElementIndex &at, Value pos) {
@@ -148,7 +127,7 @@ func::FuncOp ForwardBuilder::build() {
     Value batch = field(0), start = field(1), end = field(2);
     loop(index(0), numHeads, [&](Value h) {
       ElementIndex at{n, batch, nullptr, h, nullptr};
-      initializeStates(at);
+      copyInitialStates(args, n, h);
       loop(start, end, [&](Value t) {
         at.t = t;
         step(at, arith::SubIOp::create(b, t, start));
