@@ -35,9 +35,6 @@ std::string decay::formatShape(const std::vector<int64_t> &shape) {
 }
 
 namespace {
-/// Whether decay-expand-kernels builds the backward kernel yet.
-constexpr bool kChunkedBackwardReady = true;
-
 llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
@@ -122,7 +119,7 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
     pm.addPass(createDecayLowerToReferencePass(DecayLowerToReferencePassOptions{/*backward=*/true}));
   else
     pm.addPass(createDecayExpandKernelsPass(
-        DecayExpandKernelsPassOptions{options.chunkSize, /*backward=*/kChunkedBackwardReady}));
+        DecayExpandKernelsPassOptions{options.chunkSize, /*backward=*/true}));
   buildReferenceToLLVMPipeline(pm);
   if (failed(pm.run(**module)))
     return makeError("lowering '" + bufferName + "' to the reference path failed");
@@ -269,8 +266,6 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
                              packed ? (*cuSeqlens)[n + 1] : sizes->T});
   }
 
-  if (entry == Entry::Backward && impl->singlePrecision && !kChunkedBackwardReady)
-    return makeError("the chunked backward kernel is not built yet");
   std::vector<Descriptor> descriptors;
   std::vector<std::vector<float>> singles(slots.size()); // f32 copies for the kernels
   for (size_t i = 0; i < slots.size(); ++i) {
