@@ -1,8 +1,9 @@
-// decay-demo: compiles every example spec given on the command line, runs it on random inputs, prints a table.
+// decay-demo: compiles every example spec to the reference path and the chunked kernels, runs both, prints a table.
 #include "decay/Runner/SpecProgram.h"
 
 #include "llvm/Support/Path.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,7 +12,7 @@
 using decay::HostTensor;
 
 namespace {
-constexpr int64_t kB = 2, kT = 512, kH = 4, kK = 64, kV = 64;
+constexpr int64_t kB = 2, kT = 256, kH = 4, kK = 64, kV = 64;
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -32,11 +33,11 @@ std::pair<double, double> paramRange(const std::string &name) {
 
 /// Random inputs: q, k, v uniform in [0, 1); per-token gates uniform in
 /// [-2, 2); params in their paramRange.
-std::map<std::string, HostTensor> randomInputs(const decay::SpecProgram &program) {
+std::map<std::string, HostTensor> randomInputs(const decay::SpecProgram &program, decay::Entry entry) {
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::map<std::string, HostTensor> inputs;
-  for (const decay::TensorSpec &spec : program.inputsOf(decay::SpecProgram::Entry::Forward)) {
+  for (const decay::TensorSpec &spec : program.inputsOf(entry)) {
     if (spec.optional)
       continue;
     HostTensor tensor;
@@ -46,13 +47,32 @@ std::map<std::string, HostTensor> randomInputs(const decay::SpecProgram &program
       tensor.shape.push_back(size);
       count *= size;
     }
-    bool gate = spec.name != "q" && spec.name != "k" && spec.name != "v";
+    bool gate = spec.name != "q" && spec.name != "k" && spec.name != "v" && spec.name != "do";
     auto [lo, hi] = gate ? paramRange(spec.name) : std::pair{0.0, 1.0};
     for (int64_t i = 0; i < count; ++i)
       tensor.data.push_back(lo + (hi - lo) * unit(rng));
     inputs[spec.name] = std::move(tensor);
   }
   return inputs;
+}
+
+/// The largest rel-rms error over the tensors of `actual` against `expected`.
+double worstRelativeRms(const std::map<std::string, HostTensor> &expected,
+                        const std::map<std::string, HostTensor> &actual) {
+  double worst = 0;
+  for (auto &[name, reference] : expected) {
+    auto found = actual.find(name);
+    if (found == actual.end())
+      return NAN;
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < reference.data.size(); ++i) {
+      double d = reference.data[i] - found->second.data[i];
+      diff += d * d;
+      norm += reference.data[i] * reference.data[i];
+    }
+    worst = std::max(worst, norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff));
+  }
+  return worst;
 }
 
 std::string describeOptions(const decay::SpecSummary &spec) {
@@ -75,49 +95,77 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "usage: decay-demo SPEC.mlir...\n");
     return 2;
   }
-  std::printf("decayc demo: the float64 reference path of each example spec, compiled for this CPU\n");
+  std::printf("decayc demo: every example spec compiled for this CPU twice: the float64 reference\n"
+              "path and the chunked f32 kernels (forward and backward, one thread), with the\n"
+              "kernels' largest relative rms error against the reference\n");
   std::printf("shape B=%lld T=%lld H=%lld K=%lld V=%lld, random inputs\n\n", (long long)kB,
               (long long)kT, (long long)kH, (long long)kK, (long long)kV);
-  std::printf("%-14s %-16s %-26s %-28s %10s %9s %12s %10s\n", "spec", "granularity",
-              "inputs/params", "options", "compile ms", "run ms", "tokens/s", "rms(o)");
+  std::printf("%-14s %-16s %-18s %-26s %9s %9s %9s %11s %11s\n", "spec", "granularity",
+              "inputs/params", "options", "ref ms", "chunk ms", "tokens/s", "fwd error", "bwd error");
   int failures = 0;
   for (int i = 1; i < argc; ++i) {
     std::string name = llvm::sys::path::stem(argv[i]).str();
-    auto start = std::chrono::steady_clock::now();
-    auto program = decay::SpecProgram::compileFile(argv[i]);
-    if (!program) {
-      std::printf("%-14s FAILED: %s\n", name.c_str(), llvm::toString(program.takeError()).c_str());
+    auto fail = [&](llvm::Error error) {
+      std::printf("%-14s FAILED: %s\n", name.c_str(), llvm::toString(std::move(error)).c_str());
       ++failures;
+    };
+    decay::CompileOptions kernelOptions;
+    kernelOptions.target = decay::Target::CpuKernels;
+    auto reference = decay::SpecProgram::compileFile(argv[i]);
+    if (!reference) {
+      fail(reference.takeError());
       continue;
     }
-    double compileSeconds = secondsSince(start);
-    const decay::SpecSummary &spec = (*program)->spec();
+    auto kernels = decay::SpecProgram::compileFile(argv[i], kernelOptions);
+    if (!kernels) {
+      fail(kernels.takeError());
+      continue;
+    }
+    const decay::SpecSummary &spec = (*reference)->spec();
     std::string declared;
     for (auto &entry : spec.inputs)
       declared += (declared.empty() ? "" : ",") + entry.first;
     for (auto &entry : spec.params)
       declared += (declared.empty() ? "" : ",") + entry.first;
-    auto inputs = randomInputs(**program);
-    std::map<std::string, HostTensor> outputs;
-    start = std::chrono::steady_clock::now();
-    if (llvm::Error error = (*program)->run(decay::SpecProgram::Entry::Forward, inputs, nullptr, outputs)) {
-      std::printf("%-14s FAILED: %s\n", name.c_str(), llvm::toString(std::move(error)).c_str());
-      ++failures;
+    auto inputs = randomInputs(**reference, decay::Entry::Backward);
+    std::map<std::string, HostTensor> expected, actual, expectedGradients, actualGradients;
+    // A first run each: the JIT materializes a function when it is first called.
+    if (llvm::Error error = (*reference)->run(decay::Entry::Forward, inputs, nullptr, expected)) {
+      fail(std::move(error));
       continue;
     }
-    double runSeconds = secondsSince(start);
-    double sum = 0;
-    bool finite = true;
-    for (double value : outputs["o"].data) {
-      sum += value * value;
-      finite &= std::isfinite(value);
+    if (llvm::Error error = (*kernels)->run(decay::Entry::Forward, inputs, nullptr, actual)) {
+      fail(std::move(error));
+      continue;
     }
-    failures += !finite;
-    std::printf("%-14s %-16s %-26s %-28s %10.1f %9.1f %12.0f %10.4g%s\n", name.c_str(),
+    auto start = std::chrono::steady_clock::now();
+    if (llvm::Error error = (*reference)->run(decay::Entry::Forward, inputs, nullptr, expected)) {
+      fail(std::move(error));
+      continue;
+    }
+    double referenceSeconds = secondsSince(start);
+    start = std::chrono::steady_clock::now();
+    if (llvm::Error error = (*kernels)->run(decay::Entry::Forward, inputs, nullptr, actual)) {
+      fail(std::move(error));
+      continue;
+    }
+    double kernelSeconds = secondsSince(start);
+    if (llvm::Error error = (*reference)->run(decay::Entry::Backward, inputs, nullptr, expectedGradients)) {
+      fail(std::move(error));
+      continue;
+    }
+    if (llvm::Error error = (*kernels)->run(decay::Entry::Backward, inputs, nullptr, actualGradients)) {
+      fail(std::move(error));
+      continue;
+    }
+    double forwardError = worstRelativeRms(expected, actual);
+    double backwardError = worstRelativeRms(expectedGradients, actualGradients);
+    bool ok = std::isfinite(forwardError) && std::isfinite(backwardError);
+    failures += !ok;
+    std::printf("%-14s %-16s %-18s %-26s %9.1f %9.1f %9.0f %11.2e %11.2e%s\n", name.c_str(),
                 spec.granularity.c_str(), declared.empty() ? "-" : declared.c_str(),
-                describeOptions(spec).c_str(), compileSeconds * 1e3, runSeconds * 1e3,
-                kB * kT / runSeconds, std::sqrt(sum / outputs["o"].data.size()),
-                finite ? "" : "  NOT FINITE");
+                describeOptions(spec).c_str(), referenceSeconds * 1e3, kernelSeconds * 1e3,
+                kB * kT / kernelSeconds, forwardError, backwardError, ok ? "" : "  NOT FINITE");
   }
   std::printf("\n%d of %d specs ran%s\n", argc - 1 - failures, argc - 1,
               failures ? " (see the failures above)" : "");
