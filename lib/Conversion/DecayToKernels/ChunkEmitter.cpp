@@ -1,6 +1,8 @@
 // The chunk algorithm shared by the chunked forward and backward kernels (MATH.md sections 2 and 3).
 #include "ChunkEmitter.h"
 
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
 #include <limits>
 
 using namespace mlir;
@@ -106,8 +108,8 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
     Value blockEnd = arith::MinSIOp::create(b, arith::AddIOp::create(b, r, index(kSubBlock)), chunk.length);
     Value blockLength = arith::SubIOp::create(b, blockEnd, r);
     Value rr = row(chunk, r);
-    // Earlier tokens: k_sc exp(G_rc - G_sc) row by row (contiguous, so the
-    // exps vectorize), then transposed into the work buffer: work[c, s].
+    // Earlier tokens: k_sc exp(G_rc - G_sc), row by row (contiguous, so the
+    // exps vectorize).
     loop(zero, r, [&](Value s) {
       Value rs = row(chunk, s);
       loop(zero, keyDim, [&](Value c) {
@@ -115,23 +117,50 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
               chunk.decayedKeys, {s, c});
       });
     });
+    // The sub-block's queries, transposed: sub[c, i] = q_tc exp(G_tc - G_rc), t = r + i.
     loop(zero, keyDim, [&](Value c) {
-      loop(zero, r, [&](Value s) { store(load(chunk.decayedKeys, {s, c}), chunk.work, {c, s}); });
-    });
-    // The sub-block's queries: sub[i, c] = q_tc exp(G_tc - G_rc), t = r + i.
-    loop(zero, blockLength, [&](Value i) {
-      Value rt = row(chunk, arith::AddIOp::create(b, r, i));
-      loop(zero, keyDim, [&](Value c) {
-        store(mul(load(chunk.q, {rt, c}), exp(sub(load(chunk.g, {rt, c}), load(chunk.g, {rr, c})))),
-              chunk.sub, {i, c});
+      Value grc = load(chunk.g, {rr, c});
+      loop(zero, blockLength, [&](Value i) {
+        Value rt = row(chunk, arith::AddIOp::create(b, r, i));
+        store(mul(load(chunk.q, {rt, c}), exp(sub(load(chunk.g, {rt, c}), grc))), chunk.sub, {c, i});
       });
     });
-    MatrixView scores{chunk.a, [r, this](Value i, Value s) -> SmallVector<Value> {
-                        return {arith::AddIOp::create(b, r, i), s};
-                      }};
-    MatrixView earlierKeys{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
-    emitTileMatmul(b, scores, [&](Value i, Value c) { return load(chunk.sub, {i, c}); }, earlierKeys,
-                   blockLength, r, keyDim, /*accumulate=*/false);
+    // A[r + i, s] for the earlier tokens, kEarlier at a time: one
+    // vector<16xf32> per token over the sub-block's rows, accumulated over the
+    // channels (r is a multiple of kSubBlock, so of kEarlier).
+    constexpr int64_t kEarlier = 8;
+    auto lanes = VectorType::get({kSubBlock}, b.getF32Type());
+    auto tiles = scf::ForOp::create(b, zero, r, index(kEarlier));
+    {
+      OpBuilder::InsertionGuard tileGuard(b);
+      b.setInsertionPointToStart(tiles.getBody());
+      Value first = tiles.getInductionVar();
+      SmallVector<Value> earlier;
+      for (int64_t u = 0; u < kEarlier; ++u)
+        earlier.push_back(arith::AddIOp::create(b, first, index(u)));
+      Value zeros = arith::ConstantOp::create(b, DenseElementsAttr::get(lanes, 0.0f));
+      auto channels = scf::ForOp::create(b, zero, keyDim, index(1),
+                                         SmallVector<Value>(kEarlier, zeros));
+      {
+        OpBuilder::InsertionGuard channelGuard(b);
+        b.setInsertionPointToStart(channels.getBody());
+        Value c = channels.getInductionVar();
+        Value queries = vector::LoadOp::create(b, lanes, chunk.sub, ValueRange{c, zero});
+        SmallVector<Value> next;
+        for (int64_t u = 0; u < kEarlier; ++u) {
+          Value key = vector::BroadcastOp::create(b, lanes, load(chunk.decayedKeys, {earlier[u], c}));
+          next.push_back(vector::FMAOp::create(b, key, queries, channels.getRegionIterArgs()[u]));
+        }
+        scf::YieldOp::create(b, next);
+      }
+      for (int64_t u = 0; u < kEarlier; ++u) {
+        Value scores = channels.getResult(u);
+        loop(zero, blockLength, [&](Value i) {
+          Value score = vector::ExtractOp::create(b, scores, OpFoldResult(i));
+          store(score, chunk.a, {arith::AddIOp::create(b, r, i), earlier[u]});
+        });
+      }
+    }
     // Inside the sub-block, elementwise; zero above the diagonal.
     loop(r, blockEnd, [&](Value t) {
       Value through = arith::AddIOp::create(b, t, index(1));

@@ -259,7 +259,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   s.chunk.work = alloc({side, side});
   s.chunk.out = alloc({size, valueDim});
   s.chunk.values = alloc({size, valueDim});
-  s.chunk.sub = alloc({index(kSubBlock), keyDim});
+  s.chunk.sub = alloc({keyDim, index(kSubBlock)});
   s.chunk.decayedKeys = alloc({size, keyDim});
   auto allocWide = [&](ValueRange sizes) {
     return memref::AllocOp::create(b, MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic),

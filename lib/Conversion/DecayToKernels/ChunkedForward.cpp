@@ -44,7 +44,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
   chunk.work = alloc({side, side});
   chunk.out = alloc({size, valueDim});
   chunk.values = alloc({size, valueDim});
-  chunk.sub = alloc({index(kSubBlock), keyDim});
+  chunk.sub = alloc({keyDim, index(kSubBlock)});
   chunk.decayedKeys = alloc({size, keyDim});
   auto chunks = scf::ForOp::create(b, start, end, size);
   {

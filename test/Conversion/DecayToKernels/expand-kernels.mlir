@@ -66,9 +66,9 @@
 // CHECK-NEXT:      %[[WORK:.*]] = memref.alloc(%[[SIDE]], %[[SIDE]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[OUT:.*]] = memref.alloc(%[[CS]], %[[VD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[VALS:.*]] = memref.alloc(%[[CS]], %[[VD]]) : memref<?x?xf32>
-// Sub-block queries [16, K] and decayed earlier keys [C, K] (vector decays).
+// Sub-block queries, transposed [K, 16], and decayed earlier keys [C, K] (vector decays).
 // CHECK-NEXT:      %[[C16:.*]] = arith.constant 16 : index
-// CHECK-NEXT:      memref.alloc(%[[C16]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      memref.alloc(%[[KD]], %[[C16]]) : memref<?x?xf32>
 // CHECK-NEXT:      memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // The sequential loop over the chunks, C tokens apart; the last one may be shorter.
 // CHECK-NEXT:      scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
@@ -418,7 +418,7 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:      memref.alloc(%[[CS]], %[[VD]]) : memref<?x?xf32>
 // CHECK-NEXT:      memref.alloc(%[[CS]], %[[VD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[C16:.*]] = arith.constant 16 : index
-// CHECK-NEXT:      %[[SUBC:.*]] = memref.alloc(%[[C16]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[SUBC:.*]] = memref.alloc(%[[KD]], %[[C16]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[DKEYS:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK:           scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
 // CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
@@ -446,8 +446,9 @@ decay.recurrence @mamba2 scalar
 // CHECK:             memref.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // The scores of a vector decay by secondary chunking: sub-blocks of 16 tokens
 // starting at r; earlier keys decayed to r (k_s exp(G_r - G_s), both
-// exponents "later minus earlier"), transposed, one tiled matmul with the
-// sub-block's queries decayed from r; inside the sub-block elementwise.
+// exponents "later minus earlier"); the sub-block's queries decayed from r,
+// transposed; 8 earlier tokens at a time, each a vector over the 16 rows,
+// accumulated over the channels; inside the sub-block elementwise.
 // CHECK:             scf.for %[[R:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step %{{c16.*}} {
 // CHECK:               %[[BEND:.*]] = arith.minsi %{{.*}}, %[[LEN]] : index
 // CHECK:               scf.for %[[S:[a-z0-9_]+]] = %{{.*}} to %[[R]] step
@@ -456,9 +457,13 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:            %[[DIFF:.*]] = arith.subf %[[GRC]], %[[GSC]] : f32
 // CHECK-NEXT:            %[[F:.*]] = math.exp %[[DIFF]] : f32
 // CHECK:                 memref.store %{{.*}}, %[[DKEYS]][%[[S]], %{{.*}}] : memref<?x?xf32>
-// CHECK:               memref.store %{{.*}}, %[[WORK]]
 // CHECK:               memref.store %{{.*}}, %[[SUBC]]
-// CHECK:               vector.fma
+// CHECK:               %[[TILE:.*]]:8 = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+// CHECK-NEXT:            %[[QROW:.*]] = vector.load %[[SUBC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK:                   vector.fma %{{.*}}, %[[QROW]], %{{.*}} : vector<16xf32>
+// CHECK:                 %[[LANE:.*]] = vector.extract %[[TILE]]#0[%[[I:.*]]] : f32 from vector<16xf32>
+// CHECK-NEXT:            %[[ROWI:.*]] = arith.addi %[[R]], %[[I]] : index
+// CHECK-NEXT:            memref.store %[[LANE]], %[[AC]][%[[ROWI]], %{{.*}}] : memref<?x?xf32>
 // CHECK:               scf.for %[[T:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
 // CHECK:                 %[[THROUGH:.*]] = arith.addi %[[T]], %{{.*}} : index
 // CHECK:                 scf.for %[[S1:[a-z0-9_]+]] = %[[R]] to %[[THROUGH]] step
