@@ -40,6 +40,11 @@ struct RecurrenceArgs {
   llvm::SmallVector<mlir::Value> dInputs, dParams, dScanH0;
 };
 
+/// One row of the sequence table: batch row, first token, end token.
+struct SequenceBounds {
+  mlir::Value batch, start, end;
+};
+
 /// Where a backward writes its gradients, and the per-sequence state of its
 /// reverse sweep that the token-level tail reads and updates.
 struct BackwardSinks {
@@ -127,6 +132,16 @@ public:
   /// Maps the first block arguments of `block` to the spec's inputs and
   /// params loaded at `at`.
   void mapSpecArguments(mlir::Block &block, mlir::IRMapping &mapping, const ElementIndex &at);
+  /// Loads row `n` of the sequence table `seqs` (memref<?x3xi64>) as indices.
+  SequenceBounds loadSequence(mlir::Value seqs, mlir::Value n);
+  /// Evaluates the spec's region at `at` (its inputs and params loaded there)
+  /// and returns what it yields; scans are evaluated by `scan`.
+  llvm::SmallVector<mlir::Value> evaluateRegion(const ElementIndex &at, ScanHook scan);
+  /// Advances scan `op` on `x` with its carried state in `state[where...]`:
+  /// loads prev, stores and returns cur (cumsum: prev + x; logcumsumexp:
+  /// logaddexp(prev, x)).
+  ScanValues advanceScan(mlir::Operation *op, mlir::Value state, mlir::ValueRange where,
+                         mlir::Value x);
   /// Emits `block` (a spec region or an adjoint) in the float type at `at`, returning
   /// what it yields; scans are evaluated by `scan`.
   llvm::SmallVector<mlir::Value> emitBlock(mlir::Block &block, mlir::IRMapping &mapping,

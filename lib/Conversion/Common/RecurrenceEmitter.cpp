@@ -305,6 +305,28 @@ void RecurrenceEmitter::mapSpecArguments(Block &block, IRMapping &mapping, const
   }
 }
 
+SequenceBounds RecurrenceEmitter::loadSequence(Value seqs, Value n) {
+  auto field = [&](int64_t i) {
+    return arith::IndexCastOp::create(b, b.getIndexType(), load(seqs, {n, index(i)})).getResult();
+  };
+  Value batch = field(0), start = field(1), end = field(2);
+  return {batch, start, end};
+}
+
+SmallVector<Value> RecurrenceEmitter::evaluateRegion(const ElementIndex &at, ScanHook scan) {
+  Block &block = spec.getBody().front();
+  IRMapping mapping;
+  mapSpecArguments(block, mapping, at);
+  return emitBlock(block, mapping, at, scan);
+}
+
+ScanValues RecurrenceEmitter::advanceScan(Operation *op, Value state, ValueRange where, Value x) {
+  Value prev = load(state, where);
+  Value cur = isa<CumSumOp>(op) ? add(prev, x) : logAddExp(prev, x);
+  store(cur, state, where);
+  return {prev, cur};
+}
+
 SmallVector<Value> RecurrenceEmitter::emitBlock(Block &block, IRMapping &mapping, const ElementIndex &at,
                                       ScanHook scan) {
   SmallVector<Value> yielded;

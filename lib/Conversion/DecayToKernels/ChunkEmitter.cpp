@@ -17,6 +17,24 @@ SmallVector<Value> concat(ValueRange prefix, std::initializer_list<Value> more) 
 }
 } // namespace
 
+func::FuncOp ChunkEmitter::buildKernel(StringRef name, bool backward, RecurrenceArgs &args,
+                                       function_ref<void(Value, Value)> item) {
+  OpBuilder::InsertionGuard guard(b);
+  func::FuncOp fn = createFunction(name, backward, args);
+  q = args.q, k = args.k, v = args.v;
+  Value zero = index(0), one = index(1);
+  Value numSeqs = memref::DimOp::create(b, args.seqs, 0);
+  auto parallel = scf::ParallelOp::create(b, ValueRange{zero, zero}, ValueRange{numSeqs, numHeads},
+                                          ValueRange{one, one});
+  {
+    OpBuilder::InsertionGuard body(b);
+    b.setInsertionPointToStart(parallel.getBody());
+    item(parallel.getInductionVars()[0], parallel.getInductionVars()[1]);
+  }
+  func::ReturnOp::create(b);
+  return fn;
+}
+
 Value ChunkEmitter::row(const Chunk &chunk, Value i) { return arith::AddIOp::create(b, chunk.base, i); }
 
 Value ChunkEmitter::cumulative(const Chunk &chunk, Value t, Value c) {
@@ -51,12 +69,7 @@ void ChunkEmitter::prepareChunk(
       store(add(before, g), chunk.g, {r, c});
     };
     auto evaluate = [&](const ElementIndex &e) {
-      Block &block = spec.getBody().front();
-      IRMapping mapping;
-      mapSpecArguments(block, mapping, e);
-      return emitBlock(block, mapping, e, [&](unsigned s, Operation *op, Value x) {
-        return scan(e, s, op, x);
-      });
+      return evaluateRegion(e, [&](unsigned s, Operation *op, Value x) { return scan(e, s, op, x); });
     };
     if (spec.getGranularity() == Granularity::none) {
       loop(zero, keyDim, [&](Value c) { accumulate(c, real(0.0)); });

@@ -35,6 +35,11 @@ public:
   }
 
 protected:
+  /// Creates the kernel `name` with the forward (or backward) signature,
+  /// binds `args` and q, k, v, and emits `item(n, h)` for every (sequence,
+  /// head) inside an scf.parallel: the kernels' one unit of parallel work.
+  mlir::func::FuncOp buildKernel(llvm::StringRef name, bool backward, RecurrenceArgs &args,
+                                 llvm::function_ref<void(mlir::Value n, mlir::Value h)> item);
   /// Fills the chunk's rows of q, k (feature-mapped, rotated at their position
   /// from `start`), the cumulative log-decay and the staged values; scans are
   /// evaluated by `scan` at each token in order.

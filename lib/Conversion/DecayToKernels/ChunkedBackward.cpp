@@ -74,11 +74,9 @@ void ChunkedBackwardBuilder::forwardSweep(const ElementIndex &at, Value start, V
     locateChunk(chunk, start, end, ci);
     prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
       Value c = e.c ? e.c : index(0);
-      Value prev = load(s.scanState[scan], c);
-      Value cur = isa<CumSumOp>(op) ? add(prev, x) : logAddExp(prev, x);
-      store(prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
-      store(cur, s.scanState[scan], c);
-      return ScanValues{prev, cur};
+      ScanValues values = advanceScan(op, s.scanState[scan], c, x);
+      store(values.prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
+      return values;
     });
     loop(zero, keyDim, [&](Value c) {
       loop(zero, valueDim, [&](Value j) { store(load(s.state, {c, j}), s.entering, {ci, c, j}); });
@@ -231,10 +229,7 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
 void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   Value zero = index(0), size = index(chunkSize);
   bool normalizer = spec.getNormalizer();
-  auto field = [&](int64_t i) {
-    return arith::IndexCastOp::create(b, b.getIndexType(), load(args.seqs, {n, index(i)})).getResult();
-  };
-  Value batch = field(0), start = field(1), end = field(2);
+  auto [batch, start, end] = loadSequence(args.seqs, n);
   ElementIndex at{n, batch, nullptr, h, nullptr};
   Value length = arith::SubIOp::create(b, end, start);
   Value numChunks = arith::CeilDivSIOp::create(b, length, size);
@@ -335,20 +330,8 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
 }
 
 func::FuncOp ChunkedBackwardBuilder::build() {
-  OpBuilder::InsertionGuard guard(b);
-  func::FuncOp fn = createFunction((spec.getSymName() + "_backward").str(), true, args);
-  q = args.q, k = args.k, v = args.v;
-  Value zero = index(0), one = index(1);
-  Value numSeqs = memref::DimOp::create(b, args.seqs, 0);
-  auto parallel = scf::ParallelOp::create(b, ValueRange{zero, zero}, ValueRange{numSeqs, numHeads},
-                                          ValueRange{one, one});
-  {
-    OpBuilder::InsertionGuard body(b);
-    b.setInsertionPointToStart(parallel.getBody());
-    runSequence(parallel.getInductionVars()[0], parallel.getInductionVars()[1]);
-  }
-  func::ReturnOp::create(b);
-  return fn;
+  return buildKernel((spec.getSymName() + "_backward").str(), /*backward=*/true, args,
+                     [&](Value n, Value h) { runSequence(n, h); });
 }
 } // namespace
 

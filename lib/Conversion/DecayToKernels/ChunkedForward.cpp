@@ -28,10 +28,7 @@ private:
 
 void ChunkedForwardBuilder::runSequence(Value n, Value h) {
   Value zero = index(0), size = index(chunkSize);
-  auto field = [&](int64_t i) {
-    return arith::IndexCastOp::create(b, b.getIndexType(), load(args.seqs, {n, index(i)})).getResult();
-  };
-  Value batch = field(0), start = field(1), end = field(2);
+  auto [batch, start, end] = loadSequence(args.seqs, n);
   ElementIndex at{n, batch, nullptr, h, nullptr};
   copyInitialStates(args, n, h);
   Chunk chunk;
@@ -53,11 +50,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
     chunk.first = chunks.getInductionVar();
     chunk.length = arith::MinSIOp::create(b, size, arith::SubIOp::create(b, end, chunk.first));
     prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
-      SmallVector<Value> where = scanIndices(e);
-      Value prev = load(args.scanHt[scan], where);
-      Value cur = isa<CumSumOp>(op) ? add(prev, x) : logAddExp(prev, x);
-      store(cur, args.scanHt[scan], where);
-      return ScanValues{prev, cur};
+      return advanceScan(op, args.scanHt[scan], scanIndices(e), x);
     });
     computeScores(chunk);
     chunkNumerators(at, chunk, args.ht, {n, h});
@@ -77,21 +70,8 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
 }
 
 func::FuncOp ChunkedForwardBuilder::build() {
-  OpBuilder::InsertionGuard guard(b);
-  func::FuncOp fn = createFunction((spec.getSymName() + "_forward").str(), false, args);
-  q = args.q, k = args.k, v = args.v;
-  Value zero = index(0), one = index(1);
-  Value numSeqs = memref::DimOp::create(b, args.seqs, 0);
-  // One work item per (sequence, head), in parallel.
-  auto parallel = scf::ParallelOp::create(b, ValueRange{zero, zero}, ValueRange{numSeqs, numHeads},
-                                          ValueRange{one, one});
-  {
-    OpBuilder::InsertionGuard body(b);
-    b.setInsertionPointToStart(parallel.getBody());
-    runSequence(parallel.getInductionVars()[0], parallel.getInductionVars()[1]);
-  }
-  func::ReturnOp::create(b);
-  return fn;
+  return buildKernel((spec.getSymName() + "_forward").str(), /*backward=*/false, args,
+                     [&](Value n, Value h) { runSequence(n, h); });
 }
 } // namespace
 

@@ -34,7 +34,8 @@ private:
   /// initial states' gradients.
   void reverseSweep(const ElementIndex &at, Value start, Value end, const Scratch &scratch);
   /// Evaluates the region at `element`, storing the scans' carried values in row `row`.
-  SmallVector<Value> evaluateRegion(const ElementIndex &element, Value row, const Scratch &scratch);
+  SmallVector<Value> evaluateRecordingScans(const ElementIndex &element, Value row,
+                                            const Scratch &scratch);
   /// Index of the scan-state row for a channel (0 for a scalar decay).
   Value channelOrZero(const ElementIndex &at) { return at.c ? at.c : index(0); }
 
@@ -46,18 +47,13 @@ private:
   SmallVector<Value> scanState, scanCarry;
 };
 
-SmallVector<Value> BackwardBuilder::evaluateRegion(const ElementIndex &element, Value row,
-                                                   const Scratch &scratch) {
-  Block &block = spec.getBody().front();
-  IRMapping mapping;
-  mapSpecArguments(block, mapping, element);
-  return emitBlock(block, mapping, element, [&](unsigned scan, Operation *op, Value x) {
+SmallVector<Value> BackwardBuilder::evaluateRecordingScans(const ElementIndex &element, Value row,
+                                                           const Scratch &scratch) {
+  return evaluateRegion(element, [&](unsigned scan, Operation *op, Value x) {
     Value c = channelOrZero(element);
-    Value prev = load(scanState[scan], c);
-    Value cur = isa<CumSumOp>(op) ? add(prev, x) : logAddExp(prev, x);
-    store(prev, scratch.scanPrev[scan], {row, c});
-    store(cur, scanState[scan], c);
-    return ScanValues{prev, cur};
+    ScanValues values = advanceScan(op, scanState[scan], c, x);
+    store(values.prev, scratch.scanPrev[scan], {row, c});
+    return values;
   });
 }
 
@@ -84,14 +80,14 @@ void BackwardBuilder::forwardSweep(const ElementIndex &at, Value start, Value en
     } else if (spec.isPerChannel()) {
       loop(zero, keyDim, [&](Value c) {
         element.c = c;
-        SmallVector<Value> yielded = evaluateRegion(element, row, scratch);
+        SmallVector<Value> yielded = evaluateRecordingScans(element, row, scratch);
         store(yielded[0], scratch.g, {row, c});
         if (yielded.size() == 2)
           store(yielded[1], scratch.k, {row, c});
       });
       element.c = nullptr;
     } else {
-      Value g = evaluateRegion(element, row, scratch)[0];
+      Value g = evaluateRecordingScans(element, row, scratch)[0];
       loop(zero, keyDim, [&](Value c) { store(g, scratch.g, {row, c}); });
     }
     // Feature map and RoPE.
@@ -247,10 +243,7 @@ func::FuncOp BackwardBuilder::build() {
 
   Value numSeqs = memref::DimOp::create(b, seqs, 0);
   loop(index(0), numSeqs, [&](Value n) {
-    auto field = [&](int64_t i) {
-      return arith::IndexCastOp::create(b, b.getIndexType(), load(seqs, {n, index(i)})).getResult();
-    };
-    Value batch = field(0), start = field(1), end = field(2);
+    auto [batch, start, end] = loadSequence(seqs, n);
     Value length = arith::SubIOp::create(b, end, start);
     Scratch scratch;
     scratch.q = alloc({length, keyDim});

@@ -20,22 +20,11 @@ private:
   void computeDecayAndDerivedKey(const ElementIndex &at);
   /// Advances the recurrence by token t and writes o[b,t,h,:].
   void step(const ElementIndex &at, Value pos);
-  /// Scans read their state from scan_ht and write the new state back.
-  ScanValues advanceScan(unsigned scan, Operation *op, Value x, const ElementIndex &at);
 
   Value q, k, v, h0, seqs, normH0, o, ht, normHt;
   SmallVector<Value> scanH0, scanHt;
   Value qBuf, kBuf, gBuf;
 };
-
-ScanValues ForwardBuilder::advanceScan(unsigned scan, Operation *op, Value x,
-                                       const ElementIndex &at) {
-  SmallVector<Value> where = scanIndices(at);
-  Value prev = load(scanHt[scan], where);
-  Value cur = isa<CumSumOp>(op) ? add(prev, x) : logAddExp(prev, x);
-  store(cur, scanHt[scan], where);
-  return {prev, cur};
-}
 
 void ForwardBuilder::computeDecayAndDerivedKey(const ElementIndex &at) {
   Value zero = index(0);
@@ -43,12 +32,10 @@ void ForwardBuilder::computeDecayAndDerivedKey(const ElementIndex &at) {
     loop(zero, keyDim, [&](Value c) { store(real(0.0), gBuf, c); });
     return;
   }
+  // Scans read their state from scan_ht and write the new state back.
   auto evaluate = [&](const ElementIndex &element) {
-    Block &block = spec.getBody().front();
-    IRMapping mapping;
-    mapSpecArguments(block, mapping, element);
-    return emitBlock(block, mapping, element, [&](unsigned scan, Operation *op, Value x) {
-      return advanceScan(scan, op, x, element);
+    return evaluateRegion(element, [&](unsigned scan, Operation *op, Value x) {
+      return advanceScan(op, scanHt[scan], scanIndices(element), x);
     });
   };
   if (spec.isPerChannel()) {
@@ -121,10 +108,7 @@ func::FuncOp ForwardBuilder::build() {
 
   Value numSeqs = memref::DimOp::create(b, seqs, 0);
   loop(index(0), numSeqs, [&](Value n) {
-    auto field = [&](int64_t i) {
-      return arith::IndexCastOp::create(b, b.getIndexType(), load(seqs, {n, index(i)})).getResult();
-    };
-    Value batch = field(0), start = field(1), end = field(2);
+    auto [batch, start, end] = loadSequence(seqs, n);
     loop(index(0), numHeads, [&](Value h) {
       ElementIndex at{n, batch, nullptr, h, nullptr};
       copyInitialStates(args, n, h);

@@ -165,8 +165,8 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:            %[[FV:.*]] = memref.load %[[F]][%[[B]], %[[TF]], %[[H]], %[[CF]]] : memref<?x?x?x?xf64>
 // CHECK-NEXT:            %[[PREV:.*]] = memref.load %[[ZSTATE]][%[[CF]]] : memref<?xf64>
 // CHECK:                 %[[CUR:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : f64
-// CHECK-NEXT:            memref.store %[[PREV]], %[[PREVS:[a-z0-9_]+]][%[[ROWF]], %[[CF]]] : memref<?x?xf64>
 // CHECK-NEXT:            memref.store %[[CUR]], %[[ZSTATE]][%[[CF]]] : memref<?xf64>
+// CHECK-NEXT:            memref.store %[[PREV]], %[[PREVS:[a-z0-9_]+]][%[[ROWF]], %[[CF]]] : memref<?x?xf64>
 // g = prev - cur and the derived key exp(f - cur) into the row's buffers.
 // CHECK-NEXT:            %[[G:.*]] = arith.subf %[[PREV]], %[[CUR]] : f64
 // CHECK-NEXT:            %[[D:.*]] = arith.subf %[[FV]], %[[CUR]] : f64
