@@ -1,4 +1,5 @@
 // End to end tests of the decayc binary: `decayc run` on .npy files checked against the float64 oracle, its errors, its help.
+#include "TestTensors.h"
 #include "Oracle.h"
 
 #include "decay/Runner/SpecProgram.h"
@@ -24,6 +25,9 @@ extern char **environ;
 namespace fs = std::filesystem;
 using decay::npy::Array;
 using decay::npy::DType;
+
+using decay::test::randomTensor;
+using decay::test::relativeRms;
 
 namespace {
 
@@ -150,14 +154,6 @@ std::vector<double> readOutput(const std::string &path, const std::vector<int64_
   return array.toF64();
 }
 
-double relativeRms(const std::vector<double> &expected, const std::vector<double> &actual) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    diff += (expected[i] - actual[i]) * (expected[i] - actual[i]);
-    ref += expected[i] * expected[i];
-  }
-  return ref == 0 ? std::sqrt(diff) : std::sqrt(diff / ref);
-}
 
 void expectClose(const std::string &what, const std::vector<double> &expected,
                  const std::vector<double> &actual) {
@@ -701,14 +697,6 @@ TEST(DecaycErrors, BackwardWithoutOutputGradient) {
 // ---- The CPU kernels through decayrt ----
 
 namespace {
-double relativeError(const decay::HostTensor &expected, const decay::HostTensor &actual) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < expected.data.size(); ++i) {
-    diff += (expected.data[i] - actual.data[i]) * (expected.data[i] - actual.data[i]);
-    ref += expected.data[i] * expected.data[i];
-  }
-  return ref == 0 ? std::sqrt(diff) : std::sqrt(diff / ref);
-}
 } // namespace
 
 TEST(DecaycRun, CpuKernelsOfSpecAndPackageMatchTheReference) {
@@ -743,7 +731,7 @@ TEST(DecaycRun, CpuKernelsOfSpecAndPackageMatchTheReference) {
         SCOPED_TRACE(name);
         ASSERT_TRUE(kernels->count(name));
         EXPECT_EQ(kernels->at(name).shape, tensor.shape);
-        EXPECT_LT(relativeError(tensor, kernels->at(name)), name[0] == 'd' && name.size() > 2 &&
+        EXPECT_LT(relativeRms(tensor.data, kernels->at(name).data), name[0] == 'd' && name.size() > 2 &&
                                                                     (name == "dA_log" || name == "ddt_bias")
                                                                 ? 1e-4
                                                                 : 1e-5);

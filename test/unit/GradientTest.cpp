@@ -1,4 +1,5 @@
 // The reference backward of every example spec against central finite differences of the reference forward.
+#include "TestTensors.h"
 #include "Oracle.h"
 
 #include "decay/Runner/SpecProgram.h"
@@ -13,6 +14,9 @@ using decay::SpecProgram;
 using Entry = SpecProgram::Entry;
 using Tensors = std::map<std::string, HostTensor>;
 
+using decay::test::randomTensor;
+using decay::test::relativeRms;
+
 namespace {
 
 struct Shape {
@@ -26,16 +30,6 @@ const Shape kShapes[] = {
     {"varlen_with_empty_sequence", 1, 7, 2, 4, 3, {0, 3, 3, 7}},
 };
 
-HostTensor randomTensor(const std::vector<int64_t> &shape, double lo, double hi, std::mt19937_64 &rng) {
-  std::uniform_real_distribution<double> unit(lo, hi);
-  HostTensor t{shape, {}};
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  for (int64_t i = 0; i < n; ++i)
-    t.data.push_back(unit(rng));
-  return t;
-}
 
 std::vector<int64_t> shapeOf(const Shape &s, const std::string &dims) {
   int64_t N = s.cuSeqlens.empty() ? s.B : static_cast<int64_t>(s.cuSeqlens.size()) - 1;

@@ -1,4 +1,5 @@
 // The chunked f32 CPU kernels of every example spec against the float64 reference, over MATH.md section 6's matrix.
+#include "TestTensors.h"
 #include "Oracle.h"
 
 #include "decay/Runner/SpecProgram.h"
@@ -16,6 +17,9 @@ using decay::HostTensor;
 using decay::SpecProgram;
 using Entry = SpecProgram::Entry;
 using Tensors = std::map<std::string, HostTensor>;
+
+using decay::test::randomTensor;
+using decay::test::relativeRms;
 
 namespace {
 
@@ -40,18 +44,6 @@ const Case kCases[] = {
     {"strong_decay", 2, 100, 2, 8, 8, true, {}, 10.0},
 };
 
-HostTensor randomTensor(std::vector<int64_t> shape, double lo, double hi, bool normal,
-                        std::mt19937_64 &rng) {
-  std::uniform_real_distribution<double> unit(lo, hi);
-  std::normal_distribution<double> gauss(0.0, 1.0);
-  HostTensor t{std::move(shape), {}};
-  int64_t n = 1;
-  for (int64_t d : t.shape)
-    n *= d;
-  for (int64_t i = 0; i < n; ++i)
-    t.data.push_back(normal ? gauss(rng) : unit(rng));
-  return t;
-}
 
 /// Params as the models initialize them (MATH.md section 5): TNL's log_decay
 /// is negative, D2D's ps starts near 0 (g = Pb_h - ps stays negative),
@@ -85,20 +77,12 @@ Tensors randomInputs(const SpecProgram &program, const Case &c, uint64_t seed) {
     auto [lo, hi] = param ? paramRange(spec.name)
                     : state ? std::pair{-1.0, 1.0}
                             : std::pair{-c.gateSpread, c.gateSpread};
-    tensors[spec.name] = qkv ? randomTensor(shape, 0.0, 1.0, c.normalInputs, rng)
-                             : randomTensor(shape, lo, hi, false, rng);
+    tensors[spec.name] = qkv ? randomTensor(shape, 0.0, 1.0, rng, c.normalInputs)
+                             : randomTensor(shape, lo, hi, rng);
   }
   return tensors;
 }
 
-double relativeRms(const std::vector<double> &expected, const std::vector<double> &actual) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    diff += (expected[i] - actual[i]) * (expected[i] - actual[i]);
-    ref += expected[i] * expected[i];
-  }
-  return ref == 0 ? std::sqrt(diff) : std::sqrt(diff / ref);
-}
 
 /// MATH.md section 6: rel-rms below 1e-5 for fp32, or max-abs below 1e-6; never NaN.
 /// Gradients of params are sums over every token of every sequence of dg
@@ -182,7 +166,7 @@ void addOutputGradients(const SpecProgram &program, const Case &c, Tensors &inpu
     for (char d : spec.dims)
       shape.push_back(d == 'B' ? c.B : d == 'T' ? c.T : d == 'H' ? c.H : d == 'K' ? c.K
                       : d == 'V' ? c.V : N);
-    inputs[spec.name] = randomTensor(shape, -1.0, 1.0, false, rng);
+    inputs[spec.name] = randomTensor(shape, -1.0, 1.0, rng);
   }
 }
 
@@ -274,11 +258,11 @@ decay.recurrence @raw vector inputs(%g : [B, T, H, K]) {
   const int64_t T = 65536, H = 2, K = 16, V = 16;
   std::mt19937_64 rng(5);
   Tensors inputs;
-  inputs["q"] = randomTensor({1, T, H, K}, 0.0, 1.0, false, rng);
-  inputs["k"] = randomTensor({1, T, H, K}, 0.0, 1.0, false, rng);
-  inputs["v"] = randomTensor({1, T, H, V}, 0.0, 1.0, false, rng);
+  inputs["q"] = randomTensor({1, T, H, K}, 0.0, 1.0, rng);
+  inputs["k"] = randomTensor({1, T, H, K}, 0.0, 1.0, rng);
+  inputs["v"] = randomTensor({1, T, H, V}, 0.0, 1.0, rng);
   // Head 0: log-decay uniform in [-20, 0]; head 1: exactly 0 (no decay).
-  HostTensor g = randomTensor({1, T, H, K}, -20.0, 0.0, false, rng);
+  HostTensor g = randomTensor({1, T, H, K}, -20.0, 0.0, rng);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < K; ++c)
       g.data[(t * H + 1) * K + c] = 0.0;
@@ -287,7 +271,7 @@ decay.recurrence @raw vector inputs(%g : [B, T, H, K]) {
   llvm::Error error = (*program)->run(Entry::Forward, inputs, nullptr, outputs);
   ASSERT_FALSE(error) << llvm::toString(std::move(error));
   expectFinite(outputs);
-  inputs["do"] = randomTensor({1, T, H, V}, -1.0, 1.0, false, rng);
+  inputs["do"] = randomTensor({1, T, H, V}, -1.0, 1.0, rng);
   Tensors gradients;
   error = (*program)->run(Entry::Backward, inputs, nullptr, gradients);
   ASSERT_FALSE(error) << llvm::toString(std::move(error));

@@ -1,4 +1,5 @@
 // The compiled float64 reference path of every example spec against the independent hand-written oracle.
+#include "TestTensors.h"
 #include "Oracle.h"
 
 #include "decay/Runner/SpecProgram.h"
@@ -10,6 +11,9 @@
 
 using decay::HostTensor;
 using decay::SpecProgram;
+
+using decay::test::randomTensor;
+using decay::test::relativeRms;
 
 namespace {
 
@@ -31,16 +35,6 @@ const Case kCases[] = {
     {"strong_decay_normal_inputs", 2, 9, 2, 4, 4, true, {}, 30.0, true},
 };
 
-double relativeRms(const std::vector<double> &expected, const std::vector<double> &actual) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    diff += (expected[i] - actual[i]) * (expected[i] - actual[i]);
-    ref += expected[i] * expected[i];
-  }
-  if (ref == 0)
-    return std::sqrt(diff);
-  return std::sqrt(diff / ref);
-}
 
 void expectClose(const std::string &what, const std::vector<double> &expected,
                  const std::vector<double> &actual) {
