@@ -56,21 +56,28 @@ std::map<std::string, HostTensor> randomInputs(const decay::SpecProgram &program
   return inputs;
 }
 
-/// The largest rel-rms error over the tensors of `actual` against `expected`.
-double worstRelativeRms(const std::map<std::string, HostTensor> &expected,
-                        const std::map<std::string, HostTensor> &actual) {
-  double worst = 0;
+/// The largest rel-rms error over the tensors of `actual` against `expected`,
+/// with the name of the tensor that has it.
+struct WorstError {
+  double error = 0;
+  std::string tensor = "-";
+};
+WorstError worstRelativeRms(const std::map<std::string, HostTensor> &expected,
+                            const std::map<std::string, HostTensor> &actual) {
+  WorstError worst;
   for (auto &[name, reference] : expected) {
     auto found = actual.find(name);
     if (found == actual.end())
-      return NAN;
+      return {NAN, name};
     double diff = 0, norm = 0;
     for (size_t i = 0; i < reference.data.size(); ++i) {
       double d = reference.data[i] - found->second.data[i];
       diff += d * d;
       norm += reference.data[i] * reference.data[i];
     }
-    worst = std::max(worst, norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff));
+    double error = norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+    if (!(error <= worst.error))
+      worst = {error, name};
   }
   return worst;
 }
@@ -100,8 +107,8 @@ int main(int argc, char **argv) {
               "kernels' largest relative rms error against the reference\n");
   std::printf("shape B=%lld T=%lld H=%lld K=%lld V=%lld, random inputs\n\n", (long long)kB,
               (long long)kT, (long long)kH, (long long)kK, (long long)kV);
-  std::printf("%-14s %-16s %-18s %-26s %9s %9s %9s %11s %11s\n", "spec", "granularity",
-              "inputs/params", "options", "ref ms", "chunk ms", "tokens/s", "fwd error", "bwd error");
+  std::printf("%-14s %-16s %-18s %-26s %9s %9s %9s %-14s %-18s\n", "spec", "granularity",
+              "inputs/params", "options", "ref ms", "chunk ms", "tokens/s", "fwd error (worst)", "bwd error (worst)");
   int failures = 0;
   for (int i = 1; i < argc; ++i) {
     std::string name = llvm::sys::path::stem(argv[i]).str();
@@ -158,14 +165,15 @@ int main(int argc, char **argv) {
       fail(std::move(error));
       continue;
     }
-    double forwardError = worstRelativeRms(expected, actual);
-    double backwardError = worstRelativeRms(expectedGradients, actualGradients);
-    bool ok = std::isfinite(forwardError) && std::isfinite(backwardError);
+    WorstError forward = worstRelativeRms(expected, actual);
+    WorstError backward = worstRelativeRms(expectedGradients, actualGradients);
+    bool ok = std::isfinite(forward.error) && std::isfinite(backward.error);
     failures += !ok;
-    std::printf("%-14s %-16s %-18s %-26s %9.1f %9.1f %9.0f %11.2e %11.2e%s\n", name.c_str(),
+    std::printf("%-14s %-16s %-18s %-26s %9.1f %9.1f %9.0f %9.2e %-4s %9.2e %-8s%s\n", name.c_str(),
                 spec.granularity.c_str(), declared.empty() ? "-" : declared.c_str(),
                 describeOptions(spec).c_str(), referenceSeconds * 1e3, kernelSeconds * 1e3,
-                kB * kT / kernelSeconds, forwardError, backwardError, ok ? "" : "  NOT FINITE");
+                kB * kT / kernelSeconds, forward.error, forward.tensor.c_str(), backward.error,
+                backward.tensor.c_str(), ok ? "" : "  NOT FINITE");
   }
   std::printf("\n%d of %d specs ran%s\n", argc - 1 - failures, argc - 1,
               failures ? " (see the failures above)" : "");

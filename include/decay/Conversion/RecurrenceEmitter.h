@@ -54,7 +54,7 @@ struct BackwardSinks {
   llvm::SmallVector<mlir::Value> scanPrev;     ///< [rows, K]: each token's carried-in scan values
   llvm::SmallVector<mlir::Value> scanCarry;    ///< [K]: scan gradients flowing to earlier tokens
   mlir::Value dKeyBuf;                         ///< [K] scratch
-  mlir::Value lambdaSum;                       ///< [K] f64: sum of dLambda over later tokens = dg
+  mlir::Value lambdaSum;                       ///< [K] f64: the token's dg per channel (a scalar decay's is their sum)
   /// Accumulate into gradients other work items share (params, inputs
   /// without an H dim) with atomic adds: set when (sequence, head) items run
   /// in parallel.

@@ -38,11 +38,38 @@ func::FuncOp ChunkEmitter::buildKernel(StringRef name, bool backward, Recurrence
 Value ChunkEmitter::row(const Chunk &chunk, Value i) { return arith::AddIOp::create(b, chunk.base, i); }
 
 Value ChunkEmitter::cumulative(const Chunk &chunk, Value t, Value c) {
-  return load(chunk.g, {row(chunk, t), c});
+  Value r = row(chunk, t);
+  return add(load(chunk.g, {r, c}), load(chunk.gLow, {r, c}));
+}
+
+Value ChunkEmitter::exponentBetweenRows(const Chunk &chunk, Value rt, Value rs, Value c) {
+  return add(sub(load(chunk.g, {rt, c}), load(chunk.g, {rs, c})),
+             sub(load(chunk.gLow, {rt, c}), load(chunk.gLow, {rs, c})));
 }
 
 Value ChunkEmitter::decayBetween(const Chunk &chunk, Value t, Value s, Value c) {
-  return exp(sub(cumulative(chunk, t, c), cumulative(chunk, s, c)));
+  return exp(exponentBetweenRows(chunk, row(chunk, t), row(chunk, s), c));
+}
+
+void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
+  Value size = index(chunkSize);
+  chunk.q = alloc({rows, keyDim});
+  chunk.k = alloc({rows, keyDim});
+  chunk.g = alloc({rows, keyDim});
+  chunk.gLow = alloc({rows, keyDim});
+  chunk.a = alloc({size, size});
+  Value side = arith::MaxUIOp::create(b, size, keyDim);
+  chunk.work = alloc({side, side});
+  chunk.out = alloc({size, valueDim});
+  chunk.values = alloc({size, valueDim});
+  chunk.sub = alloc({keyDim, index(kSubBlock)});
+  chunk.decayedKeys = alloc({size, keyDim});
+}
+
+void ChunkEmitter::releaseChunk(const Chunk &chunk) {
+  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.gLow, chunk.a, chunk.work, chunk.out,
+                       chunk.values, chunk.sub, chunk.decayedKeys})
+    memref::DeallocOp::create(b, buffer);
 }
 
 void ChunkEmitter::stageValues(const ElementIndex &at, const Chunk &chunk) {
@@ -64,9 +91,17 @@ void ChunkEmitter::prepareChunk(
     // The previous row's cumulative log-decay (0 on the chunk's first row).
     Value previousRow = arith::SubIOp::create(b, arith::MaxSIOp::create(b, r, index(1)), index(1));
     Value isFirst = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, i, zero);
+    // G_t = G_{t-1} + g_t with its rounding error kept in gLow (Knuth's
+    // TwoSum), so that differences of large cumulative sums stay exact.
     auto accumulate = [&](Value c, Value g) {
       Value before = arith::SelectOp::create(b, isFirst, real(0.0), load(chunk.g, {previousRow, c}));
-      store(add(before, g), chunk.g, {r, c});
+      Value lowBefore =
+          arith::SelectOp::create(b, isFirst, real(0.0), load(chunk.gLow, {previousRow, c}));
+      Value total = add(before, g);
+      Value gPart = sub(total, before);
+      Value error = add(sub(before, sub(total, gPart)), sub(g, gPart));
+      store(total, chunk.g, {r, c});
+      store(add(lowBefore, error), chunk.gLow, {r, c});
     };
     auto evaluate = [&](const ElementIndex &e) {
       return evaluateRegion(e, [&](unsigned s, Operation *op, Value x) { return scan(e, s, op, x); });
@@ -104,8 +139,20 @@ MatrixView ChunkEmitter::valueRows(const Chunk &chunk) {
   return {chunk.values, [](Value s, Value j) -> SmallVector<Value> { return {s, j}; }};
 }
 
+void ChunkEmitter::decayRows(const Chunk &chunk, Value source, Value from, Value to, Value ref,
+                             Value dest, bool later) {
+  Value rRef = row(chunk, ref);
+  loop(from, to, [&](Value i) {
+    Value ri = row(chunk, i);
+    Value di = arith::SubIOp::create(b, i, from);
+    loop(index(0), keyDim, [&](Value c) {
+      Value exponent = later ? exponentBetweenRows(chunk, ri, rRef, c) : exponentBetweenRows(chunk, rRef, ri, c);
+      store(mul(load(source, {ri, c}), exp(exponent)), dest, {di, c});
+    });
+  });
+}
+
 void ChunkEmitter::computeScores(const Chunk &chunk) {
-  Value zero = index(0);
   // A is written for t, s < length, zero above the diagonal: the matmuls
   // that read it stop at the chunk's length.
   if (spec.isPerChannel()) {
@@ -114,81 +161,88 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
     //   A_ts = sum_c (q_tc exp(G_tc - G_rc)) (k_sc exp(G_rc - G_sc)),
     // both factors <= 1, one matmul per sub-block; inside the sub-block the
     // scores are computed elementwise (exp(G_t - G_s) may not be split there).
-    auto blocks = scf::ForOp::create(b, zero, chunk.length, index(kSubBlock));
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(blocks.getBody());
-    Value r = blocks.getInductionVar();
-    Value blockEnd = arith::MinSIOp::create(b, arith::AddIOp::create(b, r, index(kSubBlock)), chunk.length);
-    Value blockLength = arith::SubIOp::create(b, blockEnd, r);
-    Value rr = row(chunk, r);
-    // Earlier tokens: k_sc exp(G_rc - G_sc), row by row (contiguous, so the
-    // exps vectorize).
-    loop(zero, r, [&](Value s) {
-      Value rs = row(chunk, s);
-      loop(zero, keyDim, [&](Value c) {
-        store(mul(load(chunk.k, {rs, c}), exp(sub(load(chunk.g, {rr, c}), load(chunk.g, {rs, c})))),
-              chunk.decayedKeys, {s, c});
-      });
-    });
-    // The sub-block's queries, transposed: sub[c, i] = q_tc exp(G_tc - G_rc), t = r + i.
-    loop(zero, keyDim, [&](Value c) {
-      Value grc = load(chunk.g, {rr, c});
-      loop(zero, blockLength, [&](Value i) {
-        Value rt = row(chunk, arith::AddIOp::create(b, r, i));
-        store(mul(load(chunk.q, {rt, c}), exp(sub(load(chunk.g, {rt, c}), grc))), chunk.sub, {c, i});
-      });
-    });
-    // A[r + i, s] for the earlier tokens, kEarlier at a time: one
-    // vector<16xf32> per token over the sub-block's rows, accumulated over the
-    // channels (r is a multiple of kSubBlock, so of kEarlier).
-    constexpr int64_t kEarlier = 8;
-    auto lanes = VectorType::get({kSubBlock}, b.getF32Type());
-    auto tiles = scf::ForOp::create(b, zero, r, index(kEarlier));
-    {
-      OpBuilder::InsertionGuard tileGuard(b);
-      b.setInsertionPointToStart(tiles.getBody());
-      Value first = tiles.getInductionVar();
-      SmallVector<Value> earlier;
-      for (int64_t u = 0; u < kEarlier; ++u)
-        earlier.push_back(arith::AddIOp::create(b, first, index(u)));
-      Value zeros = arith::ConstantOp::create(b, DenseElementsAttr::get(lanes, 0.0f));
-      auto channels = scf::ForOp::create(b, zero, keyDim, index(1),
-                                         SmallVector<Value>(kEarlier, zeros));
-      {
-        OpBuilder::InsertionGuard channelGuard(b);
-        b.setInsertionPointToStart(channels.getBody());
-        Value c = channels.getInductionVar();
-        Value queries = vector::LoadOp::create(b, lanes, chunk.sub, ValueRange{c, zero});
-        SmallVector<Value> next;
-        for (int64_t u = 0; u < kEarlier; ++u) {
-          Value key = vector::BroadcastOp::create(b, lanes, load(chunk.decayedKeys, {earlier[u], c}));
-          next.push_back(vector::FMAOp::create(b, key, queries, channels.getRegionIterArgs()[u]));
-        }
-        scf::YieldOp::create(b, next);
-      }
-      for (int64_t u = 0; u < kEarlier; ++u) {
-        Value scores = channels.getResult(u);
-        loop(zero, blockLength, [&](Value i) {
-          Value score = vector::ExtractOp::create(b, scores, OpFoldResult(i));
-          store(score, chunk.a, {arith::AddIOp::create(b, r, i), earlier[u]});
-        });
-      }
-    }
-    // Inside the sub-block, elementwise; zero above the diagonal.
-    loop(r, blockEnd, [&](Value t) {
-      Value through = arith::AddIOp::create(b, t, index(1));
-      Value rt = row(chunk, t);
-      loop(r, through, [&](Value s) {
-        Value rs = row(chunk, s);
-        Value score = sum(keyDim, [&](Value c) {
-          return mul(mul(load(chunk.q, {rt, c}), load(chunk.k, {rs, c})), decayBetween(chunk, t, s, c));
-        });
-        store(score, chunk.a, {t, s});
-      });
-      loop(through, chunk.length, [&](Value s) { store(real(0.0), chunk.a, {t, s}); });
-    });
+    forEachSubBlock(chunk, [&](const SubBlock &block) { subBlockScores(chunk, block); });
     return;
   }
+  scalarScores(chunk);
+}
+
+void ChunkEmitter::forEachSubBlock(const Chunk &chunk, function_ref<void(const SubBlock &)> body) {
+  auto blocks = scf::ForOp::create(b, index(0), chunk.length, index(kSubBlock));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(blocks.getBody());
+  Value first = blocks.getInductionVar();
+  Value end = arith::MinSIOp::create(b, arith::AddIOp::create(b, first, index(kSubBlock)), chunk.length);
+  body(SubBlock{first, end, arith::SubIOp::create(b, end, first)});
+}
+
+void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
+  Value zero = index(0);
+  Value r = block.first, blockEnd = block.end, blockLength = block.length;
+  Value rr = row(chunk, r);
+  // Earlier tokens: k_sc exp(G_rc - G_sc), row by row (contiguous, so the
+  // exps vectorize).
+  decayRows(chunk, chunk.k, zero, r, r, chunk.decayedKeys, /*later=*/false);
+  // The sub-block's queries, transposed: sub[c, i] = q_tc exp(G_tc - G_rc), t = r + i.
+  loop(zero, keyDim, [&](Value c) {
+    loop(zero, blockLength, [&](Value i) {
+      Value rt = row(chunk, arith::AddIOp::create(b, r, i));
+      store(mul(load(chunk.q, {rt, c}), exp(exponentBetweenRows(chunk, rt, rr, c))), chunk.sub, {c, i});
+    });
+  });
+  // A[r + i, s] for the earlier tokens, kEarlier at a time: one
+  // vector<16xf32> per token over the sub-block's rows, accumulated over the
+  // channels (r is a multiple of kSubBlock, so of kEarlier).
+  constexpr int64_t kEarlier = 8;
+  auto lanes = VectorType::get({kSubBlock}, b.getF32Type());
+  auto tiles = scf::ForOp::create(b, zero, r, index(kEarlier));
+  {
+    OpBuilder::InsertionGuard tileGuard(b);
+    b.setInsertionPointToStart(tiles.getBody());
+    Value first = tiles.getInductionVar();
+    SmallVector<Value> earlier;
+    for (int64_t u = 0; u < kEarlier; ++u)
+      earlier.push_back(arith::AddIOp::create(b, first, index(u)));
+    Value zeros = arith::ConstantOp::create(b, DenseElementsAttr::get(lanes, 0.0f));
+    auto channels = scf::ForOp::create(b, zero, keyDim, index(1),
+                                       SmallVector<Value>(kEarlier, zeros));
+    {
+      OpBuilder::InsertionGuard channelGuard(b);
+      b.setInsertionPointToStart(channels.getBody());
+      Value c = channels.getInductionVar();
+      Value queries = vector::LoadOp::create(b, lanes, chunk.sub, ValueRange{c, zero});
+      SmallVector<Value> next;
+      for (int64_t u = 0; u < kEarlier; ++u) {
+        Value key = vector::BroadcastOp::create(b, lanes, load(chunk.decayedKeys, {earlier[u], c}));
+        next.push_back(vector::FMAOp::create(b, key, queries, channels.getRegionIterArgs()[u]));
+      }
+      scf::YieldOp::create(b, next);
+    }
+    for (int64_t u = 0; u < kEarlier; ++u) {
+      Value scores = channels.getResult(u);
+      loop(zero, blockLength, [&](Value i) {
+        Value score = vector::ExtractOp::create(b, scores, OpFoldResult(i));
+        store(score, chunk.a, {arith::AddIOp::create(b, r, i), earlier[u]});
+      });
+    }
+  }
+  // Inside the sub-block, elementwise; zero above the diagonal.
+  loop(r, blockEnd, [&](Value t) {
+    Value through = arith::AddIOp::create(b, t, index(1));
+    Value rt = row(chunk, t);
+    loop(r, through, [&](Value s) {
+      Value rs = row(chunk, s);
+      Value score = sum(keyDim, [&](Value c) {
+        return mul(mul(load(chunk.q, {rt, c}), load(chunk.k, {rs, c})), decayBetween(chunk, t, s, c));
+      });
+      store(score, chunk.a, {t, s});
+    });
+    loop(through, chunk.length, [&](Value s) { store(real(0.0), chunk.a, {t, s}); });
+  });
+}
+
+void ChunkEmitter::scalarScores(const Chunk &chunk) {
+  Value zero = index(0);
   // Scalar decay: A = (Q K^T) * exp(G_t - G_s), masked; Q K^T as a matmul
   // against K transposed into the work buffer ([K, C]).
   // Rows of the transpose are written contiguously (strided reads are cheaper than scattered writes).
@@ -199,18 +253,28 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
   MatrixView keysT{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
   emitTileMatmul(b, scores, [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
                  chunk.length, chunk.length, keyDim, /*accumulate=*/false);
+  applyScalarDecayMask(chunk, chunk.a, /*strict=*/false);
+}
+
+void ChunkEmitter::applyScalarDecayMask(const Chunk &chunk, Value matrix, bool strict) {
+  Value zero = index(0), one = index(1);
   // Mask before exponentiating: above the diagonal the exponent is -inf. The
-  // scalar decay's G (channel 0) is gathered into row 0 of the work buffer
-  // first, so the loop reads it contiguously.
-  loop(zero, chunk.length, [&](Value s) { store(cumulative(chunk, s, zero), chunk.work, {zero, s}); });
+  // scalar decay's G and its low part (channel 0) are gathered into rows 0
+  // and 1 of the work buffer first, so the loop reads them contiguously.
+  loop(zero, chunk.length, [&](Value s) {
+    Value rs = row(chunk, s);
+    store(load(chunk.g, {rs, zero}), chunk.work, {zero, s});
+    store(load(chunk.gLow, {rs, zero}), chunk.work, {one, s});
+  });
   Value minusInfinity = real(-std::numeric_limits<double>::infinity());
+  auto kept = strict ? arith::CmpIPredicate::ult : arith::CmpIPredicate::ule;
   loop(zero, chunk.length, [&](Value t) {
-    Value gt = load(chunk.work, {zero, t});
+    Value gt = load(chunk.work, {zero, t}), lowT = load(chunk.work, {one, t});
     loop(zero, chunk.length, [&](Value s) {
-      Value causal = arith::CmpIOp::create(b, arith::CmpIPredicate::ule, s, t);
-      Value exponent = arith::SelectOp::create(b, causal, sub(gt, load(chunk.work, {zero, s})),
-                                               minusInfinity);
-      store(mul(load(chunk.a, {t, s}), exp(exponent)), chunk.a, {t, s});
+      Value causal = arith::CmpIOp::create(b, kept, s, t);
+      Value difference = add(sub(gt, load(chunk.work, {zero, s})), sub(lowT, load(chunk.work, {one, s})));
+      Value exponent = arith::SelectOp::create(b, causal, difference, minusInfinity);
+      store(mul(load(matrix, {t, s}), exp(exponent)), matrix, {t, s});
     });
   });
 }

@@ -14,6 +14,7 @@ struct Chunk {
   mlir::Value base;   ///< row of the chunk's first token in q, k, g
   mlir::Value q, k;   ///< [rows, K]: feature-mapped, rotated query and key
   mlir::Value g;      ///< [rows, K]: log-decay cumulated from the chunk's first token
+  mlir::Value gLow;   ///< [rows, K]: the rounding error of g (g + gLow is the exact f32 sum)
   mlir::Value a;      ///< [C, C]: masked decayed scores (0 above the diagonal)
   mlir::Value work;   ///< [C, K] scratch: decayed q or k, and transposed k
   mlir::Value out;    ///< [C, V]: the numerators of the chunk's outputs
@@ -24,6 +25,11 @@ struct Chunk {
 
 /// Tokens per sub-block of the secondary chunking of vector decays.
 constexpr int64_t kSubBlock = 16;
+
+/// One sub-block of a chunk: tokens [first, end), chunk-local.
+struct SubBlock {
+  mlir::Value first, end, length;
+};
 
 /// Emits the steps of the chunk algorithm in f32. Derived builders bind the
 /// function arguments (q, k, v and the spec's tensors) before using it.
@@ -47,16 +53,38 @@ protected:
                     llvm::function_ref<ScanValues(const ElementIndex &, unsigned, mlir::Operation *,
                                                   mlir::Value)>
                         scan);
+  /// Allocates the per-chunk buffers of `chunk` (q, k, g, gLow with `rows`
+  /// rows) and `releaseChunk` frees them.
+  void allocateChunk(Chunk &chunk, mlir::Value rows);
+  void releaseChunk(const Chunk &chunk);
   /// Copies the chunk's rows of v into `chunk.values` (prepareChunk does).
   void stageValues(const ElementIndex &at, const Chunk &chunk);
   /// Row `i` of the chunk in its q, k and g buffers.
   mlir::Value row(const Chunk &chunk, mlir::Value i);
   /// G_tc of the chunk (t a chunk-local index).
   mlir::Value cumulative(const Chunk &chunk, mlir::Value t, mlir::Value c);
+  /// G_tc - G_sc for rows `rt`, `rs` of the chunk's buffers, as (g_t - g_s) +
+  /// (gLow_t - gLow_s): exact to f32 rounding of the difference even where
+  /// |G| is large (strong decay), which g_t - g_s alone is not.
+  mlir::Value exponentBetweenRows(const Chunk &chunk, mlir::Value rt, mlir::Value rs, mlir::Value c);
   /// exp(G_tc - G_sc), s <= t: the decay from token s to token t.
   mlir::Value decayBetween(const Chunk &chunk, mlir::Value t, mlir::Value s, mlir::Value c);
   /// A_ts = sum_c q_tc k_sc exp(G_tc - G_sc) for s <= t.
   void computeScores(const Chunk &chunk);
+  /// dest[i - from, c] = source[row i, c] * exp(G_ic - G_refc) for the chunk's
+  /// tokens i in [from, to): rows decayed to (`later`: from) the token `ref`.
+  /// The exponent is always later minus earlier (<= 0).
+  void decayRows(const Chunk &chunk, mlir::Value source, mlir::Value from, mlir::Value to,
+                 mlir::Value ref, mlir::Value dest, bool later);
+  /// computeScores for one sub-block of a vector decay (secondary chunking).
+  void subBlockScores(const Chunk &chunk, const SubBlock &block);
+  /// computeScores for a scalar decay: a tiled Q K^T, then the decay mask.
+  void scalarScores(const Chunk &chunk);
+  /// Emits `body` for every sub-block of the chunk, in order.
+  void forEachSubBlock(const Chunk &chunk, llvm::function_ref<void(const SubBlock &)> body);
+  /// Scalar decays: matrix[t, s] *= exp(G_t - G_s) for s <= t (s < t when
+  /// `strict`), and 0 elsewhere; matrix is [C, C], rows and columns chunk-local.
+  void applyScalarDecayMask(const Chunk &chunk, mlir::Value matrix, bool strict);
   /// out[t, :] = num_t = (q_t * exp(G_t))^T H + sum_{s<=t} A_ts v_s for every
   /// token t of the chunk (H at `state[statePrefix..., :, :]`).
   void chunkNumerators(const ElementIndex &at, const Chunk &chunk, mlir::Value state,

@@ -3,14 +3,24 @@
 // A forward sweep over the chunks recomputes q, k and the cumulative
 // log-decay of every token and stores the state entering each chunk. The
 // reverse sweep then runs, per chunk, with dH the gradient of the state
-// leaving it (dH = dht after the last chunk):
-//   dA_ts = dnum_t . v_s (+ dden_t)                        (s <= t)
-//   dq_t  = exp(G_t) (H dnum_t + z dden_t) + sum_{s<=t} dA_ts k_s exp(G_t - G_s)
-//   dk_s  = sum_{t>=s} dA_ts q_t exp(G_t - G_s) + exp(G_last - G_s) (dH v_s + dz)
+// leaving it (dH = dht after the last chunk), every product a tiled matmul:
+//   dA_ts = dnum_t . v_s (+ dden_t)                           (dnum V^T)
+//   dq_t  = exp(G_t) (H dnum_t + z dden_t)                    (dnum H^T)
+//           + sum_{s<t} dA_ts exp(G_t - G_s) k_s + dA_tt k_t  (D K)
+//   dk_s  = exp(G_last - G_s) (dH v_s + dz)                   (V dH^T)
+//           + sum_{t>s} dA_ts exp(G_t - G_s) q_t + dA_ss q_s  (D^T Q)
 //   dv_s  = sum_{t>=s} A_ts dnum_t + dH^T (k_s exp(G_last - G_s))
 //   dH   <- diag(exp(G_last)) dH + sum_t (q_t exp(G_t)) dnum_t^T
-// with dnum = scale do (normalizer: do / den, dden = -(do . o) / den), and
-// dg from the identity dLambda_t = q_t dq_t - k_t dk_t summed over later tokens.
+// with dnum = scale do (normalizer: do / den, dden = -(do . o) / den). A
+// vector decay splits D K and D^T Q by secondary chunking, as the forward.
+//
+// The log-decay's gradient is computed per chunk and channel without
+// cancellation across the sequence (G is chunk-local, so g_t reaches later
+// chunks only through the state leaving its chunk):
+//   dg_t = sum_{t'>=t} (q_t' dq*_t' - k_t' dk'_t') + sum_{s<t} k_s dkH_s + exp(G_last) <H, dH>
+// where dq* is dq without its diagonal term, dk' the strict pair term of dk
+// and dkH its state term: the pair terms that cancel are the chunk's own
+// off-diagonal ones, of the size of the result.
 #include "ChunkEmitter.h"
 #include "KernelBuilders.h"
 
@@ -28,12 +38,15 @@ public:
 private:
   /// Buffers of one (sequence, head) work item.
   struct Scratch {
-    Chunk chunk;                   // q, k, g over the whole sequence; a per chunk
+    Chunk chunk;                   // q, k, g over the whole sequence; the rest per chunk
     Value entering, enteringNorm;  // [chunks, K, V], [chunks, K]: state entering each chunk
     Value state, norm, dState, dNorm;
-    Value dA, dnum, dden, dq, dk;
-    Value dqWide, dkWide; // [C, K] f64 copies of dq, dk for dLambda
+    Value dA, pairs, dnum, dden;   // [C, C], [C, C] (scalar decays: D), [C, V], [C]
+    Value valuesT, stateT, dStateT; // [V, C], [V, K], [V, K]: transposes for the matmuls
+    Value dq, dkPairs, dkState;    // [C, K]: dq (diagonal term last), dk's pair and state terms
+    Value blockTemp;               // [16, K]: a sub-block's matmul (vector decays)
     Value decayIn, decayOut, qd, kd; // [C, K]: exp(G), exp(G_last - G), q exp(G), k exp(G_last - G)
+    Value dg, carry, edge;         // f64 [C, K], [K], [K]: the parts of dg (see the top)
     SmallVector<Value> scanState;
     BackwardSinks sinks;
   };
@@ -42,8 +55,35 @@ private:
   void forwardSweep(const ElementIndex &at, Value start, Value end, Scratch &s);
   /// The gradients of one chunk, given dState for the state leaving it.
   void chunkGradients(const ElementIndex &at, Value start, Value chunkIndex, Scratch &s);
+  /// dnum and dden of every token of the chunk.
+  void outputGradients(const ElementIndex &at, Value chunkIndex, Scratch &s);
+  /// dA = dnum V^T (+ dden).
+  void scoreGradients(Scratch &s);
+  /// exp(G), exp(G_last - G), Qd and Kd of the chunk.
+  void decayFactors(Scratch &s);
+  /// The state terms: dq = exp(G) (dnum H^T + dden z), dkState = exp(G_last - G) (V dH^T + dz).
+  void stateGradients(Value chunkIndex, Scratch &s);
+  /// The strict pair terms: dq += D K, dkPairs = D^T Q.
+  void pairGradients(Scratch &s);
+  /// pairGradients for a vector decay, by secondary chunking.
+  void blockPairGradients(Scratch &s);
+  void subBlockPairGradients(Scratch &s, const SubBlock &block);
+  /// dest[t, c] += exp(G_tc - G_refc) blockTemp[t - first, c] over the
+  /// sub-block's tokens t (exponent G_ref - G_t unless `later`).
+  void addDecayedBlock(Scratch &s, Value dest, const SubBlock &block, Value refRow, bool later);
+  /// The parts of dg that do not depend on the token order of the reverse
+  /// loop: the state edge term and the prefix sums of k dkState.
+  void stateEdge(Value chunkIndex, Scratch &s);
+  /// dv, and dH (dz) carried to the previous chunk.
+  void valueAndStateGradients(const ElementIndex &at, Scratch &s);
+  /// Token by token in reverse: dg, the diagonal terms, the parameterization.
+  void finishChunk(const ElementIndex &at, Value start, Scratch &s);
   /// Chunk `index` of the sequence [start, end).
   void locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex);
+  /// A row-major [rows, cols] buffer as a matmul operand.
+  static MatrixView squareView(Value buffer) {
+    return {buffer, [](Value i, Value j) -> SmallVector<Value> { return {i, j}; }};
+  }
 
   AdjointOp adjoint;
   RecurrenceArgs args;
@@ -87,21 +127,12 @@ void ChunkedBackwardBuilder::forwardSweep(const ElementIndex &at, Value start, V
   });
 }
 
-void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value ci,
-                                            Scratch &s) {
+void ChunkedBackwardBuilder::outputGradients(const ElementIndex &at, Value ci, Scratch &s) {
   Value zero = index(0);
-  FloatType f64 = b.getF64Type();
-  bool normalizer = spec.getNormalizer();
   Chunk &chunk = s.chunk;
-  Value last = arith::SubIOp::create(b, chunk.length, index(1));
-  auto token = [&](Value t) { return arith::AddIOp::create(b, chunk.first, t).getResult(); };
-  stageValues(at, chunk);
-  computeScores(chunk);
-  chunkNumerators(at, chunk, s.entering, {ci});
-  // dnum and dden of every token of the chunk.
   loop(zero, chunk.length, [&](Value t) {
-    Value tt = token(t);
-    if (!normalizer) {
+    Value tt = arith::AddIOp::create(b, chunk.first, t);
+    if (!spec.getNormalizer()) {
       loop(zero, valueDim, [&](Value j) {
         store(mul(scale, load(args.dout, {at.b, tt, at.h, j})), s.dnum, {t, j});
       });
@@ -118,17 +149,28 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
     });
     store(arith::NegFOp::create(b, div(doDotO, den)), s.dden, t);
   });
-  // dA_ts = dnum_t . v_s + dden_t
-  loop(zero, chunk.length, [&](Value t) {
-    Value through = arith::AddIOp::create(b, t, index(1));
-    loop(zero, through, [&](Value src) {
-      Value ts = token(src);
-      Value dot = sum(valueDim, [&](Value j) { return mul(load(s.dnum, {t, j}), load(args.v, {at.b, ts, at.h, j})); });
-      store(add(dot, load(s.dden, t)), s.dA, {t, src});
-    });
+}
+
+void ChunkedBackwardBuilder::scoreGradients(Scratch &s) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  // dA = dnum V^T, against V transposed ([V, C], written row by row).
+  loop(zero, valueDim, [&](Value j) {
+    loop(zero, chunk.length, [&](Value src) { store(load(chunk.values, {src, j}), s.valuesT, {j, src}); });
   });
-  // Decay factors of the chunk, once: exp(G_t) and exp(G_last - G_t) per
-  // (token, channel), and Qd = q exp(G), Kd = k exp(G_last - G).
+  emitTileMatmul(b, squareView(s.dA), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
+                 squareView(s.valuesT), chunk.length, chunk.length, valueDim, /*accumulate=*/false);
+  if (spec.getNormalizer())
+    loop(zero, chunk.length, [&](Value t) {
+      Value dden = load(s.dden, t);
+      loop(zero, chunk.length, [&](Value src) { store(add(load(s.dA, {t, src}), dden), s.dA, {t, src}); });
+    });
+}
+
+void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  Value last = arith::SubIOp::create(b, chunk.length, index(1));
   bool perChannel = spec.isPerChannel();
   loop(zero, chunk.length, [&](Value t) {
     Value rt = row(chunk, t);
@@ -143,87 +185,212 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
       store(mul(load(chunk.k, {rt, c}), out), s.kd, {t, c});
     });
   });
-  // The state's share, accumulated in f64 (dq and dk feed dLambda, where
-  // q dq and k dk cancel):
-  //   dq_t = exp(G_t) (H dnum_t + z dden_t),  dk_s = exp(G_last - G_s) (dH v_s + dz).
-  loop(zero, chunk.length, [&](Value t) {
-    Value tt = token(t);
+}
+
+void ChunkedBackwardBuilder::stateGradients(Value ci, Scratch &s) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  bool normalizer = spec.getNormalizer();
+  // H and dH transposed ([V, K]), written row by row.
+  loop(zero, valueDim, [&](Value j) {
     loop(zero, keyDim, [&](Value c) {
-      Value fromState = sum(zero, valueDim, [&](Value j) {
-        return widen(mul(load(s.dnum, {t, j}), load(s.entering, {ci, c, j})));
-      }, f64);
-      if (normalizer)
-        fromState = add(fromState, widen(mul(load(s.dden, t), load(s.enteringNorm, {ci, c}))));
-      store(mul(widen(load(s.decayIn, {t, c})), fromState), s.dqWide, {t, c});
-      Value toState = sum(zero, valueDim, [&](Value j) {
-        return widen(mul(load(args.v, {at.b, tt, at.h, j}), load(s.dState, {c, j})));
-      }, f64);
-      if (normalizer)
-        toState = add(toState, widen(load(s.dNorm, c)));
-      store(mul(widen(load(s.decayOut, {t, c})), toState), s.dkWide, {t, c});
+      store(load(s.entering, {ci, c, j}), s.stateT, {j, c});
+      store(load(s.dState, {c, j}), s.dStateT, {j, c});
     });
   });
-  // The chunk's share, pair by pair with the channel innermost (contiguous):
-  //   dq_t += sum_{s<=t} dA_ts k_s exp(G_t - G_s),  dk_s += sum_{t>=s} dA_ts q_t exp(G_t - G_s).
+  // dq = exp(G) (dnum H^T + dden z), dkH = exp(G_last - G) (V dH^T + dz).
+  emitTileMatmul(b, squareView(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
+                 squareView(s.stateT), chunk.length, keyDim, valueDim, /*accumulate=*/false);
+  emitTileMatmul(b, squareView(s.dkState), [&](Value src, Value j) { return load(chunk.values, {src, j}); },
+                 squareView(s.dStateT), chunk.length, keyDim, valueDim, /*accumulate=*/false);
   loop(zero, chunk.length, [&](Value t) {
+    loop(zero, keyDim, [&](Value c) {
+      Value fromState = load(s.dq, {t, c}), toState = load(s.dkState, {t, c});
+      if (normalizer) {
+        fromState = add(fromState, mul(load(s.enteringNorm, {ci, c}), load(s.dden, t)));
+        toState = add(toState, load(s.dNorm, c));
+      }
+      store(mul(load(s.decayIn, {t, c}), fromState), s.dq, {t, c});
+      store(mul(load(s.decayOut, {t, c}), toState), s.dkState, {t, c});
+    });
+  });
+}
+
+void ChunkedBackwardBuilder::pairGradients(Scratch &s) {
+  Chunk &chunk = s.chunk;
+  MatrixView keys{chunk.k, [&](Value src, Value c) -> SmallVector<Value> { return {row(chunk, src), c}; }};
+  MatrixView queries{chunk.q, [&](Value t, Value c) -> SmallVector<Value> { return {row(chunk, t), c}; }};
+  if (!spec.isPerChannel()) {
+    // D = dA * exp(G_t - G_s), strictly below the diagonal; dq += D K, dk' = D^T Q.
+    Value zero = index(0);
+    loop(zero, chunk.length, [&](Value t) {
+      loop(zero, chunk.length, [&](Value src) { store(load(s.dA, {t, src}), s.pairs, {t, src}); });
+    });
+    applyScalarDecayMask(chunk, s.pairs, /*strict=*/true);
+    emitTileMatmul(b, squareView(s.dq), [&](Value t, Value src) { return load(s.pairs, {t, src}); }, keys,
+                   chunk.length, keyDim, chunk.length, /*accumulate=*/true);
+    emitTileMatmul(b, squareView(s.dkPairs), [&](Value src, Value t) { return load(s.pairs, {t, src}); },
+                   queries, chunk.length, keyDim, chunk.length, /*accumulate=*/false);
+    return;
+  }
+  blockPairGradients(s);
+}
+
+void ChunkedBackwardBuilder::blockPairGradients(Scratch &s) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  loop(zero, chunk.length, [&](Value t) {
+    loop(zero, keyDim, [&](Value c) { store(real(0.0), s.dkPairs, {t, c}); });
+  });
+  forEachSubBlock(chunk, [&](const SubBlock &block) { subBlockPairGradients(s, block); });
+}
+
+void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &block) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  Value r = block.first, blockEnd = block.end, blockLength = block.length;
+  Value blockLast = arith::SubIOp::create(b, blockEnd, index(1));
+  Value rr = row(chunk, r), rLast = row(chunk, blockLast);
+  MatrixView temp = squareView(s.blockTemp);
+  MatrixView decayed = squareView(chunk.decayedKeys);
+  // Inside the sub-block, pair by pair (channel innermost, contiguous).
+  loop(r, blockEnd, [&](Value t) {
     Value rt = row(chunk, t);
-    Value through = arith::AddIOp::create(b, t, index(1));
-    loop(zero, through, [&](Value src) {
+    loop(r, t, [&](Value src) {
       Value rs = row(chunk, src);
       Value weight = load(s.dA, {t, src});
-      Value shared = perChannel ? Value() : mul(weight, decayBetween(chunk, t, src, zero));
       loop(zero, keyDim, [&](Value c) {
-        Value factor = perChannel ? mul(weight, decayBetween(chunk, t, src, c)) : shared;
-        store(add(load(s.dqWide, {t, c}), widen(mul(factor, load(chunk.k, {rs, c})))), s.dqWide, {t, c});
-        store(add(load(s.dkWide, {src, c}), widen(mul(factor, load(chunk.q, {rt, c})))), s.dkWide, {src, c});
+        Value factor = mul(weight, exp(exponentBetweenRows(chunk, rt, rs, c)));
+        store(add(load(s.dq, {t, c}), mul(factor, load(chunk.k, {rs, c}))), s.dq, {t, c});
+        store(add(load(s.dkPairs, {src, c}), mul(factor, load(chunk.q, {rt, c}))), s.dkPairs, {src, c});
       });
     });
   });
-  loop(zero, chunk.length, [&](Value t) {
+  // Earlier tokens s < r reach the sub-block's queries through the keys
+  // decayed to r: dq_t += exp(G_t - G_r) * sum_s dA_ts (k_s exp(G_r - G_s)).
+  decayRows(chunk, chunk.k, zero, r, r, chunk.decayedKeys, /*later=*/false);
+  emitTileMatmul(b, temp, [&](Value i, Value src) { return load(s.dA, {arith::AddIOp::create(b, r, i), src}); },
+                 decayed, blockLength, keyDim, r, /*accumulate=*/false);
+  addDecayedBlock(s, s.dq, block, rr, /*later=*/true);
+  // Later tokens t > blockLast reach the sub-block's keys through the
+  // queries decayed to blockLast:
+  //   dk'_s += exp(G_last' - G_s) * sum_t dA_ts (q_t exp(G_t - G_last')).
+  decayRows(chunk, chunk.q, blockEnd, chunk.length, blockLast, chunk.decayedKeys, /*later=*/true);
+  Value laterCount = arith::SubIOp::create(b, chunk.length, blockEnd);
+  emitTileMatmul(b, temp,
+                 [&](Value i, Value u) {
+                   return load(s.dA, {arith::AddIOp::create(b, blockEnd, u), arith::AddIOp::create(b, r, i)});
+                 },
+                 decayed, blockLength, keyDim, laterCount, /*accumulate=*/false);
+  addDecayedBlock(s, s.dkPairs, block, rLast, /*later=*/false);
+}
+
+void ChunkedBackwardBuilder::addDecayedBlock(Scratch &s, Value dest, const SubBlock &block, Value refRow,
+                                             bool later) {
+  Chunk &chunk = s.chunk;
+  Value zero = index(0);
+  loop(zero, block.length, [&](Value i) {
+    Value t = arith::AddIOp::create(b, block.first, i);
+    Value rt = row(chunk, t);
     loop(zero, keyDim, [&](Value c) {
-      store(narrow(load(s.dqWide, {t, c})), s.dq, {t, c});
-      store(narrow(load(s.dkWide, {t, c})), s.dk, {t, c});
+      Value exponent = later ? exponentBetweenRows(chunk, rt, refRow, c) : exponentBetweenRows(chunk, refRow, rt, c);
+      store(add(load(dest, {t, c}), mul(exp(exponent), load(s.blockTemp, {i, c}))), dest, {t, c});
     });
   });
+}
+
+void ChunkedBackwardBuilder::stateEdge(Value ci, Scratch &s) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  Value last = arith::SubIOp::create(b, chunk.length, index(1));
+  // edge_c = exp(G_last,c) (sum_j H_cj dH_cj + z_c dz_c), in f64.
+  loop(zero, keyDim, [&](Value c) {
+    Value inner = sum(zero, valueDim, [&](Value j) {
+      return widen(mul(load(s.entering, {ci, c, j}), load(s.dState, {c, j})));
+    }, b.getF64Type());
+    if (spec.getNormalizer())
+      inner = add(inner, widen(mul(load(s.enteringNorm, {ci, c}), load(s.dNorm, c))));
+    store(mul(widen(exp(cumulative(chunk, last, c))), inner), s.edge, c);
+    store(arith::ConstantOp::create(b, b.getF64FloatAttr(0.0)), s.carry, c);
+  });
+  // dg[t, c] = sum_{s<t} k_sc dkH_sc, forward (each prefix summed directly).
+  loop(zero, chunk.length, [&](Value t) {
+    Value rt = row(chunk, t);
+    loop(zero, keyDim, [&](Value c) {
+      Value before = load(s.carry, c);
+      store(before, s.dg, {t, c});
+      store(add(before, widen(mul(load(chunk.k, {rt, c}), load(s.dkState, {t, c})))), s.carry, c);
+      });
+  });
+  loop(zero, keyDim, [&](Value c) { store(arith::ConstantOp::create(b, b.getF64FloatAttr(0.0)), s.carry, c); });
+}
+
+void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scratch &s) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  Value last = arith::SubIOp::create(b, chunk.length, index(1));
   // dv = A^T dnum + Kd dH, in the chunk's output buffer, then into dv.
-  MatrixView dvRows{chunk.out, [](Value src, Value j) -> SmallVector<Value> { return {src, j}; }};
-  MatrixView dnumRows{s.dnum, [](Value t, Value j) -> SmallVector<Value> { return {t, j}; }};
-  MatrixView dStateRows{s.dState, [](Value c, Value j) -> SmallVector<Value> { return {c, j}; }};
+  MatrixView dvRows = squareView(chunk.out);
+  MatrixView dnumRows = squareView(s.dnum);
+  MatrixView dStateRows = squareView(s.dState);
   emitTileMatmul(b, dvRows, [&](Value src, Value t) { return load(chunk.a, {t, src}); }, dnumRows,
                  chunk.length, valueDim, chunk.length, /*accumulate=*/false);
   emitTileMatmul(b, dvRows, [&](Value src, Value c) { return load(s.kd, {src, c}); }, dStateRows,
                  chunk.length, valueDim, keyDim, /*accumulate=*/true);
   loop(zero, chunk.length, [&](Value src) {
-    Value ts = token(src);
+    Value ts = arith::AddIOp::create(b, chunk.first, src);
     loop(zero, valueDim, [&](Value j) { store(load(chunk.out, {src, j}), args.dv, {at.b, ts, at.h, j}); });
   });
   // dH <- diag(exp(G_last)) dH + Qd^T dnum; dz likewise with dden.
   loop(zero, keyDim, [&](Value c) {
     Value decay = exp(cumulative(chunk, last, c));
     loop(zero, valueDim, [&](Value j) { store(mul(decay, load(s.dState, {c, j})), s.dState, {c, j}); });
-    if (normalizer) {
+    if (spec.getNormalizer()) {
       Value fromChunk = sum(chunk.length, [&](Value t) { return mul(load(s.qd, {t, c}), load(s.dden, t)); });
       store(add(mul(decay, load(s.dNorm, c)), fromChunk), s.dNorm, c);
     }
   });
   emitTileMatmul(b, dStateRows, [&](Value c, Value t) { return load(s.qd, {t, c}); }, dnumRows, keyDim,
                  valueDim, chunk.length, /*accumulate=*/true);
-  // Token by token in reverse: dLambda into dg, then dq, dk and the
+}
+
+void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Scratch &s) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  // Token by token in reverse: dg, the diagonal terms of dq and dk, then the
   // parameterization's gradients.
   reverseLoop(zero, chunk.length, [&](Value t) {
     Value rt = row(chunk, t);
+    Value diagonal = load(s.dA, {t, t});
     loop(zero, keyDim, [&](Value c) {
-      // In f64, from dq and dk accumulated in f64: q dq and k dk share most
-      // of their terms (exactly the same products), which then cancel exactly.
-      Value dLambda = sub(mul(widen(load(chunk.q, {rt, c})), load(s.dqWide, {t, c})),
-                          mul(widen(load(chunk.k, {rt, c})), load(s.dkWide, {t, c})));
-      store(add(load(s.sinks.lambdaSum, c), dLambda), s.sinks.lambdaSum, c);
+      Value qc = load(chunk.q, {rt, c}), kc = load(chunk.k, {rt, c});
+      Value dqNoDiagonal = load(s.dq, {t, c}), dkPair = load(s.dkPairs, {t, c});
+      Value later = add(load(s.carry, c), sub(mul(widen(qc), widen(dqNoDiagonal)), mul(widen(kc), widen(dkPair))));
+      store(later, s.carry, c);
+      store(add(add(later, load(s.dg, {t, c})), load(s.edge, c)), s.sinks.lambdaSum, c);
+      store(add(dqNoDiagonal, mul(diagonal, kc)), s.dq, {t, c});
+      store(add(add(dkPair, load(s.dkState, {t, c})), mul(diagonal, qc)), s.dkPairs, {t, c});
     });
     ElementIndex element = at;
-    element.t = token(t);
+    element.t = arith::AddIOp::create(b, chunk.first, t);
     Value pos = arith::SubIOp::create(b, element.t, start);
-    finishTokenBackward(s.sinks, element, pos, rt, s.dq, t, s.dk, t);
+    finishTokenBackward(s.sinks, element, pos, rt, s.dq, t, s.dkPairs, t);
   });
+}
+
+void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value ci, Scratch &s) {
+  stageValues(at, s.chunk);
+  computeScores(s.chunk);
+  if (spec.getNormalizer())
+    chunkNumerators(at, s.chunk, s.entering, {ci});
+  outputGradients(at, ci, s);
+  scoreGradients(s);
+  decayFactors(s);
+  stateGradients(ci, s);
+  pairGradients(s);
+  stateEdge(ci, s);
+  valueAndStateGradients(at, s);
+  finishChunk(at, start, s);
 }
 
 void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
@@ -235,10 +402,13 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   Value numChunks = arith::CeilDivSIOp::create(b, length, size);
 
   Scratch s;
-  s.chunk.q = alloc({length, keyDim});
-  s.chunk.k = alloc({length, keyDim});
-  s.chunk.g = alloc({length, keyDim});
-  s.chunk.a = alloc({size, size});
+  allocateChunk(s.chunk, length);
+  auto allocWide = [&](ValueRange sizes) {
+    return memref::AllocOp::create(b, MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic),
+                                                      b.getF64Type()),
+                                   sizes)
+        .getResult();
+  };
   s.entering = alloc({numChunks, keyDim, valueDim});
   s.enteringNorm = alloc({numChunks, keyDim});
   s.state = alloc({keyDim, valueDim});
@@ -246,28 +416,23 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   s.norm = alloc(keyDim);
   s.dNorm = alloc(keyDim);
   s.dA = alloc({size, size});
+  s.pairs = alloc({size, size});
   s.dnum = alloc({size, valueDim});
   s.dden = alloc(size);
+  s.valuesT = alloc({valueDim, size});
+  s.stateT = alloc({valueDim, keyDim});
+  s.dStateT = alloc({valueDim, keyDim});
   s.dq = alloc({size, keyDim});
-  s.dk = alloc({size, keyDim});
-  Value side = arith::MaxUIOp::create(b, size, keyDim);
-  s.chunk.work = alloc({side, side});
-  s.chunk.out = alloc({size, valueDim});
-  s.chunk.values = alloc({size, valueDim});
-  s.chunk.sub = alloc({keyDim, index(kSubBlock)});
-  s.chunk.decayedKeys = alloc({size, keyDim});
-  auto allocWide = [&](ValueRange sizes) {
-    return memref::AllocOp::create(b, MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic),
-                                                      b.getF64Type()),
-                                   sizes)
-        .getResult();
-  };
-  s.dqWide = allocWide({size, keyDim});
+  s.dkPairs = alloc({size, keyDim});
+  s.dkState = alloc({size, keyDim});
+  s.blockTemp = alloc({index(kSubBlock), keyDim});
   s.decayIn = alloc({size, keyDim});
   s.decayOut = alloc({size, keyDim});
   s.qd = alloc({size, keyDim});
   s.kd = alloc({size, keyDim});
-  s.dkWide = allocWide({size, keyDim});
+  s.dg = allocWide({size, keyDim});
+  s.carry = allocWide(keyDim);
+  s.edge = allocWide(keyDim);
   SmallVector<Value> scanPrev, scanCarry;
   for (size_t i = 0; i < scans.size(); ++i) {
     s.scanState.push_back(alloc(keyDim));
@@ -280,20 +445,11 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
                           /*atomicShared=*/true};
 
   forwardSweep(at, start, end, s);
-  // dState = dht, dNorm = dnorm_ht; the final state's share of dLambda at the
-  // last token starts the reverse cumsum: sum_j S_T dht + z_T dnorm_ht.
+  // dState = dht, dNorm = dnorm_ht: the gradients of the state leaving the last chunk.
   loop(zero, keyDim, [&](Value c) {
-    Value finalTerm = sum(zero, valueDim, [&](Value j) {
-      Value d = load(args.dht, {n, h, c, j});
-      store(d, s.dState, {c, j});
-      return widen(mul(load(s.state, {c, j}), d));
-    }, b.getF64Type());
-    if (normalizer) {
-      Value d = load(args.dNormHt, {n, h, c});
-      store(d, s.dNorm, c);
-      finalTerm = add(finalTerm, widen(mul(load(s.norm, c), d)));
-    }
-    store(finalTerm, s.sinks.lambdaSum, c);
+    loop(zero, valueDim, [&](Value j) { store(load(args.dht, {n, h, c, j}), s.dState, {c, j}); });
+    if (normalizer)
+      store(load(args.dNormHt, {n, h, c}), s.dNorm, c);
     for (auto [final, carry] : llvm::zip(args.dScanHt, scanCarry))
       store(load(final, spec.isPerChannel() ? SmallVector<Value>{n, h, c} : SmallVector<Value>{n, h}),
             carry, c);
@@ -315,12 +471,11 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
     for (auto [initial, carry] : llvm::zip(args.dScanH0, scanCarry))
       store(load(carry, zero), initial, {n, h});
 
-  SmallVector<Value> buffers = {s.chunk.q, s.chunk.k, s.chunk.g, s.chunk.a, s.entering,
-                                s.enteringNorm, s.state, s.dState, s.norm, s.dNorm, s.dA,
-                                s.dnum, s.dden, s.dq, s.dk, s.dqWide, s.dkWide, s.decayIn,
-                                s.decayOut, s.qd, s.kd, s.chunk.work,
-                                s.chunk.out, s.chunk.values, s.chunk.sub, s.chunk.decayedKeys,
-                                s.sinks.dKeyBuf,
+  releaseChunk(s.chunk);
+  SmallVector<Value> buffers = {s.entering, s.enteringNorm, s.state, s.dState, s.norm, s.dNorm,
+                                s.dA, s.pairs, s.dnum, s.dden, s.valuesT, s.stateT, s.dStateT,
+                                s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayIn, s.decayOut,
+                                s.qd, s.kd, s.dg, s.carry, s.edge, s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum};
   llvm::append_range(buffers, s.scanState);
   llvm::append_range(buffers, scanPrev);

@@ -33,16 +33,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
   copyInitialStates(args, n, h);
   Chunk chunk;
   chunk.base = zero;
-  chunk.q = alloc({size, keyDim});
-  chunk.k = alloc({size, keyDim});
-  chunk.g = alloc({size, keyDim});
-  chunk.a = alloc({size, size});
-  Value side = arith::MaxUIOp::create(b, size, keyDim);
-  chunk.work = alloc({side, side});
-  chunk.out = alloc({size, valueDim});
-  chunk.values = alloc({size, valueDim});
-  chunk.sub = alloc({keyDim, index(kSubBlock)});
-  chunk.decayedKeys = alloc({size, keyDim});
+  allocateChunk(chunk, size);
   auto chunks = scf::ForOp::create(b, start, end, size);
   {
     OpBuilder::InsertionGuard inner(b);
@@ -65,8 +56,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
     });
     advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h});
   }
-  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.a, chunk.work, chunk.out, chunk.values, chunk.sub, chunk.decayedKeys})
-    memref::DeallocOp::create(b, buffer);
+  releaseChunk(chunk);
 }
 
 func::FuncOp ChunkedForwardBuilder::build() {

@@ -99,7 +99,9 @@
 // CHECK:               llvm.store %{{[0-9]+}}, %{{[0-9]+}} {alignment = 4 : i64} : vector<16xf32>, !llvm.ptr
 // The causal mask: -inf above the diagonal, before the exponential.
 // CHECK:               %[[CAUSAL:[0-9]+]] = llvm.icmp "ule" %{{[0-9]+}}, %{{[0-9]+}} : i64
-// CHECK:               %[[DIFF:[0-9]+]] = llvm.fsub %{{[0-9]+}}, %{{[0-9]+}} : f32
+// CHECK:               %[[HIGH:[0-9]+]] = llvm.fsub %{{[0-9]+}}, %{{[0-9]+}} : f32
+// CHECK:               %[[LOW:[0-9]+]] = llvm.fsub %{{[0-9]+}}, %{{[0-9]+}} : f32
+// CHECK-NEXT:          %[[DIFF:[0-9]+]] = llvm.fadd %[[HIGH]], %[[LOW]] : f32
 // CHECK-NEXT:          %[[EXPONENT:[0-9]+]] = llvm.select %[[CAUSAL]], %[[DIFF]], %[[NINF]] : i1, f32
 // CHECK:               llvm.intr.exp(%[[EXPONENT]]) : (f32) -> f32
 // CHECK:               llvm.call @free(
