@@ -30,5 +30,5 @@ void decay::registerDecayPasses() {
   mlir::PassPipelineRegistration<>(
       "decay-cpu-kernels-to-llvm",
       "Lower the kernels of decay-expand-kernels to the LLVM dialect, with OpenMP threads",
-      buildCpuKernelsToLLVMPipeline);
+      [](mlir::OpPassManager &pm) { buildCpuKernelsToLLVMPipeline(pm); });
 }

@@ -27,6 +27,8 @@
 
 #include <cmath>
 
+#include "PackageScratch.inc"
+
 using namespace mlir;
 using namespace decay;
 
@@ -135,9 +137,21 @@ void addManifest(llvm::Module &module, llvm::StringRef manifest) {
   global->setAlignment(llvm::Align(1));
 }
 
-/// Runs the compiler on `irPath`, producing the shared object `outputPath`.
+/// Writes `text` to a new temporary file with extension `suffix`.
+llvm::Expected<std::string> writeTemporary(llvm::StringRef suffix, llvm::StringRef text) {
+  llvm::SmallString<128> path;
+  int fd;
+  if (std::error_code ec = llvm::sys::fs::createTemporaryFile("decayc-package", suffix, fd, path))
+    return makeError("cannot create a temporary file: " + ec.message());
+  llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+  os << text;
+  return path.str().str();
+}
+
+/// Runs the compiler on `irPath` and `scratchPath` (PackageScratch.c),
+/// producing the shared object `outputPath`.
 llvm::Error linkSharedObject(const CpuPackageOptions &options, llvm::StringRef irPath,
-                             llvm::StringRef outputPath) {
+                             llvm::StringRef scratchPath, llvm::StringRef outputPath) {
   auto compiler = llvm::sys::findProgramByName(options.compiler);
   if (!compiler)
     return makeError("cannot find the compiler '" + options.compiler +
@@ -147,6 +161,7 @@ llvm::Error linkSharedObject(const CpuPackageOptions &options, llvm::StringRef i
                                              "-ffp-contract=fast",
                                              "-fveclib=libmvec", "-shared", "-fPIC",
                                              "-Wno-override-module", "-x", "ir", irPath,
+                                             "-x", "c", "-std=c11", scratchPath,
                                              "-o", outputPath, "-fopenmp=libomp",
                                              "-L/usr/lib/llvm-22/lib", "-Wl,-rpath,/usr/lib/llvm-22/lib",
                                              "-lm"};
@@ -183,7 +198,7 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
   PassManager pm(&context);
   pm.addPass(createDecayDeriveGradientsPass());
   pm.addPass(createDecayExpandKernelsPass(DecayExpandKernelsPassOptions{chunkSize, /*backward=*/true}));
-  buildCpuKernelsToLLVMPipeline(pm);
+  buildCpuKernelsToLLVMPipeline(pm, /*cachedScratch=*/true);
   if (failed(pm.run(**module)))
     return makeError("compiling '" + specPath + "' for the CPU failed (see the diagnostics above)");
 
@@ -197,23 +212,31 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
       return error;
   addManifest(*llvmModule, buildManifest(summary, chunkSize, options.cpu));
 
-  // Write the IR to a temporary file, build next to the output, then rename.
-  llvm::SmallString<128> irPath;
-  int fd;
-  if (std::error_code ec = llvm::sys::fs::createTemporaryFile("decayc-package", "ll", fd, irPath))
-    return makeError("cannot create a temporary file: " + ec.message());
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    llvmModule->print(os, nullptr);
+  // Write the IR and the scratch allocator to temporary files, build next to
+  // the output, then rename.
+  std::string ir;
+  llvm::raw_string_ostream irStream(ir);
+  llvmModule->print(irStream, nullptr);
+  auto irPath = writeTemporary("ll", ir);
+  if (!irPath)
+    return irPath.takeError();
+  auto scratchPath = writeTemporary("c", kPackageScratchSource);
+  if (!scratchPath) {
+    llvm::sys::fs::remove(*irPath);
+    return scratchPath.takeError();
   }
+  auto removeTemporaries = [&] {
+    llvm::sys::fs::remove(*irPath);
+    llvm::sys::fs::remove(*scratchPath);
+  };
   if (!options.emitLLVMPath.empty())
-    if (std::error_code ec = llvm::sys::fs::copy_file(irPath, options.emitLLVMPath)) {
-      llvm::sys::fs::remove(irPath);
+    if (std::error_code ec = llvm::sys::fs::copy_file(*irPath, options.emitLLVMPath)) {
+      removeTemporaries();
       return makeError("cannot write '" + options.emitLLVMPath + "': " + ec.message());
     }
   std::string partial = (outputPath + ".partial").str();
-  llvm::Error linked = linkSharedObject(options, irPath, partial);
-  llvm::sys::fs::remove(irPath);
+  llvm::Error linked = linkSharedObject(options, *irPath, *scratchPath, partial);
+  removeTemporaries();
   if (linked) {
     llvm::sys::fs::remove(partial);
     return linked;

@@ -42,7 +42,7 @@ struct AccurateMathToLibmPass : PassWrapper<AccurateMathToLibmPass, OperationPas
 };
 } // namespace
 
-void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm) {
+void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createConvertSCFToOpenMPPass());
@@ -52,7 +52,9 @@ void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm) {
   pm.addPass(std::make_unique<AccurateMathToLibmPass>());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  FinalizeMemRefToLLVMConversionPassOptions memrefOptions;
+  memrefOptions.useGenericFunctions = cachedScratch;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());

@@ -22,8 +22,11 @@ struct CpuPackageOptions {
 };
 
 /// Lowers the chunked kernels (decay-expand-kernels output) to the LLVM
-/// dialect, with the (sequence, head) loops on OpenMP threads.
-void buildCpuKernelsToLLVMPipeline(mlir::OpPassManager &pm);
+/// dialect, with the (sequence, head) loops on OpenMP threads. With
+/// `cachedScratch`, the kernels' buffers come from `_mlir_memref_to_llvm_alloc`
+/// and `_mlir_memref_to_llvm_free` (a package defines them: PackageScratch.c)
+/// instead of malloc and free.
+void buildCpuKernelsToLLVMPipeline(mlir::OpPassManager &pm, bool cachedScratch = false);
 
 /// Compiles the spec at `specPath` into the package `outputPath`: the forward
 /// and backward kernels, their entry points and the manifest. Writes
