@@ -57,6 +57,10 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
   chunk.k = alloc({rows, keyDim});
   chunk.g = alloc({rows, keyDim});
   chunk.gLow = alloc({rows, keyDim});
+  chunk.step = alloc({rows, keyDim});
+  chunk.carried = alloc(keyDim);
+  chunk.runningHigh = alloc(keyDim);
+  chunk.runningLow = alloc(keyDim);
   chunk.a = alloc({size, size});
   Value side = arith::MaxUIOp::create(b, size, keyDim);
   chunk.work = alloc({side, side});
@@ -67,8 +71,9 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
 }
 
 void ChunkEmitter::releaseChunk(const Chunk &chunk) {
-  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.gLow, chunk.a, chunk.work, chunk.out,
-                       chunk.values, chunk.sub, chunk.decayedKeys})
+  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.gLow, chunk.step, chunk.carried,
+                       chunk.runningHigh, chunk.runningLow, chunk.a,
+                       chunk.work, chunk.out, chunk.values, chunk.sub, chunk.decayedKeys})
     memref::DeallocOp::create(b, buffer);
 }
 
@@ -84,24 +89,29 @@ void ChunkEmitter::prepareChunk(
     const ElementIndex &at, Value start, const Chunk &chunk,
     function_ref<ScanValues(const ElementIndex &, unsigned, Operation *, Value)> scan) {
   Value zero = index(0);
+  // G_t = G_{t-1} + g_t, carried per channel in running (high, low) pairs
+  // from 0 at the chunk's first token: the rounding error of each addition
+  // (Knuth's TwoSum) is kept in gLow, so that differences of large
+  // cumulative sums stay exact. The loops touch each channel once (no
+  // reads of other rows), so that LLVM vectorizes them without alias checks.
+  loop(zero, keyDim, [&](Value c) {
+    store(real(0.0), chunk.runningHigh, c);
+    store(real(0.0), chunk.runningLow, c);
+  });
   loop(zero, chunk.length, [&](Value i) {
     ElementIndex element = at;
     element.t = arith::AddIOp::create(b, chunk.first, i);
     Value r = row(chunk, i);
-    // The previous row's cumulative log-decay (0 on the chunk's first row).
-    Value previousRow = arith::SubIOp::create(b, arith::MaxSIOp::create(b, r, index(1)), index(1));
-    Value isFirst = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, i, zero);
-    // G_t = G_{t-1} + g_t with its rounding error kept in gLow (Knuth's
-    // TwoSum), so that differences of large cumulative sums stay exact.
     auto accumulate = [&](Value c, Value g) {
-      Value before = arith::SelectOp::create(b, isFirst, real(0.0), load(chunk.g, {previousRow, c}));
-      Value lowBefore =
-          arith::SelectOp::create(b, isFirst, real(0.0), load(chunk.gLow, {previousRow, c}));
+      Value before = load(chunk.runningHigh, c);
       Value total = add(before, g);
       Value gPart = sub(total, before);
       Value error = add(sub(before, sub(total, gPart)), sub(g, gPart));
+      Value low = add(load(chunk.runningLow, c), error);
       store(total, chunk.g, {r, c});
-      store(add(lowBefore, error), chunk.gLow, {r, c});
+      store(total, chunk.runningHigh, c);
+      store(low, chunk.gLow, {r, c});
+      store(low, chunk.runningLow, c);
     };
     auto evaluate = [&](const ElementIndex &e) {
       return evaluateRegion(e, [&](unsigned s, Operation *op, Value x) { return scan(e, s, op, x); });
@@ -109,13 +119,19 @@ void ChunkEmitter::prepareChunk(
     if (spec.getGranularity() == Granularity::none) {
       loop(zero, keyDim, [&](Value c) { accumulate(c, real(0.0)); });
     } else if (spec.isPerChannel()) {
+      // The region per channel, its g parked in the step row; then G and exp(g).
       loop(zero, keyDim, [&](Value c) {
         ElementIndex channel = element;
         channel.c = c;
         SmallVector<Value> yielded = evaluate(channel);
-        accumulate(c, yielded[0]);
+        store(yielded[0], chunk.step, {r, c});
         if (yielded.size() == 2)
           store(yielded[1], chunk.k, {r, c});
+      });
+      loop(zero, keyDim, [&](Value c) {
+        Value g = load(chunk.step, {r, c});
+        accumulate(c, g);
+        store(exp(g), chunk.step, {r, c});
       });
     } else {
       Value g = evaluate(element)[0];
@@ -179,16 +195,15 @@ void ChunkEmitter::forEachSubBlock(const Chunk &chunk, function_ref<void(const S
 void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
   Value zero = index(0);
   Value r = block.first, blockEnd = block.end, blockLength = block.length;
-  Value rr = row(chunk, r);
   // Earlier tokens: k_sc exp(G_rc - G_sc), row by row (contiguous, so the
   // exps vectorize).
   decayRows(chunk, chunk.k, zero, r, r, chunk.decayedKeys, /*later=*/false);
-  // The sub-block's queries, transposed: sub[c, i] = q_tc exp(G_tc - G_rc), t = r + i.
+  // The sub-block's queries, transposed: sub[c, i] = q_tc exp(G_tc - G_rc),
+  // t = r + i, decayed row by row in the work buffer (contiguous, so the exps
+  // vectorize), then transposed.
+  decayRows(chunk, chunk.q, r, blockEnd, r, chunk.work, /*later=*/true);
   loop(zero, keyDim, [&](Value c) {
-    loop(zero, blockLength, [&](Value i) {
-      Value rt = row(chunk, arith::AddIOp::create(b, r, i));
-      store(mul(load(chunk.q, {rt, c}), exp(exponentBetweenRows(chunk, rt, rr, c))), chunk.sub, {c, i});
-    });
+    loop(zero, blockLength, [&](Value i) { store(load(chunk.work, {i, c}), chunk.sub, {c, i}); });
   });
   // A[r + i, s] for the earlier tokens, kEarlier at a time: one
   // vector<16xf32> per token over the sub-block's rows, accumulated over the
@@ -226,18 +241,30 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
       });
     }
   }
-  // Inside the sub-block, elementwise; zero above the diagonal.
-  loop(r, blockEnd, [&](Value t) {
-    Value through = arith::AddIOp::create(b, t, index(1));
-    Value rt = row(chunk, t);
-    loop(r, through, [&](Value s) {
-      Value rs = row(chunk, s);
-      Value score = sum(keyDim, [&](Value c) {
-        return mul(mul(load(chunk.q, {rt, c}), load(chunk.k, {rs, c})), decayBetween(chunk, t, s, c));
-      });
-      store(score, chunk.a, {t, s});
+  // Inside the sub-block, key by key: the key decayed to token t is the key
+  // decayed to t - 1 times exp(g_t) (every factor <= 1), so that a score
+  // costs a multiply per channel rather than an exponential.
+  loop(r, blockEnd, [&](Value src) {
+    Value rs = row(chunk, src);
+    loop(zero, keyDim, [&](Value c) { store(load(chunk.k, {rs, c}), chunk.carried, c); });
+    loop(src, blockEnd, [&](Value t) {
+      Value rt = row(chunk, t);
+      Value later = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, t, src);
+      auto decayed = scf::IfOp::create(b, later, /*withElseRegion=*/false);
+      {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPointToStart(decayed.thenBlock());
+        loop(zero, keyDim, [&](Value c) {
+          store(mul(load(chunk.carried, c), load(chunk.step, {rt, c})), chunk.carried, c);
+        });
+      }
+      Value score = sum(keyDim, [&](Value c) { return mul(load(chunk.q, {rt, c}), load(chunk.carried, c)); });
+      store(score, chunk.a, {t, src});
     });
-    loop(through, chunk.length, [&](Value s) { store(real(0.0), chunk.a, {t, s}); });
+  });
+  // Zero above the diagonal.
+  loop(r, blockEnd, [&](Value t) {
+    loop(arith::AddIOp::create(b, t, index(1)), chunk.length, [&](Value src) { store(real(0.0), chunk.a, {t, src}); });
   });
 }
 

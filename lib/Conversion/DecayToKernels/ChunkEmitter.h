@@ -15,6 +15,9 @@ struct Chunk {
   mlir::Value q, k;   ///< [rows, K]: feature-mapped, rotated query and key
   mlir::Value g;      ///< [rows, K]: log-decay cumulated from the chunk's first token
   mlir::Value gLow;   ///< [rows, K]: the rounding error of g (g + gLow is the exact f32 sum)
+  mlir::Value step;   ///< [rows, K]: exp(g_t), the decay of one step (vector decays)
+  mlir::Value carried; ///< [K] scratch: a key (or factor) decayed step by step
+  mlir::Value runningHigh, runningLow; ///< [K]: G and its rounding error so far (prepareChunk)
   mlir::Value a;      ///< [C, C]: masked decayed scores (0 above the diagonal)
   mlir::Value work;   ///< [C, K] scratch: decayed q or k, and transposed k
   mlir::Value out;    ///< [C, V]: the numerators of the chunk's outputs

@@ -253,14 +253,18 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   Value rr = row(chunk, r), rLast = row(chunk, blockLast);
   MatrixView temp = squareView(s.blockTemp);
   MatrixView decayed = squareView(chunk.decayedKeys);
-  // Inside the sub-block, pair by pair (channel innermost, contiguous).
-  loop(r, blockEnd, [&](Value t) {
-    Value rt = row(chunk, t);
-    loop(r, t, [&](Value src) {
-      Value rs = row(chunk, src);
+  // Inside the sub-block, pair by pair (channel innermost, contiguous), the
+  // decay from src to t carried as a product of steps exp(g) (each <= 1).
+  loop(r, blockEnd, [&](Value src) {
+    Value rs = row(chunk, src);
+    loop(zero, keyDim, [&](Value c) { store(real(1.0), chunk.carried, c); });
+    loop(arith::AddIOp::create(b, src, index(1)), blockEnd, [&](Value t) {
+      Value rt = row(chunk, t);
       Value weight = load(s.dA, {t, src});
       loop(zero, keyDim, [&](Value c) {
-        Value factor = mul(weight, exp(exponentBetweenRows(chunk, rt, rs, c)));
+        Value decay = mul(load(chunk.carried, c), load(chunk.step, {rt, c}));
+        store(decay, chunk.carried, c);
+        Value factor = mul(weight, decay);
         store(add(load(s.dq, {t, c}), mul(factor, load(chunk.k, {rs, c}))), s.dq, {t, c});
         store(add(load(s.dkPairs, {src, c}), mul(factor, load(chunk.q, {rt, c}))), s.dkPairs, {src, c});
       });

@@ -63,6 +63,12 @@
 // CHECK-NEXT:      %[[KC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[GC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[GLOW:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// Per-step decays exp(g) [C, K] (vector decays); a decayed key, and G and its
+// rounding error so far, per channel [K].
+// CHECK-NEXT:      memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      memref.alloc(%[[KD]]) : memref<?xf32>
+// CHECK-NEXT:      %[[RUNHIGH:.*]] = memref.alloc(%[[KD]]) : memref<?xf32>
+// CHECK-NEXT:      %[[RUNLOW:.*]] = memref.alloc(%[[KD]]) : memref<?xf32>
 // CHECK-NEXT:      %[[AC:.*]] = memref.alloc(%[[CSA]], %[[CSA]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[SIDE:.*]] = arith.maxui %[[CSA]], %[[KD]] : index
 // CHECK-NEXT:      %[[WORK:.*]] = memref.alloc(%[[SIDE]], %[[SIDE]]) : memref<?x?xf32>
@@ -76,6 +82,10 @@
 // CHECK-NEXT:      scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
 // CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
 // CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
+// G starts from 0 in every chunk.
+// CHECK:             scf.for %{{.*}} = %{{.*}} to %[[KD]] step
+// CHECK:               memref.store %{{.*}}, %[[RUNHIGH]][%{{.*}}] : memref<?xf32>
+// CHECK:               memref.store %{{.*}}, %[[RUNLOW]][%{{.*}}] : memref<?xf32>
 // Per token of the chunk: g from the region (once per token: scalar decay).
 // CHECK:             scf.for %[[I:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
 // CHECK-NEXT:          %[[TOK:.*]] = arith.addi %[[FIRST]], %[[I]] : index
@@ -83,20 +93,22 @@
 // CHECK-NEXT:          memref.load %[[ALOG]][%[[H]]] : memref<?xf32>
 // CHECK-NEXT:          memref.load %[[DTB]][%[[H]]] : memref<?xf32>
 // CHECK:               %[[G:.*]] = arith.mulf %{{.*}}, %{{.*}} : f32
-// The inclusive cumsum G of g (0 before the chunk's first token), every
-// channel, with its rounding error (TwoSum) in GLOW.
+// The inclusive cumsum G of g, every channel, with its rounding error
+// (TwoSum) in GLOW; the running pair carries them to the next token.
 // CHECK:               scf.for %[[C:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
-// CHECK:                 %[[BEFORE:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
-// CHECK:                 %[[LOWBEFORE:.*]] = arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT:            %[[BEFORE:.*]] = memref.load %[[RUNHIGH]][%[[C]]] : memref<?xf32>
 // CHECK-NEXT:            %[[CUM:.*]] = arith.addf %[[BEFORE]], %[[G]] : f32
 // CHECK-NEXT:            %[[GPART:.*]] = arith.subf %[[CUM]], %[[BEFORE]] : f32
 // CHECK-NEXT:            %[[BPART:.*]] = arith.subf %[[CUM]], %[[GPART]] : f32
 // CHECK-NEXT:            %[[BERR:.*]] = arith.subf %[[BEFORE]], %[[BPART]] : f32
 // CHECK-NEXT:            %[[GERR:.*]] = arith.subf %[[G]], %[[GPART]] : f32
 // CHECK-NEXT:            %[[ROUNDING:.*]] = arith.addf %[[BERR]], %[[GERR]] : f32
-// CHECK-NEXT:            memref.store %[[CUM]], %[[GC]][%{{.*}}, %[[C]]] : memref<?x?xf32>
+// CHECK-NEXT:            %[[LOWBEFORE:.*]] = memref.load %[[RUNLOW]][%[[C]]] : memref<?xf32>
 // CHECK-NEXT:            %[[LOW:.*]] = arith.addf %[[LOWBEFORE]], %[[ROUNDING]] : f32
+// CHECK-NEXT:            memref.store %[[CUM]], %[[GC]][%{{.*}}, %[[C]]] : memref<?x?xf32>
+// CHECK-NEXT:            memref.store %[[CUM]], %[[RUNHIGH]][%[[C]]] : memref<?xf32>
 // CHECK-NEXT:            memref.store %[[LOW]], %[[GLOW]][%{{.*}}, %[[C]]] : memref<?x?xf32>
+// CHECK-NEXT:            memref.store %[[LOW]], %[[RUNLOW]][%[[C]]] : memref<?xf32>
 // The rows of q and k.
 // CHECK:                 memref.load %[[Q]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // CHECK-NEXT:            memref.store %{{.*}}, %[[QC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
@@ -189,6 +201,7 @@
 // CHECK-NEXT:      memref.dealloc %[[KC]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[GC]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[GLOW]] : memref<?x?xf32>
+// CHECK-COUNT-4:   memref.dealloc
 // CHECK-NEXT:      memref.dealloc %[[AC]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[WORK]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[OUT]] : memref<?x?xf32>
@@ -440,6 +453,10 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:      %[[KC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[GC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[GLOW:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[STEP:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[CARRIED:.*]] = memref.alloc(%[[KD]]) : memref<?xf32>
+// CHECK-NEXT:      memref.alloc(%[[KD]]) : memref<?xf32>
+// CHECK-NEXT:      memref.alloc(%[[KD]]) : memref<?xf32>
 // CHECK-NEXT:      %[[AC:.*]] = memref.alloc(%[[CSA]], %[[CSA]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[SIDE:.*]] = arith.maxui %[[CSA]], %[[KD]] : index
 // CHECK-NEXT:      %[[WORK:.*]] = memref.alloc(%[[SIDE]], %[[SIDE]]) : memref<?x?xf32>
@@ -463,11 +480,18 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:            %[[G:.*]] = arith.subf %[[PREV]], %[[CUR]] : f32
 // CHECK-NEXT:            %[[D:.*]] = arith.subf %[[FV]], %[[CUR]] : f32
 // CHECK-NEXT:            %[[KEY:.*]] = math.exp %[[D]] : f32
-// CHECK:                 %[[CUM:.*]] = arith.addf %{{.*}}, %[[G]] : f32
-// CHECK:                 memref.store %[[CUM]], %[[GC]][%[[ROW]], %[[C]]] : memref<?x?xf32>
-// CHECK-NEXT:            %[[LOW:.*]] = arith.addf %{{.*}}, %{{.*}} : f32
-// CHECK-NEXT:            memref.store %[[LOW]], %[[GLOW]][%[[ROW]], %[[C]]] : memref<?x?xf32>
+// g parked in the step row, the derived key in k's row.
+// CHECK-NEXT:            memref.store %[[G]], %[[STEP]][%[[ROW]], %[[C]]] : memref<?x?xf32>
 // CHECK-NEXT:            memref.store %[[KEY]], %[[KC]][%[[ROW]], %[[C]]] : memref<?x?xf32>
+// CHECK-NEXT:          }
+// Then G (TwoSum) and the step's decay exp(g), channel by channel.
+// CHECK:               scf.for %[[C2:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
+// CHECK-NEXT:            %[[G2:.*]] = memref.load %[[STEP]][%[[ROW]], %[[C2]]] : memref<?x?xf32>
+// CHECK:                 %[[CUM:.*]] = arith.addf %{{.*}}, %[[G2]] : f32
+// CHECK:                 memref.store %[[CUM]], %[[GC]][%[[ROW]], %[[C2]]] : memref<?x?xf32>
+// CHECK:                 memref.store %{{.*}}, %[[GLOW]][%[[ROW]], %[[C2]]] : memref<?x?xf32>
+// CHECK:                 %[[STEPV:.*]] = math.exp %[[G2]] : f32
+// CHECK-NEXT:            memref.store %[[STEPV]], %[[STEP]][%[[ROW]], %[[C2]]] : memref<?x?xf32>
 // Only q is loaded: the key is the derived one.
 // CHECK-NEXT:          }
 // CHECK:               %[[QV:.*]] = memref.load %[[Q]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
@@ -478,7 +502,8 @@ decay.recurrence @mamba2 scalar
 // starting at r; earlier keys decayed to r (k_s exp(G_r - G_s), both
 // exponents "later minus earlier"); the sub-block's queries decayed from r,
 // transposed; 8 earlier tokens at a time, each a vector over the 16 rows,
-// accumulated over the channels; inside the sub-block elementwise.
+// accumulated over the channels; inside the sub-block key by key, the key
+// decayed step by step (times exp(g_t)).
 // CHECK:             scf.for %[[R:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step %{{c16.*}} {
 // CHECK:               %[[BEND:.*]] = arith.minsi %{{.*}}, %[[LEN]] : index
 // CHECK:               scf.for %[[S:[a-z0-9_]+]] = %{{.*}} to %[[R]] step
@@ -498,19 +523,22 @@ decay.recurrence @mamba2 scalar
 // CHECK:                 %[[LANE:.*]] = vector.extract %[[TILE]]#0[%[[I:.*]]] : f32 from vector<16xf32>
 // CHECK-NEXT:            %[[ROWI:.*]] = arith.addi %[[R]], %[[I]] : index
 // CHECK-NEXT:            memref.store %[[LANE]], %[[AC]][%[[ROWI]], %{{.*}}] : memref<?x?xf32>
-// CHECK:               scf.for %[[T:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
-// CHECK:                 %[[THROUGH:.*]] = arith.addi %[[T]], %{{.*}} : index
-// CHECK:                 scf.for %[[S1:[a-z0-9_]+]] = %[[R]] to %[[THROUGH]] step
+// CHECK:               scf.for %[[S1:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
+// CHECK:                 memref.store %{{.*}}, %[[CARRIED]][%{{.*}}] : memref<?xf32>
+// CHECK:                 scf.for %[[T:[a-z0-9_]+]] = %[[S1]] to %[[BEND]] step
+// CHECK:                   %[[LATER:.*]] = arith.cmpi ugt, %[[T]], %[[S1]] : index
+// CHECK-NEXT:              scf.if %[[LATER]] {
+// CHECK:                       %[[KEYV:.*]] = memref.load %[[CARRIED]][%{{.*}}] : memref<?xf32>
+// CHECK-NEXT:                  %[[STEPT:.*]] = memref.load %[[STEP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:                  %[[DECAYED:.*]] = arith.mulf %[[KEYV]], %[[STEPT]] : f32
+// CHECK-NEXT:                  memref.store %[[DECAYED]], %[[CARRIED]][%{{.*}}] : memref<?xf32>
 // CHECK:                   %[[SCORE:.*]] = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args(%{{.*}}) -> (f32) {
-// CHECK:                     %[[GTV:.*]] = memref.load %[[GC]]
-// CHECK:                     %[[GSV:.*]] = memref.load %[[GC]]
-// CHECK-NEXT:                %[[HIGHV:.*]] = arith.subf %[[GTV]], %[[GSV]] : f32
-// CHECK:                     %[[EXPO:.*]] = arith.addf %[[HIGHV]], %{{.*}} : f32
-// CHECK-NEXT:                math.exp %[[EXPO]] : f32
 // CHECK:                   memref.store %[[SCORE]], %[[AC]][%[[T]], %[[S1]]] : memref<?x?xf32>
-// CHECK:                 scf.for %[[S2:[a-z0-9_]+]] = %[[THROUGH]] to %[[LEN]] step
+// Zero above the diagonal.
+// CHECK:               scf.for %[[T2:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
+// CHECK:                 scf.for %[[S2:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
 // CHECK-NEXT:              %[[Z:.*]] = arith.constant 0.000000e+00 : f32
-// CHECK-NEXT:              memref.store %[[Z]], %[[AC]][%[[T]], %[[S2]]] : memref<?x?xf32>
+// CHECK-NEXT:              memref.store %[[Z]], %[[AC]][%[[T2]], %[[S2]]] : memref<?x?xf32>
 // The numerators and the state update still use the tiled matmuls.
 // CHECK:             vector.fma
 // CHECK:             memref.store %{{.*}}, %[[O]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
