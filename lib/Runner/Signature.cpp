@@ -20,6 +20,7 @@ SpecSummary decay::summarize(RecurrenceOp op) {
   summary.normalizer = op.getNormalizer();
   summary.perChannel = op.isPerChannel();
   summary.rope = op.getRopeTheta().has_value();
+  summary.dtype = op.getEffectiveDtype().isBF16() ? "bf16" : "f32";
   summary.keyDim = op.getKeyDim();
   summary.valueDim = op.getValueDim();
   auto collect = [](ArrayAttr names, ArrayAttr dims,
@@ -39,11 +40,16 @@ SpecSummary decay::summarize(RecurrenceOp op) {
 
 std::vector<Argument> decay::signatureOf(const SpecSummary &summary, Entry entry) {
   std::vector<Argument> slots;
+  auto dtypeOf = [&](const std::string &dims) {
+    return dims.rfind("BT", 0) == 0 ? summary.dtype : std::string("f32");
+  };
   auto in = [&](std::string name, std::string dims, bool optional = false) {
-    slots.push_back({Argument::Input, {std::move(name), std::move(dims), optional}});
+    std::string dtype = dtypeOf(dims);
+    slots.push_back({Argument::Input, {std::move(name), std::move(dims), optional, dtype}});
   };
   auto out = [&](std::string name, std::string dims) {
-    slots.push_back({Argument::Output, {std::move(name), std::move(dims)}});
+    std::string dtype = dtypeOf(dims);
+    slots.push_back({Argument::Output, {std::move(name), std::move(dims), false, dtype}});
   };
   std::string scanDims = summary.perChannel ? "NHK" : "NH";
   // States: prefix + name + suffix for the normalizer and every scan.

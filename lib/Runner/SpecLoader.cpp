@@ -21,7 +21,8 @@ llvm::Error makeError(const llvm::Twine &message) {
 
 llvm::Expected<OwningOpRef<ModuleOp>> decay::loadSpec(MLIRContext &context, llvm::StringRef source,
                                                       llvm::StringRef bufferName,
-                                                      llvm::StringRef recurrence) {
+                                                      llvm::StringRef recurrence,
+                                                      llvm::StringRef dtype) {
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, bufferName),
                                llvm::SMLoc());
@@ -50,14 +51,17 @@ llvm::Expected<OwningOpRef<ModuleOp>> decay::loadSpec(MLIRContext &context, llvm
   for (RecurrenceOp spec : specs)
     if (spec != chosen)
       spec.erase();
+  if (!dtype.empty() && failed(chosen.setDtypeByName(dtype)))
+    return makeError("dtype must be f32 or bf16, got '" + dtype + "'");
   return module;
 }
 
 llvm::Expected<OwningOpRef<ModuleOp>> decay::loadSpecFile(MLIRContext &context, llvm::StringRef path,
-                                                          llvm::StringRef recurrence) {
+                                                          llvm::StringRef recurrence,
+                                                          llvm::StringRef dtype) {
   std::string error;
   std::unique_ptr<llvm::MemoryBuffer> file = openInputFile(path, &error);
   if (!file)
     return makeError("cannot read spec '" + path + "': " + error);
-  return loadSpec(context, file->getBuffer(), path, recurrence);
+  return loadSpec(context, file->getBuffer(), path, recurrence, dtype);
 }

@@ -1,6 +1,7 @@
-// A spec compiled on the fly (JIT) for this CPU: the float64 reference path or the chunked f32 kernels.
+// A spec compiled on the fly (JIT) for this CPU: the float64 reference path or the chunked f32 (or bf16-stored) kernels.
 #include "decay/Runner/SpecProgram.h"
 #include "decay/Runner/SpecLoader.h"
+#include "decay/Support/Bfloat16.h"
 
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
@@ -67,13 +68,41 @@ public:
 private:
   std::vector<int64_t> words;
 };
+
+/// A tensor in the kernels' storage: f32, or bf16 bits.
+class KernelBuffer {
+public:
+  KernelBuffer(const std::vector<double> &values, bool bf16) : bf16(bf16) {
+    if (bf16)
+      for (double value : values)
+        halves.push_back(toBfloat16(static_cast<float>(value)));
+    else
+      singles.assign(values.begin(), values.end());
+  }
+  Descriptor descriptor(const std::vector<int64_t> &shape) {
+    return bf16 ? Descriptor(halves.data(), shape) : Descriptor(singles.data(), shape);
+  }
+  std::vector<double> values() const {
+    if (!bf16)
+      return {singles.begin(), singles.end()};
+    std::vector<double> widened;
+    for (uint16_t bits : halves)
+      widened.push_back(fromBfloat16(bits));
+    return widened;
+  }
+
+private:
+  bool bf16;
+  std::vector<float> singles;
+  std::vector<uint16_t> halves;
+};
 } // namespace
 
 struct SpecProgram::Impl {
   MLIRContext context;
   std::unique_ptr<ExecutionEngine> engine;
   std::string forwardName, backwardName;
-  bool singlePrecision = false; ///< the kernels take f32 tensors
+  bool singlePrecision = false; ///< the kernels: f32 (or bf16) copies of the tensors
 };
 
 SpecProgram::SpecProgram(std::unique_ptr<Impl> impl, SpecSummary summary)
@@ -101,7 +130,8 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
   registerBuiltinDialectTranslation(impl->context);
   registerLLVMDialectTranslation(impl->context);
 
-  auto module = loadSpec(impl->context, source, bufferName, recurrence);
+  auto module = loadSpec(impl->context, source, bufferName, recurrence,
+                         options.target == Target::Reference ? "" : options.dtype);
   if (!module)
     return module.takeError();
   RecurrenceOp chosen = *(*module)->getOps<RecurrenceOp>().begin();
@@ -267,7 +297,7 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
   }
 
   std::vector<Descriptor> descriptors;
-  std::vector<std::vector<float>> singles(slots.size()); // f32 copies for the kernels
+  std::vector<std::optional<KernelBuffer>> buffers(slots.size()); // the kernels' copies
   for (size_t i = 0; i < slots.size(); ++i) {
     const Argument &slot = slots[i];
     if (slot.kind == Argument::Sequences) {
@@ -281,8 +311,8 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
       descriptors.emplace_back(const_cast<double *>(tensor.data.data()), tensor.shape);
       continue;
     }
-    singles[i].assign(tensor.data.begin(), tensor.data.end());
-    descriptors.emplace_back(singles[i].data(), tensor.shape);
+    buffers[i].emplace(tensor.data, slot.tensor.dtype == "bf16");
+    descriptors.push_back(buffers[i]->descriptor(tensor.shape));
   }
   std::vector<void *> pointers;
   for (Descriptor &descriptor : descriptors)
@@ -299,7 +329,7 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
       continue;
     HostTensor &result = local.at(slot.tensor.name);
     if (impl->singlePrecision)
-      result.data.assign(singles[i].begin(), singles[i].end());
+      result.data = buffers[i]->values();
     outputs[slot.tensor.name] = std::move(result);
   }
   return llvm::Error::success();

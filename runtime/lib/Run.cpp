@@ -4,6 +4,8 @@
 #include "Package.h"
 #include "TensorCheck.h"
 
+#include "decay/Support/Bfloat16.h"
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -355,16 +357,6 @@ private:
   void *data_;
 };
 
-/// Converts a float to bfloat16 bits (round to nearest even; NaN stays NaN).
-uint16_t toBfloat16(float value) {
-  uint32_t bits = 0;
-  std::memcpy(&bits, &value, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u)
-    return static_cast<uint16_t>((bits >> 16) | 0x40u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
 /// Fills `count` elements of `dtype` at `data` with `value`.
 void fillBuffer(void *data, decayrt_dtype dtype, int64_t count, double value) {
   auto fill = [&](auto typed) {
@@ -377,7 +369,7 @@ void fillBuffer(void *data, decayrt_dtype dtype, int64_t count, double value) {
   case DECAYRT_F64:
     return fill(value);
   case DECAYRT_BF16:
-    return fill(toBfloat16(static_cast<float>(value)));
+    return fill(decay::toBfloat16(static_cast<float>(value)));
   case DECAYRT_I32:
     return fill(static_cast<int32_t>(value));
   case DECAYRT_I64:

@@ -46,21 +46,6 @@ const Case kCases[] = {
 };
 
 
-/// Params as the models initialize them (MATH.md section 5): TNL's log_decay
-/// is negative, D2D's ps starts near 0 (g = Pb_h - ps stays negative),
-/// simple_decay's delta near log(0.99/0.01); other params in [-1, 1]. A
-/// positive log-decay makes the state grow without bound, which f32 cannot
-/// hold over long sequences.
-std::pair<double, double> paramRange(const std::string &name) {
-  if (name == "log_decay")
-    return {-1.0, -0.01};
-  if (name == "ps")
-    return {0.0, 0.1};
-  if (name == "delta")
-    return {4.0, 5.0};
-  return {-1.0, 1.0};
-}
-
 Tensors randomInputs(const SpecProgram &program, const Case &c, uint64_t seed) {
   std::mt19937_64 rng(seed);
   int64_t N = c.cuSeqlens.empty() ? c.B : static_cast<int64_t>(c.cuSeqlens.size()) - 1;
@@ -75,7 +60,7 @@ Tensors randomInputs(const SpecProgram &program, const Case &c, uint64_t seed) {
     bool qkv = spec.name == "q" || spec.name == "k" || spec.name == "v";
     bool param = llvm::any_of(program.spec().params, [&](auto &p) { return p.first == spec.name; });
     bool state = spec.optional;
-    auto [lo, hi] = param ? paramRange(spec.name)
+    auto [lo, hi] = param ? decay::test::modelParamRange(spec.name)
                     : state ? std::pair{-1.0, 1.0}
                             : std::pair{-c.gateSpread, c.gateSpread};
     tensors[spec.name] = qkv ? randomTensor(shape, 0.0, 1.0, rng, c.normalInputs)

@@ -1,4 +1,4 @@
-// Helpers the unit tests share: random float64 tensors and the field's relative rms error.
+// Helpers the unit tests share: random float64 tensors, the models' param ranges and the field's relative rms error.
 #ifndef DECAY_TEST_UNIT_TESTTENSORS_H
 #define DECAY_TEST_UNIT_TESTTENSORS_H
 
@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace decay::test {
@@ -33,6 +35,32 @@ inline double relativeRms(const std::vector<double> &expected, const std::vector
     ref += expected[i] * expected[i];
   }
   return ref == 0 ? std::sqrt(diff) : std::sqrt(diff / ref);
+}
+
+/// The sizes of one test problem: q [B,T,H,K], v [B,T,H,V], N sequences.
+struct ProblemSizes {
+  int64_t B, T, H, K, V, N;
+  /// The shape of a tensor with `dims` (letters of BTHKVN).
+  std::vector<int64_t> shapeOf(const std::string &dims) const {
+    std::vector<int64_t> shape;
+    for (char d : dims)
+      shape.push_back(d == 'B' ? B : d == 'T' ? T : d == 'H' ? H : d == 'K' ? K : d == 'V' ? V : N);
+    return shape;
+  }
+};
+
+/// The range of a param as the models initialize it (MATH.md section 5):
+/// TNL's log_decay is negative, D2D's ps starts near 0 (g = Pb_h - ps stays
+/// negative), simple_decay's delta near log(0.99/0.01); others in [-1, 1].
+/// A positive log-decay makes the state grow without bound.
+inline std::pair<double, double> modelParamRange(const std::string &name) {
+  if (name == "log_decay")
+    return {-1.0, -0.01};
+  if (name == "ps")
+    return {0.0, 0.1};
+  if (name == "delta")
+    return {4.0, 5.0};
+  return {-1.0, 1.0};
 }
 
 } // namespace decay::test

@@ -31,9 +31,13 @@ OPTIONS:
   --threads N          Threads (default: every core). Sets OMP_NUM_THREADS.
   --runs N             Timed runs (default: 7); --warmup N (default: 2).
   --chunk-size N       Tokens per chunk when compiling a spec.
+  --dtype f32|bf16     How the kernels store the per-token tensors when
+                       compiling a spec (default: the spec's dtype option,
+                       else f32); a package's must match. The inputs are
+                       generated in that dtype; FLOPs are counted the same.
   --recurrence NAME    Which recurrence of SPEC.
   --json               Also print one JSON object on the last line, with
-                       median_s, tokens_per_s, gflops, peak_gflops,
+                       dtype, median_s, tokens_per_s, gflops, peak_gflops,
                        fraction_of_peak, baseline_median_s, speedup_vs_baseline.
 
 FLOPs follow MATH.md section 2: 2T[C(K+V) + 2KV] per (batch, head) for the
@@ -79,28 +83,28 @@ bool parseShape(const std::string &text, Shape &shape, std::string &error) {
 }
 
 /// Inputs of `entry` at moderate values: q, k, v in [0, 0.5), gates and
-/// params in [-1, 1), optional states zero (absent).
-std::map<std::string, decayc::SingleTensor> generateInputs(const decayc::CpuDevice &device,
+/// params in [-1, 1), optional states zero (absent); in the package's dtypes.
+std::map<std::string, decayc::DeviceTensor> generateInputs(const decayc::CpuDevice &device,
                                                            Entry entry, const Shape &shape) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> unit(0.0f, 1.0f);
-  std::map<std::string, decayc::SingleTensor> inputs;
+  std::map<std::string, decayc::DeviceTensor> inputs;
   for (const decay::TensorSpec &spec : device.inputsOf(entry)) {
     if (spec.optional)
       continue;
-    decayc::SingleTensor tensor;
+    std::vector<int64_t> dims;
     int64_t count = 1;
     for (char dim : spec.dims) {
       int64_t size = dim == 'B' ? shape.B : dim == 'T' ? shape.T : dim == 'H' ? shape.H
                      : dim == 'K' ? shape.K : dim == 'V' ? shape.V : shape.B;
-      tensor.shape.push_back(size);
+      dims.push_back(size);
       count *= size;
     }
     bool data = spec.name == "q" || spec.name == "k" || spec.name == "v" || spec.name == "do";
-    tensor.data.resize(count);
-    for (float &value : tensor.data)
+    std::vector<float> values(count);
+    for (float &value : values)
       value = data ? 0.5f * unit(rng) : 2.0f * unit(rng) - 1.0f;
-    inputs[spec.name] = std::move(tensor);
+    inputs[spec.name] = decayc::DeviceTensor::of(dims, values, spec.dtype == "bf16");
   }
   return inputs;
 }
@@ -121,7 +125,8 @@ double secondsOf(const std::function<void()> &work) {
 int decayc::benchCommand(int argc, char **argv) {
   Arguments args;
   if (!parseArguments(argc, argv, 2,
-                      {"entry", "shape", "device", "threads", "runs", "warmup", "chunk-size", "recurrence"},
+                      {"entry", "shape", "device", "threads", "runs", "warmup", "chunk-size", "recurrence",
+                       "dtype"},
                       {"json", "help"}, args))
     return 1;
   if (args.has("help")) {
@@ -136,8 +141,10 @@ int decayc::benchCommand(int argc, char **argv) {
   if (args.get("device").value_or("cpu") != "cpu")
     return fail("--device " + *args.get("device") + " is not available: the only device is cpu");
   Shape shape;
-  std::string error;
+  std::string error, dtype;
   if (auto text = args.get("shape"); text && !parseShape(*text, shape, error))
+    return fail(error);
+  if (!readDtypeOption(args, dtype, error))
     return fail(error);
   auto positive = [&](const char *name, int64_t fallback, int64_t &out) {
     auto text = args.get(name);
@@ -169,7 +176,7 @@ int decayc::benchCommand(int argc, char **argv) {
   // The peak first, before any kernel thread exists.
   double peak = measurePeakGflops(threads);
 
-  auto device = CpuDevice::open(args.positionals[0], args.get("recurrence").value_or(""), chunkSize);
+  auto device = CpuDevice::open(args.positionals[0], args.get("recurrence").value_or(""), chunkSize, dtype);
   if (!device)
     return fail(llvm::toString(device.takeError()));
   bool forward = entryName != "backward", backward = entryName != "forward";
@@ -202,10 +209,10 @@ int decayc::benchCommand(int argc, char **argv) {
   double baseline = forward && !backward ? measureRecurrenceBaseline(shape.B, shape.T, shape.H, shape.K,
                                                                      shape.V, threads, runs)
                                          : 0.0;
-  std::printf("decayc bench: @%s %s, B=%lld T=%lld H=%lld K=%lld V=%lld, %lld threads, chunk %lld\n",
+  std::printf("decayc bench: @%s %s, B=%lld T=%lld H=%lld K=%lld V=%lld, %lld threads, chunk %lld, %s\n",
               (*device)->spec().name.c_str(), entryName.c_str(), (long long)shape.B, (long long)shape.T,
               (long long)shape.H, (long long)shape.K, (long long)shape.V, (long long)threads,
-              (long long)chunk);
+              (long long)chunk, (*device)->spec().dtype.c_str());
   std::printf("  median %.4f s over %lld runs (min %.4f, max %.4f)\n", seconds, (long long)runs,
               *std::min_element(times.begin(), times.end()), *std::max_element(times.begin(), times.end()));
   std::printf("  %.3g tokens/s, %.1f GFLOP/s = %.1f%% of the measured fp32 peak (%.1f GFLOP/s)\n", tokens / seconds,
@@ -219,6 +226,7 @@ int decayc::benchCommand(int argc, char **argv) {
                               {"B", shape.B}, {"T", shape.T}, {"H", shape.H}, {"K", shape.K}, {"V", shape.V},
                               {"threads", threads},
                               {"chunk_size", chunk},
+                              {"dtype", (*device)->spec().dtype},
                               {"median_s", seconds},
                               {"tokens_per_s", tokens / seconds},
                               {"gflops", gflops},

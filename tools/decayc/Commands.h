@@ -23,6 +23,10 @@ bool parseArguments(int argc, char **argv, int first,
                     const std::vector<std::string> &valueOptions,
                     const std::vector<std::string> &flags, Arguments &out);
 
+/// Reads `--dtype` into `dtype` ("" when absent: the spec's). False, with
+/// `error` set, when it is neither f32 nor bf16.
+bool readDtypeOption(const Arguments &args, std::string &dtype, std::string &error);
+
 /// `decayc run`: returns the process exit code.
 int runCommand(int argc, char **argv);
 extern const char *const kRunHelp;

@@ -22,6 +22,13 @@ OPTIONS:
                          else 64).
   --cpu NAME             The -march of the kernels (default: native, the CPU
                          of this machine).
+  --dtype f32|bf16       How the kernels store the per-token tensors (q, k, v,
+                         o, do, dq, dk, dv, the spec's inputs and their
+                         gradients; default: the spec's dtype option, else
+                         f32). bf16 tensors are read by widening to f32 and
+                         written rounded to nearest even; arithmetic, states
+                         and params stay f32. The manifest states each
+                         tensor's dtype.
   --recurrence NAME      Which recurrence of SPEC (default: its only one).
   --emit-llvm FILE       Also write the LLVM IR of the package to FILE.
   --help                 Print this help.
@@ -33,7 +40,7 @@ run their (sequence, head) work items on OpenMP threads (OMP_NUM_THREADS).
 int decayc::compileCommand(int argc, char **argv) {
   Arguments args;
   if (!parseArguments(argc, argv, 2,
-                      {"output", "target", "chunk-size", "cpu", "recurrence", "emit-llvm"},
+                      {"output", "target", "chunk-size", "cpu", "recurrence", "emit-llvm", "dtype"},
                       {"help"}, args))
     return 1;
   if (args.has("help")) {
@@ -57,6 +64,8 @@ int decayc::compileCommand(int argc, char **argv) {
   options.recurrence = args.get("recurrence").value_or("");
   options.cpu = args.get("cpu").value_or("native");
   options.emitLLVMPath = args.get("emit-llvm").value_or("");
+  if (std::string error; !readDtypeOption(args, options.dtype, error))
+    return fail(error);
   if (auto chunk = args.get("chunk-size")) {
     char *end = nullptr;
     long long value = std::strtoll(chunk->c_str(), &end, 10);

@@ -40,6 +40,7 @@ llvm::Expected<decay::SpecSummary> summaryFromManifest(llvm::StringRef text) {
   summary.normalizer = spec->getBoolean("normalizer").value_or(false);
   summary.derivedKey = spec->getBoolean("derived_key").value_or(false);
   summary.rope = spec->getBoolean("rope").value_or(false);
+  summary.dtype = spec->getString("dtype").value_or("f32").str();
   summary.perChannel = llvm::StringRef(summary.granularity).ends_with("vector");
   summary.keyDim = spec->getInteger("key_dim");
   summary.valueDim = spec->getInteger("value_dim");
@@ -70,7 +71,8 @@ CpuDevice::~CpuDevice() {
 
 llvm::Expected<std::unique_ptr<CpuDevice>> CpuDevice::open(const std::string &path,
                                                            const std::string &recurrence,
-                                                           int64_t chunkSize) {
+                                                           int64_t chunkSize,
+                                                           const std::string &dtype) {
   std::unique_ptr<CpuDevice> device(new CpuDevice());
   std::string packagePath = path;
   if (!llvm::sys::fs::exists(path))
@@ -84,6 +86,7 @@ llvm::Expected<std::unique_ptr<CpuDevice>> CpuDevice::open(const std::string &pa
     decay::CpuPackageOptions options;
     options.recurrence = recurrence;
     options.chunkSize = chunkSize;
+    options.dtype = dtype;
     if (llvm::Error error = decay::compileCpuPackage(path, packagePath, options))
       return std::move(error);
   }
@@ -93,6 +96,10 @@ llvm::Expected<std::unique_ptr<CpuDevice>> CpuDevice::open(const std::string &pa
   if (!summary)
     return summary.takeError();
   device->summary = std::move(*summary);
+  if (!dtype.empty() && dtype != device->summary.dtype)
+    return makeError("--dtype " + dtype + " does not apply to the package '" + path +
+                     "': it was compiled for " + device->summary.dtype +
+                     " (recompile its spec with decayc compile --dtype " + dtype + ")");
   return device;
 }
 
@@ -112,10 +119,26 @@ std::vector<decay::TensorSpec> CpuDevice::outputsOf(Entry entry) const {
   return specs;
 }
 
-std::map<std::string, SingleTensor>
-CpuDevice::allocateOutputs(Entry entry, const std::map<std::string, SingleTensor> &inputs,
+bool CpuDevice::storesBf16(const std::string &name) const {
+  for (Entry entry : {Entry::Forward, Entry::Backward})
+    for (const decay::Argument &argument : decay::signatureOf(summary, entry))
+      if (argument.tensor.name == name)
+        return argument.tensor.dtype == "bf16";
+  return false;
+}
+
+std::map<std::string, DeviceTensor>
+CpuDevice::toDevice(const std::map<std::string, decay::HostTensor> &tensors) const {
+  std::map<std::string, DeviceTensor> result;
+  for (auto &[name, tensor] : tensors)
+    result[name] = DeviceTensor::of(tensor.shape, tensor.data, storesBf16(name));
+  return result;
+}
+
+std::map<std::string, DeviceTensor>
+CpuDevice::allocateOutputs(Entry entry, const std::map<std::string, DeviceTensor> &inputs,
                            const std::vector<int64_t> *cuSeqlens) const {
-  std::map<std::string, SingleTensor> outputs;
+  std::map<std::string, DeviceTensor> outputs;
   auto q = inputs.find("q"), v = inputs.find("v");
   if (q == inputs.end() || v == inputs.end() || q->second.shape.size() != 4 ||
       v->second.shape.size() != 4)
@@ -123,26 +146,40 @@ CpuDevice::allocateOutputs(Entry entry, const std::map<std::string, SingleTensor
   const std::vector<int64_t> &qs = q->second.shape;
   int64_t n = cuSeqlens ? static_cast<int64_t>(cuSeqlens->size()) - 1 : qs[0];
   for (const decay::TensorSpec &spec : outputsOf(entry)) {
-    SingleTensor tensor;
+    std::vector<int64_t> shape;
     int64_t count = 1;
     for (char dim : spec.dims) {
       int64_t size = dim == 'B' ? qs[0] : dim == 'T' ? qs[1] : dim == 'H' ? qs[2]
                      : dim == 'K' ? qs[3] : dim == 'V' ? v->second.shape[3] : n;
-      tensor.shape.push_back(std::max<int64_t>(size, 0));
+      shape.push_back(std::max<int64_t>(size, 0));
       count *= std::max<int64_t>(size, 0);
     }
-    tensor.data.assign(count, 0.0f);
-    outputs[spec.name] = std::move(tensor);
+    outputs[spec.name] = DeviceTensor::of(shape, std::vector<float>(count, 0.0f), spec.dtype == "bf16");
   }
   return outputs;
 }
 
-llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, SingleTensor> &inputs,
+void *DeviceTensor::data() const {
+  return bf16 ? static_cast<void *>(const_cast<uint16_t *>(bits.data()))
+              : static_cast<void *>(const_cast<float *>(f32.data()));
+}
+
+std::vector<float> DeviceTensor::values() const {
+  if (!bf16)
+    return f32;
+  std::vector<float> widened;
+  widened.reserve(bits.size());
+  for (uint16_t value : bits)
+    widened.push_back(decay::fromBfloat16(value));
+  return widened;
+}
+
+llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, DeviceTensor> &inputs,
                            const std::vector<int64_t> *cuSeqlens,
-                           std::map<std::string, SingleTensor> &outputs) const {
+                           std::map<std::string, DeviceTensor> &outputs) const {
   std::vector<decayrt_tensor> tensors;
-  auto add = [&](const std::string &name, const SingleTensor &tensor) {
-    tensors.push_back({name.c_str(), const_cast<float *>(tensor.data.data()), DECAYRT_F32,
+  auto add = [&](const std::string &name, const DeviceTensor &tensor) {
+    tensors.push_back({name.c_str(), tensor.data(), tensor.bf16 ? DECAYRT_BF16 : DECAYRT_F32,
                        static_cast<int32_t>(tensor.shape.size()), tensor.shape.data(), nullptr});
   };
   for (auto &[name, tensor] : inputs)
@@ -156,20 +193,4 @@ llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, SingleTensor
   if (decayrt_run(package, decay::entryName(entry), tensors.data(), tensors.size()) != DECAYRT_OK)
     return makeError(decayrt_last_error());
   return llvm::Error::success();
-}
-
-std::map<std::string, SingleTensor>
-decayc::toSingle(const std::map<std::string, decay::HostTensor> &tensors) {
-  std::map<std::string, SingleTensor> result;
-  for (auto &[name, tensor] : tensors)
-    result[name] = SingleTensor{tensor.shape, std::vector<float>(tensor.data.begin(), tensor.data.end())};
-  return result;
-}
-
-std::map<std::string, decay::HostTensor>
-decayc::toDouble(const std::map<std::string, SingleTensor> &tensors) {
-  std::map<std::string, decay::HostTensor> result;
-  for (auto &[name, tensor] : tensors)
-    result[name] = decay::HostTensor{tensor.shape, std::vector<double>(tensor.data.begin(), tensor.data.end())};
-  return result;
 }

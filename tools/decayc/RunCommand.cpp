@@ -34,17 +34,28 @@ OPTIONS:
                        (the oracle of every kernel; specs only).
   --chunk-size N       Tokens per chunk when compiling a spec for --device cpu
                        (default: the spec's chunk_size hint, else 64).
+  --dtype f32|bf16     How the kernels store the per-token tensors (q, k, v, o,
+                       do, dq, dk, dv, the spec's inputs and their gradients)
+                       when compiling a spec for --device cpu (default: the
+                       spec's dtype option, else f32). With a package it must
+                       be the package's. States and params are always f32.
+                       Not with --reference, which computes in float64 and
+                       ignores a spec's dtype.
   --inputs DIR         Folder of .npy files named after the tensors (required):
                          q, k [B,T,H,K]; v [B,T,H,V]; optional h0 [N,H,K,V];
                          optional cu_seqlens [N+1] (int32/int64; needs B = 1);
                          every spec input and param by its spec name; optional
                          norm_h0 [N,H,K] (normalizer) and scan_<name>_h0
                          [N,H] or [N,H,K] (scan states).
-                       Float tensors may be float32 or float64. Files the spec
+                       Float tensors may be float32 or float64. A tensor the
+                       kernels store in bf16 is rounded to bfloat16 on load
+                       (to float32, then to nearest even bf16). Files the spec
                        does not use (k when the spec derives its key) are
                        ignored with a warning.
   --outputs DIR        Folder for the outputs (required; created if missing):
-                       float32 from --device cpu, float64 from --reference.
+                       float32 from --device cpu (bf16 outputs as float32
+                       holding their bfloat16 values exactly), float64 from
+                       --reference.
                        Forward: o [B,T,H,V], ht [N,H,K,V], plus norm_ht and
                        scan_<name>_ht when the spec has them.
                        Backward (reads also do [B,T,H,V] and optional dht
@@ -205,8 +216,8 @@ llvm::Expected<Backend> openReference(const std::string &path, const decayc::Arg
 }
 
 llvm::Expected<Backend> openCpu(const std::string &path, const decayc::Arguments &args,
-                                decay::Entry entry, int64_t chunkSize) {
-  auto device = decayc::CpuDevice::open(path, args.get("recurrence").value_or(""), chunkSize);
+                                decay::Entry entry, int64_t chunkSize, const std::string &dtype) {
+  auto device = decayc::CpuDevice::open(path, args.get("recurrence").value_or(""), chunkSize, dtype);
   if (!device)
     return device.takeError();
   std::shared_ptr<decayc::CpuDevice> shared = std::move(*device);
@@ -214,12 +225,12 @@ llvm::Expected<Backend> openCpu(const std::string &path, const decayc::Arguments
   backend.run = [shared, entry](const std::map<std::string, HostTensor> &inputs,
                                 const std::vector<int64_t> *cu,
                                 std::map<std::string, decay::npy::Array> &outputs) -> llvm::Error {
-    std::map<std::string, decayc::SingleTensor> single = decayc::toSingle(inputs);
-    std::map<std::string, decayc::SingleTensor> results = shared->allocateOutputs(entry, single, cu);
-    if (llvm::Error error = shared->run(entry, single, cu, results))
+    std::map<std::string, decayc::DeviceTensor> stored = shared->toDevice(inputs);
+    std::map<std::string, decayc::DeviceTensor> results = shared->allocateOutputs(entry, stored, cu);
+    if (llvm::Error error = shared->run(entry, stored, cu, results))
       return error;
     for (auto &[name, tensor] : results)
-      outputs[name] = decay::npy::Array::fromF32(tensor.data, tensor.shape);
+      outputs[name] = decay::npy::Array::fromF32(tensor.values(), tensor.shape);
     return llvm::Error::success();
   };
   return backend;
@@ -228,7 +239,8 @@ llvm::Expected<Backend> openCpu(const std::string &path, const decayc::Arguments
 
 int decayc::runCommand(int argc, char **argv) {
   Arguments args;
-  if (!parseArguments(argc, argv, 2, {"entry", "inputs", "outputs", "recurrence", "device", "chunk-size"},
+  if (!parseArguments(argc, argv, 2,
+                      {"entry", "inputs", "outputs", "recurrence", "device", "chunk-size", "dtype"},
                       {"reference", "help"}, args))
     return 1;
   if (args.has("help")) {
@@ -246,6 +258,11 @@ int decayc::runCommand(int argc, char **argv) {
     return fail("--reference and --device exclude each other: the reference path is its own device");
   if (!args.has("reference") && device != "cpu")
     return fail("--device " + device + " is not available: the devices are cpu (and --reference)");
+  std::string dtype, error;
+  if (!readDtypeOption(args, dtype, error))
+    return fail(error);
+  if (args.has("dtype") && args.has("reference"))
+    return fail("--dtype applies to the CPU kernels: the --reference path computes in float64");
   int64_t chunkSize = 0;
   if (auto chunk = args.get("chunk-size")) {
     char *end = nullptr;
@@ -261,13 +278,12 @@ int decayc::runCommand(int argc, char **argv) {
     return fail("--inputs '" + *inputDir + "' is not a folder");
 
   auto backend = args.has("reference") ? openReference(args.positionals[0], args, entry)
-                                       : openCpu(args.positionals[0], args, entry, chunkSize);
+                                       : openCpu(args.positionals[0], args, entry, chunkSize, dtype);
   if (!backend)
     return fail(llvm::toString(backend.takeError()));
 
   std::set<std::string> files = listNpyFiles(*inputDir);
   std::map<std::string, HostTensor> inputs;
-  std::string error;
   for (const decay::TensorSpec &spec : backend->inputs) {
     if (!files.erase(spec.name))
       continue; // a missing required tensor is reported by run

@@ -71,6 +71,16 @@ bool decayc::parseArguments(int argc, char **argv, int first,
   return true;
 }
 
+bool decayc::readDtypeOption(const Arguments &args, std::string &dtype, std::string &error) {
+  dtype = args.get("dtype").value_or("");
+  if (dtype.empty() && !args.has("dtype"))
+    return true;
+  if (dtype == "f32" || dtype == "bf16")
+    return true;
+  error = "--dtype must be f32 or bf16, got '" + dtype + "'";
+  return false;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     std::fputs(kHelp, stderr);

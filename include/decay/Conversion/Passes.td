@@ -41,18 +41,38 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
     the chunkwise-parallel algorithm of MATH.md sections 2 and 3 in f32 with
     f32 state, an `scf.parallel` over (sequence, head) and a sequential loop
     over chunks of `chunk-size` tokens (0: the spec's chunk_size hint, else 64).
-    The signatures are those of decay-lower-to-reference, with f32 memrefs.
+    The signatures are those of decay-lower-to-reference, with f32 memrefs,
+    except that with `dtype = bf16` (the spec's option, or the pass's
+    `dtype` option, which overrides it) the per-token tensors (q, k, v, o,
+    do, dq, dk, dv, the spec's inputs and their gradients) are bf16 memrefs:
+    their loads extend to f32 (arith.extf), their stores round to nearest
+    even (arith.truncf); arithmetic, states and params stay f32.
     The spec and adjoint ops are removed.
   }];
   let options = [
     Option<"chunkSize", "chunk-size", "int64_t", /*default=*/"0",
            "Tokens per chunk (0: the spec's chunk_size, else 64)">,
     Option<"backward", "backward", "bool", /*default=*/"false",
-           "Also create the backward kernel">
+           "Also create the backward kernel">,
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
+           "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">
   ];
   let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect", "::mlir::vector::VectorDialect"];
+}
+
+def DecayExpandBf16Pass : Pass<"decay-expand-bf16", "mlir::ModuleOp"> {
+  let summary = "Expand the bf16 conversions of the kernels into integer arithmetic";
+  let description = [{
+    Rewrites `arith.extf` from bf16 and `arith.truncf` to bf16 (the loads and
+    stores of bf16 kernels) into bitcasts, shifts and integer adds with MLIR's
+    arith bf16 expansion: round to nearest even, NaN stays a (quiet) NaN. The
+    kernels then need neither AVX512-BF16 nor a `__truncsfbf2` from the C
+    runtime, and round the same way on every x86-64 CPU. Only these
+    conversions change (arith-expand would also rewrite maximumf and others).
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
 #endif // DECAY_CONVERSION_PASSES_TD

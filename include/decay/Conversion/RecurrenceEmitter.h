@@ -72,9 +72,15 @@ public:
   mlir::Value index(int64_t value);
   mlir::Value real(double value);
   mlir::Value toReal(mlir::Value indexValue);
+  /// Loads an element; one stored narrower than the float type (bf16) is
+  /// extended to it.
   mlir::Value load(mlir::Value memref, mlir::ValueRange indices);
+  /// Stores an element; into a memref narrower than the float type (bf16) the
+  /// value is rounded to nearest even.
   void store(mlir::Value value, mlir::Value memref, mlir::ValueRange indices);
   mlir::MemRefType dynamicMemRef(int64_t rank);
+  /// A memref of the storage type of per-token tensors.
+  mlir::MemRefType tokenMemRef(int64_t rank);
   mlir::Value alloc(mlir::ValueRange sizes);
   /// Emits `for i in [lb, ub)` with `body(i)` at the current insertion point.
   void loop(mlir::Value lb, mlir::Value ub, llvm::function_ref<void(mlir::Value)> body);
@@ -115,9 +121,15 @@ public:
   ///   (q, k, v, h0, seqs, inputs..., params..., [norm_h0], scan_h0...,
   ///    do, dht, [dnorm_ht], dscan_ht..., dq, dk, dv, dh0, d_inputs...,
   ///    d_params..., [dnorm_h0], dscan_h0...)
-  /// in memrefs of the float type (seqs: memref<?x3xi64>), binds `args`, the
+  /// in memrefs of the float type (seqs: memref<?x3xi64>; the per-token
+  /// tensors, whose dims start with B, T, in `storageType`), binds `args`, the
   /// spec's inputs and params and the sizes, and leaves the builder at the
   /// start of the body (the caller guards its insertion point).
+  ///
+  /// When a bf16 gradient of a spec input receives several contributions
+  /// (from every head, or every key channel), the function converts it to an
+  /// f32 accumulator around a call to the private `<name>_body`, whose body
+  /// the caller then builds: it is rounded to bf16 once, not at every addition.
   mlir::func::FuncOp createFunction(llvm::StringRef name, bool backward, RecurrenceArgs &args);
   /// Copies the initial states of sequence n, head h (h0, norm_h0,
   /// scan_<name>_h0) into the forward's final states, where a forward keeps
@@ -160,6 +172,10 @@ public:
   RecurrenceOp spec;
   mlir::ImplicitLocOpBuilder &b;
   mlir::FloatType ft; ///< the float type of the emitted arithmetic
+  /// The element type of the per-token tensors (q, k, v, o, do, dq, dk, dv,
+  /// the spec's inputs and their gradients): the spec's dtype in kernels (f32
+  /// or bf16), the float type in the f64 reference, which ignores dtype.
+  mlir::FloatType storageType;
   llvm::SmallVector<mlir::Operation *> scans;
   llvm::SmallVector<mlir::Value> inputs, params; // memrefs of the spec's tensors
   mlir::Value numHeads, keyDim, valueDim, scale;
@@ -168,6 +184,23 @@ public:
   bool reassociateSums = false;
 
 private:
+  /// The argument types of createFunction's signature.
+  llvm::SmallVector<mlir::Type> argumentTypes(bool backward);
+  /// Binds `args`, the spec's inputs and params to the arguments of `entry`.
+  void bindArguments(mlir::Block &entry, bool backward, RecurrenceArgs &args);
+  /// Whether the gradient of spec input `i` receives several contributions
+  /// (its dims lack H, or K in a per-channel decay).
+  bool isSharedInputGradient(unsigned i);
+  /// Fills the ABI function `abi` (bound in `args`): converts the shared bf16
+  /// input gradients to f32 accumulators, calls `<name>_body` and rounds them
+  /// back. Returns the body function, empty, or null when nothing is shared.
+  mlir::func::FuncOp wrapSharedGradients(mlir::func::FuncOp abi, const RecurrenceArgs &args);
+  /// The sizes of every dim of `memref`.
+  llvm::SmallVector<mlir::Value> sizesOf(mlir::Value memref);
+  /// Emits loops copying every element of `from` into `to` (same shape),
+  /// converting through load and store.
+  void copyElements(mlir::Value from, mlir::Value to);
+
   /// Evaluates the adjoint at `element` and accumulates its gradients.
   void accumulateAdjoint(const BackwardSinks &sinks, const ElementIndex &element,
                          mlir::Value scanRow, mlir::Value dg, mlir::Value dKey);

@@ -12,11 +12,13 @@ namespace decay {
 class RecurrenceOp;
 
 /// A tensor a recurrence reads or writes: its name, its dims as letters of
-/// "BTHKVN" (N = number of sequences), and whether it may be absent.
+/// "BTHKVN" (N = number of sequences), whether it may be absent, and the
+/// element type the kernels store it in ("f32" or "bf16").
 struct TensorSpec {
   std::string name;
   std::string dims;
   bool optional = false;
+  std::string dtype = "f32";
 };
 
 /// What a spec declares, in the terms a driver needs (no MLIR types).
@@ -28,6 +30,10 @@ struct SpecSummary {
   bool perChannel = false; ///< vector or constant_vector decay
   bool normalizer = false;
   bool rope = false;
+  /// Storage of the per-token tensors (dims starting with B, T: q, k, v, o,
+  /// do, dq, dk, dv, the spec's inputs and their gradients) in the kernels:
+  /// "f32" or "bf16". States and params are always f32.
+  std::string dtype = "f32";
   std::optional<int64_t> keyDim, valueDim;
   std::vector<std::pair<std::string, std::string>> inputs, params; // name, dims
   std::vector<std::pair<std::string, double>> scans;               // name, init

@@ -1,4 +1,4 @@
-// A spec compiled on the fly (JIT) for this CPU: the float64 reference path or the chunked f32 kernels.
+// A spec compiled on the fly (JIT) for this CPU: the float64 reference path or the chunked f32 (or bf16-stored) kernels.
 #ifndef DECAY_RUNNER_SPECPROGRAM_H
 #define DECAY_RUNNER_SPECPROGRAM_H
 
@@ -32,6 +32,9 @@ struct CompileOptions {
   std::string recurrence; ///< which decay.recurrence (empty: the file's only one)
   Target target = Target::Reference;
   int64_t chunkSize = 0;  ///< CpuKernels: tokens per chunk (0: the spec's hint, else 64)
+  /// CpuKernels: storage of the per-token tensors, "f32" or "bf16" (empty:
+  /// the spec's dtype). The reference ignores it.
+  std::string dtype = {};
 };
 
 /// One recurrence lowered for a target and compiled for this CPU.
@@ -63,7 +66,8 @@ public:
   std::vector<TensorSpec> outputsOf(Entry entry) const;
 
   /// Runs an entry. `cuSeqlens`, when given, packs sequences into batch row 0.
-  /// Tensors are float64 on both sides; the CpuKernels target computes in f32.
+  /// Tensors are float64 on both sides; the CpuKernels target computes in f32
+  /// and rounds the tensors it stores in bf16 (spec().dtype) to bf16.
   /// Checks every shape first and returns an error naming the tensor and the
   /// expected shape; on error `outputs` is untouched. Absent optional tensors
   /// are zeros (scan states: the scan's init value).

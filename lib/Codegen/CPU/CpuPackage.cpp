@@ -68,6 +68,7 @@ std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, llvm::S
                           {"normalizer", summary.normalizer},
                           {"derived_key", summary.derivedKey},
                           {"rope", summary.rope},
+                          {"dtype", summary.dtype},
                           {"key_dim", optionalInt(summary.keyDim)},
                           {"value_dim", optionalInt(summary.valueDim)},
                           {"chunk_size", chunkSize},
@@ -82,7 +83,7 @@ std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, llvm::S
       llvm::json::Object object{
           {"name", argument.tensor.name},
           {"dims", sequences ? std::string("N3") : argument.tensor.dims},
-          {"dtype", sequences ? "i64" : "f32"},
+          {"dtype", sequences ? std::string("i64") : argument.tensor.dtype},
           {"role", sequences ? "sequences" : argument.kind == Argument::Input ? "input" : "output"}};
       if (argument.tensor.optional)
         object["optional"] = true;
@@ -195,7 +196,7 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
   registerLLVMDialectTranslation(context);
   registerOpenMPDialectTranslation(context);
 
-  auto module = loadSpecFile(context, specPath, options.recurrence);
+  auto module = loadSpecFile(context, specPath, options.recurrence, options.dtype);
   if (!module)
     return module.takeError();
   RecurrenceOp spec = *(*module)->getOps<RecurrenceOp>().begin();

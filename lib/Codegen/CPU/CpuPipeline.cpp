@@ -1,5 +1,6 @@
 // The pipeline from the chunked kernels to the LLVM dialect, with OpenMP threads over (sequence, head).
 #include "decay/Codegen/CPU/CpuPackage.h"
+#include "decay/Conversion/Passes.h"
 
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
@@ -57,6 +58,7 @@ void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch)
   pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(decay::createDecayExpandBf16Pass()); // loads and stores of bf16 tensors
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());

@@ -4,6 +4,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 using namespace mlir;
@@ -33,7 +34,9 @@ double widenLiteral(const APFloat &value) {
 
 RecurrenceEmitter::RecurrenceEmitter(RecurrenceOp spec, ImplicitLocOpBuilder &builder,
                                      FloatType floatType)
-    : spec(spec), b(builder), ft(floatType), scans(spec.getScans()) {}
+    : spec(spec), b(builder), ft(floatType),
+      storageType(floatType.isF64() ? floatType : spec.getEffectiveDtype()),
+      scans(spec.getScans()) {}
 
 Value RecurrenceEmitter::index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
 Value RecurrenceEmitter::real(double value) {
@@ -43,13 +46,23 @@ Value RecurrenceEmitter::toReal(Value indexValue) {
   return arith::SIToFPOp::create(b, ft, arith::IndexCastOp::create(b, b.getI64Type(), indexValue));
 }
 Value RecurrenceEmitter::load(Value memref, ValueRange indices) {
-  return memref::LoadOp::create(b, memref, indices);
+  Value value = memref::LoadOp::create(b, memref, indices);
+  auto stored = dyn_cast<FloatType>(value.getType());
+  if (stored && stored.getWidth() < ft.getWidth())
+    return arith::ExtFOp::create(b, ft, value);
+  return value;
 }
 void RecurrenceEmitter::store(Value value, Value memref, ValueRange indices) {
+  auto stored = dyn_cast<FloatType>(cast<MemRefType>(memref.getType()).getElementType());
+  if (stored && stored.getWidth() < ft.getWidth() && value.getType() != stored)
+    value = arith::TruncFOp::create(b, stored, value); // round to nearest even
   memref::StoreOp::create(b, value, memref, indices);
 }
 MemRefType RecurrenceEmitter::dynamicMemRef(int64_t rank) {
   return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), ft);
+}
+MemRefType RecurrenceEmitter::tokenMemRef(int64_t rank) {
+  return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), storageType);
 }
 Value RecurrenceEmitter::alloc(ValueRange sizes) {
   return memref::AllocOp::create(b, dynamicMemRef(sizes.size()), sizes);
@@ -195,32 +208,35 @@ void RecurrenceEmitter::applyRope(Value buf, ValueRange prefix, Value pos, bool 
   });
 }
 
-func::FuncOp RecurrenceEmitter::createFunction(StringRef name, bool backward,
-                                               RecurrenceArgs &args) {
-  SmallVector<Type> types(4, dynamicMemRef(4));
-  types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
+SmallVector<Type> RecurrenceEmitter::argumentTypes(bool backward) {
+  MemRefType token = tokenMemRef(4), state = dynamicMemRef(4);
   SmallVector<Type> specTypes, stateTypes;
-  for (Attribute dims : llvm::concat<const Attribute>(spec.getInputDims().getValue(),
-                                                      spec.getParamDims().getValue()))
+  for (Attribute dims : spec.getInputDims().getValue())
+    specTypes.push_back(tokenMemRef(cast<StringAttr>(dims).size()));
+  for (Attribute dims : spec.getParamDims().getValue())
     specTypes.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
   if (spec.getNormalizer())
     stateTypes.push_back(dynamicMemRef(3));
   stateTypes.append(scans.size(), dynamicMemRef(spec.isPerChannel() ? 3 : 2));
+  SmallVector<Type> types = {token, token, token, state}; // q, k, v, h0
+  types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
   llvm::append_range(types, specTypes);
   llvm::append_range(types, stateTypes);
-  types.append(2, dynamicMemRef(4)); // o, ht or do, dht
+  types.append({token, state}); // o, ht or do, dht
   llvm::append_range(types, stateTypes);
   if (backward) {
-    types.append(4, dynamicMemRef(4)); // dq, dk, dv, dh0
+    types.append({token, token, token, state}); // dq, dk, dv, dh0
     llvm::append_range(types, specTypes);
     llvm::append_range(types, stateTypes);
   }
+  return types;
+}
 
-  auto fn = func::FuncOp::create(b, name, b.getFunctionType(types, {}));
-  fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  Block *entry = fn.addEntryBlock();
-  b.setInsertionPointToStart(entry);
-  auto next = entry->args_begin();
+void RecurrenceEmitter::bindArguments(Block &entry, bool backward, RecurrenceArgs &args) {
+  args = RecurrenceArgs();
+  inputs.clear();
+  params.clear();
+  auto next = entry.args_begin();
   auto take = [&] { return Value(*next++); };
   auto takeStates = [&](Value &norm, SmallVector<Value> &scanStates) {
     if (spec.getNormalizer())
@@ -247,6 +263,81 @@ func::FuncOp RecurrenceEmitter::createFunction(StringRef name, bool backward,
     args.o = take(), args.ht = take();
     takeStates(args.normHt, args.scanHt);
   }
+}
+
+bool RecurrenceEmitter::isSharedInputGradient(unsigned i) {
+  StringRef dims = cast<StringAttr>(spec.getInputDims()[i]).getValue();
+  return !dims.contains('H') || (spec.isPerChannel() && !dims.contains('K'));
+}
+
+SmallVector<Value> RecurrenceEmitter::sizesOf(Value memref) {
+  SmallVector<Value> sizes;
+  for (int64_t d = 0; d < cast<MemRefType>(memref.getType()).getRank(); ++d)
+    sizes.push_back(memref::DimOp::create(b, memref, d));
+  return sizes;
+}
+
+void RecurrenceEmitter::copyElements(Value from, Value to) {
+  SmallVector<Value> sizes = sizesOf(from), indices;
+  std::function<void()> nest = [&] {
+    if (indices.size() == sizes.size())
+      return store(load(from, indices), to, indices);
+    loop(index(0), sizes[indices.size()], [&](Value i) {
+      indices.push_back(i);
+      nest();
+      indices.pop_back();
+    });
+  };
+  nest();
+}
+
+func::FuncOp RecurrenceEmitter::wrapSharedGradients(func::FuncOp abi, const RecurrenceArgs &args) {
+  if (storageType == ft)
+    return nullptr;
+  SmallVector<unsigned> shared;
+  for (unsigned i = 0; i < args.dInputs.size(); ++i)
+    if (isSharedInputGradient(i))
+      shared.push_back(i);
+  if (shared.empty())
+    return nullptr;
+  std::string bodyName = (abi.getSymName() + "_body").str();
+  SmallVector<Value> callArgs(abi.getArguments());
+  SmallVector<Type> bodyTypes(abi.getArgumentTypes());
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&abi.getBody().front());
+    SmallVector<std::pair<Value, Value>> accumulators; // (bf16 gradient, f32 accumulator)
+    for (unsigned i : shared) {
+      Value gradient = args.dInputs[i], accumulator = alloc(sizesOf(gradient));
+      copyElements(gradient, accumulator); // the caller's (zero) gradient, widened
+      unsigned position = cast<BlockArgument>(gradient).getArgNumber();
+      callArgs[position] = accumulator;
+      bodyTypes[position] = accumulator.getType();
+      accumulators.emplace_back(gradient, accumulator);
+    }
+    func::CallOp::create(b, bodyName, TypeRange{}, callArgs);
+    for (auto [gradient, accumulator] : accumulators) {
+      copyElements(accumulator, gradient); // rounded to bf16 once
+      memref::DeallocOp::create(b, accumulator);
+    }
+    func::ReturnOp::create(b);
+  }
+  auto body = func::FuncOp::create(b, bodyName, b.getFunctionType(bodyTypes, {}));
+  body.setPrivate();
+  return body;
+}
+
+func::FuncOp RecurrenceEmitter::createFunction(StringRef name, bool backward,
+                                               RecurrenceArgs &args) {
+  auto fn = func::FuncOp::create(b, name, b.getFunctionType(argumentTypes(backward), {}));
+  fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  Block *entry = fn.addEntryBlock();
+  bindArguments(*entry, backward, args);
+  if (func::FuncOp body = wrapSharedGradients(fn, args)) {
+    entry = body.addEntryBlock();
+    bindArguments(*entry, backward, args);
+  }
+  b.setInsertionPointToStart(entry);
   bindSizes(args.q, args.v);
   return fn;
 }

@@ -30,6 +30,12 @@ struct DecayExpandKernelsPass
     for (AdjointOp adjoint : module.getOps<AdjointOp>())
       adjoints[adjoint.getRecurrence()] = adjoint;
     SmallVector<RecurrenceOp> specs(module.getOps<RecurrenceOp>());
+    for (RecurrenceOp spec : specs)
+      if (!dtype.empty() && failed(spec.setDtypeByName(dtype))) {
+        module.emitError() << "decay-expand-kernels: dtype must be f32 or bf16, got '" << dtype
+                           << "'";
+        return signalPassFailure();
+      }
     for (RecurrenceOp spec : specs) {
       int64_t size = chunkSize > 0 ? chunkSize : spec.getChunkSize().value_or(64);
       ImplicitLocOpBuilder builder(spec.getLoc(), spec);

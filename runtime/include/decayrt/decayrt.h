@@ -55,9 +55,9 @@ DECAYRT_API const char *decayrt_status_name(decayrt_status status);
 
 /** The element type of a tensor. */
 typedef enum decayrt_dtype {
-  DECAYRT_F32,  /**< IEEE binary32 (the float tensors of today's CPU kernels) */
+  DECAYRT_F32,  /**< IEEE binary32 (the float tensors of the CPU kernels, states and params) */
   DECAYRT_F64,  /**< IEEE binary64 */
-  DECAYRT_BF16, /**< bfloat16, stored as uint16_t */
+  DECAYRT_BF16, /**< bfloat16, stored as uint16_t (the per-token tensors of a bf16 package) */
   DECAYRT_I32,  /**< int32_t (cu_seqlens) */
   DECAYRT_I64   /**< int64_t (cu_seqlens) */
 } decayrt_dtype;
@@ -73,8 +73,9 @@ typedef struct decayrt_tensor {
   /** The first element. Inputs are only read. Outputs are written; they must not overlap
       any other tensor of the call. May be NULL only when the tensor has no elements. */
   void *data;
-  /** The element type: f32 for the float tensors of the CPU kernels (the manifest's
-      `dtype`), int32 or int64 for cu_seqlens. */
+  /** The element type: the manifest's `dtype` of the tensor (f32, or bf16 for the
+      per-token tensors of a package compiled with dtype bf16), int32 or int64 for
+      cu_seqlens. */
   decayrt_dtype dtype;
   /** The number of dimensions. */
   int32_t rank;

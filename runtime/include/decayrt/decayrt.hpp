@@ -26,6 +26,8 @@ template <> struct DtypeOf<float> { static constexpr decayrt_dtype value = DECAY
 template <> struct DtypeOf<double> { static constexpr decayrt_dtype value = DECAYRT_F64; };
 template <> struct DtypeOf<int32_t> { static constexpr decayrt_dtype value = DECAYRT_I32; };
 template <> struct DtypeOf<int64_t> { static constexpr decayrt_dtype value = DECAYRT_I64; };
+/// uint16_t holds bfloat16 bits (the bf16 tensors of a package).
+template <> struct DtypeOf<uint16_t> { static constexpr decayrt_dtype value = DECAYRT_BF16; };
 
 /// A named tensor that owns its name, shape and strides (not its data), so
 /// that the decayrt_tensor it views stays valid as long as it lives.

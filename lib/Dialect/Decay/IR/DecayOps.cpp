@@ -90,6 +90,23 @@ FeatureMap RecurrenceOp::getEffectiveFeatureMap() {
   return FeatureMap::identity;
 }
 
+FloatType RecurrenceOp::getEffectiveDtype() {
+  if (auto dtype = getDtype(); dtype && dtype->isBF16())
+    return BFloat16Type::get(getContext());
+  return Float32Type::get(getContext());
+}
+
+LogicalResult RecurrenceOp::setDtypeByName(StringRef name) {
+  MLIRContext *context = getContext();
+  Type type = name == "f32"    ? Type(Float32Type::get(context))
+              : name == "bf16" ? Type(BFloat16Type::get(context))
+                               : Type();
+  if (!type)
+    return failure();
+  setDtype(type);
+  return success();
+}
+
 void RecurrenceOp::getAsmBlockArgumentNames(Region &region,
                                             OpAsmSetValueNameFn setNameFn) {
   if (region.empty())

@@ -73,6 +73,12 @@ def Decay_RecurrenceOp : Decay_Op<"recurrence", [
     /// The options with their defaults applied.
     double getEffectiveEps();
     FeatureMap getEffectiveFeatureMap();
+    /// The element type the kernels store the per-token tensors in (the
+    /// `dtype` option: f32, the default, or bf16); states and params are f32.
+    mlir::FloatType getEffectiveDtype();
+    /// Sets the `dtype` option from its name, "f32" or "bf16"; fails on any
+    /// other name (and leaves the op unchanged).
+    llvm::LogicalResult setDtypeByName(llvm::StringRef name);
   }];
 }
 
