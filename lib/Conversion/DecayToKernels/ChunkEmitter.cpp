@@ -77,6 +77,44 @@ void ChunkEmitter::releaseChunk(const Chunk &chunk) {
     memref::DeallocOp::create(b, buffer);
 }
 
+void ChunkEmitter::prefetchTokens(const ElementIndex &at, ArrayRef<PerTokenTensor> tensors, Value first,
+                                  Value count) {
+  Value zero = index(0);
+  Value rows = arith::MaxSIOp::create(b, count, zero);
+  for (const PerTokenTensor &tensor : tensors) {
+    auto type = cast<MemRefType>(tensor.memref.getType());
+    bool hasLines = tensor.dims.ends_with("K") || tensor.dims.ends_with("V");
+    int64_t lineElements = std::max<int64_t>(1, 64 / (type.getElementTypeBitWidth() / 8));
+    loop(zero, rows, [&](Value i) {
+      Value token = arith::AddIOp::create(b, first, i);
+      auto prefetch = [&](Value line) {
+        SmallVector<Value> indices;
+        for (char dim : tensor.dims)
+          indices.push_back(dim == 'B' ? at.b : dim == 'T' ? token : dim == 'H' ? at.h : line);
+        memref::PrefetchOp::create(b, tensor.memref, indices, /*isWrite=*/false, /*localityHint=*/3,
+                                   /*isDataCache=*/true);
+      };
+      if (!hasLines) {
+        prefetch(Value());
+        return;
+      }
+      Value width = memref::DimOp::create(b, tensor.memref, tensor.dims.size() - 1);
+      auto lines = scf::ForOp::create(b, zero, width, index(lineElements));
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(lines.getBody());
+      prefetch(lines.getInductionVar());
+    });
+  }
+}
+
+SmallVector<PerTokenTensor> ChunkEmitter::streamedTensors(ArrayRef<PerTokenTensor> own) {
+  SmallVector<PerTokenTensor> tensors(own);
+  for (auto [tensor, dims] : llvm::zip(inputs, spec.getInputDims().getValue()))
+    if (cast<StringAttr>(dims).getValue().starts_with("BT"))
+      tensors.push_back({tensor, cast<StringAttr>(dims).getValue()});
+  return tensors;
+}
+
 void ChunkEmitter::stageValues(const ElementIndex &at, const Chunk &chunk) {
   Value zero = index(0);
   loop(zero, chunk.length, [&](Value s) {
@@ -279,7 +317,7 @@ void ChunkEmitter::scalarScores(const Chunk &chunk) {
   MatrixView scores{chunk.a, [](Value t, Value s) -> SmallVector<Value> { return {t, s}; }};
   MatrixView keysT{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
   emitTileMatmul(b, scores, [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
-                 chunk.length, chunk.length, keyDim, /*accumulate=*/false);
+                 chunk.length, chunk.length, keyDim, /*accumulate=*/false, Triangle::LowerC);
   applyScalarDecayMask(chunk, chunk.a, /*strict=*/false);
 }
 
@@ -301,7 +339,10 @@ void ChunkEmitter::applyScalarDecayMask(const Chunk &chunk, Value matrix, bool s
       Value causal = arith::CmpIOp::create(b, kept, s, t);
       Value difference = add(sub(gt, load(chunk.work, {zero, s})), sub(lowT, load(chunk.work, {one, s})));
       Value exponent = arith::SelectOp::create(b, causal, difference, minusInfinity);
-      store(mul(load(matrix, {t, s}), exp(exponent)), matrix, {t, s});
+      // Above the diagonal the matrix may hold anything (the tiled matmuls
+      // skip it): select 0 rather than multiply by exp(-inf).
+      Value decayed = mul(load(matrix, {t, s}), exp(exponent));
+      store(arith::SelectOp::create(b, causal, decayed, real(0.0)), matrix, {t, s});
     });
   });
 }
@@ -328,7 +369,8 @@ void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, V
   emitTileMatmul(b, out, [&](Value t, Value c) { return load(chunk.work, {t, c}); }, stateRows,
                  chunk.length, valueDim, keyDim, /*accumulate=*/false);
   emitTileMatmul(b, out, [&](Value t, Value s) { return load(chunk.a, {t, s}); },
-                 valueRows(chunk), chunk.length, valueDim, chunk.length, /*accumulate=*/true);
+                 valueRows(chunk), chunk.length, valueDim, chunk.length, /*accumulate=*/true,
+                 Triangle::LowerA);
 }
 
 Value ChunkEmitter::chunkDenominator(const Chunk &chunk, Value t, Value norm, ValueRange normPrefix) {

@@ -159,7 +159,8 @@ void ChunkedBackwardBuilder::scoreGradients(Scratch &s) {
     loop(zero, chunk.length, [&](Value src) { store(load(chunk.values, {src, j}), s.valuesT, {j, src}); });
   });
   emitTileMatmul(b, squareView(s.dA), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
-                 squareView(s.valuesT), chunk.length, chunk.length, valueDim, /*accumulate=*/false);
+                 squareView(s.valuesT), chunk.length, chunk.length, valueDim, /*accumulate=*/false,
+                 Triangle::LowerC);
   if (spec.getNormalizer())
     loop(zero, chunk.length, [&](Value t) {
       Value dden = load(s.dden, t);
@@ -228,9 +229,9 @@ void ChunkedBackwardBuilder::pairGradients(Scratch &s) {
     });
     applyScalarDecayMask(chunk, s.pairs, /*strict=*/true);
     emitTileMatmul(b, squareView(s.dq), [&](Value t, Value src) { return load(s.pairs, {t, src}); }, keys,
-                   chunk.length, keyDim, chunk.length, /*accumulate=*/true);
+                   chunk.length, keyDim, chunk.length, /*accumulate=*/true, Triangle::LowerA);
     emitTileMatmul(b, squareView(s.dkPairs), [&](Value src, Value t) { return load(s.pairs, {t, src}); },
-                   queries, chunk.length, keyDim, chunk.length, /*accumulate=*/false);
+                   queries, chunk.length, keyDim, chunk.length, /*accumulate=*/false, Triangle::UpperA);
     return;
   }
   blockPairGradients(s);
@@ -338,7 +339,7 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
   MatrixView dnumRows = squareView(s.dnum);
   MatrixView dStateRows = squareView(s.dState);
   emitTileMatmul(b, dvRows, [&](Value src, Value t) { return load(chunk.a, {t, src}); }, dnumRows,
-                 chunk.length, valueDim, chunk.length, /*accumulate=*/false);
+                 chunk.length, valueDim, chunk.length, /*accumulate=*/false, Triangle::UpperA);
   emitTileMatmul(b, dvRows, [&](Value src, Value c) { return load(s.kd, {src, c}); }, dStateRows,
                  chunk.length, valueDim, keyDim, /*accumulate=*/true);
   loop(zero, chunk.length, [&](Value src) {

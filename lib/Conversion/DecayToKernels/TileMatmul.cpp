@@ -17,8 +17,8 @@ constexpr int64_t kRows = 8;    // tile rows: 8 x 2 = 16 accumulators
 class TileMatmulEmitter {
 public:
   TileMatmulEmitter(ImplicitLocOpBuilder &b, const MatrixView &c, function_ref<Value(Value, Value)> a,
-                    const MatrixView &bMatrix, Value k, bool accumulate)
-      : b(b), c(c), a(a), bMatrix(bMatrix), k(k), accumulate(accumulate),
+                    const MatrixView &bMatrix, Value k, bool accumulate, Triangle triangle)
+      : b(b), c(c), a(a), bMatrix(bMatrix), k(k), accumulate(accumulate), triangle(triangle),
         vectorType(VectorType::get({kWidth}, b.getF32Type())) {}
 
   /// Tiles of `rows` x 32 over rows [i0, i1) (a multiple of `rows` long) and columns [0, n32).
@@ -29,6 +29,10 @@ public:
 private:
   Value index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
   void tile(Value i, Value j, int64_t rows);
+  /// The reduction range of rows [i, rowsEnd): [0, k) cut by the triangle.
+  std::pair<Value, Value> reductionRange(Value i, Value rowsEnd);
+  /// The end of the columns rows [i, rowsEnd) need, below `n`.
+  Value columnsEnd(Value rowsEnd, Value n);
 
   ImplicitLocOpBuilder &b;
   const MatrixView &c;
@@ -36,8 +40,27 @@ private:
   const MatrixView &bMatrix;
   Value k;
   bool accumulate;
+  Triangle triangle;
   VectorType vectorType;
 };
+
+std::pair<Value, Value> TileMatmulEmitter::reductionRange(Value i, Value rowsEnd) {
+  Value zero = index(0);
+  switch (triangle) {
+  case Triangle::LowerA:
+    return {zero, arith::MinSIOp::create(b, k, rowsEnd)};
+  case Triangle::UpperA:
+    return {arith::MinSIOp::create(b, k, i), k};
+  case Triangle::None:
+  case Triangle::LowerC:
+    break;
+  }
+  return {zero, k};
+}
+
+Value TileMatmulEmitter::columnsEnd(Value rowsEnd, Value n) {
+  return triangle == Triangle::LowerC ? arith::MinSIOp::create(b, n, rowsEnd).getResult() : n;
+}
 
 void TileMatmulEmitter::tile(Value i, Value j, int64_t rows) {
   SmallVector<Value> columns, rowIndices, initial;
@@ -52,7 +75,9 @@ void TileMatmulEmitter::tile(Value i, Value j, int64_t rows) {
                                                             c.indices(rowIndices[r], columns[v]))
                                          .getResult()
                                    : zero);
-  auto reduction = scf::ForOp::create(b, index(0), k, index(1), initial);
+  auto [kBegin, kEnd] = reductionRange(i, arith::AddIOp::create(b, i, index(rows)));
+  kEnd = arith::MaxSIOp::create(b, kEnd, kBegin);
+  auto reduction = scf::ForOp::create(b, kBegin, kEnd, index(1), initial);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(reduction.getBody());
@@ -80,9 +105,11 @@ void TileMatmulEmitter::vectorTiles(Value i0, Value i1, int64_t rows, Value n32)
   auto rowLoop = scf::ForOp::create(b, i0, i1, index(rows));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(rowLoop.getBody());
-  auto columnLoop = scf::ForOp::create(b, index(0), n32, index(kWidth * kVectors));
+  Value i = rowLoop.getInductionVar();
+  Value columns = columnsEnd(arith::AddIOp::create(b, i, index(rows)), n32);
+  auto columnLoop = scf::ForOp::create(b, index(0), columns, index(kWidth * kVectors));
   b.setInsertionPointToStart(columnLoop.getBody());
-  tile(rowLoop.getInductionVar(), columnLoop.getInductionVar(), rows);
+  tile(i, columnLoop.getInductionVar(), rows);
 }
 
 void TileMatmulEmitter::scalarBlock(Value i0, Value i1, Value j0, Value j1) {
@@ -90,12 +117,16 @@ void TileMatmulEmitter::scalarBlock(Value i0, Value i1, Value j0, Value j1) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(rowLoop.getBody());
   Value i = rowLoop.getInductionVar();
-  auto columnLoop = scf::ForOp::create(b, j0, j1, index(1));
+  Value next = arith::AddIOp::create(b, i, index(1));
+  auto [kBegin, kEnd] = reductionRange(i, next);
+  kEnd = arith::MaxSIOp::create(b, kEnd, kBegin);
+  Value columns = arith::MaxSIOp::create(b, columnsEnd(next, j1), j0);
+  auto columnLoop = scf::ForOp::create(b, j0, columns, index(1));
   b.setInsertionPointToStart(columnLoop.getBody());
   Value j = columnLoop.getInductionVar();
   Value start = accumulate ? memref::LoadOp::create(b, c.memref, c.indices(i, j)).getResult()
                            : arith::ConstantOp::create(b, b.getF32FloatAttr(0.0f)).getResult();
-  auto reduction = scf::ForOp::create(b, index(0), k, index(1), ValueRange{start});
+  auto reduction = scf::ForOp::create(b, kBegin, kEnd, index(1), ValueRange{start});
   {
     OpBuilder::InsertionGuard inner(b);
     b.setInsertionPointToStart(reduction.getBody());
@@ -110,8 +141,8 @@ void TileMatmulEmitter::scalarBlock(Value i0, Value i1, Value j0, Value j1) {
 
 void decay::emitTileMatmul(ImplicitLocOpBuilder &b, const MatrixView &c,
                            function_ref<Value(Value, Value)> a, const MatrixView &bMatrix, Value m,
-                           Value n, Value k, bool accumulate) {
-  TileMatmulEmitter emitter(b, c, a, bMatrix, k, accumulate);
+                           Value n, Value k, bool accumulate, Triangle triangle) {
+  TileMatmulEmitter emitter(b, c, a, bMatrix, k, accumulate, triangle);
   auto floorTo = [&](Value x, int64_t multiple) {
     Value step = arith::ConstantIndexOp::create(b, multiple);
     return arith::MulIOp::create(b, arith::DivUIOp::create(b, x, step), step).getResult();

@@ -15,15 +15,25 @@ struct MatrixView {
   std::function<llvm::SmallVector<mlir::Value>(mlir::Value row, mlir::Value col)> indices;
 };
 
+/// Which part of a product the chunk's triangular matrices need.
+enum class Triangle {
+  None,   ///< every entry of C, the full reduction
+  LowerA, ///< A[i, k] = 0 for k > i: row i reduces over k <= i only
+  UpperA, ///< A[i, k] = 0 for k < i: row i reduces over k >= i only
+  LowerC, ///< only C[i, j] for j <= i is needed; the rest is left unwritten
+};
+
 /// Emits C[M,N] (+)= A[M,K] B[K,N] in f32: 8x32 register tiles of
 /// vector<16xf32> accumulators over k, with B and C read along their
 /// contiguous columns and A's elements, from `a(i, k)`, broadcast (so A may
 /// have any layout, e.g. transposed). Rows and columns that do not fill a
-/// tile are computed by narrower tiles and scalar loops.
+/// tile are computed by narrower tiles and scalar loops. `triangle` skips
+/// the work that a triangular A or C makes unnecessary (whole tiles, or the
+/// zero part of a row tile's reduction).
 void emitTileMatmul(mlir::ImplicitLocOpBuilder &b, const MatrixView &c,
                     llvm::function_ref<mlir::Value(mlir::Value i, mlir::Value k)> a,
                     const MatrixView &bMatrix, mlir::Value m, mlir::Value n, mlir::Value k,
-                    bool accumulate);
+                    bool accumulate, Triangle triangle = Triangle::None);
 
 } // namespace decay
 

@@ -122,11 +122,15 @@
 // CHECK-NEXT:          memref.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // A = Q K^T as a register-tiled matmul: 8 rows x 32 columns, 16 vector<16xf32>
 // accumulators carried over the reduction, a broadcast element of Q times
-// two vectors of a row of K^T.
-// CHECK:             scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c8{{.*}} {
-// CHECK:               scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c32{{.*}} {
+// two vectors of a row of K^T. A is lower triangular: a row tile stops at
+// the column tile holding its last row.
+// CHECK:             scf.for %[[TI:.*]] = %{{.*}} to %{{.*}} step %c8{{.*}} {
+// CHECK-NEXT:          %[[C8:.*]] = arith.constant 8 : index
+// CHECK-NEXT:          %[[TEND:.*]] = arith.addi %[[TI]], %[[C8]] : index
+// CHECK-NEXT:          %[[COLS:.*]] = arith.minsi %{{.*}}, %[[TEND]] : index
+// CHECK:               scf.for %{{.*}} = %{{.*}} to %[[COLS]] step %c32{{.*}} {
 // CHECK:                 %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<16xf32>
-// CHECK:                 %[[ACC:[0-9]+]]:16 = scf.for %[[KK:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step %{{.*}} iter_args({{(%[a-z0-9_]+ = %[a-z0-9_]+, ){15}%[a-z0-9_]+}} = %[[ZERO]]) -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
+// CHECK:                 %[[ACC:[0-9]+]]:16 = scf.for %[[KK:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args({{(%[a-z0-9_]+ = %[a-z0-9_]+, ){15}%[a-z0-9_]+}} = %[[ZERO]]) -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
 // CHECK-NEXT:              %[[B0:.*]] = vector.load %[[WORK]][%[[KK]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK-NEXT:              %[[B1:.*]] = vector.load %[[WORK]][%[[KK]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:                   %[[AIK:.*]] = memref.load %[[QC]][%{{.*}}, %[[KK]]] : memref<?x?xf32>
@@ -138,7 +142,7 @@
 // CHECK-NEXT:            }
 // CHECK-COUNT-16:        vector.store %[[ACC]]#{{[0-9]+}}, %[[AC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // Leftover rows one at a time (2 accumulators), leftover columns in scalar.
-// CHECK:                 %{{.*}}:2 = scf.for %{{.*}} to %[[KD]] {{.*}} -> (vector<16xf32>, vector<16xf32>) {
+// CHECK:                 %{{.*}}:2 = scf.for %{{.*}} to %{{.*}} {{.*}} -> (vector<16xf32>, vector<16xf32>) {
 // CHECK:                 memref.store %{{.*}}, %[[AC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // The causal mask, before exponentiating: the exponent is -inf above the
 // diagonal, G_t - G_s (<= 0) on and below it, as (G_t - G_s) + (GLOW_t - GLOW_s).
@@ -157,14 +161,19 @@
 // CHECK-NEXT:            %[[QK:.*]] = memref.load %[[AC]][%[[T]], %[[S]]] : memref<?x?xf32>
 // CHECK-NEXT:            %[[DECAY:.*]] = math.exp %[[EXPONENT]] : f32
 // CHECK-NEXT:            %[[MASKED:.*]] = arith.mulf %[[QK]], %[[DECAY]] : f32
-// CHECK-NEXT:            memref.store %[[MASKED]], %[[AC]][%[[T]], %[[S]]] : memref<?x?xf32>
+// Above the diagonal 0 is selected (the tiles left A unwritten there).
+// CHECK-NEXT:            %[[ZEROF:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-NEXT:            %[[KEPT:.*]] = arith.select %[[CAUSAL]], %[[MASKED]], %[[ZEROF]] : f32
+// CHECK-NEXT:            memref.store %[[KEPT]], %[[AC]][%[[T]], %[[S]]] : memref<?x?xf32>
 // out = (Q * exp(G)) H, the tiles reading rows of the state in ht ...
 // CHECK:                 scf.for {{.*}} iter_args({{.*}}) -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
 // CHECK-NEXT:              vector.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
 // CHECK:                 vector.store %{{.*}}, %[[OUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// ... then out += A V, the accumulators starting from out.
+// ... then out += A V, the accumulators starting from out; A is lower
+// triangular, so a row tile's reduction stops after its last row.
 // CHECK:                 %[[OLD:.*]] = vector.load %[[OUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// CHECK:                 scf.for %[[SS:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step %{{.*}} iter_args(%{{.*}} = %[[OLD]],
+// CHECK:                 %[[AVEND:.*]] = arith.minsi %[[LEN]], %{{.*}} : index
+// CHECK:                 scf.for %[[SS:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %[[OLD]],
 // CHECK-NEXT:              vector.load %[[VALS]][%[[SS]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK-NEXT:              vector.load %[[VALS]][%[[SS]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:                   memref.load %[[AC]][%{{.*}}, %[[SS]]] : memref<?x?xf32>
@@ -192,7 +201,7 @@
 // CHECK-NEXT:            %[[KD2:.*]] = arith.mulf %[[KV]], %[[KDEC]] : f32
 // CHECK-NEXT:            memref.store %[[KD2]], %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // CHECK:                 %[[HOLD:.*]] = vector.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
-// CHECK:                 %[[HACC:[0-9]+]]:16 = scf.for %{{.*}} = %{{.*}} to %[[LEN]] step %{{.*}} iter_args(%{{.*}} = %[[HOLD]],
+// CHECK:                 %[[HACC:[0-9]+]]:16 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %[[HOLD]],
 // CHECK-NEXT:              vector.load %[[VALS]]
 // CHECK-NEXT:              vector.load %[[VALS]]
 // CHECK:                 vector.store %[[HACC]]#0, %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
