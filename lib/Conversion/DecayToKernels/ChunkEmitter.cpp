@@ -384,22 +384,28 @@ Value ChunkEmitter::chunkDenominator(const Chunk &chunk, Value t, Value norm, Va
 }
 
 void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Value state,
-                                ValueRange statePrefix, Value norm, ValueRange normPrefix) {
+                                ValueRange statePrefix, Value norm, ValueRange normPrefix,
+                                bool transposed) {
   Value zero = index(0);
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
-  // H <- diag(exp(G_last)) H, z likewise.
+  // H <- diag(exp(G_last)) H, z likewise; the decays first gathered per channel.
   loop(zero, keyDim, [&](Value c) {
     Value decay = exp(cumulative(chunk, last, c));
-    loop(zero, valueDim, [&](Value j) {
-      SmallVector<Value> where = concat(statePrefix, {c, j});
-      store(mul(decay, load(state, where)), state, where);
-    });
+    store(decay, chunk.carried, c);
     if (spec.getNormalizer()) {
       SmallVector<Value> where = concat(normPrefix, {c});
       store(mul(decay, load(norm, where)), norm, where);
     }
   });
-  // Kd = K * exp(G_last - G) in the work buffer; H += Kd^T V, z += sum_s Kd_s.
+  Value rows = transposed ? valueDim : keyDim, columns = transposed ? keyDim : valueDim;
+  loop(zero, rows, [&](Value i) {
+    loop(zero, columns, [&](Value j) {
+      SmallVector<Value> where = concat(statePrefix, {i, j});
+      store(mul(load(chunk.carried, transposed ? j : i), load(state, where)), state, where);
+    });
+  });
+  // Kd = K * exp(G_last - G) in the work buffer; H += Kd^T V (H^T += V^T Kd),
+  // z += sum_s Kd_s.
   bool perChannel = spec.isPerChannel();
   loop(zero, chunk.length, [&](Value s) {
     Value shared = perChannel ? Value() : decayBetween(chunk, last, s, zero);
@@ -409,13 +415,19 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
     });
   });
   SmallVector<Value> prefix(statePrefix);
-  MatrixView stateRows{state, [prefix](Value c, Value j) {
+  MatrixView stateRows{state, [prefix](Value i, Value j) {
                          SmallVector<Value> indices(prefix);
-                         indices.append({c, j});
+                         indices.append({i, j});
                          return indices;
                        }};
-  emitTileMatmul(b, stateRows, [&](Value c, Value s) { return load(chunk.work, {s, c}); },
-                 valueRows(chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true);
+  if (transposed) {
+    MatrixView decayedKeys{chunk.work, [](Value s, Value c) -> SmallVector<Value> { return {s, c}; }};
+    emitTileMatmul(b, stateRows, [&](Value j, Value s) { return load(chunk.values, {s, j}); },
+                   decayedKeys, valueDim, keyDim, chunk.length, /*accumulate=*/true);
+  } else {
+    emitTileMatmul(b, stateRows, [&](Value c, Value s) { return load(chunk.work, {s, c}); },
+                   valueRows(chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true);
+  }
   if (spec.getNormalizer())
     loop(zero, keyDim, [&](Value c) {
       SmallVector<Value> where = concat(normPrefix, {c});

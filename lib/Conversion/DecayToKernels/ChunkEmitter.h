@@ -112,8 +112,10 @@ protected:
                                mlir::ValueRange normPrefix);
   /// H <- diag(exp(G_last)) H + sum_s (k_s * exp(G_last - G_s)) v_s^T, and z
   /// likewise with v = 1.
+  /// With `transposed`, the state is held as H^T (`state[statePrefix..., j, c]`).
   void advanceState(const ElementIndex &at, const Chunk &chunk, mlir::Value state,
-                    mlir::ValueRange statePrefix, mlir::Value norm, mlir::ValueRange normPrefix);
+                    mlir::ValueRange statePrefix, mlir::Value norm, mlir::ValueRange normPrefix,
+                    bool transposed = false);
   /// The chunk's rows of v (row s is v[b, first + s, h, :]), as staged in
   /// `chunk.values` by prepareChunk: contiguous, where v's rows are H * V apart
   /// (4 KiB at H = 8, V = 128: the same cache set for every row).

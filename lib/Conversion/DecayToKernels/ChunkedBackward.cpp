@@ -13,6 +13,8 @@
 //   dH   <- diag(exp(G_last)) dH + sum_t (q_t exp(G_t)) dnum_t^T
 // with dnum = scale do (normalizer: do / den, dden = -(do . o) / den). A
 // vector decay splits D K and D^T Q by secondary chunking, as the forward.
+// H and dH are held transposed ([V, K]) so that every product above reads
+// its right-hand side along contiguous rows (dv is formed as dv^T).
 //
 // The log-decay's gradient is computed per chunk and channel without
 // cancellation across the sequence (G is chunk-local, so g_t reaches later
@@ -39,13 +41,14 @@ private:
   /// Buffers of one (sequence, head) work item.
   struct Scratch {
     Chunk chunk;                   // q, k, g over the whole sequence; the rest per chunk
-    Value entering, enteringNorm;  // [chunks, K, V], [chunks, K]: state entering each chunk
-    Value state, norm, dState, dNorm;
+    Value entering, enteringNorm;  // [chunks, V, K], [chunks, K]: state entering each chunk (H^T)
+    Value stateT, norm, dStateT, dNorm; // H^T [V, K], z, dH^T [V, K], dz: states held transposed
+    Value enteringRows;            // [K, V]: H of the chunk, for the normalizer's numerators
     Value dA, pairs, dnum, dden;   // [C, C], [C, C] (scalar decays: D), [C, V], [C]
-    Value valuesT, stateT, dStateT; // [V, C], [V, K], [V, K]: transposes for the matmuls
+    Value valuesT, dvT, kdT;       // [V, C]: V^T and dv^T; [K, C]: Kd^T
     Value dq, dkPairs, dkState;    // [C, K]: dq (diagonal term last), dk's pair and state terms
     Value blockTemp;               // [16, K]: a sub-block's matmul (vector decays)
-    Value decayIn, decayOut, qd, kd; // [C, K]: exp(G), exp(G_last - G), q exp(G), k exp(G_last - G)
+    Value decayIn, decayOut, qd;   // [C, K]: exp(G), exp(G_last - G), q exp(G)
     Value dg, carry, edge;         // f64 [C, K], [K], [K]: the parts of dg (see the top)
     SmallVector<Value> scanState;
     BackwardSinks sinks;
@@ -59,7 +62,7 @@ private:
   void outputGradients(const ElementIndex &at, Value chunkIndex, Scratch &s);
   /// dA = dnum V^T (+ dden).
   void scoreGradients(Scratch &s);
-  /// exp(G), exp(G_last - G), Qd and Kd of the chunk.
+  /// exp(G), exp(G_last - G), Qd and Kd^T of the chunk.
   void decayFactors(Scratch &s);
   /// The state terms: dq = exp(G) (dnum H^T + dden z), dkState = exp(G_last - G) (V dH^T + dz).
   void stateGradients(Value chunkIndex, Scratch &s);
@@ -100,7 +103,7 @@ void ChunkedBackwardBuilder::forwardSweep(const ElementIndex &at, Value start, V
   Value n = at.n, h = at.h;
   bool normalizer = spec.getNormalizer();
   loop(zero, keyDim, [&](Value c) {
-    loop(zero, valueDim, [&](Value j) { store(load(args.h0, {n, h, c, j}), s.state, {c, j}); });
+    loop(zero, valueDim, [&](Value j) { store(load(args.h0, {n, h, c, j}), s.stateT, {j, c}); });
     if (normalizer)
       store(load(args.normH0, {n, h, c}), s.norm, c);
     for (auto [initial, state] : llvm::zip(args.scanH0, s.scanState))
@@ -118,12 +121,12 @@ void ChunkedBackwardBuilder::forwardSweep(const ElementIndex &at, Value start, V
       store(values.prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
       return values;
     });
-    loop(zero, keyDim, [&](Value c) {
-      loop(zero, valueDim, [&](Value j) { store(load(s.state, {c, j}), s.entering, {ci, c, j}); });
-      if (normalizer)
-        store(load(s.norm, c), s.enteringNorm, {ci, c});
+    loop(zero, valueDim, [&](Value j) {
+      loop(zero, keyDim, [&](Value c) { store(load(s.stateT, {j, c}), s.entering, {ci, j, c}); });
     });
-    advanceState(at, chunk, s.state, {}, s.norm, {});
+    if (normalizer)
+      loop(zero, keyDim, [&](Value c) { store(load(s.norm, c), s.enteringNorm, {ci, c}); });
+    advanceState(at, chunk, s.stateT, {}, s.norm, {}, /*transposed=*/true);
   });
 }
 
@@ -183,7 +186,7 @@ void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
       store(in, s.decayIn, {t, c});
       store(out, s.decayOut, {t, c});
       store(mul(load(chunk.q, {rt, c}), in), s.qd, {t, c});
-      store(mul(load(chunk.k, {rt, c}), out), s.kd, {t, c});
+      store(mul(load(chunk.k, {rt, c}), out), s.kdT, {c, t});
     });
   });
 }
@@ -192,16 +195,11 @@ void ChunkedBackwardBuilder::stateGradients(Value ci, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   bool normalizer = spec.getNormalizer();
-  // H and dH transposed ([V, K]), written row by row.
-  loop(zero, valueDim, [&](Value j) {
-    loop(zero, keyDim, [&](Value c) {
-      store(load(s.entering, {ci, c, j}), s.stateT, {j, c});
-      store(load(s.dState, {c, j}), s.dStateT, {j, c});
-    });
-  });
-  // dq = exp(G) (dnum H^T + dden z), dkH = exp(G_last - G) (V dH^T + dz).
+  // dq = exp(G) (dnum H^T + dden z), dkH = exp(G_last - G) (V dH^T + dz),
+  // against the states held transposed.
+  MatrixView enteringT{s.entering, [ci](Value j, Value c) -> SmallVector<Value> { return {ci, j, c}; }};
   emitTileMatmul(b, squareView(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
-                 squareView(s.stateT), chunk.length, keyDim, valueDim, /*accumulate=*/false);
+                 enteringT, chunk.length, keyDim, valueDim, /*accumulate=*/false);
   emitTileMatmul(b, squareView(s.dkState), [&](Value src, Value j) { return load(chunk.values, {src, j}); },
                  squareView(s.dStateT), chunk.length, keyDim, valueDim, /*accumulate=*/false);
   loop(zero, chunk.length, [&](Value t) {
@@ -308,15 +306,21 @@ void ChunkedBackwardBuilder::stateEdge(Value ci, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
-  // edge_c = exp(G_last,c) (sum_j H_cj dH_cj + z_c dz_c), in f64.
+  // edge_c = exp(G_last,c) (sum_j H_cj dH_cj + z_c dz_c), in f64, summed
+  // over rows j of H^T and dH^T (contiguous in c).
+  Value zeroWide = arith::ConstantOp::create(b, b.getF64FloatAttr(0.0));
+  loop(zero, keyDim, [&](Value c) { store(zeroWide, s.edge, c); });
+  loop(zero, valueDim, [&](Value j) {
+    loop(zero, keyDim, [&](Value c) {
+      store(add(load(s.edge, c), widen(mul(load(s.entering, {ci, j, c}), load(s.dStateT, {j, c})))), s.edge, c);
+    });
+  });
   loop(zero, keyDim, [&](Value c) {
-    Value inner = sum(zero, valueDim, [&](Value j) {
-      return widen(mul(load(s.entering, {ci, c, j}), load(s.dState, {c, j})));
-    }, b.getF64Type());
+    Value inner = load(s.edge, c);
     if (spec.getNormalizer())
       inner = add(inner, widen(mul(load(s.enteringNorm, {ci, c}), load(s.dNorm, c))));
     store(mul(widen(exp(cumulative(chunk, last, c))), inner), s.edge, c);
-    store(arith::ConstantOp::create(b, b.getF64FloatAttr(0.0)), s.carry, c);
+    store(zeroWide, s.carry, c);
   });
   // dg[t, c] = sum_{s<t} k_sc dkH_sc, forward (each prefix summed directly).
   loop(zero, chunk.length, [&](Value t) {
@@ -334,29 +338,30 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
-  // dv = A^T dnum + Kd dH, in the chunk's output buffer, then into dv.
-  MatrixView dvRows = squareView(chunk.out);
-  MatrixView dnumRows = squareView(s.dnum);
-  MatrixView dStateRows = squareView(s.dState);
-  emitTileMatmul(b, dvRows, [&](Value src, Value t) { return load(chunk.a, {t, src}); }, dnumRows,
-                 chunk.length, valueDim, chunk.length, /*accumulate=*/false, Triangle::UpperA);
-  emitTileMatmul(b, dvRows, [&](Value src, Value c) { return load(s.kd, {src, c}); }, dStateRows,
-                 chunk.length, valueDim, keyDim, /*accumulate=*/true);
+  // dv^T = dnum^T A + dH^T Kd^T (dH held transposed), then into dv.
+  MatrixView dvRows = squareView(s.dvT);
+  emitTileMatmul(b, dvRows, [&](Value j, Value t) { return load(s.dnum, {t, j}); }, squareView(chunk.a),
+                 valueDim, chunk.length, chunk.length, /*accumulate=*/false);
+  emitTileMatmul(b, dvRows, [&](Value j, Value c) { return load(s.dStateT, {j, c}); }, squareView(s.kdT),
+                 valueDim, chunk.length, keyDim, /*accumulate=*/true);
   loop(zero, chunk.length, [&](Value src) {
     Value ts = arith::AddIOp::create(b, chunk.first, src);
-    loop(zero, valueDim, [&](Value j) { store(load(chunk.out, {src, j}), args.dv, {at.b, ts, at.h, j}); });
+    loop(zero, valueDim, [&](Value j) { store(load(s.dvT, {j, src}), args.dv, {at.b, ts, at.h, j}); });
   });
-  // dH <- diag(exp(G_last)) dH + Qd^T dnum; dz likewise with dden.
+  // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd; dz likewise with dden.
   loop(zero, keyDim, [&](Value c) {
     Value decay = exp(cumulative(chunk, last, c));
-    loop(zero, valueDim, [&](Value j) { store(mul(decay, load(s.dState, {c, j})), s.dState, {c, j}); });
+    store(decay, chunk.carried, c);
     if (spec.getNormalizer()) {
       Value fromChunk = sum(chunk.length, [&](Value t) { return mul(load(s.qd, {t, c}), load(s.dden, t)); });
       store(add(mul(decay, load(s.dNorm, c)), fromChunk), s.dNorm, c);
     }
   });
-  emitTileMatmul(b, dStateRows, [&](Value c, Value t) { return load(s.qd, {t, c}); }, dnumRows, keyDim,
-                 valueDim, chunk.length, /*accumulate=*/true);
+  loop(zero, valueDim, [&](Value j) {
+    loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.carried, c), load(s.dStateT, {j, c})), s.dStateT, {j, c}); });
+  });
+  emitTileMatmul(b, squareView(s.dStateT), [&](Value j, Value t) { return load(s.dnum, {t, j}); },
+                 squareView(s.qd), valueDim, keyDim, chunk.length, /*accumulate=*/true);
 }
 
 void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Scratch &s) {
@@ -386,8 +391,14 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
 void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value ci, Scratch &s) {
   stageValues(at, s.chunk);
   computeScores(s.chunk);
-  if (spec.getNormalizer())
-    chunkNumerators(at, s.chunk, s.entering, {ci});
+  if (spec.getNormalizer()) {
+    // The numerators need H's rows: the entering H^T transposed back.
+    Value zero = index(0);
+    loop(zero, keyDim, [&](Value c) {
+      loop(zero, valueDim, [&](Value j) { store(load(s.entering, {ci, j, c}), s.enteringRows, {c, j}); });
+    });
+    chunkNumerators(at, s.chunk, s.enteringRows, {});
+  }
   outputGradients(at, ci, s);
   scoreGradients(s);
   decayFactors(s);
@@ -414,10 +425,11 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
                                    sizes)
         .getResult();
   };
-  s.entering = alloc({numChunks, keyDim, valueDim});
+  s.entering = alloc({numChunks, valueDim, keyDim});
   s.enteringNorm = alloc({numChunks, keyDim});
-  s.state = alloc({keyDim, valueDim});
-  s.dState = alloc({keyDim, valueDim});
+  s.stateT = alloc({valueDim, keyDim});
+  s.dStateT = alloc({valueDim, keyDim});
+  s.enteringRows = alloc({keyDim, valueDim});
   s.norm = alloc(keyDim);
   s.dNorm = alloc(keyDim);
   s.dA = alloc({size, size});
@@ -425,8 +437,8 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   s.dnum = alloc({size, valueDim});
   s.dden = alloc(size);
   s.valuesT = alloc({valueDim, size});
-  s.stateT = alloc({valueDim, keyDim});
-  s.dStateT = alloc({valueDim, keyDim});
+  s.dvT = alloc({valueDim, size});
+  s.kdT = alloc({keyDim, size});
   s.dq = alloc({size, keyDim});
   s.dkPairs = alloc({size, keyDim});
   s.dkState = alloc({size, keyDim});
@@ -434,7 +446,6 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   s.decayIn = alloc({size, keyDim});
   s.decayOut = alloc({size, keyDim});
   s.qd = alloc({size, keyDim});
-  s.kd = alloc({size, keyDim});
   s.dg = allocWide({size, keyDim});
   s.carry = allocWide(keyDim);
   s.edge = allocWide(keyDim);
@@ -452,7 +463,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   forwardSweep(at, start, end, s);
   // dState = dht, dNorm = dnorm_ht: the gradients of the state leaving the last chunk.
   loop(zero, keyDim, [&](Value c) {
-    loop(zero, valueDim, [&](Value j) { store(load(args.dht, {n, h, c, j}), s.dState, {c, j}); });
+    loop(zero, valueDim, [&](Value j) { store(load(args.dht, {n, h, c, j}), s.dStateT, {j, c}); });
     if (normalizer)
       store(load(args.dNormHt, {n, h, c}), s.dNorm, c);
     for (auto [final, carry] : llvm::zip(args.dScanHt, scanCarry))
@@ -465,7 +476,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   });
   // Gradients of the initial states (a scalar decay's scans use channel 0).
   loop(zero, keyDim, [&](Value c) {
-    loop(zero, valueDim, [&](Value j) { store(load(s.dState, {c, j}), args.dh0, {n, h, c, j}); });
+    loop(zero, valueDim, [&](Value j) { store(load(s.dStateT, {j, c}), args.dh0, {n, h, c, j}); });
     if (normalizer)
       store(load(s.dNorm, c), args.dNormH0, {n, h, c});
     if (spec.isPerChannel())
@@ -477,10 +488,10 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
       store(load(carry, zero), initial, {n, h});
 
   releaseChunk(s.chunk);
-  SmallVector<Value> buffers = {s.entering, s.enteringNorm, s.state, s.dState, s.norm, s.dNorm,
-                                s.dA, s.pairs, s.dnum, s.dden, s.valuesT, s.stateT, s.dStateT,
-                                s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayIn, s.decayOut,
-                                s.qd, s.kd, s.dg, s.carry, s.edge, s.sinks.dKeyBuf,
+  SmallVector<Value> buffers = {s.entering, s.enteringNorm, s.stateT, s.dStateT, s.enteringRows,
+                                s.norm, s.dNorm, s.dA, s.pairs, s.dnum, s.dden, s.valuesT, s.dvT,
+                                s.kdT, s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayIn,
+                                s.decayOut, s.qd, s.dg, s.carry, s.edge, s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum};
   llvm::append_range(buffers, s.scanState);
   llvm::append_range(buffers, scanPrev);

@@ -188,8 +188,10 @@
 // CHECK-NEXT:          %[[GLOWL:.*]] = memref.load %[[GLOW]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // CHECK-NEXT:          %[[GL:.*]] = arith.addf %[[GHIGH]], %[[GLOWL]] : f32
 // CHECK-NEXT:          %[[EL:.*]] = math.exp %[[GL]] : f32
-// CHECK:                 %[[HV:.*]] = memref.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// CHECK-NEXT:            %[[HD:.*]] = arith.mulf %[[EL]], %[[HV]] : f32
+// CHECK-NEXT:          memref.store %[[EL]], %[[CARRY:.*]][%{{.*}}] : memref<?xf32>
+// CHECK:                 %[[ELC:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf32>
+// CHECK-NEXT:            %[[HV:.*]] = memref.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:            %[[HD:.*]] = arith.mulf %[[ELC]], %[[HV]] : f32
 // CHECK-NEXT:            memref.store %[[HD]], %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // ... + (K * exp(G_last - G))^T V, accumulated by tiles in place in ht.
 // CHECK:               %[[GLAST:.*]] = memref.load %[[GC]]
@@ -264,23 +266,24 @@
 // BWD-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %[[START]] : index
 // BWD-NEXT:      %[[NCHUNKS:.*]] = arith.ceildivsi %[[SEQLEN]], %[[CS]] : index
 // q, k, G and G's rounding error of the whole sequence, the chunk buffers;
-// the state entering each chunk.
+// the state entering each chunk, H^T [V, K] (states are held transposed).
 // BWD:           %[[QS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[KS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[GS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[GLOWS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
-// BWD:           %[[ENTERING:.*]] = memref.alloc(%[[NCHUNKS]], %[[KD]], %[[VD]]) : memref<?x?x?xf32>
+// BWD:           %[[ENTERING:.*]] = memref.alloc(%[[NCHUNKS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
 // BWD-NEXT:      memref.alloc(%[[NCHUNKS]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[STATE:.*]] = memref.alloc(%[[KD]], %[[VD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[DSTATE:.*]] = memref.alloc(%[[KD]], %[[VD]]) : memref<?x?xf32>
-// dA and the decayed pairs D [C, C], dnum [C, V], dden [C], V^T [V, C], H^T and dH^T [V, K].
+// BWD-NEXT:      %[[STATE:.*]] = memref.alloc(%[[VD]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[DSTATE:.*]] = memref.alloc(%[[VD]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      memref.alloc(%[[KD]], %[[VD]]) : memref<?x?xf32>
+// dA and the decayed pairs D [C, C], dnum [C, V], dden [C], V^T and dv^T [V, C], Kd^T [K, C].
 // BWD:           %[[DA:.*]] = memref.alloc(%[[CS]], %[[CS]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[PAIRS:.*]] = memref.alloc(%[[CS]], %[[CS]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[DNUM:.*]] = memref.alloc(%[[CS]], %[[VD]]) : memref<?x?xf32>
 // BWD-NEXT:      memref.alloc(%[[CS]]) : memref<?xf32>
 // BWD-NEXT:      %[[VT:.*]] = memref.alloc(%[[VD]], %[[CS]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[STATET:.*]] = memref.alloc(%[[VD]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[DSTATET:.*]] = memref.alloc(%[[VD]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[DVT:.*]] = memref.alloc(%[[VD]], %[[CS]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[KDT:.*]] = memref.alloc(%[[KD]], %[[CS]]) : memref<?x?xf32>
 // dq, dk's pair and state terms [C, K]; the dg parts in f64.
 // BWD-NEXT:      %[[DQB:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[DKP:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
@@ -328,14 +331,11 @@
 // BWD:                 memref.store %{{.*}}, %[[VT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // BWD:                 vector.load %[[VT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DA]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// The state terms: H^T and dH^T, then dnum H^T into dq and V dH^T into dk's state term.
-// BWD:                 memref.load %[[ENTERING]][%[[RCI]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
-// BWD-NEXT:            memref.store %{{.*}}, %[[STATET]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// BWD-NEXT:            memref.load %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// BWD-NEXT:            memref.store %{{.*}}, %[[DSTATET]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// BWD:                 vector.load %[[STATET]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// The state terms, no transposes: dnum H^T into dq, reading rows of the
+// entering H^T, and V dH^T into dk's state term, reading rows of dH^T.
+// BWD:                 vector.load %[[ENTERING]][%[[RCI]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DQB]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// BWD:                 vector.load %[[DSTATET]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD:                 vector.load %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DKS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // The pairs D = dA exp(G_t - G_s), strictly below the diagonal (s < t), then
 // dq += D K and dk' = D^T Q, tiled.
@@ -347,17 +347,19 @@
 // BWD:                 memref.load %[[PAIRS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // BWD:                 vector.load %[[KS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DKP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// The state's edge term of dg in f64: exp(G_last) <H, dH>; then the prefix
-// sums of k dkState, forward.
+// The state's edge term of dg in f64: exp(G_last) <H, dH>, over rows of H^T
+// and dH^T; then the prefix sums of k dkState, forward.
 // BWD:                 memref.load %[[ENTERING]][%[[RCI]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
+// BWD-NEXT:            memref.load %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // BWD:               arith.mulf %{{.*}}, %{{.*}} : f64
 // BWD-NEXT:          memref.store %{{.*}}, %[[EDGE]][%{{.*}}] : memref<?xf64>
 // BWD:                 %[[PREFIX:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf64>
 // BWD-NEXT:            memref.store %[[PREFIX]], %[[DGP]][%{{.*}}, %{{.*}}] : memref<?x?xf64>
-// dv = A^T dnum + Kd dH (tiled), then into dv.
-// BWD:               vector.fma
+// dv^T = dnum^T A + dH^T Kd^T (tiled), then into dv.
+// BWD:                 vector.load %[[KDT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
-// dState <- diag(exp(G_last)) dState + ...
+// dH^T <- dH^T diag(exp(G_last)) + ...
 // BWD:               memref.store %{{.*}}, %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // Token by token in reverse: the later sum of q dq* - k dk' in f64, plus the
 // prefix and the edge, is the token's dg per channel; then the diagonal terms.
