@@ -77,44 +77,6 @@ void ChunkEmitter::releaseChunk(const Chunk &chunk) {
     memref::DeallocOp::create(b, buffer);
 }
 
-void ChunkEmitter::prefetchTokens(const ElementIndex &at, ArrayRef<PerTokenTensor> tensors, Value first,
-                                  Value count) {
-  Value zero = index(0);
-  Value rows = arith::MaxSIOp::create(b, count, zero);
-  for (const PerTokenTensor &tensor : tensors) {
-    auto type = cast<MemRefType>(tensor.memref.getType());
-    bool hasLines = tensor.dims.ends_with("K") || tensor.dims.ends_with("V");
-    int64_t lineElements = std::max<int64_t>(1, 64 / (type.getElementTypeBitWidth() / 8));
-    loop(zero, rows, [&](Value i) {
-      Value token = arith::AddIOp::create(b, first, i);
-      auto prefetch = [&](Value line) {
-        SmallVector<Value> indices;
-        for (char dim : tensor.dims)
-          indices.push_back(dim == 'B' ? at.b : dim == 'T' ? token : dim == 'H' ? at.h : line);
-        memref::PrefetchOp::create(b, tensor.memref, indices, /*isWrite=*/false, /*localityHint=*/3,
-                                   /*isDataCache=*/true);
-      };
-      if (!hasLines) {
-        prefetch(Value());
-        return;
-      }
-      Value width = memref::DimOp::create(b, tensor.memref, tensor.dims.size() - 1);
-      auto lines = scf::ForOp::create(b, zero, width, index(lineElements));
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(lines.getBody());
-      prefetch(lines.getInductionVar());
-    });
-  }
-}
-
-SmallVector<PerTokenTensor> ChunkEmitter::streamedTensors(ArrayRef<PerTokenTensor> own) {
-  SmallVector<PerTokenTensor> tensors(own);
-  for (auto [tensor, dims] : llvm::zip(inputs, spec.getInputDims().getValue()))
-    if (cast<StringAttr>(dims).getValue().starts_with("BT"))
-      tensors.push_back({tensor, cast<StringAttr>(dims).getValue()});
-  return tensors;
-}
-
 void ChunkEmitter::stageValues(const ElementIndex &at, const Chunk &chunk) {
   Value zero = index(0);
   loop(zero, chunk.length, [&](Value s) {

@@ -26,12 +26,6 @@ struct Chunk {
   mlir::Value decayedKeys; ///< [C, K]: earlier keys decayed to a sub-block (vector decays)
 };
 
-/// A tensor with one row per token and its dims (letters of BTHKV).
-struct PerTokenTensor {
-  mlir::Value memref;
-  llvm::StringRef dims;
-};
-
 /// Tokens per sub-block of the secondary chunking of vector decays.
 constexpr int64_t kSubBlock = 16;
 
@@ -66,15 +60,6 @@ protected:
   /// rows) and `releaseChunk` frees them.
   void allocateChunk(Chunk &chunk, mlir::Value rows);
   void releaseChunk(const Chunk &chunk);
-  /// Prefetches (into every cache level) each cache line of the rows of
-  /// tokens [first, first + count) of the per-token `tensors` at at.b, at.h:
-  /// rows of the next chunk, H * D elements apart (a page apart at H * D =
-  /// 1024 f32), which the hardware prefetcher does not follow across pages.
-  /// `count` may be <= 0.
-  void prefetchTokens(const ElementIndex &at, llvm::ArrayRef<PerTokenTensor> tensors,
-                      mlir::Value first, mlir::Value count);
-  /// `own` and the spec's per-token inputs (dims starting with BT).
-  llvm::SmallVector<PerTokenTensor> streamedTensors(llvm::ArrayRef<PerTokenTensor> own);
   /// Copies the chunk's rows of v into `chunk.values` (prepareChunk does).
   void stageValues(const ElementIndex &at, const Chunk &chunk);
   /// Row `i` of the chunk in its q, k and g buffers.

@@ -40,14 +40,6 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
     b.setInsertionPointToStart(chunks.getBody());
     chunk.first = chunks.getInductionVar();
     chunk.length = arith::MinSIOp::create(b, size, arith::SubIOp::create(b, end, chunk.first));
-    // The next chunk's rows arrive while this one computes.
-    Value next = arith::AddIOp::create(b, chunk.first, size);
-    SmallVector<PerTokenTensor> own = {{q, "BTHK"}, {v, "BTHV"}};
-    if (!spec.hasDerivedKey()) // a derived key's k is never read
-      own.push_back({k, "BTHK"});
-    SmallVector<PerTokenTensor> streamed = streamedTensors(own);
-    prefetchTokens(at, streamed, next,
-                   arith::MinSIOp::create(b, size, arith::SubIOp::create(b, end, next)));
     prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
       return advanceScan(op, args.scanHt[scan], scanIndices(e), x);
     });
