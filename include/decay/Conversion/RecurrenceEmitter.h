@@ -59,6 +59,10 @@ struct BackwardSinks {
   /// without an H dim) with atomic adds: set when (sequence, head) items run
   /// in parallel.
   bool atomicShared = false;
+  /// When set, one [K] buffer per param: the work item's own share of that
+  /// param's gradient, indexed by channel (0 for a param without K), added
+  /// to the param's gradient once at the end by flushParamPartials.
+  llvm::SmallVector<mlir::Value> paramPartials;
 };
 
 /// Emits IR for one recurrence in a float type (f64 for the reference, f32
@@ -165,6 +169,9 @@ public:
   /// and dk (or the derived key's gradient) and accumulates the gradients of
   /// the parameterization through the adjoint. `scanRow` indexes the token's
   /// row of `sinks.scanPrev`; `pos` is its position in its sequence.
+  /// Adds the work item's param partials (BackwardSinks::paramPartials) to
+  /// the params' gradients at head `h`, atomically, and zeroes them.
+  void flushParamPartials(const BackwardSinks &sinks, mlir::Value h);
   void finishTokenBackward(const BackwardSinks &sinks, const ElementIndex &at, mlir::Value pos,
                            mlir::Value scanRow, mlir::Value dqBuf, mlir::ValueRange dqPrefix,
                            mlir::Value dkBuf, mlir::ValueRange dkPrefix);

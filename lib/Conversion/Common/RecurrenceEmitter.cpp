@@ -487,14 +487,40 @@ void RecurrenceEmitter::accumulateAdjoint(const BackwardSinks &sinks, const Elem
     Value target = isInput ? sinks.dInputs[i] : sinks.dParams[i - numInputs];
     auto dims = cast<StringAttr>(isInput ? spec.getInputDims()[i] : spec.getParamDims()[i - numInputs]);
     SmallVector<Value> where = indicesFor(dims.getValue(), element);
+    if (!isInput && !sinks.paramPartials.empty()) {
+      Value partial = sinks.paramPartials[i - numInputs];
+      Value slot = dims.getValue().contains('K') ? c : index(0);
+      store(add(load(partial, slot), gradients[i]), partial, slot);
+      continue;
+    }
     bool shared = !isInput || !dims.getValue().contains('H');
+    // An input indexed by every index of the evaluation (B, T, H, and K
+    // when per channel) gets exactly one contribution: a plain store.
+    bool once = isInput && dims.getValue().contains('T') && dims.getValue().contains('H') &&
+                dims.getValue().contains('K') == bool(element.c);
     if (sinks.atomicShared && shared)
       memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, gradients[i], target, where);
+    else if (once)
+      store(gradients[i], target, where);
     else
       store(add(load(target, where), gradients[i]), target, where);
   }
   for (auto [i, carry] : llvm::enumerate(sinks.scanCarry))
     store(gradients[numInputs + params.size() + i], carry, c);
+}
+
+void RecurrenceEmitter::flushParamPartials(const BackwardSinks &sinks, Value h) {
+  Value zero = index(0);
+  for (auto [i, partial] : llvm::enumerate(sinks.paramPartials)) {
+    StringRef dims = cast<StringAttr>(spec.getParamDims()[i]).getValue();
+    Value count = dims.contains('K') ? keyDim : index(1);
+    loop(zero, count, [&](Value c) {
+      ElementIndex at{nullptr, nullptr, nullptr, h, c};
+      memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, load(partial, c), sinks.dParams[i],
+                                  indicesFor(dims, at));
+      store(real(0.0), partial, c);
+    });
+  }
 }
 
 void RecurrenceEmitter::finishTokenBackward(const BackwardSinks &sinks, const ElementIndex &at,

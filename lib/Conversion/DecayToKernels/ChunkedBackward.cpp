@@ -459,6 +459,13 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
                           scanPrev, scanCarry, alloc(keyDim),
                           allocWide(keyDim),
                           /*atomicShared=*/true};
+  // The item's share of each param's gradient, summed locally and added to
+  // the shared gradient once at the end (not once per token and channel).
+  for (size_t i = 0; i < params.size(); ++i) {
+    Value partial = alloc(keyDim);
+    loop(zero, keyDim, [&](Value c) { store(real(0.0), partial, c); });
+    s.sinks.paramPartials.push_back(partial);
+  }
 
   forwardSweep(at, start, end, s);
   // dState = dht, dNorm = dnorm_ht: the gradients of the state leaving the last chunk.
@@ -474,6 +481,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
     locateChunk(s.chunk, start, end, ci);
     chunkGradients(at, start, ci, s);
   });
+  flushParamPartials(s.sinks, h);
   // Gradients of the initial states (a scalar decay's scans use channel 0).
   loop(zero, keyDim, [&](Value c) {
     loop(zero, valueDim, [&](Value j) { store(load(s.dStateT, {j, c}), args.dh0, {n, h, c, j}); });
@@ -493,6 +501,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
                                 s.kdT, s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayIn,
                                 s.decayOut, s.qd, s.dg, s.carry, s.edge, s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum};
+  llvm::append_range(buffers, s.sinks.paramPartials);
   llvm::append_range(buffers, s.scanState);
   llvm::append_range(buffers, scanPrev);
   llvm::append_range(buffers, scanCarry);

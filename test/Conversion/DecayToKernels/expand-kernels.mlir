@@ -382,15 +382,23 @@
 // BWD:               %[[DGW:.*]] = scf.for {{.*}} -> (f64) {
 // BWD-NEXT:            memref.load %[[LSUM]][%{{.*}}] : memref<?xf64>
 // BWD:               %[[DG:.*]] = arith.truncf %[[DGW]] : f64 to f32
-// The adjoint: d_dt [B, T, H] belongs to this (sequence, head) alone, a plain
-// read-modify-write; d_A_log and d_dt_bias [H] are shared by every sequence:
-// atomic adds.
-// BWD:               %[[OLD:.*]] = memref.load %[[DDT]][%[[B]], %[[TT]], %[[H]]] : memref<?x?x?xf32>
-// BWD-NEXT:          %[[NEW:.*]] = arith.addf %[[OLD]], %[[GX:[0-9]+]] : f32
-// BWD-NEXT:          memref.store %[[NEW]], %[[DDT]][%[[B]], %[[TT]], %[[H]]] : memref<?x?x?xf32>
-// BWD-NEXT:          memref.atomic_rmw addf %{{.*}}, %[[DALOG]][%[[H]]] : (f32, memref<?xf32>) -> f32
-// BWD-NEXT:          memref.atomic_rmw addf %[[GX]], %[[DDTB]][%[[H]]] : (f32, memref<?xf32>) -> f32
-// After the reverse sweep dState is dh0.
+// The adjoint: d_dt [B, T, H] gets this token's one contribution, a plain
+// store; d_A_log and d_dt_bias [H] go to the item's partial sums, plain
+// read-modify-writes of its own buffers.
+// BWD:               memref.store %[[GX:[0-9]+]], %[[DDT]][%[[B]], %[[TT]], %[[H]]] : memref<?x?x?xf32>
+// BWD:               %[[OLDA:.*]] = memref.load %[[PARTA:.*]][%{{.*}}] : memref<?xf32>
+// BWD-NEXT:          %[[NEWA:.*]] = arith.addf %[[OLDA]], %{{.*}} : f32
+// BWD-NEXT:          memref.store %[[NEWA]], %[[PARTA]][%{{.*}}] : memref<?xf32>
+// BWD:               %[[OLDB:.*]] = memref.load %[[PARTB:.*]][%{{.*}}] : memref<?xf32>
+// BWD-NEXT:          %[[NEWB:.*]] = arith.addf %[[OLDB]], %[[GX]] : f32
+// BWD-NEXT:          memref.store %[[NEWB]], %[[PARTB]][%{{.*}}] : memref<?xf32>
+// After the reverse sweep the partials are added, atomically: d_A_log and
+// d_dt_bias [H] are shared by every sequence.
+// BWD:             %[[PA:.*]] = memref.load %[[PARTA]][%{{.*}}] : memref<?xf32>
+// BWD-NEXT:        memref.atomic_rmw addf %[[PA]], %[[DALOG]][%[[H]]] : (f32, memref<?xf32>) -> f32
+// BWD:             %[[PB:.*]] = memref.load %[[PARTB]][%{{.*}}] : memref<?xf32>
+// BWD-NEXT:        memref.atomic_rmw addf %[[PB]], %[[DDTB]][%[[H]]] : (f32, memref<?xf32>) -> f32
+// Then dState is dh0.
 // BWD:           %[[DS:.*]] = memref.load %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // BWD-NEXT:      memref.store %[[DS]], %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // BWD:           scf.reduce
@@ -594,10 +602,8 @@ decay.recurrence @mamba2 scalar
 // BWD:                 %[[DGW:.*]] = memref.load %{{.*}}[%[[C:[a-z0-9_]+]]] : memref<?xf64>
 // BWD-NEXT:            %[[DG:.*]] = arith.truncf %[[DGW]] : f64 to f32
 // BWD:                 memref.load %[[F]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
-// d_f [B, T, H, K] is this work item's own: a plain accumulation.
-// BWD:                 %[[OLDF:.*]] = memref.load %[[DF]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
-// BWD-NEXT:            %[[NEWF:.*]] = arith.addf %[[OLDF]], %{{.*}} : f32
-// BWD-NEXT:            memref.store %[[NEWF]], %[[DF]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
+// d_f [B, T, H, K] gets this (token, channel)'s one contribution: a plain store.
+// BWD:                 memref.store %{{.*}}, %[[DF]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
 // dh0 and dscan_z_h0 after the reverse sweep.
 // BWD:           memref.store %{{.*}}, %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // BWD:           memref.store %{{.*}}, %[[DZ0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
@@ -723,11 +729,16 @@ decay.recurrence @lightnet vector
 // BWD-NEXT:          %[[EQ:.*]] = math.exp %[[QIN]] : f32
 // BWD-NEXT:          %[[DQV:.*]] = arith.mulf %[[DQM]], %[[EQ]] : f32
 // BWD-NEXT:          memref.store %[[DQV]], %[[DQ]]
-// The [H, K] param is shared by every sequence: an atomic add of -dg.
+// The [H, K] param is shared by every sequence: -dg into the item's partial
+// per channel, added atomically once after the reverse sweep.
 // BWD:               %[[DGW:.*]] = memref.load %{{.*}} : memref<?xf64>
 // BWD-NEXT:          %[[DG:.*]] = arith.truncf %[[DGW]] : f64 to f32
 // BWD:               %[[NDG:.*]] = arith.negf %[[DG]] : f32
-// BWD-NEXT:          memref.atomic_rmw addf %[[NDG]], %[[DPS]][%[[H]], %{{.*}}] : (f32, memref<?x?xf32>) -> f32
+// BWD-NEXT:          %[[OLDP:.*]] = memref.load %[[PARTP:.*]][%{{.*}}] : memref<?xf32>
+// BWD-NEXT:          %[[NEWP:.*]] = arith.addf %[[OLDP]], %[[NDG]] : f32
+// BWD-NEXT:          memref.store %[[NEWP]], %[[PARTP]][%{{.*}}] : memref<?xf32>
+// BWD:             %[[PP:.*]] = memref.load %[[PARTP]][%{{.*}}] : memref<?xf32>
+// BWD-NEXT:        memref.atomic_rmw addf %[[PP]], %[[DPS]][%[[H]], %{{.*}}] : (f32, memref<?x?xf32>) -> f32
 // dh0 and dnorm_h0.
 // BWD:           memref.store %{{.*}}, %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // BWD:           memref.store %{{.*}}, %[[DNORM0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
