@@ -42,7 +42,7 @@ const Case kCases[] = {
     {"K64_V64", 1, 65, 1, 64, 64, true, {}},
     {"varlen_with_empty_sequence", 1, 150, 2, 8, 8, true, {0, 40, 40, 117, 150}},
     {"strong_decay", 2, 100, 2, 8, 8, true, {}, 10.0},
-    {"T256_H4_K64", 1, 256, 4, 64, 64, true, {}},
+    {"T256_H4_K64", 2, 256, 4, 64, 64, true, {}},
 };
 
 
