@@ -17,6 +17,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/DialectConversion.h"
 #include "mlir/Transforms/Passes.h"
@@ -41,6 +43,22 @@ struct AccurateMathToLibmPass : PassWrapper<AccurateMathToLibmPass, OperationPas
       signalPassFailure();
   }
 };
+
+/// Expands f32 math.exp and math.log into MLIR's polynomial approximations:
+/// plain arithmetic that LLVM vectorizes at any width (libmvec offers LLVM 22
+/// only 8-lane variants) and inside loops it would otherwise leave scalar
+/// because of a call.
+struct ApproximateExpLogPass : PassWrapper<ApproximateExpLogPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ApproximateExpLogPass)
+  StringRef getArgument() const override { return "decay-approximate-exp-log"; }
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateMathPolynomialApproximationPatterns(
+        patterns, [](StringRef name) { return name == "math.exp" || name == "math.log"; });
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
 } // namespace
 
 void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch) {
@@ -48,9 +66,11 @@ void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch)
   pm.addPass(createCSEPass());
   pm.addPass(createConvertSCFToOpenMPPass());
   // log1p and expm1 go to libm, which keeps them accurate near 0 (MathToLLVM
-  // would expand them to log(1 + x) and exp(x) - 1); exp, log, ... become LLVM
-  // intrinsics, which LLVM vectorizes with libmvec (-fveclib); libm takes the rest.
+  // would expand them to log(1 + x) and exp(x) - 1); exp and log become
+  // polynomials in f32 arithmetic; the rest become LLVM intrinsics, which LLVM
+  // vectorizes with libmvec (-fveclib); libm takes what remains.
   pm.addPass(std::make_unique<AccurateMathToLibmPass>());
+  pm.addPass(std::make_unique<ApproximateExpLogPass>());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   FinalizeMemRefToLLVMConversionPassOptions memrefOptions;
