@@ -167,8 +167,14 @@ llvm::Error linkSharedObject(const CpuPackageOptions &options, llvm::StringRef i
     return makeError("cannot find the compiler '" + options.compiler +
                      "' that assembles CPU packages (install clang-22)");
   std::string march = "-march=" + options.cpu;
+  // -hoist-runtime-checks=false: LLVM otherwise hoists a vectorized loop's
+  // alias checks out of its enclosing loop, which needs that loop to walk
+  // memory forward; the backward's token loop runs in reverse, so every
+  // channel loop inside it fell back to its scalar copy (gla's backward:
+  // 0.40 s -> 0.23-0.30 s, measured side by side).
   llvm::SmallVector<llvm::StringRef> args = {*compiler, "-O3", march,
                                              "-ffp-contract=fast",
+                                             "-mllvm", "-hoist-runtime-checks=false",
                                              "-fveclib=libmvec", "-shared", "-fPIC",
                                              "-Wno-override-module", "-x", "ir", irPath,
                                              "-x", "c", "-std=c11", scratchPath,
