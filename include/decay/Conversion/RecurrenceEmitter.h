@@ -85,7 +85,8 @@ public:
   mlir::MemRefType dynamicMemRef(int64_t rank);
   /// A memref of the storage type of per-token tensors.
   mlir::MemRefType tokenMemRef(int64_t rank);
-  mlir::Value alloc(mlir::ValueRange sizes);
+  /// A buffer of `sizes`, of `type` (default: the float type).
+  mlir::Value alloc(mlir::ValueRange sizes, mlir::FloatType type = {});
   /// Emits `for i in [lb, ub)` with `body(i)` at the current insertion point.
   void loop(mlir::Value lb, mlir::Value ub, llvm::function_ref<void(mlir::Value)> body);
   /// Emits `for i = ub-1 down to lb`.
@@ -169,12 +170,12 @@ public:
   /// and dk (or the derived key's gradient) and accumulates the gradients of
   /// the parameterization through the adjoint. `scanRow` indexes the token's
   /// row of `sinks.scanPrev`; `pos` is its position in its sequence.
-  /// Adds the work item's param partials (BackwardSinks::paramPartials) to
-  /// the params' gradients at head `h`, atomically, and zeroes them.
-  void flushParamPartials(const BackwardSinks &sinks, mlir::Value h);
   void finishTokenBackward(const BackwardSinks &sinks, const ElementIndex &at, mlir::Value pos,
                            mlir::Value scanRow, mlir::Value dqBuf, mlir::ValueRange dqPrefix,
                            mlir::Value dkBuf, mlir::ValueRange dkPrefix);
+  /// Adds the work item's param partials (BackwardSinks::paramPartials) to
+  /// the params' gradients at head `h`, atomically, and zeroes them.
+  void flushParamPartials(const BackwardSinks &sinks, mlir::Value h);
 
   RecurrenceOp spec;
   mlir::ImplicitLocOpBuilder &b;

@@ -64,8 +64,9 @@ MemRefType RecurrenceEmitter::dynamicMemRef(int64_t rank) {
 MemRefType RecurrenceEmitter::tokenMemRef(int64_t rank) {
   return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), storageType);
 }
-Value RecurrenceEmitter::alloc(ValueRange sizes) {
-  return memref::AllocOp::create(b, dynamicMemRef(sizes.size()), sizes);
+Value RecurrenceEmitter::alloc(ValueRange sizes, FloatType type) {
+  auto memref = MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic), type ? type : ft);
+  return memref::AllocOp::create(b, memref, sizes);
 }
 
 void RecurrenceEmitter::loop(Value lb, Value ub, function_ref<void(Value)> body) {

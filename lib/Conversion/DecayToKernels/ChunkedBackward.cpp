@@ -319,7 +319,7 @@ void ChunkedBackwardBuilder::stateEdge(Value ci, Scratch &s) {
     Value inner = load(s.edge, c);
     if (spec.getNormalizer())
       inner = add(inner, widen(mul(load(s.enteringNorm, {ci, c}), load(s.dNorm, c))));
-    store(mul(widen(exp(cumulative(chunk, last, c))), inner), s.edge, c);
+    store(mul(widen(load(s.decayIn, {last, c})), inner), s.edge, c);
     store(zeroWide, s.carry, c);
   });
   // dg[t, c] = sum_{s<t} k_sc dkH_sc, forward (each prefix summed directly).
@@ -329,9 +329,10 @@ void ChunkedBackwardBuilder::stateEdge(Value ci, Scratch &s) {
       Value before = load(s.carry, c);
       store(before, s.dg, {t, c});
       store(add(before, widen(mul(load(chunk.k, {rt, c}), load(s.dkState, {t, c})))), s.carry, c);
-      });
+    });
   });
-  loop(zero, keyDim, [&](Value c) { store(arith::ConstantOp::create(b, b.getF64FloatAttr(0.0)), s.carry, c); });
+  // The carry now starts finishChunk's sum over later tokens.
+  loop(zero, keyDim, [&](Value c) { store(zeroWide, s.carry, c); });
 }
 
 void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scratch &s) {
@@ -350,7 +351,7 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
   });
   // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd; dz likewise with dden.
   loop(zero, keyDim, [&](Value c) {
-    Value decay = exp(cumulative(chunk, last, c));
+    Value decay = load(s.decayIn, {last, c});
     store(decay, chunk.carried, c);
     if (spec.getNormalizer()) {
       Value fromChunk = sum(chunk.length, [&](Value t) { return mul(load(s.qd, {t, c}), load(s.dden, t)); });
@@ -419,12 +420,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
 
   Scratch s;
   allocateChunk(s.chunk, length);
-  auto allocWide = [&](ValueRange sizes) {
-    return memref::AllocOp::create(b, MemRefType::get(SmallVector<int64_t>(sizes.size(), ShapedType::kDynamic),
-                                                      b.getF64Type()),
-                                   sizes)
-        .getResult();
-  };
+  FloatType f64 = b.getF64Type();
   s.entering = alloc({numChunks, valueDim, keyDim});
   s.enteringNorm = alloc({numChunks, keyDim});
   s.stateT = alloc({valueDim, keyDim});
@@ -446,9 +442,9 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   s.decayIn = alloc({size, keyDim});
   s.decayOut = alloc({size, keyDim});
   s.qd = alloc({size, keyDim});
-  s.dg = allocWide({size, keyDim});
-  s.carry = allocWide(keyDim);
-  s.edge = allocWide(keyDim);
+  s.dg = alloc({size, keyDim}, f64);
+  s.carry = alloc(keyDim, f64);
+  s.edge = alloc(keyDim, f64);
   SmallVector<Value> scanPrev, scanCarry;
   for (size_t i = 0; i < scans.size(); ++i) {
     s.scanState.push_back(alloc(keyDim));
@@ -457,7 +453,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   }
   s.sinks = BackwardSinks{adjoint, args.q, args.k, args.dq, args.dk, args.dInputs, args.dParams,
                           scanPrev, scanCarry, alloc(keyDim),
-                          allocWide(keyDim),
+                          alloc(keyDim, f64),
                           /*atomicShared=*/true};
   // The item's share of each param's gradient, summed locally and added to
   // the shared gradient once at the end (not once per token and channel).
