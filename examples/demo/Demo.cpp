@@ -1,4 +1,5 @@
 // decay-demo: compiles every example spec to the reference path and the chunked kernels, runs both, prints a table.
+#include "decay/Runner/ParamRanges.h"
 #include "decay/Runner/SpecProgram.h"
 
 #include "llvm/Support/Path.h"
@@ -18,21 +19,8 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-/// The range of a param as the models initialize it (MATH.md section 5):
-/// TNL's log_decay is negative, D2D's ps starts at 0, simple_decay's delta at
-/// log(0.99/0.01); other params uniform in [-2, 2).
-std::pair<double, double> paramRange(const std::string &name) {
-  if (name == "log_decay")
-    return {-1.0, -0.01};
-  if (name == "ps")
-    return {0.0, 0.1};
-  if (name == "delta")
-    return {4.0, 5.0};
-  return {-2.0, 2.0};
-}
-
 /// Random inputs: q, k, v uniform in [0, 1); per-token gates uniform in
-/// [-2, 2); params in their paramRange.
+/// [-2, 2); params as the models initialize them (others in [-2, 2)).
 std::map<std::string, HostTensor> randomInputs(const decay::SpecProgram &program, decay::Entry entry) {
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -48,7 +36,7 @@ std::map<std::string, HostTensor> randomInputs(const decay::SpecProgram &program
       count *= size;
     }
     bool gate = spec.name != "q" && spec.name != "k" && spec.name != "v" && spec.name != "do";
-    auto [lo, hi] = gate ? paramRange(spec.name) : std::pair{0.0, 1.0};
+    auto [lo, hi] = gate ? decay::modelParamRange(spec.name, {-2.0, 2.0}) : std::pair{0.0, 1.0};
     for (int64_t i = 0; i < count; ++i)
       tensor.data.push_back(lo + (hi - lo) * unit(rng));
     inputs[spec.name] = std::move(tensor);
@@ -141,35 +129,29 @@ int main(int argc, char **argv) {
       declared += (declared.empty() ? "" : ",") + entry.first;
     auto inputs = randomInputs(**reference, decay::Entry::Backward);
     std::map<std::string, HostTensor> expected, actual, expectedGradients, actualGradients;
-    // A first run each: the JIT materializes a function when it is first called.
-    if (llvm::Error error = (*reference)->run(decay::Entry::Forward, inputs, nullptr, expected)) {
-      fail(std::move(error));
+    // Runs `program`'s `entry` on the inputs, timing it into `seconds` when
+    // given; on an error, reports it and returns false.
+    auto run = [&](decay::SpecProgram &program, decay::Entry entry,
+                   std::map<std::string, HostTensor> &outputs, double *seconds = nullptr) {
+      auto start = std::chrono::steady_clock::now();
+      if (llvm::Error error = program.run(entry, inputs, nullptr, outputs)) {
+        fail(std::move(error));
+        return false;
+      }
+      if (seconds)
+        *seconds = secondsSince(start);
+      return true;
+    };
+    double referenceSeconds = 0, kernelSeconds = 0;
+    // A first run each (the JIT materializes a function when it is first
+    // called), then the timed ones, then the backward.
+    if (!run(**reference, decay::Entry::Forward, expected) ||
+        !run(**kernels, decay::Entry::Forward, actual) ||
+        !run(**reference, decay::Entry::Forward, expected, &referenceSeconds) ||
+        !run(**kernels, decay::Entry::Forward, actual, &kernelSeconds) ||
+        !run(**reference, decay::Entry::Backward, expectedGradients) ||
+        !run(**kernels, decay::Entry::Backward, actualGradients))
       continue;
-    }
-    if (llvm::Error error = (*kernels)->run(decay::Entry::Forward, inputs, nullptr, actual)) {
-      fail(std::move(error));
-      continue;
-    }
-    auto start = std::chrono::steady_clock::now();
-    if (llvm::Error error = (*reference)->run(decay::Entry::Forward, inputs, nullptr, expected)) {
-      fail(std::move(error));
-      continue;
-    }
-    double referenceSeconds = secondsSince(start);
-    start = std::chrono::steady_clock::now();
-    if (llvm::Error error = (*kernels)->run(decay::Entry::Forward, inputs, nullptr, actual)) {
-      fail(std::move(error));
-      continue;
-    }
-    double kernelSeconds = secondsSince(start);
-    if (llvm::Error error = (*reference)->run(decay::Entry::Backward, inputs, nullptr, expectedGradients)) {
-      fail(std::move(error));
-      continue;
-    }
-    if (llvm::Error error = (*kernels)->run(decay::Entry::Backward, inputs, nullptr, actualGradients)) {
-      fail(std::move(error));
-      continue;
-    }
     WorstError forward = worstRelativeRms(expected, actual);
     WorstError backward = worstRelativeRms(expectedGradients, actualGradients);
     bool ok = std::isfinite(forward.error) && std::isfinite(backward.error);

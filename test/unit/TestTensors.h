@@ -2,6 +2,7 @@
 #ifndef DECAY_TEST_UNIT_TESTTENSORS_H
 #define DECAY_TEST_UNIT_TESTTENSORS_H
 
+#include "decay/Runner/ParamRanges.h"
 #include "decay/Runner/SpecProgram.h"
 
 #include <cmath>
@@ -49,18 +50,10 @@ struct ProblemSizes {
   }
 };
 
-/// The range of a param as the models initialize it (MATH.md section 5):
-/// TNL's log_decay is negative, D2D's ps starts near 0 (g = Pb_h - ps stays
-/// negative), simple_decay's delta near log(0.99/0.01); others in [-1, 1].
-/// A positive log-decay makes the state grow without bound.
+/// The range of a param as the models initialize it (decay/Runner/ParamRanges.h),
+/// others in [-1, 1].
 inline std::pair<double, double> modelParamRange(const std::string &name) {
-  if (name == "log_decay")
-    return {-1.0, -0.01};
-  if (name == "ps")
-    return {0.0, 0.1};
-  if (name == "delta")
-    return {4.0, 5.0};
-  return {-1.0, 1.0};
+  return decay::modelParamRange(name, {-1.0, 1.0});
 }
 
 } // namespace decay::test
