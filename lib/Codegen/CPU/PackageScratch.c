@@ -6,11 +6,14 @@
 // the package (guarded by a mutex: kernels run on several threads, and hosts
 // may call from several threads) and reused for the next allocation they
 // fit. The pool holds at most what was in use at once; it is freed when the
-// package is unloaded.
+// package is unloaded. The functions are hidden: each package binds to its
+// own pool, never to a host's or another package's definitions.
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#define PACKAGE_LOCAL __attribute__((visibility("hidden")))
 
 enum { kPooledBlocks = 256, kHeaderBytes = 64 };
 
@@ -63,12 +66,12 @@ static void *allocateFresh(size_t alignment, size_t size) {
   return block;
 }
 
-void *_mlir_memref_to_llvm_alloc(size_t size) {
+PACKAGE_LOCAL void *_mlir_memref_to_llvm_alloc(size_t size) {
   void *block = takePooled(size);
   return block ? block : allocateFresh(64, size);
 }
 
-void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size) {
+PACKAGE_LOCAL void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size) {
   // Every pooled block is 64-byte aligned; larger alignments get fresh blocks.
   if (alignment <= 64)
     return _mlir_memref_to_llvm_alloc(size);
@@ -77,7 +80,7 @@ void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size) {
   return allocateFresh(alignment, size);
 }
 
-void _mlir_memref_to_llvm_free(void *block) {
+PACKAGE_LOCAL void _mlir_memref_to_llvm_free(void *block) {
   if (!block)
     return;
   if (capacityOf(block) > 0) {
