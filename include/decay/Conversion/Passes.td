@@ -62,6 +62,35 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
                            "::mlir::math::MathDialect", "::mlir::vector::VectorDialect"];
 }
 
+def DecayExpandGpuKernelsPass : Pass<"decay-expand-gpu-kernels", "mlir::ModuleOp"> {
+  let summary = "Expand each decay.recurrence into its GPU kernels (gpu.module per head dim)";
+  let description = [{
+    For every head dim D of `head-dims`, creates `gpu.module
+    @<name>_forward_k<D>_v<D>` with two kernels on raw device pointers
+    (docs/package.md, "GPU kernels"): `<name>_forward_prepare` (one thread
+    per key channel: region, scans, feature maps, derived key, RoPE and the
+    chunk-local cumulative log-decay with its rounding error, into the
+    workspace) and `<name>_forward_chunks` (4 warps per (sequence, head,
+    value tile of 64): the chunk's scores, outputs and state update on
+    tensor cores with nvgpu.mma.sync m16n8k8 tf32, each product split
+    3xTF32 for fp32 accuracy). Each gpu.func records its launch
+    (`decay.threads`, `decay.grid`, `decay.dynamic_shared_bytes`); each
+    gpu.module its entry, head dims, chunk size and workspace buffers. The
+    module becomes a `gpu.container_module`; the spec ops are removed.
+  }];
+  let options = [
+    ListOption<"headDims", "head-dims", "int64_t", "K = V of each module (multiples of 64)">,
+    Option<"chunkSize", "chunk-size", "int64_t", /*default=*/"32",
+           "Tokens per chunk of the GPU kernels (32: two 16-token sub-blocks)">,
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
+           "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::nvgpu::NVGPUDialect",
+                           "::mlir::scf::SCFDialect", "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect", "::mlir::LLVM::LLVMDialect"];
+}
+
 def DecayExpandBf16Pass : Pass<"decay-expand-bf16", "mlir::ModuleOp"> {
   let summary = "Expand the bf16 conversions of the kernels into integer arithmetic";
   let description = [{

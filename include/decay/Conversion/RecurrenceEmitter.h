@@ -40,6 +40,12 @@ struct RecurrenceArgs {
   llvm::SmallVector<mlir::Value> dInputs, dParams, dScanH0;
 };
 
+/// The values every pair of a RoPE rotation shares: K/2, log(theta), K and
+/// the position in the float type.
+struct RopeFrame {
+  mlir::Value half, logTheta, keyDim, pos;
+};
+
 /// One row of the sequence table: batch row, first token, end token.
 struct SequenceBounds {
   mlir::Value batch, start, end;
@@ -118,6 +124,20 @@ public:
   /// Rotates the K-vector at `buf[prefix..., :]` by RoPE at position `pos`
   /// (by the inverse rotation when `inverse`, for the backward).
   void applyRope(mlir::Value buf, mlir::ValueRange prefix, mlir::Value pos, bool inverse);
+  /// What every pair of a RoPE rotation at position `pos` shares.
+  RopeFrame ropeFrame(mlir::Value pos);
+  /// Rotates channels (i, i + K/2) of `buf[prefix..., :]`: one pair of applyRope.
+  void rotatePair(mlir::Value buf, mlir::ValueRange prefix, const RopeFrame &frame, mlir::Value i,
+                  bool inverse);
+
+  /// The argument types of createFunction's signature.
+  llvm::SmallVector<mlir::Type> argumentTypes(bool backward);
+  /// The dims of each argument of that signature, in its order: letters of
+  /// B, T, H, K, V, N (the number of sequences); "N3" for `seqs`.
+  llvm::SmallVector<std::string> argumentDims(bool backward);
+  /// Binds `args`, the spec's inputs and params to `values`, which follow
+  /// createFunction's signature.
+  void bindArguments(mlir::ValueRange values, bool backward, RecurrenceArgs &args);
 
   /// Creates `func.func @name` with the forward signature
   ///   (q, k, v, h0, seqs, inputs..., params..., [norm_h0], scan_h0...,
@@ -192,10 +212,6 @@ public:
   bool reassociateSums = false;
 
 private:
-  /// The argument types of createFunction's signature.
-  llvm::SmallVector<mlir::Type> argumentTypes(bool backward);
-  /// Binds `args`, the spec's inputs and params to the arguments of `entry`.
-  void bindArguments(mlir::Block &entry, bool backward, RecurrenceArgs &args);
   /// Whether the gradient of spec input `i` receives several contributions
   /// (its dims lack H, or K in a per-channel decay).
   bool isSharedInputGradient(unsigned i);

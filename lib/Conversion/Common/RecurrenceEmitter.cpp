@@ -186,27 +186,35 @@ Value RecurrenceEmitter::featureMapDerivative(Value x) {
   llvm_unreachable("unknown feature map");
 }
 
+RopeFrame RecurrenceEmitter::ropeFrame(Value pos) {
+  RopeFrame frame;
+  frame.half = arith::DivUIOp::create(b, keyDim, index(2));
+  frame.logTheta = real(std::log(spec.getRopeTheta()->convertToDouble()));
+  frame.keyDim = toReal(keyDim);
+  frame.pos = toReal(pos);
+  return frame;
+}
+
 void RecurrenceEmitter::applyRope(Value buf, ValueRange prefix, Value pos, bool inverse) {
   // Rotate-half: (x_i, x_{i+K/2}) rotated by pos * theta^(-2i/K).
-  Value half = arith::DivUIOp::create(b, keyDim, index(2));
-  Value logTheta = real(std::log(spec.getRopeTheta()->convertToDouble()));
-  Value keyDimF = toReal(keyDim);
-  Value posF = toReal(pos);
-  loop(index(0), half, [&](Value i) {
-    Value iF = toReal(i);
-    Value exponent = div(mul(real(-2.0), iF), keyDimF);
-    Value freq = exp(mul(exponent, logTheta));
-    Value angle = mul(posF, freq);
-    Value cos = math::CosOp::create(b, angle), sin = math::SinOp::create(b, angle);
-    if (inverse)
-      sin = arith::NegFOp::create(b, sin);
-    Value j = arith::AddIOp::create(b, i, half);
-    SmallVector<Value> at1(prefix), at2(prefix);
-    at1.push_back(i), at2.push_back(j);
-    Value x1 = load(buf, at1), x2 = load(buf, at2);
-    store(sub(mul(x1, cos), mul(x2, sin)), buf, at1);
-    store(add(mul(x1, sin), mul(x2, cos)), buf, at2);
-  });
+  RopeFrame frame = ropeFrame(pos);
+  loop(index(0), frame.half, [&](Value i) { rotatePair(buf, prefix, frame, i, inverse); });
+}
+
+void RecurrenceEmitter::rotatePair(Value buf, ValueRange prefix, const RopeFrame &frame, Value i,
+                                   bool inverse) {
+  Value exponent = div(mul(real(-2.0), toReal(i)), frame.keyDim);
+  Value freq = exp(mul(exponent, frame.logTheta));
+  Value angle = mul(frame.pos, freq);
+  Value cos = math::CosOp::create(b, angle), sin = math::SinOp::create(b, angle);
+  if (inverse)
+    sin = arith::NegFOp::create(b, sin);
+  Value j = arith::AddIOp::create(b, i, frame.half);
+  SmallVector<Value> at1(prefix), at2(prefix);
+  at1.push_back(i), at2.push_back(j);
+  Value x1 = load(buf, at1), x2 = load(buf, at2);
+  store(sub(mul(x1, cos), mul(x2, sin)), buf, at1);
+  store(add(mul(x1, sin), mul(x2, cos)), buf, at2);
 }
 
 SmallVector<Type> RecurrenceEmitter::argumentTypes(bool backward) {
@@ -233,11 +241,33 @@ SmallVector<Type> RecurrenceEmitter::argumentTypes(bool backward) {
   return types;
 }
 
-void RecurrenceEmitter::bindArguments(Block &entry, bool backward, RecurrenceArgs &args) {
+SmallVector<std::string> RecurrenceEmitter::argumentDims(bool backward) {
+  SmallVector<std::string> specDims, stateDims;
+  for (Attribute dims : spec.getInputDims().getValue())
+    specDims.push_back(cast<StringAttr>(dims).str());
+  for (Attribute dims : spec.getParamDims().getValue())
+    specDims.push_back(cast<StringAttr>(dims).str());
+  if (spec.getNormalizer())
+    stateDims.push_back("NHK");
+  stateDims.append(scans.size(), spec.isPerChannel() ? "NHK" : "NH");
+  SmallVector<std::string> dims = {"BTHK", "BTHK", "BTHV", "NHKV", "N3"};
+  llvm::append_range(dims, specDims);
+  llvm::append_range(dims, stateDims);
+  dims.append({"BTHV", "NHKV"}); // o, ht or do, dht
+  llvm::append_range(dims, stateDims);
+  if (backward) {
+    dims.append({"BTHK", "BTHK", "BTHV", "NHKV"}); // dq, dk, dv, dh0
+    llvm::append_range(dims, specDims);
+    llvm::append_range(dims, stateDims);
+  }
+  return dims;
+}
+
+void RecurrenceEmitter::bindArguments(ValueRange values, bool backward, RecurrenceArgs &args) {
   args = RecurrenceArgs();
   inputs.clear();
   params.clear();
-  auto next = entry.args_begin();
+  auto next = values.begin();
   auto take = [&] { return Value(*next++); };
   auto takeStates = [&](Value &norm, SmallVector<Value> &scanStates) {
     if (spec.getNormalizer())
@@ -333,10 +363,10 @@ func::FuncOp RecurrenceEmitter::createFunction(StringRef name, bool backward,
   auto fn = func::FuncOp::create(b, name, b.getFunctionType(argumentTypes(backward), {}));
   fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
   Block *entry = fn.addEntryBlock();
-  bindArguments(*entry, backward, args);
+  bindArguments(entry->getArguments(), backward, args);
   if (func::FuncOp body = wrapSharedGradients(fn, args)) {
     entry = body.addEntryBlock();
-    bindArguments(*entry, backward, args);
+    bindArguments(entry->getArguments(), backward, args);
   }
   b.setInsertionPointToStart(entry);
   bindSizes(args.q, args.v);

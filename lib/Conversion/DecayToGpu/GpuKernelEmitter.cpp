@@ -1,0 +1,141 @@
+// Shared pieces of the GPU kernels of a recurrence: gpu.func creation on raw device pointers, threads, shared memory.
+#include "GpuKernelEmitter.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+
+using namespace mlir;
+using namespace decay;
+
+GpuKernelEmitter::GpuKernelEmitter(RecurrenceOp spec, const GpuShape &shape, ImplicitLocOpBuilder &b)
+    : RecurrenceEmitter(spec, b, b.getF32Type()), shape(shape) {
+  reassociateSums = true;
+}
+
+ArrayRef<StringRef> GpuKernelEmitter::sizeParameters() {
+  static const StringRef names[] = {"B", "T", "H", "N"};
+  return names;
+}
+
+Value GpuKernelEmitter::wrapPointer(Value pointer, MemRefType type, ArrayRef<Value> sizes, Value offset) {
+  MLIRContext *context = b.getContext();
+  int64_t rank = type.getRank();
+  Type i64 = b.getI64Type();
+  auto array = LLVM::LLVMArrayType::get(i64, rank);
+  auto descriptorType = LLVM::LLVMStructType::getLiteral(
+      context, {pointer.getType(), pointer.getType(), i64, array, array});
+  Value descriptor = LLVM::PoisonOp::create(b, descriptorType);
+  descriptor = LLVM::InsertValueOp::create(b, descriptor, pointer, ArrayRef<int64_t>{0});
+  descriptor = LLVM::InsertValueOp::create(b, descriptor, pointer, ArrayRef<int64_t>{1});
+  descriptor = LLVM::InsertValueOp::create(b, descriptor, offset, ArrayRef<int64_t>{2});
+  Value stride = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(1));
+  for (int64_t d = rank - 1; d >= 0; --d) {
+    descriptor = LLVM::InsertValueOp::create(b, descriptor, sizes[d], ArrayRef<int64_t>{3, d});
+    descriptor = LLVM::InsertValueOp::create(b, descriptor, stride, ArrayRef<int64_t>{4, d});
+    stride = LLVM::MulOp::create(b, stride, sizes[d]);
+  }
+  // The memref-to-LLVM conversion meets this cast with its own and folds both.
+  return UnrealizedConversionCastOp::create(b, type, descriptor).getResult(0);
+}
+
+gpu::GPUFuncOp GpuKernelEmitter::createKernel(StringRef name, bool backward, int64_t threads,
+                                              ArrayRef<WorkspaceBuffer> workspace,
+                                              RecurrenceArgs &args,
+                                              SmallVectorImpl<Value> &workspaceMemrefs) {
+  Type pointer = LLVM::LLVMPointerType::get(b.getContext());
+  SmallVector<Type> tensorTypes = argumentTypes(backward);
+  SmallVector<std::string> tensorDims = argumentDims(backward);
+  SmallVector<Type> parameters(tensorTypes.size(), pointer);
+  if (!workspace.empty())
+    parameters.push_back(pointer);
+  parameters.append(sizeParameters().size(), b.getI64Type());
+  auto fn = gpu::GPUFuncOp::create(b, name, b.getFunctionType(parameters, {}));
+  fn->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  // Not known_block_size: its .maxntid makes ptxas trade registers for
+  // occupancy, down to spilling (seen at sm_80).
+  fn->setAttr("decay.threads", b.getI64IntegerAttr(threads));
+  Block &entry = fn.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  gpu::ReturnOp::create(b);
+  b.setInsertionPointToStart(&entry);
+
+  ValueRange sizeArgs = entry.getArguments().take_back(sizeParameters().size());
+  Value b64 = sizeArgs[0], t64 = sizeArgs[1], h64 = sizeArgs[2], n64 = sizeArgs[3];
+  Type i64 = b.getI64Type();
+  Value k64 = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(shape.keyDim));
+  Value v64 = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(shape.valueDim));
+  Value three = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(3));
+  Value zero = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(0));
+  auto sizeOf = [&](char dim) {
+    switch (dim) {
+    case 'B': return b64;
+    case 'T': return t64;
+    case 'H': return h64;
+    case 'K': return k64;
+    case 'V': return v64;
+    case 'N': return n64;
+    default: return three;
+    }
+  };
+  SmallVector<Value> tensors;
+  for (auto [i, type] : llvm::enumerate(tensorTypes)) {
+    SmallVector<Value> sizes;
+    for (char dim : tensorDims[i])
+      sizes.push_back(sizeOf(dim));
+    tensors.push_back(wrapPointer(entry.getArgument(i), cast<MemRefType>(type), sizes, zero));
+  }
+  bindArguments(tensors, backward, args);
+  Value offset = zero;
+  for (const WorkspaceBuffer &buffer : workspace) {
+    Value rows = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(buffer.rows));
+    workspaceMemrefs.push_back(wrapPointer(entry.getArgument(tensorTypes.size()), dynamicMemRef(4),
+                                           {b64, t64, h64, rows}, offset));
+    Value elements = LLVM::MulOp::create(b, LLVM::MulOp::create(b, b64, t64), LLVM::MulOp::create(b, h64, rows));
+    offset = LLVM::AddOp::create(b, offset, elements);
+  }
+  auto toIndex = [&](Value x) { return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult(); };
+  sizeB = toIndex(b64), sizeT = toIndex(t64), sizeN = toIndex(n64);
+  bindSizes(args.q, args.v);
+  numHeads = toIndex(h64);
+  keyDim = index(shape.keyDim);
+  valueDim = index(shape.valueDim);
+  auto sharedType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface{},
+                                    gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  dynamicShared = gpu::DynamicSharedMemoryOp::create(b, sharedType);
+  sharedOffset = 0;
+  return fn;
+}
+
+Value GpuKernelEmitter::threadIndex() { return gpu::ThreadIdOp::create(b, gpu::Dimension::x); }
+
+Value GpuKernelEmitter::blockIndex(gpu::Dimension dimension) { return gpu::BlockIdOp::create(b, dimension); }
+
+void GpuKernelEmitter::barrier() { gpu::BarrierOp::create(b); }
+
+Value GpuKernelEmitter::sharedBuffer(ArrayRef<int64_t> bufferShape) {
+  auto type = MemRefType::get(bufferShape, b.getF32Type(), MemRefLayoutAttrInterface{},
+                              gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  int64_t bytes = 4;
+  for (int64_t extent : bufferShape)
+    bytes *= extent;
+  Value view = memref::ViewOp::create(b, type, dynamicShared, index(sharedOffset), ValueRange{});
+  sharedOffset += (bytes + 15) / 16 * 16;
+  return view;
+}
+
+void GpuKernelEmitter::when(Value condition, function_ref<void()> body) {
+  auto ifOp = scf::IfOp::create(b, condition, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  body();
+}
+
+void GpuKernelEmitter::strided(Value first, Value end, int64_t threads, function_ref<void(Value)> body) {
+  auto forOp = scf::ForOp::create(b, arith::AddIOp::create(b, first, threadIndex()), end, index(threads));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(forOp.getBody());
+  body(forOp.getInductionVar());
+}
+
+Value GpuKernelEmitter::lessThan(Value x, Value y) {
+  return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, x, y);
+}

@@ -1,0 +1,85 @@
+// Shared pieces of the GPU kernels of a recurrence: gpu.func creation on raw device pointers, threads, shared memory.
+#ifndef DECAY_CONVERSION_DECAYTOGPU_GPUKERNELEMITTER_H
+#define DECAY_CONVERSION_DECAYTOGPU_GPUKERNELEMITTER_H
+
+#include "decay/Conversion/RecurrenceEmitter.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
+namespace decay {
+
+/// The shape of one GPU module: the head dims it is specialized for and the
+/// tokens per chunk of its chunk kernels.
+struct GpuShape {
+  int64_t keyDim = 128, valueDim = 128;
+  int64_t chunkSize = 32;
+  int64_t valueTile = 64; ///< value columns per block of the chunk kernels
+};
+
+/// A buffer of the workspace that the launches of one entry share: `rows`
+/// per token ([B, T, H, rows] f32), one after the other.
+struct WorkspaceBuffer {
+  std::string name;
+  int64_t rows;
+};
+
+/// Emits GPU kernels in f32 on memrefs. A kernel's parameters are raw device
+/// pointers (one per tensor of the entry's signature, as decay-lower-to-
+/// reference orders them, then the workspace) and the sizes B, T, H, N as
+/// i64 (docs/package.md, "GPU kernels"); inside, each pointer is wrapped as a
+/// memref of its tensor's shape, so that the emitter's loads and stores,
+/// regions, feature maps and RoPE work unchanged.
+class GpuKernelEmitter : public RecurrenceEmitter {
+public:
+  GpuKernelEmitter(RecurrenceOp spec, const GpuShape &shape, mlir::ImplicitLocOpBuilder &b);
+
+  /// The names of the size parameters after the pointers, in order.
+  static llvm::ArrayRef<llvm::StringRef> sizeParameters();
+
+protected:
+  /// Creates `gpu.func @name kernel` at the builder's insertion point (in a
+  /// gpu.module) with the entry's signature, `threads` threads per block,
+  /// binds `args`, the spec's tensors, the sizes and `workspace` (one memref
+  /// [B, T, H, rows] per buffer), and leaves the builder in its body.
+  mlir::gpu::GPUFuncOp createKernel(llvm::StringRef name, bool backward, int64_t threads,
+                                    llvm::ArrayRef<WorkspaceBuffer> workspace,
+                                    RecurrenceArgs &args,
+                                    llvm::SmallVectorImpl<mlir::Value> &workspaceMemrefs);
+  /// A memref of `type` over the memory at `pointer` + `offset` elements,
+  /// row-major with the given sizes (i64 values).
+  mlir::Value wrapPointer(mlir::Value pointer, mlir::MemRefType type, llvm::ArrayRef<mlir::Value> sizes,
+                          mlir::Value offset);
+  /// Thread and block indices (index values).
+  mlir::Value threadIndex();
+  mlir::Value blockIndex(mlir::gpu::Dimension dimension);
+  void barrier();
+  /// A row-major f32 buffer of `shape` in the block's dynamic shared memory,
+  /// after the ones carved before; sharedBytes() is their total.
+  mlir::Value sharedBuffer(llvm::ArrayRef<int64_t> shape);
+  int64_t sharedBytes() const { return sharedOffset; }
+  /// `body` runs only in the threads where `condition` holds.
+  void when(mlir::Value condition, llvm::function_ref<void()> body);
+  /// `for i = first + thread; i < end; i += threads`: the block's threads share the range.
+  void strided(mlir::Value first, mlir::Value end, int64_t threads,
+               llvm::function_ref<void(mlir::Value)> body);
+  mlir::Value lessThan(mlir::Value x, mlir::Value y);
+
+  GpuShape shape;
+  mlir::Value sizeB, sizeT, sizeN; ///< index values of the size parameters (H is numHeads)
+
+private:
+  mlir::Value dynamicShared;
+  int64_t sharedOffset = 0;
+};
+
+/// Creates the forward's GPU kernels for `spec` at `shape` in `module`:
+/// `<name>_forward_prepare` (one thread per key channel: the region, scans,
+/// feature maps, RoPE and the chunk-local cumulative log-decay, into the
+/// workspace) and `<name>_forward_chunks` (tensor cores: scores, outputs and
+/// state per chunk). Returns the workspace buffers they share.
+llvm::SmallVector<WorkspaceBuffer> buildGpuForward(RecurrenceOp spec, const GpuShape &shape,
+                                                   mlir::gpu::GPUModuleOp module);
+
+} // namespace decay
+
+#endif
