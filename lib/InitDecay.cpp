@@ -2,6 +2,7 @@
 #include "decay/InitDecay.h"
 
 #include "decay/Codegen/CPU/CpuPackage.h"
+#include "decay/Codegen/GPU/GpuPackage.h"
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
 #include "decay/Dialect/Decay/Transforms/Passes.h"
@@ -28,6 +29,17 @@ void decay::registerDecayDialects(mlir::DialectRegistry &registry) {
                   mlir::nvgpu::NVGPUDialect, mlir::NVVM::NVVMDialect>();
 }
 
+namespace {
+struct GpuPipelineOptions : mlir::PassPipelineOptions<GpuPipelineOptions> {
+  Option<std::string> chip{*this, "chip", llvm::cl::desc("The NVIDIA chip: sm_80, sm_90, ..."),
+                           llvm::cl::init("sm_80")};
+  Option<std::string> toolkit{*this, "toolkit",
+                              llvm::cl::desc("The CUDA toolkit whose libdevice is linked (default: "
+                                             "$CUDA_HOME, else /usr/local/cuda)"),
+                              llvm::cl::init("")};
+};
+} // namespace
+
 void decay::registerDecayPasses() {
   registerDecayTransformsPasses();
   registerDecayPassesAndPipelines();
@@ -35,4 +47,11 @@ void decay::registerDecayPasses() {
       "decay-cpu-kernels-to-llvm",
       "Lower the kernels of decay-expand-kernels to the LLVM dialect, with OpenMP threads",
       [](mlir::OpPassManager &pm) { buildCpuKernelsToLLVMPipeline(pm); });
+  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+      "decay-gpu-kernels-to-ptx",
+      "Lower the gpu.modules of decay-expand-gpu-kernels to PTX (a gpu.binary per module)",
+      [](mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+        buildGpuKernelsToPtxPipeline(pm, options.chip,
+                                     options.toolkit.empty() ? defaultCudaToolkit() : options.toolkit.getValue());
+      });
 }

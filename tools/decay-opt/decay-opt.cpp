@@ -1,4 +1,5 @@
 // decay-opt: MLIR's opt driver with the decay dialect and decayc's passes, for lit tests.
+#include "decay/Codegen/GPU/GpuPackage.h"
 #include "decay/InitDecay.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -10,6 +11,7 @@ int main(int argc, char **argv) {
   decay::registerDecayPasses();
   mlir::DialectRegistry registry;
   decay::registerDecayDialects(registry);
+  decay::registerGpuCodegen(registry);
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "decay-opt: the decay dialect's opt tool\n", registry));
 }

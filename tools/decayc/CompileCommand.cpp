@@ -3,21 +3,35 @@
 
 #include "decay/Codegen/CPU/CpuPackage.h"
 
+#include "llvm/Support/FileSystem.h"
+
 #include <cstdio>
 #include <cstdlib>
 
 const char *const decayc::kCompileHelp = R"(USAGE: decayc compile SPEC -o PKG [options]
 
 Compiles the recurrence of SPEC into a kernel package: one shared object with
-the chunked forward and backward kernels and a manifest describing each kernel
-and its argument ABI (docs/package.md). decayrt loads it; `decayc run PKG
---device cpu` runs it.
+the chunked forward and backward kernels for the CPU, the GPU modules (PTX and
+cubin) and a manifest describing each kernel and its argument ABI
+(docs/package.md). decayrt loads it; `decayc run PKG --device cpu` runs it;
+`decayc inspect PKG` prints its manifest.
 
 OPTIONS:
   -o PKG, --output PKG   The package to write (required). Written only when the
                          whole compilation succeeded.
-  --target cpu           What to compile for (default: cpu). The GPU targets
-                         (sm_80, sm_90) come with the GPU back end.
+  --target LIST          What to compile for, comma-separated (default: cpu):
+                         `cpu` (the CPU kernels) and NVIDIA chips `sm_80`,
+                         `sm_86`, `sm_87`, `sm_89`, `sm_90` (GPU modules: PTX
+                         from MLIR's NVPTX back end, cubin from the CUDA
+                         toolkit's ptxas). GPU modules hold the chunked
+                         forward so far; a kernel that spills registers fails
+                         the compilation.
+  --gpu-head-dims LIST   The K = V the GPU modules are specialized for
+                         (default: 64,128; each of 64, 128).
+  --emit-ptx DIR         Also write each GPU module's PTX to
+                         DIR/<name>_<entry>_k<K>_v<V>_<chip>.ptx.
+  --ptxas PATH           The ptxas to assemble with (default:
+                         $CUDA_HOME/bin/ptxas, /usr/local/cuda/bin/ptxas, PATH).
   --chunk-size N         Tokens per chunk (default: the spec's chunk_size hint,
                          else 64).
   --cpu NAME             The -march of the kernels (default: native, the CPU
@@ -40,7 +54,8 @@ run their (sequence, head) work items on OpenMP threads (OMP_NUM_THREADS).
 int decayc::compileCommand(int argc, char **argv) {
   Arguments args;
   if (!parseArguments(argc, argv, 2,
-                      {"output", "target", "chunk-size", "cpu", "recurrence", "emit-llvm", "dtype"},
+                      {"output", "target", "chunk-size", "cpu", "recurrence", "emit-llvm", "dtype",
+                       "gpu-head-dims", "emit-ptx", "ptxas"},
                       {"help"}, args))
     return 1;
   if (args.has("help")) {
@@ -56,11 +71,33 @@ int decayc::compileCommand(int argc, char **argv) {
   auto output = args.get("output");
   if (!output)
     return fail("-o PKG is required");
-  std::string target = args.get("target").value_or("cpu");
-  if (target != "cpu")
-    return fail("--target " + target + " is not available yet: only cpu (the GPU back end is "
-                                       "not built)");
   decay::CpuPackageOptions options;
+  options.cpuKernels = false;
+  llvm::SmallVector<llvm::StringRef> targets;
+  llvm::StringRef(args.get("target").value_or("cpu")).split(targets, ',');
+  for (llvm::StringRef target : targets) {
+    if (target == "cpu")
+      options.cpuKernels = true;
+    else if (target.starts_with("sm_"))
+      options.gpu.targets.push_back(target.str());
+    else
+      return fail("unknown --target '" + target.str() + "' (cpu, sm_80, sm_86, sm_87, sm_89, sm_90)");
+  }
+  if (auto dims = args.get("gpu-head-dims")) {
+    options.gpu.headDims.clear();
+    llvm::SmallVector<llvm::StringRef> items;
+    llvm::StringRef(*dims).split(items, ',');
+    for (llvm::StringRef item : items) {
+      int64_t dim = 0;
+      if (item.getAsInteger(10, dim) || (dim != 64 && dim != 128))
+        return fail("--gpu-head-dims takes 64 and/or 128, got '" + item.str() + "'");
+      options.gpu.headDims.push_back(dim);
+    }
+  }
+  options.gpu.emitPtxDir = args.get("emit-ptx").value_or("");
+  if (!options.gpu.emitPtxDir.empty() && !llvm::sys::fs::is_directory(options.gpu.emitPtxDir))
+    return fail("--emit-ptx: '" + options.gpu.emitPtxDir + "' is not a directory");
+  options.gpu.ptxas = args.get("ptxas").value_or("");
   options.recurrence = args.get("recurrence").value_or("");
   options.cpu = args.get("cpu").value_or("native");
   options.emitLLVMPath = args.get("emit-llvm").value_or("");

@@ -42,8 +42,82 @@ std::string entrySymbol(const SpecSummary &summary, Entry entry) {
   return "decay_" + summary.name + "_" + entryName(entry);
 }
 
+/// The exported symbol of a GPU module's PTX or cubin.
+std::string gpuSymbol(const SpecSummary &summary, const GpuModule &m, llvm::StringRef what) {
+  return llvm::formatv("decay_{0}_{1}_{2}_k{3}_v{4}_{5}", summary.name, m.entry, m.target, m.keyDim,
+                       m.valueDim, what)
+      .str();
+}
+
+llvm::json::Object byteModel(const ByteModel &model) {
+  return llvm::json::Object{{"token", model.token},
+                            {"chunk", model.chunk},
+                            {"sequence", model.sequence},
+                            {"fixed", model.fixed}};
+}
+
+/// The manifest item of a GPU module (docs/package.md, "GPU kernels").
+llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule &m,
+                                     llvm::json::Array arguments) {
+  Entry entry = m.entry == "forward" ? Entry::Forward : Entry::Backward;
+  llvm::json::Array parameters;
+  for (const Argument &argument : signatureOf(summary, entry))
+    parameters.push_back(argument.kind == Argument::Sequences ? std::string("seqs") : argument.tensor.name);
+  if (m.workspace.token || m.workspace.chunk || m.workspace.sequence || m.workspace.fixed)
+    parameters.push_back("workspace");
+  for (llvm::StringRef size : {"B", "T", "H", "N"})
+    parameters.push_back(size);
+  llvm::json::Array launches;
+  for (const GpuLaunch &launch : m.launches) {
+    llvm::json::Array grid;
+    for (auto &[dims, divide] : launch.grid)
+      grid.push_back(llvm::json::Object{{"dims", dims}, {"divide", divide}});
+    launches.push_back(llvm::json::Object{{"function", launch.function},
+                                          {"parameters", llvm::json::Array(parameters)},
+                                          {"threads", launch.threads},
+                                          {"grid", std::move(grid)},
+                                          {"dynamic_shared_bytes", launch.dynamicSharedBytes},
+                                          {"static_shared_bytes", launch.staticSharedBytes},
+                                          {"registers", launch.registers},
+                                          {"spills", launch.spillBytes},
+                                          {"stack_bytes", launch.stackBytes}});
+  }
+  return llvm::json::Object{{"entry", m.entry},
+                            {"target", m.target},
+                            {"key_dim", m.keyDim},
+                            {"value_dim", m.valueDim},
+                            {"chunk_size", m.chunkSize},
+                            {"arguments", std::move(arguments)},
+                            {"ptx", gpuSymbol(summary, m, "ptx")},
+                            {"cubin", gpuSymbol(summary, m, "cubin")},
+                            {"cubin_size", static_cast<int64_t>(m.cubin.size())},
+                            {"workspace", byteModel(m.workspace)},
+                            {"moves", byteModel(m.moves)},
+                            {"launches", std::move(launches)}};
+}
+
+/// The manifest's description of the arguments of `entry`.
+llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry) {
+  llvm::json::Array arguments;
+  for (const Argument &argument : signatureOf(summary, entry)) {
+    bool sequences = argument.kind == Argument::Sequences;
+    llvm::json::Object object{
+        {"name", argument.tensor.name},
+        {"dims", sequences ? std::string("N3") : argument.tensor.dims},
+        {"dtype", sequences ? std::string("i64") : argument.tensor.dtype},
+        {"role", sequences ? "sequences" : argument.kind == Argument::Input ? "input" : "output"}};
+    if (argument.tensor.optional)
+      object["optional"] = true;
+    if (argument.placeholder)
+      object["unused"] = true;
+    arguments.push_back(std::move(object));
+  }
+  return arguments;
+}
+
 /// The manifest of docs/package.md.
-std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, llvm::StringRef cpu) {
+std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, const CpuPackageOptions &options,
+                          const std::vector<GpuModule> &gpuModules) {
   auto namedDims = [](const std::vector<std::pair<std::string, std::string>> &list) {
     llvm::json::Array array;
     for (auto &[name, dims] : list)
@@ -76,28 +150,17 @@ std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, llvm::S
                           {"params", namedDims(summary.params)},
                           {"scans", std::move(scans)}};
   llvm::json::Array kernels;
-  for (Entry entry : {Entry::Forward, Entry::Backward}) {
-    llvm::json::Array arguments;
-    for (const Argument &argument : signatureOf(summary, entry)) {
-      bool sequences = argument.kind == Argument::Sequences;
-      llvm::json::Object object{
-          {"name", argument.tensor.name},
-          {"dims", sequences ? std::string("N3") : argument.tensor.dims},
-          {"dtype", sequences ? std::string("i64") : argument.tensor.dtype},
-          {"role", sequences ? "sequences" : argument.kind == Argument::Input ? "input" : "output"}};
-      if (argument.tensor.optional)
-        object["optional"] = true;
-      if (argument.placeholder)
-        object["unused"] = true;
-      arguments.push_back(std::move(object));
-    }
-    kernels.push_back(llvm::json::Object{{"entry", entryName(entry)},
-                                         {"target", "cpu"},
-                                         {"symbol", entrySymbol(summary, entry)},
-                                         {"cpu", cpu},
-                                         {"threads", "openmp"},
-                                         {"arguments", std::move(arguments)}});
-  }
+  if (options.cpuKernels)
+    for (Entry entry : {Entry::Forward, Entry::Backward})
+      kernels.push_back(llvm::json::Object{{"entry", entryName(entry)},
+                                           {"target", "cpu"},
+                                           {"symbol", entrySymbol(summary, entry)},
+                                           {"cpu", options.cpu},
+                                           {"threads", "openmp"},
+                                           {"arguments", describeArguments(summary, entry)}});
+  for (const GpuModule &m : gpuModules)
+    kernels.push_back(describeGpuModule(
+        summary, m, describeArguments(summary, m.entry == "forward" ? Entry::Forward : Entry::Backward)));
   llvm::json::Object manifest{{"format", "decayc-package"},
                               {"version", 1},
                               {"spec", std::move(spec)},
@@ -145,6 +208,19 @@ void addManifest(llvm::Module &module, llvm::StringRef manifest) {
                                           llvm::GlobalValue::ExternalLinkage, text,
                                           "decay_package_manifest");
   global->setAlignment(llvm::Align(1));
+}
+
+/// Adds each GPU module's PTX (NUL-terminated) and cubin as exported constants.
+void addGpuModules(llvm::Module &module, const SpecSummary &summary,
+                   const std::vector<GpuModule> &gpuModules) {
+  for (const GpuModule &m : gpuModules)
+    for (auto [what, bytes, terminate] : {std::tuple{"ptx", &m.ptx, true}, std::tuple{"cubin", &m.cubin, false}}) {
+      llvm::Constant *data = llvm::ConstantDataArray::getString(module.getContext(), *bytes, terminate);
+      auto *global = new llvm::GlobalVariable(module, data->getType(), /*isConstant=*/true,
+                                              llvm::GlobalValue::ExternalLinkage, data,
+                                              gpuSymbol(summary, m, what));
+      global->setAlignment(llvm::Align(16));
+    }
 }
 
 /// Writes `text` to a new temporary file with extension `suffix`.
@@ -196,10 +272,9 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
   MLIRContext context;
   DialectRegistry registry;
   registerDecayDialects(registry);
+  registerGpuCodegen(registry);
   context.appendDialectRegistry(registry);
   context.printOpOnDiagnostic(false);
-  registerBuiltinDialectTranslation(context);
-  registerLLVMDialectTranslation(context);
   registerOpenMPDialectTranslation(context);
 
   auto module = loadSpecFile(context, specPath, options.recurrence, options.dtype);
@@ -211,23 +286,38 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
   if (chunkSize < 1 || chunkSize > 1024)
     return makeError("--chunk-size must be in [1, 1024], got " + llvm::Twine(chunkSize));
 
-  PassManager pm(&context);
-  pm.addPass(createDecayDeriveGradientsPass());
-  pm.addPass(createDecayExpandKernelsPass(DecayExpandKernelsPassOptions{chunkSize, /*backward=*/true}));
-  buildCpuKernelsToLLVMPipeline(pm, /*cachedScratch=*/true);
-  if (failed(pm.run(**module)))
-    return makeError("compiling '" + specPath + "' for the CPU failed (see the diagnostics above)");
+  if (!options.cpuKernels && options.gpu.targets.empty())
+    return makeError("no target to compile for");
+  std::vector<GpuModule> gpuModules;
+  if (!options.gpu.targets.empty()) {
+    auto compiled = compileGpuModules(**module, options.gpu);
+    if (!compiled)
+      return compiled.takeError();
+    gpuModules = std::move(*compiled);
+  }
 
   llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(**module, llvmContext, summary.name);
-  if (!llvmModule)
-    return makeError("translating '" + specPath + "' to LLVM IR failed");
-  for (Entry entry : {Entry::Forward, Entry::Backward})
-    if (llvm::Error error = addEntryPoint(*llvmModule, summary.name + "_" + entryName(entry),
-                                          entrySymbol(summary, entry)))
-      return error;
-  markScratchAllocators(*llvmModule);
-  addManifest(*llvmModule, buildManifest(summary, chunkSize, options.cpu));
+  std::unique_ptr<llvm::Module> llvmModule;
+  if (options.cpuKernels) {
+    PassManager pm(&context);
+    pm.addPass(createDecayDeriveGradientsPass());
+    pm.addPass(createDecayExpandKernelsPass(DecayExpandKernelsPassOptions{chunkSize, /*backward=*/true}));
+    buildCpuKernelsToLLVMPipeline(pm, /*cachedScratch=*/true);
+    if (failed(pm.run(**module)))
+      return makeError("compiling '" + specPath + "' for the CPU failed (see the diagnostics above)");
+    llvmModule = translateModuleToLLVMIR(**module, llvmContext, summary.name);
+    if (!llvmModule)
+      return makeError("translating '" + specPath + "' to LLVM IR failed");
+    for (Entry entry : {Entry::Forward, Entry::Backward})
+      if (llvm::Error error = addEntryPoint(*llvmModule, summary.name + "_" + entryName(entry),
+                                            entrySymbol(summary, entry)))
+        return error;
+    markScratchAllocators(*llvmModule);
+  } else {
+    llvmModule = std::make_unique<llvm::Module>(summary.name, llvmContext);
+  }
+  addGpuModules(*llvmModule, summary, gpuModules);
+  addManifest(*llvmModule, buildManifest(summary, chunkSize, options, gpuModules));
 
   // Write the IR and the scratch allocator to temporary files, build next to
   // the output, then rename.

@@ -37,7 +37,7 @@ struct DecayExpandGpuKernelsPass
     if (chunkSize != 32) {
       module.emitError() << "decay-expand-gpu-kernels: chunk-size must be 32 (two 16-token "
                             "sub-blocks per chunk), got "
-                         << chunkSize;
+                         << static_cast<int64_t>(chunkSize);
       return signalPassFailure();
     }
     SmallVector<int64_t> dims(headDims.begin(), headDims.end());

@@ -23,7 +23,7 @@ struct DecayExpandKernelsPass
     if (chunkSize < 0 || chunkSize > 1024) {
       module.emitError() << "decay-expand-kernels: chunk-size must be in [0, 1024] (0: the "
                             "spec's hint, else 64), got "
-                         << chunkSize;
+                         << static_cast<int64_t>(chunkSize);
       return signalPassFailure();
     }
     llvm::StringMap<AdjointOp> adjoints;

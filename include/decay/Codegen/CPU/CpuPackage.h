@@ -2,6 +2,8 @@
 #ifndef DECAY_CODEGEN_CPU_CPUPACKAGE_H
 #define DECAY_CODEGEN_CPU_CPUPACKAGE_H
 
+#include "decay/Codegen/GPU/GpuPackage.h"
+
 #include "llvm/Support/Error.h"
 
 #include <string>
@@ -12,8 +14,10 @@ class OpPassManager;
 
 namespace decay {
 
-/// How `decayc compile --target cpu` builds a package.
+/// How `decayc compile` builds a package.
 struct CpuPackageOptions {
+  bool cpuKernels = true;       ///< compile the CPU kernels (--target cpu)
+  GpuOptions gpu;               ///< GPU modules (--target sm_XX), none when gpu.targets is empty
   std::string recurrence;       ///< which decay.recurrence (empty: the file's only one)
   int64_t chunkSize = 0;        ///< tokens per chunk (0: the spec's hint, else 64)
   std::string dtype;            ///< per-token tensors: "f32" or "bf16" (empty: the spec's dtype)
@@ -29,9 +33,10 @@ struct CpuPackageOptions {
 /// instead of malloc and free.
 void buildCpuKernelsToLLVMPipeline(mlir::OpPassManager &pm, bool cachedScratch = false);
 
-/// Compiles the spec at `specPath` into the package `outputPath`: the forward
-/// and backward kernels, their entry points and the manifest. Writes
-/// `outputPath` only when everything succeeded.
+/// Compiles the spec at `specPath` into the package `outputPath`: the CPU
+/// forward and backward kernels and their entry points, the GPU modules'
+/// PTX and cubin as exported data, and the manifest. Writes `outputPath`
+/// only when everything succeeded.
 llvm::Error compileCpuPackage(llvm::StringRef specPath, llvm::StringRef outputPath,
                               const CpuPackageOptions &options);
 

@@ -1,0 +1,78 @@
+// GPU code generation: a recurrence's GPU kernels as PTX and cubin, with what the manifest says about them.
+#ifndef DECAY_CODEGEN_GPU_GPUPACKAGE_H
+#define DECAY_CODEGEN_GPU_GPUPACKAGE_H
+
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mlir {
+class ModuleOp;
+class OpPassManager;
+class DialectRegistry;
+} // namespace mlir
+
+namespace decay {
+
+/// How the GPU modules of a package are built.
+struct GpuOptions {
+  std::vector<std::string> targets;           ///< chips: "sm_80", "sm_90"
+  std::vector<int64_t> headDims = {64, 128};  ///< K = V of each module
+  std::string ptxas;                          ///< empty: $CUDA_HOME/bin, /usr/local/cuda/bin, PATH
+  std::string emitPtxDir;                     ///< when set, one .ptx file per module is written there
+};
+
+/// One launch of a module, as ptxas and the kernel builder report it.
+struct GpuLaunch {
+  std::string function;
+  int64_t threads = 0;
+  std::vector<std::pair<std::string, int64_t>> grid; ///< (dims letters, divide) for x, y, z
+  int64_t dynamicSharedBytes = 0, staticSharedBytes = 0;
+  int64_t registers = 0, spillBytes = 0, stackBytes = 0;
+};
+
+/// A size of the form token * (B T H) + chunk * (H chunks) + sequence * (N H) + fixed, in bytes.
+struct ByteModel {
+  int64_t token = 0, chunk = 0, sequence = 0, fixed = 0;
+};
+
+/// One CUDA module: the kernels of one entry for one chip and head dims.
+struct GpuModule {
+  std::string entry, target;
+  int64_t keyDim = 0, valueDim = 0, chunkSize = 0;
+  std::string ptx, cubin;
+  std::vector<GpuLaunch> launches;
+  ByteModel workspace, moves;
+};
+
+/// Registers what the GPU pipeline needs in a context: the GPU, NVGPU and
+/// NVVM dialects, the NVVM target and the LLVM IR translations.
+void registerGpuCodegen(mlir::DialectRegistry &registry);
+
+/// Lowers the gpu.modules of decay-expand-gpu-kernels to PTX for `chip`
+/// (sm_80, sm_90): NVGPU and GPU ops to NVVM, then gpu-module-to-binary,
+/// which links libdevice from the CUDA toolkit at `toolkit` (for the math
+/// functions) and leaves each module's PTX in a gpu.binary.
+void buildGpuKernelsToPtxPipeline(mlir::OpPassManager &pm, const std::string &chip,
+                                  const std::string &toolkit);
+
+/// The CUDA toolkit to use: $CUDA_HOME, else /usr/local/cuda (empty if
+/// neither holds nvvm/libdevice).
+std::string defaultCudaToolkit();
+
+/// Compiles the recurrence of `specModule` (a module holding one
+/// decay.recurrence, left unchanged) into one GpuModule per (entry, target,
+/// head dim): PTX from MLIR, cubin from ptxas, and the registers, spills and
+/// shared memory ptxas reports. Fails if a kernel spills.
+llvm::Expected<std::vector<GpuModule>> compileGpuModules(mlir::ModuleOp specModule,
+                                                         const GpuOptions &options);
+
+/// The PTX virtual architecture features of `chip` (sm_80: +ptx70, sm_90: +ptx80).
+std::string ptxFeaturesOf(const std::string &chip);
+
+} // namespace decay
+
+#endif

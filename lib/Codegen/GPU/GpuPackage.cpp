@@ -1,0 +1,260 @@
+// GPU code generation: a recurrence's GPU kernels as PTX (MLIR) and cubin (ptxas), with their launches and ptxas report.
+#include "decay/Codegen/GPU/GpuPackage.h"
+
+#include "decay/Conversion/Passes.h"
+#include "decay/Dialect/Decay/IR/DecayDialect.h"
+#include "decay/Runner/Signature.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/Regex.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <map>
+
+using namespace mlir;
+using namespace decay;
+
+namespace {
+llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// What decay-expand-gpu-kernels recorded on one gpu.module.
+struct ExpandedModule {
+  std::string name;
+  GpuModule module; ///< entry, dims, chunk size, workspace and launches (without ptxas figures)
+};
+
+/// Reads the launches and the workspace off the expanded gpu.modules.
+std::vector<ExpandedModule> readExpandedModules(ModuleOp expanded) {
+  std::vector<ExpandedModule> modules;
+  for (auto gpuModule : expanded.getOps<gpu::GPUModuleOp>()) {
+    ExpandedModule item;
+    item.name = gpuModule.getSymName().str();
+    GpuModule &m = item.module;
+    m.entry = cast<StringAttr>(gpuModule->getAttr("decay.entry")).str();
+    m.keyDim = cast<IntegerAttr>(gpuModule->getAttr("decay.key_dim")).getInt();
+    m.valueDim = cast<IntegerAttr>(gpuModule->getAttr("decay.value_dim")).getInt();
+    m.chunkSize = cast<IntegerAttr>(gpuModule->getAttr("decay.chunk_size")).getInt();
+    for (Attribute buffer : cast<ArrayAttr>(gpuModule->getAttr("decay.workspace")))
+      m.workspace.token += 4 * cast<IntegerAttr>(cast<DictionaryAttr>(buffer).get("rows")).getInt();
+    for (auto fn : gpuModule.getOps<gpu::GPUFuncOp>()) {
+      GpuLaunch launch;
+      launch.function = fn.getName().str();
+      launch.threads = cast<IntegerAttr>(fn->getAttr("decay.threads")).getInt();
+      launch.dynamicSharedBytes = cast<IntegerAttr>(fn->getAttr("decay.dynamic_shared_bytes")).getInt();
+      for (Attribute dim : cast<ArrayAttr>(fn->getAttr("decay.grid"))) {
+        auto dict = cast<DictionaryAttr>(dim);
+        launch.grid.emplace_back(cast<StringAttr>(dict.get("dims")).str(),
+                                 cast<IntegerAttr>(dict.get("divide")).getInt());
+      }
+      m.launches.push_back(std::move(launch));
+    }
+    modules.push_back(std::move(item));
+  }
+  return modules;
+}
+
+/// Elements per (token, head) or per (sequence, head) of a tensor with `dims`.
+int64_t elementsPerRow(llvm::StringRef dims, int64_t keyDim, int64_t valueDim) {
+  int64_t count = 1;
+  for (char dim : dims.drop_front(dims.starts_with("BT") ? 2 : dims.starts_with("N") ? 1 : 0))
+    count *= dim == 'K' ? keyDim : dim == 'V' ? valueDim : 1;
+  return count;
+}
+
+/// The global-memory traffic of the forward as generated: the preparation
+/// reads q, k and the per-token inputs and writes the workspace; every value
+/// tile's block reads the workspace and its v columns and writes its o
+/// columns; states and params are read (and written) once per block.
+ByteModel forwardTraffic(const SpecSummary &summary, const GpuModule &m, int64_t valueTile) {
+  int64_t element = summary.dtype == "bf16" ? 2 : 4;
+  int64_t tiles = m.valueDim / valueTile;
+  ByteModel moves;
+  moves.token += element * m.keyDim * (summary.derivedKey ? 1 : 2) + m.workspace.token;
+  for (auto &[name, dims] : summary.inputs)
+    if (llvm::StringRef(dims).starts_with("BT"))
+      moves.token += element * elementsPerRow(dims, m.keyDim, m.valueDim);
+  moves.token += tiles * m.workspace.token + 2 * element * m.valueDim; // workspace again; v and o
+  for (auto &[name, dims] : summary.params)
+    moves.sequence += 4 * elementsPerRow(dims, m.keyDim, m.valueDim);
+  int64_t scanState = summary.perChannel ? m.keyDim : 1;
+  moves.sequence += 2 * 4 * scanState * static_cast<int64_t>(summary.scans.size()); // scan h0, ht
+  moves.sequence += (1 + tiles) * 24;                                                 // seqs rows
+  moves.sequence += 2 * 4 * m.keyDim * m.valueDim;                                    // h0, ht
+  if (summary.normalizer)
+    moves.sequence += (tiles + 1) * 4 * m.keyDim;
+  return moves;
+}
+
+/// ptxas: `requested`, else $CUDA_HOME/bin/ptxas, /usr/local/cuda/bin/ptxas, PATH.
+llvm::Expected<std::string> findPtxas(const std::string &requested) {
+  if (!requested.empty()) {
+    if (!llvm::sys::fs::can_execute(requested))
+      return makeError("ptxas '" + requested + "' is not an executable file");
+    return requested;
+  }
+  std::vector<std::string> candidates;
+  if (const char *home = std::getenv("CUDA_HOME"))
+    candidates.push_back(std::string(home) + "/bin/ptxas");
+  candidates.push_back("/usr/local/cuda/bin/ptxas");
+  for (const std::string &candidate : candidates)
+    if (llvm::sys::fs::can_execute(candidate))
+      return candidate;
+  if (auto found = llvm::sys::findProgramByName("ptxas"))
+    return *found;
+  return makeError("ptxas not found (CUDA toolkit): looked in $CUDA_HOME/bin, /usr/local/cuda/bin "
+                   "and PATH; pass --ptxas PATH");
+}
+
+/// Fills the launches' registers, spills, stack and static shared memory from ptxas -v output.
+llvm::Error readPtxasReport(llvm::StringRef report, GpuModule &m) {
+  std::map<std::string, GpuLaunch *> byName;
+  for (GpuLaunch &launch : m.launches)
+    byName[launch.function] = &launch;
+  llvm::Regex properties("Function properties for ([A-Za-z0-9_]+)");
+  llvm::Regex frame("([0-9]+) bytes stack frame, ([0-9]+) bytes spill stores, ([0-9]+) bytes spill loads");
+  llvm::Regex compiling("Compiling entry function '([A-Za-z0-9_]+)'");
+  llvm::Regex used("Used ([0-9]+) registers");
+  llvm::Regex shared("([0-9]+) bytes smem");
+  GpuLaunch *current = nullptr;
+  llvm::SmallVector<llvm::StringRef> lines, groups;
+  report.split(lines, '\n');
+  for (llvm::StringRef line : lines) {
+    if (properties.match(line, &groups) || compiling.match(line, &groups)) {
+      auto found = byName.find(groups[1].str());
+      current = found == byName.end() ? nullptr : found->second;
+      continue;
+    }
+    if (!current)
+      continue;
+    if (frame.match(line, &groups)) {
+      current->stackBytes = std::stoll(groups[1].str());
+      current->spillBytes = std::stoll(groups[2].str()) + std::stoll(groups[3].str());
+    }
+    if (used.match(line, &groups))
+      current->registers = std::stoll(groups[1].str());
+    if (shared.match(line, &groups))
+      current->staticSharedBytes = std::stoll(groups[1].str());
+  }
+  for (const GpuLaunch &launch : m.launches)
+    if (launch.registers == 0)
+      return makeError("ptxas did not report on kernel '" + launch.function + "'");
+  return llvm::Error::success();
+}
+
+/// Assembles `m.ptx` for `m.target` with ptxas into `m.cubin` and reads its report.
+llvm::Error assemble(const std::string &ptxas, GpuModule &m) {
+  llvm::SmallString<128> ptxPath, cubinPath, outPath, errPath;
+  for (auto [path, suffix] : {std::pair{&ptxPath, "ptx"}, std::pair{&cubinPath, "cubin"},
+                              std::pair{&outPath, "out"}, std::pair{&errPath, "err"}})
+    if (std::error_code ec = llvm::sys::fs::createTemporaryFile("decayc-gpu", suffix, *path))
+      return makeError("cannot create a temporary file: " + ec.message());
+  llvm::scope_exit cleanup([&] {
+    for (auto *path : {&ptxPath, &cubinPath, &outPath, &errPath})
+      llvm::sys::fs::remove(*path);
+  });
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(ptxPath, ec);
+    if (ec)
+      return makeError("cannot write '" + ptxPath + "': " + ec.message());
+    os << m.ptx;
+  }
+  std::string arch = "-arch=" + m.target;
+  llvm::SmallVector<llvm::StringRef> argv = {ptxas, arch, "-v", "-o", cubinPath, ptxPath};
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(outPath),
+                                                llvm::StringRef(errPath)};
+  std::string message;
+  int status = llvm::sys::ExecuteAndWait(ptxas, argv, std::nullopt, redirects, 0, 0, &message);
+  std::string report;
+  for (auto *path : {&outPath, &errPath})
+    if (auto text = llvm::MemoryBuffer::getFile(*path))
+      report += (*text)->getBuffer().str();
+  if (status != 0)
+    return makeError("ptxas failed on '" + m.launches.front().function + "' for " + m.target + ": " +
+                     (report.empty() ? message : report));
+  auto cubin = llvm::MemoryBuffer::getFile(cubinPath, /*IsText=*/false);
+  if (!cubin)
+    return makeError("ptxas wrote no cubin: " + cubin.getError().message());
+  m.cubin = (*cubin)->getBuffer().str();
+  return readPtxasReport(report, m);
+}
+} // namespace
+
+llvm::Expected<std::vector<GpuModule>> decay::compileGpuModules(ModuleOp specModule,
+                                                                const GpuOptions &options) {
+  llvm::Regex chipPattern("^sm_(80|86|87|89|90)$");
+  for (const std::string &target : options.targets)
+    if (!chipPattern.match(target))
+      return makeError("GPU target '" + target + "' is not supported (sm_80, sm_86, sm_87, sm_89 "
+                       "or sm_90: the kernels need mma.sync with tf32)");
+  for (int64_t dim : options.headDims)
+    if (dim != 64 && dim != 128)
+      return makeError("GPU head dim " + llvm::Twine(dim) + " is not supported (64 or 128)");
+  auto ptxas = findPtxas(options.ptxas);
+  if (!ptxas)
+    return ptxas.takeError();
+  // The toolkit of ptxas (<toolkit>/bin/ptxas) also has libdevice.
+  std::string toolkit = llvm::sys::path::parent_path(llvm::sys::path::parent_path(*ptxas)).str();
+  if (!llvm::sys::fs::exists(toolkit + "/nvvm/libdevice/libdevice.10.bc"))
+    toolkit = defaultCudaToolkit();
+  if (toolkit.empty())
+    return makeError("libdevice (nvvm/libdevice/libdevice.10.bc of the CUDA toolkit) not found next "
+                     "to '" + *ptxas + "', in $CUDA_HOME or in /usr/local/cuda");
+  SpecSummary summary = summarize(*specModule.getOps<RecurrenceOp>().begin());
+
+  MLIRContext *context = specModule.getContext();
+  OwningOpRef<ModuleOp> expanded = specModule.clone();
+  PassManager expand(context);
+  DecayExpandGpuKernelsPassOptions expandOptions;
+  expandOptions.headDims = llvm::SmallVector<int64_t>(options.headDims.begin(), options.headDims.end());
+  expand.addPass(createDecayExpandGpuKernelsPass(expandOptions));
+  if (failed(expand.run(*expanded)))
+    return makeError("building the GPU kernels failed (see the diagnostics above)");
+  std::vector<ExpandedModule> expandedModules = readExpandedModules(*expanded);
+
+  std::vector<GpuModule> modules;
+  for (const std::string &target : options.targets) {
+    OwningOpRef<ModuleOp> lowered = expanded->clone();
+    PassManager pm(context);
+    buildGpuKernelsToPtxPipeline(pm, target, toolkit);
+    if (failed(pm.run(*lowered)))
+      return makeError("lowering the GPU kernels to PTX for " + target + " failed (see the "
+                       "diagnostics above)");
+    for (const ExpandedModule &item : expandedModules) {
+      auto binary = lowered->lookupSymbol<gpu::BinaryOp>(item.name);
+      if (!binary || binary.getObjects().empty())
+        return makeError("no PTX was produced for '" + item.name + "'");
+      GpuModule m = item.module;
+      m.target = target;
+      m.ptx = cast<gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
+      if (llvm::Error error = assemble(*ptxas, m))
+        return std::move(error);
+      for (const GpuLaunch &launch : m.launches)
+        if (launch.spillBytes != 0)
+          return makeError("kernel '" + launch.function + "' spills " + llvm::Twine(launch.spillBytes) +
+                           " bytes of registers for " + target + " (ptxas -v); refusing to package it");
+      m.moves = forwardTraffic(summary, m, /*valueTile=*/64);
+      if (!options.emitPtxDir.empty()) {
+        llvm::SmallString<256> path(options.emitPtxDir);
+        llvm::sys::path::append(path, item.name + "_" + target + ".ptx");
+        std::error_code ec;
+        llvm::raw_fd_ostream os(path, ec);
+        if (ec)
+          return makeError("cannot write '" + path + "': " + ec.message());
+        os << m.ptx;
+      }
+      modules.push_back(std::move(m));
+    }
+  }
+  return modules;
+}

@@ -1,0 +1,112 @@
+// The pipeline from the GPU kernels of decay-expand-gpu-kernels to PTX (NVGPU and GPU to NVVM, then the NVPTX back end).
+#include "decay/Codegen/GPU/GpuPackage.h"
+
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVM.h"
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVM.h"
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
+#include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
+#include "mlir/Conversion/NVGPUToNVVM/NVGPUToNVVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/Support/FileSystem.h"
+
+using namespace mlir;
+
+namespace {
+/// Makes the dynamic shared memory of each kernel an external declaration,
+/// which the NVPTX back end prints as `.extern .shared .b8 name[]`: the
+/// memory the launch gives. convert-gpu-to-nvvm makes it an internal
+/// zero-sized global, which NVPTX prints as a 1-byte static array that the
+/// kernels then index past.
+struct ExternDynamicSharedMemoryPass
+    : PassWrapper<ExternDynamicSharedMemoryPass, OperationPass<gpu::GPUModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExternDynamicSharedMemoryPass)
+  StringRef getArgument() const override { return "decay-extern-dynamic-shared-memory"; }
+  void runOnOperation() override {
+    getOperation().walk([](LLVM::GlobalOp global) {
+      auto array = dyn_cast<LLVM::LLVMArrayType>(global.getGlobalType());
+      if (global.getAddrSpace() == static_cast<unsigned>(NVVM::NVVMMemorySpace::Shared) && array &&
+          array.getNumElements() == 0)
+        global.setLinkage(LLVM::Linkage::External);
+    });
+  }
+};
+} // namespace
+
+void decay::registerGpuCodegen(DialectRegistry &registry) {
+  registry.insert<gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect>();
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  // convert-gpu-to-nvvm takes the patterns of every dialect that offers them.
+  arith::registerConvertArithToLLVMInterface(registry);
+  cf::registerConvertControlFlowToLLVMInterface(registry);
+  registerConvertFuncToLLVMInterface(registry);
+  NVVM::registerConvertGpuToNVVMInterface(registry);
+  index::registerConvertIndexToLLVMInterface(registry);
+  registerConvertMathToLLVMInterface(registry);
+  registerConvertMemRefToLLVMInterface(registry);
+  registerConvertNVVMToLLVMInterface(registry);
+  ub::registerConvertUBToLLVMInterface(registry);
+  vector::registerConvertVectorToLLVMInterface(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerGPUDialectTranslation(registry);
+  registerNVVMDialectTranslation(registry);
+}
+
+std::string decay::ptxFeaturesOf(const std::string &chip) {
+  // CUDA 13's ptxas refuses the PTX ISA versions below these for the chips.
+  return chip == "sm_90" || chip == "sm_90a" ? "+ptx80" : "+ptx70";
+}
+
+std::string decay::defaultCudaToolkit() {
+  std::vector<std::string> candidates;
+  if (const char *home = std::getenv("CUDA_HOME"))
+    candidates.push_back(home);
+  candidates.push_back("/usr/local/cuda");
+  for (const std::string &candidate : candidates)
+    if (llvm::sys::fs::exists(candidate + "/nvvm/libdevice/libdevice.10.bc"))
+      return candidate;
+  return "";
+}
+
+void decay::buildGpuKernelsToPtxPipeline(OpPassManager &pm, const std::string &chip,
+                                         const std::string &toolkit) {
+  OpPassManager &device = pm.nest<gpu::GPUModuleOp>();
+  // nvgpu first: convert-gpu-to-nvvm leaves nvgpu ops alone, silently.
+  device.addPass(createConvertNVGPUToNVVMPass());
+  device.addPass(createSCFToControlFlowPass());
+  device.addPass(createConvertGpuOpsToNVVMOps());
+  device.addPass(createCanonicalizerPass());
+  device.addPass(createReconcileUnrealizedCastsPass());
+  device.addPass(std::make_unique<ExternDynamicSharedMemoryPass>());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = chip;
+  target.features = ptxFeaturesOf(chip);
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa"; // PTX: ptxas makes the cubin, with its report
+  binary.toolkitPath = toolkit;       // where libdevice is (the environment may not say)
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
