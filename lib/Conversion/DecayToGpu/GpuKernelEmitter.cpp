@@ -84,12 +84,24 @@ gpu::GPUFuncOp GpuKernelEmitter::createKernel(StringRef name, bool backward, int
     tensors.push_back(wrapPointer(entry.getArgument(i), cast<MemRefType>(type), sizes, zero));
   }
   bindArguments(tensors, backward, args);
+  // Slots of per-chunk buffers: B (ceil(T / C) + 2) + N.
+  Value chunk = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(shape.chunkSize));
+  Value one = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(1));
+  Value two = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(2));
+  Value chunksPerRow = LLVM::SDivOp::create(b, LLVM::AddOp::create(b, t64, LLVM::SubOp::create(b, chunk, one)), chunk);
+  Value slots = LLVM::AddOp::create(b, LLVM::MulOp::create(b, b64, LLVM::AddOp::create(b, chunksPerRow, two)), n64);
   Value offset = zero;
+  workspaceBuffers.clear();
   for (const WorkspaceBuffer &buffer : workspace) {
     Value rows = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(buffer.rows));
-    workspaceMemrefs.push_back(wrapPointer(entry.getArgument(tensorTypes.size()), dynamicMemRef(4),
-                                           {b64, t64, h64, rows}, offset));
-    Value elements = LLVM::MulOp::create(b, LLVM::MulOp::create(b, b64, t64), LLVM::MulOp::create(b, h64, rows));
+    SmallVector<Value> sizes = buffer.perSlot ? SmallVector<Value>{slots, h64, rows}
+                                              : SmallVector<Value>{b64, t64, h64, rows};
+    Value memref = wrapPointer(entry.getArgument(tensorTypes.size()), dynamicMemRef(sizes.size()), sizes, offset);
+    workspaceMemrefs.push_back(memref);
+    workspaceBuffers[buffer.name] = memref;
+    Value elements = rows;
+    for (Value size : ArrayRef<Value>(sizes).drop_back())
+      elements = LLVM::MulOp::create(b, elements, size);
     offset = LLVM::AddOp::create(b, offset, elements);
   }
   auto toIndex = [&](Value x) { return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult(); };

@@ -6,6 +6,8 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 
+#include "llvm/ADT/StringMap.h"
+
 namespace decay {
 
 /// The shape of one GPU module: the head dims it is specialized for and the
@@ -16,11 +18,13 @@ struct GpuShape {
   int64_t valueTile = 64; ///< value columns per block of the chunk kernels
 };
 
-/// A buffer of the workspace that the launches of one entry share: `rows`
-/// per token ([B, T, H, rows] f32), one after the other.
+/// A buffer of the workspace that the launches of one entry share, one after
+/// the other: `rows` f32 per token ([B, T, H, rows]), or with `perSlot` per
+/// chunk slot ([slots, H, rows], see GpuChunkEmitter::slotOf).
 struct WorkspaceBuffer {
   std::string name;
   int64_t rows;
+  bool perSlot = false;
 };
 
 /// Emits GPU kernels in f32 on memrefs. A kernel's parameters are raw device
@@ -63,14 +67,23 @@ protected:
   void strided(mlir::Value first, mlir::Value end, int64_t threads,
                llvm::function_ref<void(mlir::Value)> body);
   mlir::Value lessThan(mlir::Value x, mlir::Value y);
+  /// The workspace buffer `name` of the kernel.
+  mlir::Value workspace(llvm::StringRef name) const { return workspaceBuffers.lookup(name); }
 
   GpuShape shape;
   mlir::Value sizeB, sizeT, sizeN; ///< index values of the size parameters (H is numHeads)
 
 private:
+  llvm::StringMap<mlir::Value> workspaceBuffers;
   mlir::Value dynamicShared;
   int64_t sharedOffset = 0;
 };
+
+/// Creates the backward's GPU kernels for `spec` (with its `adjoint`) at
+/// `shape` in `module` (see decay-expand-gpu-kernels). Returns the workspace
+/// buffers they share.
+llvm::SmallVector<WorkspaceBuffer> buildGpuBackward(RecurrenceOp spec, AdjointOp adjoint,
+                                                    const GpuShape &shape, mlir::gpu::GPUModuleOp module);
 
 /// Creates the forward's GPU kernels for `spec` at `shape` in `module`:
 /// `<name>_forward_prepare` (one thread per key channel: the region, scans,

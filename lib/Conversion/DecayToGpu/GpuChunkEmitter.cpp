@@ -1,0 +1,313 @@
+// The chunk algorithm on the GPU, shared by the forward and backward chunk kernels: staging, scores, warp matmuls.
+#include "GpuChunkEmitter.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace decay;
+
+SmallVector<WorkspaceBuffer> decay::preparedRows(RecurrenceOp spec, const GpuShape &shape) {
+  int64_t decayRows = spec.isPerChannel() ? shape.keyDim : 1;
+  return {{"q", shape.keyDim}, {"k", shape.keyDim}, {"g", decayRows}, {"g_low", decayRows}};
+}
+
+void decay::recordLaunch(gpu::GPUFuncOp fn, ArrayRef<std::pair<StringRef, int64_t>> grid, int64_t sharedBytes) {
+  Builder b(fn.getContext());
+  SmallVector<Attribute> dims;
+  for (auto [letters, divide] : grid)
+    dims.push_back(b.getDictionaryAttr({b.getNamedAttr("dims", b.getStringAttr(letters)),
+                                        b.getNamedAttr("divide", b.getI64IntegerAttr(divide))}));
+  fn->setAttr("decay.grid", b.getArrayAttr(dims));
+  fn->setAttr("decay.dynamic_shared_bytes", b.getI64IntegerAttr(sharedBytes));
+}
+
+namespace {
+class PrepareKernelBuilder : GpuKernelEmitter {
+public:
+  using GpuKernelEmitter::GpuKernelEmitter;
+  void build(bool backward, ArrayRef<WorkspaceBuffer> buffers, ArrayRef<std::string> zeroed);
+};
+
+void PrepareKernelBuilder::build(bool backward, ArrayRef<WorkspaceBuffer> buffers,
+                                 ArrayRef<std::string> zeroed) {
+  RecurrenceArgs args;
+  SmallVector<Value> unused;
+  std::string name = (spec.getSymName() + (backward ? "_backward_prepare" : "_forward_prepare")).str();
+  createKernel(name, backward, shape.keyDim, buffers, args, unused);
+  Value wq = workspace("q"), wk = workspace("k"), wg = workspace("g"), wgLow = workspace("g_low");
+  Value zero = index(0);
+  Value c = threadIndex();
+  Value item = blockIndex(gpu::Dimension::x);
+  Value n = arith::DivUIOp::create(b, item, numHeads), h = arith::RemUIOp::create(b, item, numHeads);
+  auto [batch, start, end] = loadSequence(args.seqs, n);
+  bool perChannel = spec.isPerChannel();
+  Value isFirstChannel = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, c, zero);
+  Value always = arith::ConstantIntOp::create(b, 1, 1);
+  Value writer = perChannel ? always : isFirstChannel; // who stores per-token decay values
+  Value column = perChannel ? c : zero;
+  auto scanWhere = [&]() -> SmallVector<Value> {
+    return perChannel ? SmallVector<Value>{n, h, c} : SmallVector<Value>{n, h};
+  };
+  // Per-thread state: each scan's carried value, and G with its rounding error.
+  auto scalarType = MemRefType::get({1}, b.getF32Type());
+  SmallVector<Value> scanStates;
+  for (Value initial : args.scanH0) {
+    Value state = memref::AllocaOp::create(b, scalarType);
+    store(load(initial, scanWhere()), state, zero);
+    scanStates.push_back(state);
+  }
+  Value high = memref::AllocaOp::create(b, scalarType), low = memref::AllocaOp::create(b, scalarType);
+  loop(start, end, [&](Value t) {
+    Value local = arith::SubIOp::create(b, t, start);
+    Value chunkStart = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                             arith::RemUIOp::create(b, local, index(shape.chunkSize)), zero);
+    when(chunkStart, [&] {
+      store(real(0.0), high, zero);
+      store(real(0.0), low, zero);
+    });
+    ElementIndex element{n, batch, t, h, perChannel ? c : Value()};
+    SmallVector<Value> yielded;
+    if (spec.getGranularity() != Granularity::none)
+      yielded = evaluateRegion(element, [&](unsigned scan, Operation *op, Value x) {
+        ScanValues values = advanceScan(op, scanStates[scan], zero, x);
+        if (backward)
+          when(writer, [&] {
+            store(values.prev, workspace(("scan_prev_" + Twine(scan)).str()), {batch, t, h, column});
+          });
+        return values;
+      });
+    Value g = yielded.empty() ? real(0.0) : yielded[0];
+    // G += g, keeping the rounding error (Knuth's TwoSum).
+    Value before = load(high, zero);
+    Value total = add(before, g);
+    Value gPart = sub(total, before);
+    Value error = add(sub(before, sub(total, gPart)), sub(g, gPart));
+    Value lowTotal = add(load(low, zero), error);
+    store(total, high, zero);
+    store(lowTotal, low, zero);
+    when(writer, [&] {
+      store(total, wg, {batch, t, h, column});
+      store(lowTotal, wgLow, {batch, t, h, column});
+    });
+    store(featureMap(load(args.q, {batch, t, h, c})), wq, {batch, t, h, c});
+    Value key = yielded.size() == 2 ? yielded[1] : featureMap(load(args.k, {batch, t, h, c}));
+    store(key, wk, {batch, t, h, c});
+    for (const std::string &zeroedName : zeroed) {
+      const WorkspaceBuffer *buffer = llvm::find_if(buffers, [&](const WorkspaceBuffer &w) {
+        return w.name == zeroedName;
+      });
+      Value target = workspace(zeroedName);
+      if (buffer->rows == shape.keyDim)
+        store(real(0.0), target, {batch, t, h, c});
+      else
+        when(isFirstChannel, [&] { store(real(0.0), target, {batch, t, h, zero}); });
+    }
+    if (spec.getRopeTheta()) {
+      barrier(); // the row's channels are all written
+      RopeFrame frame = ropeFrame(local);
+      when(lessThan(c, frame.half), [&] {
+        rotatePair(wq, {batch, t, h}, frame, c, /*inverse=*/false);
+        rotatePair(wk, {batch, t, h}, frame, c, /*inverse=*/false);
+      });
+    }
+  });
+  if (!backward)
+    for (auto [state, final] : llvm::zip(scanStates, args.scanHt)) {
+      Value from = state, to = final;
+      when(writer, [&] { store(load(from, zero), to, scanWhere()); });
+    }
+}
+} // namespace
+
+void decay::buildPrepareKernel(RecurrenceOp spec, const GpuShape &shape, bool backward,
+                               ArrayRef<WorkspaceBuffer> workspace, ArrayRef<std::string> zeroed,
+                               ImplicitLocOpBuilder &b) {
+  PrepareKernelBuilder(spec, shape, b).build(backward, workspace, zeroed);
+}
+
+void GpuChunkEmitter::beginChunkKernel(StringRef name, bool backward, ArrayRef<WorkspaceBuffer> workspace) {
+  createKernel(name, backward, kThreads, workspace, args, ws);
+  int64_t chunk = shape.chunkSize, keys = shape.keyDim, values = shape.valueTile;
+  int64_t decayRows = spec.isPerChannel() ? keys : 1;
+  // Rows padded by 4 floats: the lanes of a fragment load hit distinct banks.
+  qs = sharedBuffer({chunk, keys + 4});
+  ks = sharedBuffer({chunk, keys + 4});
+  gs = sharedBuffer({chunk, decayRows == 1 ? 1 : decayRows + 4});
+  gLows = sharedBuffer({chunk, decayRows == 1 ? 1 : decayRows + 4});
+  vs = sharedBuffer({chunk, values + 4});
+  as = sharedBuffer({chunk, chunk + 4});
+  Value thread = threadIndex();
+  warp = arith::DivUIOp::create(b, thread, index(32));
+  mma = std::make_unique<WarpMma>(b, arith::RemUIOp::create(b, thread, index(32)));
+  Value item = blockIndex(gpu::Dimension::x);
+  n = arith::DivUIOp::create(b, item, numHeads);
+  h = arith::RemUIOp::create(b, item, numHeads);
+  valueFirst = arith::MulIOp::create(b, blockIndex(gpu::Dimension::y), index(values));
+  sequence = loadSequence(args.seqs, n);
+}
+
+Value GpuChunkEmitter::exponent(Value t, Value s, Value c) {
+  Value column = decayColumn(c);
+  return add(sub(load(gs, {t, column}), load(gs, {s, column})),
+             sub(load(gLows, {t, column}), load(gLows, {s, column})));
+}
+
+Value GpuChunkEmitter::cumulative(Value t, Value c) {
+  Value column = decayColumn(c);
+  return add(load(gs, {t, column}), load(gLows, {t, column}));
+}
+
+Tiles GpuChunkEmitter::zeroTiles(int64_t rows, int64_t columns) {
+  return Tiles{rows, columns, SmallVector<Value>(rows * columns, mma->zero())};
+}
+
+void GpuChunkEmitter::accumulate(Tiles &tiles, Value kBegin, Value kEnd,
+                                 function_ref<Value(int64_t, Value, Value)> a,
+                                 function_ref<Value(int64_t, Value, Value)> bElement) {
+  auto steps = scf::ForOp::create(b, kBegin, kEnd, index(8), tiles.acc);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(steps.getBody());
+    Value k0 = steps.getInductionVar();
+    auto at = [&](Value k) { return arith::AddIOp::create(b, k0, k).getResult(); };
+    SmallVector<Fragment> bFragments;
+    for (int64_t ct = 0; ct < tiles.columns; ++ct)
+      bFragments.push_back(mma->loadB([&](Value k, Value nn) { return bElement(ct, at(k), nn); }));
+    SmallVector<Value> next;
+    for (int64_t rt = 0; rt < tiles.rows; ++rt) {
+      Fragment aFragment = mma->loadA([&](Value r, Value k) { return a(rt, r, at(k)); });
+      for (int64_t ct = 0; ct < tiles.columns; ++ct)
+        next.push_back(mma->multiplyAccumulate(steps.getRegionIterArgs()[rt * tiles.columns + ct],
+                                               aFragment, bFragments[ct]));
+    }
+    scf::YieldOp::create(b, next);
+  }
+  tiles.acc.assign(steps.getResults().begin(), steps.getResults().end());
+}
+
+void GpuChunkEmitter::stageChunk(Value chunkFirst, Value length,
+                                 ArrayRef<std::tuple<Value, Value, Value>> perToken) {
+  int64_t chunk = shape.chunkSize, keys = shape.keyDim, values = shape.valueTile;
+  Value last = arith::SubIOp::create(b, length, index(1));
+  Value batch = sequence.batch;
+  auto rowOf = [&](Value i, int64_t width) {
+    Value r = arith::DivUIOp::create(b, i, index(width));
+    Value inside = lessThan(r, length);
+    Value token = arith::AddIOp::create(b, chunkFirst, arith::MinSIOp::create(b, r, last));
+    return std::make_tuple(r, arith::RemUIOp::create(b, i, index(width)).getResult(), inside, token);
+  };
+  Value wq = workspace("q"), wk = workspace("k"), wg = workspace("g"), wgLow = workspace("g_low");
+  strided(index(0), index(chunk * keys), kThreads, [&](Value i) {
+    auto [r, c, inside, token] = rowOf(i, keys);
+    store(arith::SelectOp::create(b, inside, load(wq, {batch, token, h, c}), real(0.0)), qs, {r, c});
+    store(arith::SelectOp::create(b, inside, load(wk, {batch, token, h, c}), real(0.0)), ks, {r, c});
+  });
+  int64_t decayRows = spec.isPerChannel() ? keys : 1;
+  strided(index(0), index(chunk * decayRows), kThreads, [&](Value i) {
+    auto [r, c, inside, token] = rowOf(i, decayRows);
+    store(load(wg, {batch, token, h, c}), gs, {r, c});
+    store(load(wgLow, {batch, token, h, c}), gLows, {r, c});
+  });
+  SmallVector<std::tuple<Value, Value, Value>> tiles = {{args.v, vs, valueFirst}};
+  llvm::append_range(tiles, perToken);
+  for (auto [source, target, columnFirst] : tiles) {
+    Value from = source, to = target, offset = columnFirst;
+    int64_t width = cast<MemRefType>(to.getType()).getDimSize(1) - 4;
+    strided(index(0), index(chunk * width), kThreads, [&](Value i) {
+      auto [r, j, inside, token] = rowOf(i, width);
+      Value column = arith::AddIOp::create(b, offset, j);
+      store(arith::SelectOp::create(b, inside, load(from, {batch, token, h, column}), real(0.0)), to, {r, j});
+    });
+  }
+}
+
+Value GpuChunkEmitter::rowBlockFirst() {
+  return arith::MulIOp::create(b, arith::DivUIOp::create(b, warp, index(2)), index(16));
+}
+
+Value GpuChunkEmitter::columnBlockFirst() {
+  return arith::MulIOp::create(b, arith::RemUIOp::create(b, warp, index(2)), index(16));
+}
+
+Value GpuChunkEmitter::tokenOf(Value first, int64_t tile, Value offset) {
+  return arith::AddIOp::create(b, first, arith::AddIOp::create(b, index(8 * tile), offset)).getResult();
+}
+
+Value GpuChunkEmitter::slotOf(Value chunkIndex) {
+  // n + batch (ceil(T / C) + 1) + floor(start / C) + i: distinct for the
+  // chunks of batch rows (start 0, n = batch) and of varlen sequences (batch 0).
+  Value chunk = index(shape.chunkSize);
+  Value chunksPerRow = arith::CeilDivSIOp::create(b, sizeT, chunk);
+  Value rowBase = arith::MulIOp::create(b, sequence.batch, arith::AddIOp::create(b, chunksPerRow, index(1)));
+  Value startChunks = arith::DivUIOp::create(b, sequence.start, chunk);
+  return arith::AddIOp::create(
+      b, arith::AddIOp::create(b, n, rowBase), arith::AddIOp::create(b, startChunks, chunkIndex));
+}
+
+Value GpuChunkEmitter::slotCount() {
+  Value chunksPerRow = arith::CeilDivSIOp::create(b, sizeT, index(shape.chunkSize));
+  return arith::AddIOp::create(
+      b, arith::MulIOp::create(b, sizeB, arith::AddIOp::create(b, chunksPerRow, index(2))), sizeN);
+}
+
+void GpuChunkEmitter::scores() {
+  Value rowBlock = arith::DivUIOp::create(b, warp, index(2));
+  Value columnBlock = arith::RemUIOp::create(b, warp, index(2));
+  Value rowFirst = rowBlockFirst(), columnFirst = columnBlockFirst();
+  auto storeBlock = [&](const Tiles &tiles, function_ref<Value(Value t, Value s, Value value)> finish) {
+    for (int64_t ct = 0; ct < tiles.columns; ++ct)
+      for (int i = 0; i < 4; ++i) {
+        Value t = arith::AddIOp::create(b, rowFirst, mma->row(i));
+        Value s = tokenOf(columnFirst, ct, mma->column(i));
+        store(finish(t, s, mma->element(tiles.acc[ct], i)), as, {t, s});
+      }
+  };
+  Tiles block = zeroTiles(1, 2);
+  Value below = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, columnBlock, rowBlock);
+  Value diagonal = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, columnBlock, rowBlock);
+  Value minusInfinity = real(-std::numeric_limits<double>::infinity());
+  if (!spec.isPerChannel()) {
+    // Q K^T, then masked and decayed by exp(G_t - G_s) in registers.
+    when(arith::OrIOp::create(b, below, diagonal), [&] {
+      Tiles qk = block;
+      accumulate(qk, index(0), keyDim,
+                 [&](int64_t, Value r, Value k) { return load(qs, {arith::AddIOp::create(b, rowFirst, r), k}); },
+                 [&](int64_t ct, Value k, Value nn) { return load(ks, {tokenOf(columnFirst, ct, nn), k}); });
+      storeBlock(qk, [&](Value t, Value s, Value value) {
+        Value causal = arith::CmpIOp::create(b, arith::CmpIPredicate::ule, s, t);
+        Value e = arith::SelectOp::create(b, causal, exponent(t, s, Value()), minusInfinity);
+        return arith::SelectOp::create(b, causal, mul(value, exp(e)), real(0.0)).getResult();
+      });
+    });
+  } else {
+    // Below the diagonal: (q_t exp(G_t - G_r)) (k_s exp(G_r - G_s))^T with r
+    // the row block's first token; both exponents are <= 0.
+    when(below, [&] {
+      Tiles off = block;
+      accumulate(
+          off, index(0), keyDim,
+          [&](int64_t, Value r, Value c) {
+            Value t = arith::AddIOp::create(b, rowFirst, r);
+            return mul(load(qs, {t, c}), exp(exponent(t, rowFirst, c)));
+          },
+          [&](int64_t ct, Value c, Value nn) {
+            Value s = tokenOf(columnFirst, ct, nn);
+            return mul(load(ks, {s, c}), exp(exponent(rowFirst, s, c)));
+          });
+      storeBlock(off, [](Value, Value, Value value) { return value; });
+    });
+    // On the diagonal: sum_c q_tc k_sc exp(G_tc - G_sc), elementwise.
+    when(diagonal, [&] {
+      storeBlock(block, [&](Value t, Value s, Value) {
+        Value causal = arith::CmpIOp::create(b, arith::CmpIPredicate::ule, s, t);
+        Value score = sum(keyDim, [&](Value c) {
+          Value e = arith::MinimumFOp::create(b, exponent(t, s, c), real(0.0));
+          return mul(mul(load(qs, {t, c}), load(ks, {s, c})), exp(e));
+        });
+        return arith::SelectOp::create(b, causal, score, real(0.0)).getResult();
+      });
+    });
+  }
+  when(arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, columnBlock, rowBlock),
+       [&] { storeBlock(block, [](Value, Value, Value value) { return value; }); });
+}
