@@ -82,6 +82,8 @@ def DecayExpandGpuKernelsPass : Pass<"decay-expand-gpu-kernels", "mlir::ModuleOp
     ListOption<"headDims", "head-dims", "int64_t", "K = V of each module (multiples of 64)">,
     Option<"chunkSize", "chunk-size", "int64_t", /*default=*/"32",
            "Tokens per chunk of the GPU kernels (32: two 16-token sub-blocks)">,
+    Option<"backward", "backward", "bool", /*default=*/"false",
+           "Also create the backward's modules (needs decay-derive-gradients first)">,
     Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
            "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">
   ];

@@ -3,6 +3,7 @@
 
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
+#include "decay/Dialect/Decay/Transforms/Passes.h"
 #include "decay/Runner/Signature.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -44,8 +45,18 @@ std::vector<ExpandedModule> readExpandedModules(ModuleOp expanded) {
     m.keyDim = cast<IntegerAttr>(gpuModule->getAttr("decay.key_dim")).getInt();
     m.valueDim = cast<IntegerAttr>(gpuModule->getAttr("decay.value_dim")).getInt();
     m.chunkSize = cast<IntegerAttr>(gpuModule->getAttr("decay.chunk_size")).getInt();
-    for (Attribute buffer : cast<ArrayAttr>(gpuModule->getAttr("decay.workspace")))
-      m.workspace.token += 4 * cast<IntegerAttr>(cast<DictionaryAttr>(buffer).get("rows")).getInt();
+    // Per-token buffers: 4 rows bytes per (token, head). Per-slot ones: 4
+    // rows bytes per (slot, head), with slots <= B (T / C + 3) + N <= B T / C + 4 N.
+    for (Attribute buffer : cast<ArrayAttr>(gpuModule->getAttr("decay.workspace"))) {
+      auto dict = cast<DictionaryAttr>(buffer);
+      int64_t rows = cast<IntegerAttr>(dict.get("rows")).getInt();
+      if (cast<BoolAttr>(dict.get("per_slot")).getValue()) {
+        m.workspace.token += 4 * rows / m.chunkSize;
+        m.workspace.sequence += 16 * rows;
+      } else {
+        m.workspace.token += 4 * rows;
+      }
+    }
     for (auto fn : gpuModule.getOps<gpu::GPUFuncOp>()) {
       GpuLaunch launch;
       launch.function = fn.getName().str();
@@ -71,6 +82,41 @@ int64_t elementsPerRow(llvm::StringRef dims, int64_t keyDim, int64_t valueDim) {
   return count;
 }
 
+/// Bytes per (token, head) of the per-token inputs of the spec (dims B, T, ...).
+int64_t tokenInputBytes(const SpecSummary &summary, const GpuModule &m) {
+  int64_t element = summary.dtype == "bf16" ? 2 : 4, bytes = 0;
+  for (auto &[name, dims] : summary.inputs)
+    if (llvm::StringRef(dims).starts_with("BT"))
+      bytes += element * elementsPerRow(dims, m.keyDim, m.valueDim);
+  return bytes;
+}
+
+/// The global-memory traffic of the backward as generated, per launch:
+/// preparation (q, k, inputs in; q', k', G, G_low, scan values out; the
+/// accumulators zeroed), states (the prepared rows and v per value tile; the
+/// entering states out), chunk gradients (prepared rows, v, do per tile;
+/// dq*, dk', dkH added per tile; dv out; states in) and the tail (prepared
+/// rows and the gradient parts in, dq, dk and the inputs' gradients out).
+ByteModel backwardTraffic(const SpecSummary &summary, const GpuModule &m, int64_t valueTile) {
+  int64_t element = summary.dtype == "bf16" ? 2 : 4;
+  int64_t tiles = m.valueDim / valueTile, keys = m.keyDim;
+  int64_t decayRows = summary.perChannel ? keys : 1;
+  int64_t prepared = 4 * (2 * keys + 2 * decayRows);
+  int64_t scans = 4 * decayRows * static_cast<int64_t>(summary.scans.size());
+  int64_t inputs = tokenInputBytes(summary, m);
+  ByteModel moves;
+  moves.token += element * keys * 2 + inputs + prepared + scans + 4 * (3 * keys + 1); // prepare
+  moves.token += tiles * (prepared + element * valueTile);                            // states
+  moves.token += tiles * (prepared + 2 * element * valueTile + 2 * 4 * (3 * keys + 1)) +
+                 element * m.valueDim;                                                  // gradients
+  moves.token += prepared + 4 * 5 * keys + scans + element * 4 * keys + 2 * inputs;    // tail
+  moves.chunk += 2 * 4 * keys * m.valueDim + 3 * 4 * keys;                             // states, edges
+  moves.sequence += 4 * 4 * keys * m.valueDim + 4 * 24;                                // h0, dht, dh0; seqs
+  for (auto &[name, dims] : summary.params)
+    moves.sequence += 2 * 4 * elementsPerRow(dims, m.keyDim, m.valueDim);
+  return moves;
+}
+
 /// The global-memory traffic of the forward as generated: the preparation
 /// reads q, k and the per-token inputs and writes the workspace; every value
 /// tile's block reads the workspace and its v columns and writes its o
@@ -80,9 +126,7 @@ ByteModel forwardTraffic(const SpecSummary &summary, const GpuModule &m, int64_t
   int64_t tiles = m.valueDim / valueTile;
   ByteModel moves;
   moves.token += element * m.keyDim * (summary.derivedKey ? 1 : 2) + m.workspace.token;
-  for (auto &[name, dims] : summary.inputs)
-    if (llvm::StringRef(dims).starts_with("BT"))
-      moves.token += element * elementsPerRow(dims, m.keyDim, m.valueDim);
+  moves.token += tokenInputBytes(summary, m);
   moves.token += tiles * m.workspace.token + 2 * element * m.valueDim; // workspace again; v and o
   for (auto &[name, dims] : summary.params)
     moves.sequence += 4 * elementsPerRow(dims, m.keyDim, m.valueDim);
@@ -93,6 +137,16 @@ ByteModel forwardTraffic(const SpecSummary &summary, const GpuModule &m, int64_t
   if (summary.normalizer)
     moves.sequence += (tiles + 1) * 4 * m.keyDim;
   return moves;
+}
+
+/// The most shared memory a block may opt in to on `chip` (CUDA C
+/// Programming Guide, "Technical Specifications per Compute Capability").
+int64_t sharedMemoryLimit(llvm::StringRef chip) {
+  if (chip == "sm_90")
+    return 227 * 1024;
+  if (chip == "sm_80" || chip == "sm_87")
+    return 163 * 1024;
+  return 99 * 1024; // sm_86, sm_89
 }
 
 /// ptxas: `requested`, else $CUDA_HOME/bin/ptxas, /usr/local/cuda/bin/ptxas, PATH.
@@ -217,6 +271,8 @@ llvm::Expected<std::vector<GpuModule>> decay::compileGpuModules(ModuleOp specMod
   PassManager expand(context);
   DecayExpandGpuKernelsPassOptions expandOptions;
   expandOptions.headDims = llvm::SmallVector<int64_t>(options.headDims.begin(), options.headDims.end());
+  expandOptions.backward = true;
+  expand.addPass(createDecayDeriveGradientsPass());
   expand.addPass(createDecayExpandGpuKernelsPass(expandOptions));
   if (failed(expand.run(*expanded)))
     return makeError("building the GPU kernels failed (see the diagnostics above)");
@@ -239,11 +295,19 @@ llvm::Expected<std::vector<GpuModule>> decay::compileGpuModules(ModuleOp specMod
       m.ptx = cast<gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
       if (llvm::Error error = assemble(*ptxas, m))
         return std::move(error);
+      int64_t sharedLimit = sharedMemoryLimit(target);
+      for (const GpuLaunch &launch : m.launches)
+        if (launch.dynamicSharedBytes + launch.staticSharedBytes > sharedLimit)
+          return makeError("kernel '" + launch.function + "' needs " +
+                           llvm::Twine(launch.dynamicSharedBytes + launch.staticSharedBytes) +
+                           " bytes of shared memory per block; " + target + " allows " +
+                           llvm::Twine(sharedLimit) + " (try --gpu-head-dims 64)");
       for (const GpuLaunch &launch : m.launches)
         if (launch.spillBytes != 0)
           return makeError("kernel '" + launch.function + "' spills " + llvm::Twine(launch.spillBytes) +
                            " bytes of registers for " + target + " (ptxas -v); refusing to package it");
-      m.moves = forwardTraffic(summary, m, /*valueTile=*/64);
+      m.moves = m.entry == "forward" ? forwardTraffic(summary, m, /*valueTile=*/64)
+                                     : backwardTraffic(summary, m, /*valueTile=*/64);
       if (!options.emitPtxDir.empty()) {
         llvm::SmallString<256> path(options.emitPtxDir);
         llvm::sys::path::append(path, item.name + "_" + target + ".ptx");

@@ -1,6 +1,7 @@
 // The pipeline from the GPU kernels of decay-expand-gpu-kernels to PTX (NVGPU and GPU to NVVM, then the NVPTX back end).
 #include "decay/Codegen/GPU/GpuPackage.h"
 
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
 #include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVM.h"
@@ -18,6 +19,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -75,8 +77,17 @@ void decay::registerGpuCodegen(DialectRegistry &registry) {
 }
 
 std::string decay::ptxFeaturesOf(const std::string &chip) {
-  // CUDA 13's ptxas refuses the PTX ISA versions below these for the chips.
-  return chip == "sm_90" || chip == "sm_90a" ? "+ptx80" : "+ptx70";
+  // The first PTX ISA version of each chip (the NVPTX back end aborts on
+  // older ones; CUDA's default for a chip is too old for CUDA 13's ptxas).
+  if (chip == "sm_86")
+    return "+ptx71";
+  if (chip == "sm_87")
+    return "+ptx74";
+  if (chip == "sm_89")
+    return "+ptx78";
+  if (chip == "sm_90")
+    return "+ptx80";
+  return "+ptx70";
 }
 
 std::string decay::defaultCudaToolkit() {
@@ -95,6 +106,9 @@ void decay::buildGpuKernelsToPtxPipeline(OpPassManager &pm, const std::string &c
   OpPassManager &device = pm.nest<gpu::GPUModuleOp>();
   // nvgpu first: convert-gpu-to-nvvm leaves nvgpu ops alone, silently.
   device.addPass(createConvertNVGPUToNVVMPass());
+  // Subviews (the backward's per-sequence views) become plain index math.
+  device.addPass(memref::createExpandStridedMetadataPass());
+  device.addPass(createLowerAffinePass());
   device.addPass(createSCFToControlFlowPass());
   device.addPass(createConvertGpuOpsToNVVMOps());
   device.addPass(createCanonicalizerPass());

@@ -44,6 +44,9 @@ struct DecayExpandGpuKernelsPass
     if (dims.empty())
       dims = {64, 128};
     SmallVector<RecurrenceOp> specs(module.getOps<RecurrenceOp>());
+    llvm::StringMap<AdjointOp> adjoints;
+    for (AdjointOp adjoint : module.getOps<AdjointOp>())
+      adjoints[adjoint.getRecurrence()] = adjoint;
     Builder attrs(module.getContext());
     for (RecurrenceOp spec : specs) {
       if (!dtype.empty() && failed(spec.setDtypeByName(dtype))) {
@@ -58,23 +61,38 @@ struct DecayExpandGpuKernelsPass
         GpuShape shape;
         shape.keyDim = shape.valueDim = dim;
         shape.chunkSize = chunkSize;
-        OpBuilder builder(spec);
-        std::string name = (spec.getSymName() + "_forward_k" + Twine(dim) + "_v" + Twine(dim)).str();
-        auto gpuModule = gpu::GPUModuleOp::create(builder, spec.getLoc(), name);
-        SmallVector<WorkspaceBuffer> workspace = buildGpuForward(spec, shape, gpuModule);
-        SmallVector<Attribute> buffers;
-        for (const WorkspaceBuffer &buffer : workspace)
-          buffers.push_back(attrs.getDictionaryAttr(
-              {attrs.getNamedAttr("name", attrs.getStringAttr(buffer.name)),
-               attrs.getNamedAttr("rows", attrs.getI64IntegerAttr(buffer.rows))}));
-        gpuModule->setAttr("decay.entry", attrs.getStringAttr("forward"));
-        gpuModule->setAttr("decay.key_dim", attrs.getI64IntegerAttr(dim));
-        gpuModule->setAttr("decay.value_dim", attrs.getI64IntegerAttr(dim));
-        gpuModule->setAttr("decay.chunk_size", attrs.getI64IntegerAttr(chunkSize));
-        gpuModule->setAttr("decay.workspace", attrs.getArrayAttr(buffers));
+        AdjointOp adjoint = adjoints.lookup(spec.getSymName());
+        if (backward && !adjoint && spec.getGranularity() != Granularity::none) {
+          spec.emitOpError() << "has no decay.adjoint: run decay-derive-gradients before "
+                                "decay-expand-gpu-kernels{backward=true}";
+          return signalPassFailure();
+        }
+        for (StringRef entry : {"forward", "backward"}) {
+          if (entry == "backward" && !backward)
+            continue;
+          OpBuilder builder(spec);
+          std::string name = (spec.getSymName() + "_" + entry + "_k" + Twine(dim) + "_v" + Twine(dim)).str();
+          auto gpuModule = gpu::GPUModuleOp::create(builder, spec.getLoc(), name);
+          SmallVector<WorkspaceBuffer> workspace = entry == "forward"
+                                                       ? buildGpuForward(spec, shape, gpuModule)
+                                                       : buildGpuBackward(spec, adjoint, shape, gpuModule);
+          SmallVector<Attribute> buffers;
+          for (const WorkspaceBuffer &buffer : workspace)
+            buffers.push_back(attrs.getDictionaryAttr(
+                {attrs.getNamedAttr("name", attrs.getStringAttr(buffer.name)),
+                 attrs.getNamedAttr("rows", attrs.getI64IntegerAttr(buffer.rows)),
+                 attrs.getNamedAttr("per_slot", attrs.getBoolAttr(buffer.perSlot))}));
+          gpuModule->setAttr("decay.entry", attrs.getStringAttr(entry));
+          gpuModule->setAttr("decay.key_dim", attrs.getI64IntegerAttr(dim));
+          gpuModule->setAttr("decay.value_dim", attrs.getI64IntegerAttr(dim));
+          gpuModule->setAttr("decay.chunk_size", attrs.getI64IntegerAttr(chunkSize));
+          gpuModule->setAttr("decay.workspace", attrs.getArrayAttr(buffers));
+        }
       }
     }
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(), attrs.getUnitAttr());
+    for (auto &entry : adjoints)
+      entry.second.erase();
     for (RecurrenceOp spec : specs)
       spec.erase();
   }

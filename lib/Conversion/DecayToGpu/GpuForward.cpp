@@ -150,11 +150,15 @@ void ChunkSweepBuilder::storeEnteringState(Value chunkIndex) {
     Value row = arith::AddIOp::create(b, arith::MulIOp::create(b, c, valueDim), arith::AddIOp::create(b, valueFirst, j));
     store(load(hs, {c, j}), workspace("states"), {slot, h, row});
   });
-  if (spec.getNormalizer())
-    when(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, valueFirst, index(0)), [&] {
-      strided(index(0), keyDim, kThreads,
-              [&](Value c) { store(load(zs, c), workspace("norm_states"), {slot, h, c}); });
+  // The first tile also zeroes the chunk's edge terms, which the gradient
+  // kernel adds into.
+  when(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, valueFirst, index(0)), [&] {
+    strided(index(0), keyDim, kThreads, [&](Value c) {
+      if (spec.getNormalizer())
+        store(load(zs, c), workspace("norm_states"), {slot, h, c});
+      store(real(0.0), workspace("edge"), {slot, h, c});
     });
+  });
 }
 
 void ChunkSweepBuilder::advanceState(Value length) {

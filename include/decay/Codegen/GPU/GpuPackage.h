@@ -70,7 +70,8 @@ std::string defaultCudaToolkit();
 llvm::Expected<std::vector<GpuModule>> compileGpuModules(mlir::ModuleOp specModule,
                                                          const GpuOptions &options);
 
-/// The PTX virtual architecture features of `chip` (sm_80: +ptx70, sm_90: +ptx80).
+/// The PTX ISA version of `chip`, as an NVPTX feature (sm_80: +ptx70, sm_86: +ptx71, sm_87: +ptx74,
+/// sm_89: +ptx78, sm_90: +ptx80).
 std::string ptxFeaturesOf(const std::string &chip);
 
 } // namespace decay
