@@ -25,9 +25,9 @@ struct DecayExpandGpuKernelsPass
   std::string unsupported(RecurrenceOp spec, int64_t dim) {
     if (dim < 64 || dim % 64 != 0 || dim > 128)
       return "head dim " + std::to_string(dim) + " is not supported (64 or 128)";
-    if (auto fixed = spec.getKeyDim(); fixed && *fixed != dim)
+    if (auto fixed = spec.getKeyDim(); fixed && static_cast<int64_t>(*fixed) != dim)
       return "the spec fixes K = " + std::to_string(*fixed);
-    if (auto fixed = spec.getValueDim(); fixed && *fixed != dim)
+    if (auto fixed = spec.getValueDim(); fixed && static_cast<int64_t>(*fixed) != dim)
       return "the spec fixes V = " + std::to_string(*fixed);
     return "";
   }

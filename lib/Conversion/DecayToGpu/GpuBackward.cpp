@@ -385,17 +385,11 @@ int64_t GradientKernelBuilder::build(ArrayRef<WorkspaceBuffer> buffers) {
     dots = sharedBuffer({chunk});
   }
   Value zero = index(0);
-  strided(zero, index(keys * values), kThreads, [&](Value i) {
-    Value c = arith::DivUIOp::create(b, i, index(values)), j = arith::RemUIOp::create(b, i, index(values));
-    store(load(args.dht, {n, h, c, arith::AddIOp::create(b, valueFirst, j)}), dhs, {c, j});
-  });
+  copyStateTile(args.dht, dhs, /*toState=*/false);
   if (spec.getNormalizer())
     strided(zero, keyDim, kThreads, [&](Value c) { store(load(args.dNormHt, {n, h, c}), dzs, c); });
-  Value length = arith::SubIOp::create(b, sequence.end, sequence.start);
-  Value numChunks = arith::CeilDivSIOp::create(b, length, index(chunk));
-  reverseLoop(zero, numChunks, [&](Value ci) {
-    Value first = arith::AddIOp::create(b, sequence.start, arith::MulIOp::create(b, ci, index(chunk)));
-    Value count = arith::MinSIOp::create(b, index(chunk), arith::SubIOp::create(b, sequence.end, first));
+  reverseLoop(zero, chunkCount(), [&](Value ci) {
+    auto [first, count] = chunkAt(ci);
     Value last = arith::SubIOp::create(b, count, index(1));
     Value slot = slotOf(ci);
     barrier(); // the later chunk's dH is written
@@ -412,10 +406,7 @@ int64_t GradientKernelBuilder::build(ArrayRef<WorkspaceBuffer> buffers) {
     advanceStateGradient(count, last);
   });
   barrier();
-  strided(zero, index(keys * values), kThreads, [&](Value i) {
-    Value c = arith::DivUIOp::create(b, i, index(values)), j = arith::RemUIOp::create(b, i, index(values));
-    store(load(dhs, {c, j}), args.dh0, {n, h, c, arith::AddIOp::create(b, valueFirst, j)});
-  });
+  copyStateTile(args.dh0, dhs, /*toState=*/true);
   if (spec.getNormalizer())
     when(firstTile(), [&] {
       strided(zero, keyDim, kThreads, [&](Value c) { store(load(dzs, c), args.dNormH0, {n, h, c}); });
@@ -473,11 +464,8 @@ void FinishKernelBuilder::build(AdjointOp adjoint, ArrayRef<WorkspaceBuffer> buf
   Value wq = workspace("q"), wk = workspace("k"), dqStar = workspace("dq_star"), dkPair = workspace("dk_pair"),
         dkState = workspace("dk_state"), diag = workspace("diag");
   Value zeroWide = arith::ConstantOp::create(b, b.getF64FloatAttr(0.0));
-  Value length = arith::SubIOp::create(b, sequence.end, sequence.start);
-  Value numChunks = arith::CeilDivSIOp::create(b, length, index(shape.chunkSize));
-  reverseLoop(zero, numChunks, [&](Value ci) {
-    Value first = arith::AddIOp::create(b, sequence.start, arith::MulIOp::create(b, ci, index(shape.chunkSize)));
-    Value count = arith::MinSIOp::create(b, index(shape.chunkSize), arith::SubIOp::create(b, sequence.end, first));
+  reverseLoop(zero, chunkCount(), [&](Value ci) {
+    auto [first, count] = chunkAt(ci);
     Value slot = slotOf(ci);
     // dg_t = sum_{t'>=t} (q dq* - k dk') + sum_{s<t} k dkH + edge; the
     // prefix starts as the whole chunk's sum and loses token t before t.

@@ -187,7 +187,7 @@ void GpuChunkEmitter::accumulate(Tiles &tiles, Value kBegin, Value kEnd,
 
 void GpuChunkEmitter::stageChunk(Value chunkFirst, Value length,
                                  ArrayRef<std::tuple<Value, Value, Value>> perToken) {
-  int64_t chunk = shape.chunkSize, keys = shape.keyDim, values = shape.valueTile;
+  int64_t chunk = shape.chunkSize, keys = shape.keyDim;
   Value last = arith::SubIOp::create(b, length, index(1));
   Value batch = sequence.batch;
   auto rowOf = [&](Value i, int64_t width) {
@@ -248,6 +248,29 @@ Value GpuChunkEmitter::slotCount() {
   Value chunksPerRow = arith::CeilDivSIOp::create(b, sizeT, index(shape.chunkSize));
   return arith::AddIOp::create(
       b, arith::MulIOp::create(b, sizeB, arith::AddIOp::create(b, chunksPerRow, index(2))), sizeN);
+}
+
+std::pair<Value, Value> GpuChunkEmitter::chunkAt(Value chunkIndex) {
+  Value first = arith::AddIOp::create(b, sequence.start, arith::MulIOp::create(b, chunkIndex, index(shape.chunkSize)));
+  Value count = arith::MinSIOp::create(b, index(shape.chunkSize), arith::SubIOp::create(b, sequence.end, first));
+  return {first, count};
+}
+
+Value GpuChunkEmitter::chunkCount() {
+  Value length = arith::SubIOp::create(b, sequence.end, sequence.start);
+  return arith::CeilDivSIOp::create(b, length, index(shape.chunkSize));
+}
+
+void GpuChunkEmitter::copyStateTile(Value state, Value shared, bool toState) {
+  int64_t values = shape.valueTile;
+  strided(index(0), index(shape.keyDim * values), kThreads, [&](Value i) {
+    Value c = arith::DivUIOp::create(b, i, index(values)), j = arith::RemUIOp::create(b, i, index(values));
+    SmallVector<Value> global = {n, h, c, arith::AddIOp::create(b, valueFirst, j)};
+    if (toState)
+      store(load(shared, {c, j}), state, global);
+    else
+      store(load(state, global), shared, {c, j});
+  });
 }
 
 void GpuChunkEmitter::scores() {

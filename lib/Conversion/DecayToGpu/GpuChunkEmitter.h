@@ -62,6 +62,13 @@ protected:
   mlir::Value slotOf(mlir::Value chunkIndex);
   /// The number of slots a [slots, H, rows] workspace buffer has.
   mlir::Value slotCount();
+  /// The first token and the token count of chunk `chunkIndex` of the sequence.
+  std::pair<mlir::Value, mlir::Value> chunkAt(mlir::Value chunkIndex);
+  /// The number of chunks of the block's sequence.
+  mlir::Value chunkCount();
+  /// Copies the block's value tile of a state [N, H, K, V] into a shared
+  /// [K, tile + 4] buffer, or back with `toState`.
+  void copyStateTile(mlir::Value state, mlir::Value shared, bool toState);
 
   RecurrenceArgs args;
   llvm::SmallVector<mlir::Value> ws; ///< the workspace buffers, in their order

@@ -215,17 +215,11 @@ int64_t ChunkSweepBuilder::build(Sweep sweep, ArrayRef<WorkspaceBuffer> buffers)
   }
   Value zero = index(0);
   // The state entering the sequence (h0 is an input of both entries).
-  strided(zero, index(keys * values), kThreads, [&](Value i) {
-    Value c = arith::DivUIOp::create(b, i, index(values)), j = arith::RemUIOp::create(b, i, index(values));
-    store(load(args.h0, {n, h, c, arith::AddIOp::create(b, valueFirst, j)}), hs, {c, j});
-  });
+  copyStateTile(args.h0, hs, /*toState=*/false);
   if (spec.getNormalizer())
     strided(zero, keyDim, kThreads, [&](Value c) { store(load(args.normH0, {n, h, c}), zs, c); });
-  Value length = arith::SubIOp::create(b, sequence.end, sequence.start);
-  Value numChunks = arith::CeilDivSIOp::create(b, length, index(chunk));
-  loop(zero, numChunks, [&](Value ci) {
-    Value first = arith::AddIOp::create(b, sequence.start, arith::MulIOp::create(b, ci, index(chunk)));
-    Value count = arith::MinSIOp::create(b, index(chunk), arith::SubIOp::create(b, sequence.end, first));
+  loop(zero, chunkCount(), [&](Value ci) {
+    auto [first, count] = chunkAt(ci);
     barrier(); // the previous chunk's state is written
     stageChunk(first, count);
     if (!outputs)
@@ -249,10 +243,7 @@ int64_t ChunkSweepBuilder::build(Sweep sweep, ArrayRef<WorkspaceBuffer> buffers)
   });
   if (outputs) {
     barrier();
-    strided(zero, index(keys * values), kThreads, [&](Value i) {
-      Value c = arith::DivUIOp::create(b, i, index(values)), j = arith::RemUIOp::create(b, i, index(values));
-      store(load(hs, {c, j}), args.ht, {n, h, c, arith::AddIOp::create(b, valueFirst, j)});
-    });
+    copyStateTile(args.ht, hs, /*toState=*/true);
     if (spec.getNormalizer())
       when(arith::CmpIOp::create(b, arith::CmpIPredicate::eq, valueFirst, zero), [&] {
         strided(zero, keyDim, kThreads, [&](Value c) { store(load(zs, c), args.normHt, {n, h, c}); });
