@@ -8,6 +8,13 @@
 #include <cstdint>
 #include <string>
 
+// The driver's opaque handles, as cuda.h declares them (at global scope, so
+// that the function types are exactly the driver's).
+struct CUctx_st;
+struct CUmod_st;
+struct CUfunc_st;
+struct CUstream_st;
+
 namespace decayrt::detail::cuda {
 
 // The driver API's types, as cuda.h declares them (test/unit/CudaAbiTest.cpp
@@ -15,10 +22,10 @@ namespace decayrt::detail::cuda {
 using CUresult = int;
 using CUdevice = int;
 using CUdeviceptr = unsigned long long;
-using CUcontext = struct CUctx_st *;
-using CUmodule = struct CUmod_st *;
-using CUfunction = struct CUfunc_st *;
-using CUstream = struct CUstream_st *;
+using CUcontext = ::CUctx_st *;
+using CUmodule = ::CUmod_st *;
+using CUfunction = ::CUfunc_st *;
+using CUstream = ::CUstream_st *;
 using CUjit_option = int;
 
 constexpr CUresult CUDA_SUCCESS = 0;

@@ -20,11 +20,11 @@
 using nlohmann::json;
 using namespace decayrt::test;
 
-namespace {
-
 // ---- The mock driver ----
 
-/// What the mock records (the layouts of MockCudaDriver.c).
+// What the mock records: the structs of MockCudaDriver.c, at global scope
+// under the same tags, so that the functions returning them are called
+// through pointers of their exact type (UBSan checks it).
 struct MockLaunch {
   char function[64];
   unsigned grid[3], block[3];
@@ -44,6 +44,10 @@ struct MockLoad {
   int target;
   unsigned long long context;
 };
+/// A CUDA context (CUcontext is a pointer to it, as in cuda.h).
+struct CUctx_st;
+
+namespace {
 
 /// The mock driver's control functions, from the very library decayrt loads.
 class MockDriver {
@@ -71,12 +75,12 @@ public:
 
   /// Pushes a new context on this thread (as a framework's own context would be).
   void pushNewContext() {
-    void *context = call<void *(*)()>("mock_cuda_new_context")();
-    call<int (*)(void *)>("cuCtxPushCurrent_v2")(context);
+    CUctx_st *context = call<CUctx_st *(*)()>("mock_cuda_new_context")();
+    call<int (*)(CUctx_st *)>("cuCtxPushCurrent_v2")(context);
   }
   void popContext() {
-    void *context = nullptr;
-    call<int (*)(void **)>("cuCtxPopCurrent_v2")(&context);
+    CUctx_st *context = nullptr;
+    call<int (*)(CUctx_st **)>("cuCtxPopCurrent_v2")(&context);
   }
 
 private:

@@ -25,10 +25,12 @@
 typedef int CUresult;
 typedef int CUdevice;
 typedef unsigned long long CUdeviceptr;
-typedef void *CUcontext;
-typedef void *CUmodule;
-typedef void *CUfunction;
-typedef void *CUstream;
+/* The handle types as cuda.h declares them: decayrt calls these functions
+   through pointers of exactly these types (UBSan checks it). */
+typedef struct CUctx_st *CUcontext;
+typedef struct CUmod_st *CUmodule;
+typedef struct CUfunc_st *CUfunction;
+typedef struct CUstream_st *CUstream;
 
 enum {
   SUCCESS = 0,
@@ -76,20 +78,26 @@ typedef struct MockLoad {
 
 /* ---- State ---- */
 
-typedef struct Function {
+/* A function (struct CUfunc_st behind CUfunction). */
+struct CUfunc_st {
   char name[64];
   int parameterCount;
   int maxDynamicShared;
-} Function;
+};
+typedef struct CUfunc_st Function;
 
-typedef struct Module {
+/* A module (struct CUmod_st behind CUmodule). */
+struct CUmod_st {
   int functionCount;
   Function functions[MAX_FUNCTIONS];
-} Module;
+};
+typedef struct CUmod_st Module;
 
-typedef struct Context {
+/* A context (struct CUctx_st behind CUcontext): its id (cuCtxGetId). */
+struct CUctx_st {
   unsigned long long id;
-} Context;
+};
+typedef struct CUctx_st Context;
 
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
 static int capability = 80, devices = 1;
@@ -176,11 +184,18 @@ EXPORT void mock_cuda_fail(const char *call, int result) {
   }
   pthread_mutex_unlock(&mutex);
 }
-/* A new context (as cuCtxCreate would make), to push with cuCtxPushCurrent_v2. */
-EXPORT void *mock_cuda_new_context(void) {
-  Context *context = malloc(sizeof *context);
+/* A new context (as cuCtxCreate would make), to push with cuCtxPushCurrent_v2;
+   NULL after MAX_CONTEXTS. */
+#define MAX_CONTEXTS 64
+static Context contexts[MAX_CONTEXTS];
+static int contextCount;
+EXPORT CUcontext mock_cuda_new_context(void) {
+  Context *context = NULL;
   pthread_mutex_lock(&mutex);
-  context->id = nextContextId++;
+  if (contextCount < MAX_CONTEXTS) {
+    context = &contexts[contextCount++];
+    context->id = nextContextId++;
+  }
   pthread_mutex_unlock(&mutex);
   return context;
 }
