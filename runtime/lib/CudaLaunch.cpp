@@ -19,7 +19,8 @@ namespace {
 constexpr std::array<uint64_t, 3> kGridLimits = {2147483647u, 65535u, 65535u};
 
 /// Reads cu_seqlens for a CUDA call: host memory in place; device or managed
-/// memory copied back on `stream`, then waited for. Without a driver (only
+/// memory copied back on `stream` (in the current context, else device 0's
+/// primary one), then waited for. Without a driver (only
 /// decayrt_cuda_workspace_bytes gets there) there is no device memory.
 OffsetReader cudaOffsetReader(const Driver *driver, CUstream stream) {
   return [driver, stream](const decayrt_tensor &tensor, std::vector<int64_t> &offsets,
@@ -37,6 +38,9 @@ OffsetReader cudaOffsetReader(const Driver *driver, CUstream stream) {
       inKernelMemory = false;
       return error;
     }
+    ContextScope scope; // a no-op within decayrt_run_cuda's own scope
+    if (Error error = scope.enter(*driver); !error.ok())
+      return error;
     size_t bytes = count * static_cast<size_t>(dtypeSize(tensor.dtype));
     std::vector<int64_t> copy((bytes + sizeof(int64_t) - 1) / sizeof(int64_t));
     if (Error error = driver->check(driver->cuMemcpyDtoHAsync(copy.data(),
@@ -278,13 +282,11 @@ Error workspaceBytes(const decayrt_package *package, const char *entry,
     return error;
   if (!bytes)
     return fail(DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_cuda_workspace_bytes: bytes is NULL");
-  // The driver is needed only to read a cu_seqlens in device memory; without
-  // one there is none.
+  // The driver is needed only to read a cu_seqlens in device memory (without
+  // one there is none); no context is made current otherwise.
   const Driver *driver = nullptr;
-  ContextScope scope;
-  if (loadDriver(driver).ok())
-    if (Error error = scope.enter(*driver); !error.ok())
-      return error;
+  if (!loadDriver(driver).ok())
+    driver = nullptr;
   Plan plan;
   if (Error error = planCall(*package, *kernel, tensors, count,
                              cudaOffsetReader(driver, static_cast<CUstream>(streamHandle)), plan);

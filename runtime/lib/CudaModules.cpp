@@ -8,7 +8,7 @@
 namespace decayrt::detail::cuda {
 namespace {
 
-/// Dynamic shared memory above this needs the function's opt-in.
+/// Shared memory per block (static + dynamic) above this needs the function's opt-in.
 constexpr int64_t kDefaultSharedLimit = 48 * 1024;
 /// The size of the JIT's error log kept for messages.
 constexpr size_t kJitLogBytes = 4096;
@@ -57,7 +57,7 @@ Attempt loadImage(const Driver &driver, const ModuleImage &image, bool cubin, CU
 }
 
 /// Resolves the module's functions and opts them in to their dynamic shared
-/// memory; unloads the module on failure.
+/// memory where a block needs more than 48 KiB; unloads the module on failure.
 Error prepareFunctions(const Driver &driver, LoadedModule &loaded) {
   const GpuModule &gpu = *loaded.image->kernel->gpu;
   Error error;
@@ -72,7 +72,7 @@ Error prepareFunctions(const Driver &driver, LoadedModule &loaded) {
                                               driver.describe(result));
       break;
     }
-    if (launch.dynamicSharedBytes > kDefaultSharedLimit)
+    if (launch.staticSharedBytes + launch.dynamicSharedBytes > kDefaultSharedLimit)
       error = driver.check(driver.cuFuncSetAttribute(function,
                                                      CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                                      static_cast<int>(launch.dynamicSharedBytes)),

@@ -1,6 +1,7 @@
 // Reads and checks the GPU module items of a manifest (docs/package.md, "GPU kernels").
 #include "GpuManifest.h"
 
+#include <cstdint>
 #include <set>
 
 namespace decayrt::detail {
@@ -74,7 +75,7 @@ bool readLaunch(Reader &reader, const json &item, const std::string &where, Laun
   return reader.readInteger(item, where, "threads", 1, out.threads, kMaxThreadsPerBlock) &&
          readGrid(reader, item, where, out) &&
          reader.readInteger(item, where, "dynamic_shared_bytes", 0, out.dynamicSharedBytes,
-                            UINT32_MAX) &&
+                            INT32_MAX) &&
          reader.readInteger(item, where, "static_shared_bytes", 0, out.staticSharedBytes) &&
          reader.readInteger(item, where, "registers", 0, out.registers) &&
          reader.readInteger(item, where, "spills", 0, out.spills) &&

@@ -176,13 +176,14 @@ json launch(const char *function, json parameters, int64_t threads, json grid,
 }
 
 /// The forward's launches: `fwd` over (N*H, V/4) with 62464 bytes of dynamic
-/// shared memory (above 48 KiB: an opt-in), then `fwd_tail` over B*T/3.
+/// shared memory (above 48 KiB: an opt-in), then `fwd_tail` over B*T/3 with
+/// 49152 (48 KiB, but 1024 static bytes more: an opt-in too).
 json forwardLaunches() {
   return {launch("fwd",
                  {"q", "v", "h0", "seqs", "dt", "A", "scan_z_h0", "o", "ht", "scan_z_ht",
                   "workspace", "N"},
                  128, {gridDim("NH", 1), gridDim("V", 4), gridDim("", 1)}, 62464),
-          launch("fwd_tail", {"ht", "T", "H", "K", "V"}, 64, {gridDim("BT", 3)}, 2048)};
+          launch("fwd_tail", {"ht", "T", "H", "K", "V"}, 64, {gridDim("BT", 3)}, 49152)};
 }
 
 json backwardLaunches() {
@@ -664,13 +665,13 @@ TEST_F(CudaMock, LaunchesWithTheManifestsGridsAndParameters) {
   EXPECT_STREQ(tail.function, "fwd_tail");
   EXPECT_EQ(std::vector<unsigned>(tail.grid, tail.grid + 3), (std::vector<unsigned>{4, 1, 1}));
   EXPECT_EQ(tail.block[0], 64u);
-  EXPECT_EQ(tail.sharedBytes, 2048u);
+  EXPECT_EQ(tail.sharedBytes, 49152u);
   ASSERT_EQ(tail.parameterCount, 5);
   EXPECT_EQ(std::vector<uint64_t>(tail.parameters, tail.parameters + 5),
             (std::vector<uint64_t>{address(call.ht.data()), 5, 3, 4, 6}));
 
-  // Only fwd needs the opt-in to more than 48 KiB of dynamic shared memory.
-  EXPECT_EQ(mock().attributes(), 1);
+  // Both blocks need more than 48 KiB of shared memory: two opt-ins.
+  EXPECT_EQ(mock().attributes(), 2);
 }
 
 TEST_F(CudaMock, FillsTheWorkspacesRuntimeBuffers) {
@@ -769,6 +770,13 @@ TEST_F(CudaMock, DeviceCuSeqlensIsCopiedBack) {
   EXPECT_EQ(mock().synchronizations(), 1);
   ASSERT_EQ(mock().launches().size(), 2u);
   EXPECT_EQ(mock().launches()[0].grid[0], 6u); // N = 2 sequences, H = 3
+  // The workspace's size needs its values too.
+  size_t bytes = 0;
+  EXPECT_EQ(decayrt_cuda_workspace_bytes(package, "forward", tensors.data(), tensors.size(),
+                                         nullptr, &bytes),
+            DECAYRT_OK)
+      << decayrt_last_error();
+  EXPECT_EQ(mock().synchronizations(), 2);
   // Device memory takes part in the aliasing check: an output over it is refused.
   tensors[4].data = device; // o
   mock().reset();

@@ -99,7 +99,9 @@ typedef struct decayrt_tensor {
 /**
  * Opens the package at `path` (dlopen with RTLD_NOW | RTLD_LOCAL; a path without
  * a slash is taken relative to the current directory), reads and validates its
- * manifest (every field, docs/package.md) and resolves every CPU kernel symbol.
+ * manifest (every field, docs/package.md), resolves every CPU kernel symbol
+ * and the PTX and cubin symbols of every GPU module (the cubin must be an ELF
+ * image of at least cubin_size bytes). Loading needs no CUDA driver.
  * On success stores a new package in `*out`, to be released with
  * decayrt_package_free. On failure returns DECAYRT_ERROR_PACKAGE (unreadable
  * file, not a shared object, missing symbol, malformed manifest),
