@@ -1,9 +1,12 @@
-// Element types: their manifest names ("f32", ...) and sizes in bytes.
+// Element types: their manifest names ("f32", ...), sizes in bytes, and filling buffers with a value.
 #ifndef DECAYRT_LIB_DTYPE_H
 #define DECAYRT_LIB_DTYPE_H
 
 #include "decayrt/decayrt.h"
 
+#include "decay/Support/Bfloat16.h"
+
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -67,6 +70,26 @@ inline bool parseDtype(const std::string &name, decayrt_dtype &out) {
       return true;
     }
   return false;
+}
+
+/// Fills `count` elements of `dtype` at `data` with `value`.
+inline void fillBuffer(void *data, decayrt_dtype dtype, int64_t count, double value) {
+  auto fill = [&](auto typed) {
+    auto *elements = static_cast<decltype(typed) *>(data);
+    std::fill(elements, elements + count, typed);
+  };
+  switch (dtype) {
+  case DECAYRT_F32:
+    return fill(static_cast<float>(value));
+  case DECAYRT_F64:
+    return fill(value);
+  case DECAYRT_BF16:
+    return fill(decay::toBfloat16(static_cast<float>(value)));
+  case DECAYRT_I32:
+    return fill(static_cast<int32_t>(value));
+  case DECAYRT_I64:
+    return fill(static_cast<int64_t>(value));
+  }
 }
 
 } // namespace decayrt::detail

@@ -40,6 +40,12 @@ extern "C" const char *decayrt_status_name(decayrt_status status) {
     return "ERROR_UNSUPPORTED";
   case DECAYRT_ERROR_OUT_OF_MEMORY:
     return "ERROR_OUT_OF_MEMORY";
+  case DECAYRT_ERROR_NO_CUDA_DRIVER:
+    return "ERROR_NO_CUDA_DRIVER";
+  case DECAYRT_ERROR_NO_DEVICE:
+    return "ERROR_NO_DEVICE";
+  case DECAYRT_ERROR_CUDA:
+    return "ERROR_CUDA";
   default:
     return "UNKNOWN";
   }

@@ -2,12 +2,13 @@
 #include "Manifest.h"
 
 #include "Dtype.h"
+#include "GpuManifest.h"
+#include "ManifestReader.h"
 
 #include <nlohmann/json.hpp>
 
-#include <cmath>
-#include <limits>
 #include <set>
+#include <tuple>
 #include <utility>
 
 using nlohmann::json;
@@ -17,170 +18,6 @@ namespace {
 
 constexpr int64_t kManifestVersion = 1;
 constexpr size_t kMaxRank = 8;
-
-/// Whether `name` is a C identifier (the names of tensors, specs and symbols).
-bool isIdentifier(const std::string &name) {
-  if (name.empty() || (name[0] >= '0' && name[0] <= '9'))
-    return false;
-  for (char c : name)
-    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-      return false;
-  return true;
-}
-
-/// Whether `value` is one of `allowed`.
-bool isOneOf(const std::string &value, std::initializer_list<const char *> allowed) {
-  for (const char *candidate : allowed)
-    if (value == candidate)
-      return true;
-  return false;
-}
-
-/// Reads typed fields of JSON objects; the first failure is kept in `error`
-/// as "<path>: <what is wrong>".
-class Reader {
-public:
-  explicit Reader(std::string &error) : firstError(error) {}
-
-  /// Records a failure at `path` and returns false.
-  bool fail(const std::string &path, const std::string &what) {
-    if (firstError.empty())
-      firstError = path + ": " + what;
-    return false;
-  }
-
-  /// The path of `key` inside the object at `where`.
-  static std::string pathOf(const std::string &where, const std::string &key) {
-    return where.empty() ? key : where + "." + key;
-  }
-
-  /// The member `key` of `object`, or null (and a failure) when it is absent.
-  const json *field(const json &object, const std::string &where, const char *key) {
-    auto it = object.find(key);
-    if (it == object.end()) {
-      fail(pathOf(where, key), "missing");
-      return nullptr;
-    }
-    return &*it;
-  }
-
-  /// Reads a string member; `nonEmpty` rejects "".
-  bool readString(const json &object, const std::string &where, const char *key, std::string &out,
-                  bool nonEmpty = true) {
-    const json *value = field(object, where, key);
-    if (!value)
-      return false;
-    if (!value->is_string() || (nonEmpty && value->get_ref<const std::string &>().empty()))
-      return fail(pathOf(where, key),
-                  nonEmpty ? "expected a non-empty string" : "expected a string");
-    out = value->get<std::string>();
-    return true;
-  }
-
-  /// Reads a boolean member.
-  bool readBool(const json &object, const std::string &where, const char *key, bool &out) {
-    const json *value = field(object, where, key);
-    if (!value)
-      return false;
-    if (!value->is_boolean())
-      return fail(pathOf(where, key), "expected true or false");
-    out = value->get<bool>();
-    return true;
-  }
-
-  /// Reads a boolean member that defaults to false when absent.
-  bool readOptionalBool(const json &object, const std::string &where, const char *key, bool &out) {
-    out = false;
-    if (object.find(key) == object.end())
-      return true;
-    return readBool(object, where, key, out);
-  }
-
-  /// Reads an integer member in [minimum, INT64_MAX].
-  bool readInteger(const json &object, const std::string &where, const char *key, int64_t minimum,
-                   int64_t &out) {
-    const json *value = field(object, where, key);
-    if (!value)
-      return false;
-    if (!toInteger(*value, minimum, out))
-      return fail(pathOf(where, key), "expected an integer >= " + std::to_string(minimum));
-    return true;
-  }
-
-  /// Reads a member that is null or a positive integer.
-  bool readOptionalSize(const json &object, const std::string &where, const char *key,
-                        std::optional<int64_t> &out) {
-    const json *value = field(object, where, key);
-    if (!value)
-      return false;
-    out.reset();
-    if (value->is_null())
-      return true;
-    int64_t size = 0;
-    if (!toInteger(*value, 1, size))
-      return fail(pathOf(where, key), "expected null or a positive integer");
-    out = size;
-    return true;
-  }
-
-  /// Reads a number member; the strings "inf", "-inf" and "nan" stand for the
-  /// values JSON cannot spell.
-  bool readNumber(const json &object, const std::string &where, const char *key, double &out) {
-    const json *value = field(object, where, key);
-    if (!value)
-      return false;
-    if (value->is_number()) {
-      out = value->get<double>();
-      return true;
-    }
-    if (value->is_string()) {
-      const std::string &text = value->get_ref<const std::string &>();
-      if (text == "inf" || text == "+inf" || text == "-inf") {
-        out = text == "-inf" ? -std::numeric_limits<double>::infinity()
-                             : std::numeric_limits<double>::infinity();
-        return true;
-      }
-      if (text == "nan") {
-        out = std::numeric_limits<double>::quiet_NaN();
-        return true;
-      }
-    }
-    return fail(pathOf(where, key), "expected a number (or \"inf\", \"-inf\", \"nan\")");
-  }
-
-  /// The array member `key`, or null (and a failure).
-  const json *readArray(const json &object, const std::string &where, const char *key) {
-    const json *value = field(object, where, key);
-    if (value && !value->is_array()) {
-      fail(pathOf(where, key), "expected an array");
-      return nullptr;
-    }
-    return value;
-  }
-
-  /// Fails unless `value` is an object.
-  bool expectObject(const json &value, const std::string &path) {
-    return value.is_object() || fail(path, "expected an object");
-  }
-
-private:
-  /// Reads `value` as an integer in [minimum, INT64_MAX]; false if it is not one.
-  static bool toInteger(const json &value, int64_t minimum, int64_t &out) {
-    if (!value.is_number_integer())
-      return false;
-    if (value.is_number_unsigned()) {
-      uint64_t unsignedValue = value.get<uint64_t>();
-      if (unsignedValue > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        return false;
-      out = static_cast<int64_t>(unsignedValue);
-    } else {
-      out = value.get<int64_t>();
-    }
-    return out >= minimum;
-  }
-
-  std::string &firstError;
-};
 
 /// Reads spec.inputs or spec.params: objects {name, dims} with dims among `allowedDims`.
 bool readDeclaredTensors(Reader &reader, const json &spec, const char *key,
@@ -333,19 +170,8 @@ bool checkKernelArguments(Reader &reader, const std::string &where, const Kernel
   return true;
 }
 
-/// Reads one element of `kernels`.
-bool readKernel(Reader &reader, const json &item, const std::string &where, Kernel &kernel) {
-  if (!reader.expectObject(item, where) || !reader.readString(item, where, "entry", kernel.entry) ||
-      !reader.readString(item, where, "target", kernel.target) ||
-      !reader.readString(item, where, "symbol", kernel.symbol) ||
-      !reader.readString(item, where, "cpu", kernel.cpu) ||
-      !reader.readString(item, where, "threads", kernel.threads))
-    return false;
-  if (kernel.entry != "forward" && kernel.entry != "backward")
-    return reader.fail(where + ".entry",
-                       "expected \"forward\" or \"backward\", got '" + kernel.entry + "'");
-  if (!isIdentifier(kernel.symbol))
-    return reader.fail(where + ".symbol", "'" + kernel.symbol + "' is not a symbol name");
+/// Reads the arguments of a kernel item: unique names, each checked.
+bool readArguments(Reader &reader, const json &item, const std::string &where, Kernel &kernel) {
   const json *arguments = reader.readArray(item, where, "arguments");
   if (!arguments)
     return false;
@@ -362,27 +188,73 @@ bool readKernel(Reader &reader, const json &item, const std::string &where, Kern
   return checkKernelArguments(reader, where, kernel);
 }
 
-/// Reads `kernels`: at least one, at most one per (entry, target).
+/// Reads the fields of a CPU kernel item (target "cpu").
+bool readCpuKernel(Reader &reader, const json &item, const std::string &where, Kernel &kernel) {
+  if (!reader.readString(item, where, "symbol", kernel.symbol) ||
+      !reader.readString(item, where, "cpu", kernel.cpu) ||
+      !reader.readString(item, where, "threads", kernel.threads))
+    return false;
+  if (!isIdentifier(kernel.symbol))
+    return reader.fail(where + ".symbol", "'" + kernel.symbol + "' is not a symbol name");
+  return true;
+}
+
+/// Reads one element of `kernels`: a CPU kernel or a GPU module.
+bool readKernel(Reader &reader, const json &item, const std::string &where, Kernel &kernel) {
+  if (!reader.expectObject(item, where) || !reader.readString(item, where, "entry", kernel.entry) ||
+      !reader.readString(item, where, "target", kernel.target))
+    return false;
+  if (kernel.entry != "forward" && kernel.entry != "backward")
+    return reader.fail(where + ".entry",
+                       "expected \"forward\" or \"backward\", got '" + kernel.entry + "'");
+  int capability = 0;
+  bool gpu = parseGpuTarget(kernel.target, capability);
+  if (!gpu && kernel.target != "cpu")
+    return reader.fail(where + ".target",
+                       "unknown target '" + kernel.target + "' (expected cpu or sm_XY)");
+  if (!(gpu ? readGpuModule(reader, item, where, capability, kernel)
+            : readCpuKernel(reader, item, where, kernel)))
+    return false;
+  return readArguments(reader, item, where, kernel) &&
+         (!gpu || checkGpuParameters(reader, where, kernel));
+}
+
+/// Reads `kernels`: at least one, at most one per (entry, target) and, for
+/// GPU modules, per (entry, target, K, V).
 bool readKernels(Reader &reader, const json &root, std::vector<Kernel> &kernels) {
   const json *list = reader.readArray(root, "", "kernels");
   if (!list)
     return false;
   if (list->empty())
     return reader.fail("kernels", "the package has no kernel");
-  std::set<std::pair<std::string, std::string>> seen;
+  std::set<std::tuple<std::string, std::string, int64_t, int64_t>> seen;
   for (size_t i = 0; i < list->size(); ++i) {
     std::string where = "kernels[" + std::to_string(i) + "]";
     Kernel kernel;
     if (!readKernel(reader, (*list)[i], where, kernel))
       return false;
-    if (!seen.insert({kernel.entry, kernel.target}).second)
-      return reader.fail(where, "a second " + kernel.entry + " kernel for target " + kernel.target);
+    int64_t keyDim = kernel.isGpu() ? kernel.gpu->keyDim : 0;
+    int64_t valueDim = kernel.isGpu() ? kernel.gpu->valueDim : 0;
+    if (!seen.insert({kernel.entry, kernel.target, keyDim, valueDim}).second)
+      return reader.fail(where, "a second " + kernel.entry + " kernel for target " +
+                                    kernel.target +
+                                    (kernel.isGpu() ? " with K = " + std::to_string(keyDim) +
+                                                          ", V = " + std::to_string(valueDim)
+                                                    : ""));
+    // Every kernel of an entry takes the same tensors: a call is checked once,
+    // whichever kernel then runs it.
+    for (size_t j = 0; j < kernels.size(); ++j)
+      if (kernels[j].entry == kernel.entry && kernels[j].arguments != kernel.arguments)
+        return reader.fail(where + ".arguments", "differ from those of kernels[" +
+                                                     std::to_string(j) + "], the same entry");
     kernels.push_back(std::move(kernel));
   }
   return true;
 }
 
 } // namespace
+
+bool isSizeParameter(const std::string &name) { return isOneOf(name, {"B", "T", "H", "K", "V", "N"}); }
 
 bool parseManifest(const std::string &text, Manifest &out, std::string &error) {
   error.clear();

@@ -48,16 +48,64 @@ struct Argument {
   Role role = Role::Input;
   bool optional = false; ///< an input the caller may omit (zeros or the scan's init)
   bool unused = false;   ///< neither read nor written: the runtime passes scratch
+
+  bool operator==(const Argument &other) const {
+    return name == other.name && dims == other.dims && dtype == other.dtype &&
+           role == other.role && optional == other.optional && unused == other.unused;
+  }
+  bool operator!=(const Argument &other) const { return !(*this == other); }
 };
 
-/// One compiled entry point.
+/// A size in bytes as a function of the call (docs/package.md):
+/// token * (B*T*H) + chunk * (H * chunks) + sequence * (N*H) + fixed, where
+/// `chunks` counts the chunks of every sequence.
+struct SizeModel {
+  int64_t token = 0, chunk = 0, sequence = 0, fixed = 0;
+};
+
+/// One grid dimension: the product of the sizes its `dims` letters name
+/// ("" is 1), divided by `divide`, rounded up.
+struct GridDim {
+  std::string dims;
+  int64_t divide = 1;
+};
+
+/// One kernel launch of a GPU module.
+struct Launch {
+  std::string function;                ///< the .entry name in the PTX
+  std::vector<std::string> parameters; ///< argument names, "workspace", B, T, H, K, V, N
+  int64_t threads = 0;                 ///< threads per (1-d) block
+  std::vector<GridDim> grid;           ///< 1 to 3 dimensions (x, y, z)
+  int64_t dynamicSharedBytes = 0, staticSharedBytes = 0;
+  int64_t registers = 0, spills = 0, stackBytes = 0; ///< from ptxas -v
+};
+
+/// What a kernel item with target sm_XY adds: one CUDA module specialized for K, V.
+struct GpuModule {
+  int capability = 0;            ///< 10 * major + minor of the target (sm_86: 86)
+  int64_t keyDim = 0, valueDim = 0;
+  std::string ptxSymbol;         ///< exported NUL-terminated PTX
+  std::string cubinSymbol;       ///< exported ELF cubin of `cubinSize` bytes
+  int64_t cubinSize = 0;
+  SizeModel workspace;           ///< device scratch the launches need
+  SizeModel moves;               ///< global-memory traffic of the launches as generated
+  std::vector<Launch> launches;  ///< launched in this order on one stream
+};
+
+/// One compiled entry point: a CPU kernel (target "cpu") or a GPU module
+/// (target "sm_XY").
 struct Kernel {
   std::string entry;  ///< "forward" or "backward"
-  std::string target; ///< "cpu"
+  std::string target; ///< "cpu" or "sm_XY"
+  std::vector<Argument> arguments;
+  // CPU kernels only:
   std::string symbol; ///< the exported function void symbol(void **arguments)
   std::string cpu;    ///< the -march it was compiled for
   std::string threads;
-  std::vector<Argument> arguments;
+  // GPU modules only:
+  std::optional<GpuModule> gpu;
+
+  bool isGpu() const { return gpu.has_value(); }
 };
 
 /// A whole manifest.
@@ -65,6 +113,11 @@ struct Manifest {
   Spec spec;
   std::vector<Kernel> kernels;
 };
+
+/// The parameters of a GPU launch that are not arguments: the sizes (64-bit
+/// integers) and the module's workspace (a device address).
+bool isSizeParameter(const std::string &name);
+constexpr const char *kWorkspaceParameter = "workspace";
 
 /// Parses and validates manifest JSON. On failure returns false and sets
 /// `error` to a message naming the offending field (e.g. "kernels[0].symbol:

@@ -11,7 +11,6 @@
 
 #include <cstring>
 #include <memory>
-#include <new>
 
 using namespace decayrt::detail;
 
@@ -22,6 +21,7 @@ constexpr const char *kManifestSymbol = "decay_package_manifest";
 /// Deletes a package and closes its library.
 struct PackageDeleter {
   void operator()(decayrt_package *package) const {
+    package->cudaModules.unloadAll(); // before the images' library goes
     if (package->library)
       dlclose(package->library);
     delete package;
@@ -47,19 +47,27 @@ Error openLibrary(const std::string &path, void *&library) {
   return Error::success();
 }
 
-/// The size in bytes the symbol table gives the object at `address`, or 0 if unknown.
-size_t symbolSize(const void *address) {
+/// The size in bytes the symbol table gives the object `name` at `address`, or 0 if unknown.
+size_t symbolSize(const void *address, const char *name) {
 #if defined(__GLIBC__) // RTLD_DL_SYMENT is an enumerator there, not a macro
   Dl_info info;
   void *entry = nullptr;
   if (!dladdr1(address, &info, &entry, RTLD_DL_SYMENT) || !entry || !info.dli_sname ||
-      std::strcmp(info.dli_sname, kManifestSymbol) != 0 || info.dli_saddr != address)
+      std::strcmp(info.dli_sname, name) != 0 || info.dli_saddr != address)
     return 0;
   return static_cast<size_t>(static_cast<const ElfW(Sym) *>(entry)->st_size);
 #else
   (void)address;
+  (void)name;
 #endif
   return 0;
+}
+
+/// Whether the NUL-terminated string at `text` ends inside its symbol's size
+/// (true when the size is unknown).
+bool isTerminatedInSymbol(const char *text, const char *name) {
+  size_t size = symbolSize(text, name);
+  return !size || strnlen(text, size) < size;
 }
 
 /// Copies the NUL-terminated manifest the library exports; when the symbol
@@ -70,20 +78,64 @@ Error readManifestText(void *library, const std::string &path, std::string &text
   if (!manifest)
     return fail(DECAYRT_ERROR_PACKAGE, "package '" + path + "' does not export " + kManifestSymbol +
                                            ": " + dynamicLinkerError("symbol not found"));
-  size_t size = symbolSize(manifest);
-  size_t length = size ? strnlen(manifest, size) : std::strlen(manifest);
-  if (size && length == size)
+  if (!isTerminatedInSymbol(manifest, kManifestSymbol))
     return fail(DECAYRT_ERROR_PACKAGE,
                 "package '" + path + "': " + kManifestSymbol + " is not a NUL-terminated string");
-  text.assign(manifest, length);
+  text.assign(manifest);
   return Error::success();
 }
 
-/// Resolves the entry point of every CPU kernel of the manifest.
+/// The address of the exported `symbol` of `kernel`, or an error naming it.
+Error findSymbol(void *library, const std::string &path, const Kernel &kernel,
+                 const std::string &symbol, const char *what, const void *&out) {
+  dlerror();
+  out = dlsym(library, symbol.c_str());
+  if (!out)
+    return fail(DECAYRT_ERROR_PACKAGE, "package '" + path + "': missing " + what + " symbol '" +
+                                           symbol + "' of the " + kernel.entry + " entry (" +
+                                           kernel.target + "): " +
+                                           dynamicLinkerError("symbol not found"));
+  return Error::success();
+}
+
+/// Resolves a GPU module's PTX (a NUL-terminated string) and cubin (an ELF
+/// image of cubin_size bytes; at least that many when the symbol table knows).
+Error resolveModule(decayrt_package &package, const std::string &path, const Kernel &kernel) {
+  const GpuModule &gpu = *kernel.gpu;
+  const void *ptx = nullptr, *cubin = nullptr;
+  if (Error error = findSymbol(package.library, path, kernel, gpu.ptxSymbol, "PTX", ptx);
+      !error.ok())
+    return error;
+  if (Error error = findSymbol(package.library, path, kernel, gpu.cubinSymbol, "cubin", cubin);
+      !error.ok())
+    return error;
+  std::string where = "package '" + path + "': ";
+  if (!isTerminatedInSymbol(static_cast<const char *>(ptx), gpu.ptxSymbol.c_str()))
+    return fail(DECAYRT_ERROR_PACKAGE,
+                where + "PTX " + gpu.ptxSymbol + " is not a NUL-terminated string");
+  size_t cubinSymbolSize = symbolSize(cubin, gpu.cubinSymbol.c_str());
+  if (cubinSymbolSize && cubinSymbolSize < static_cast<uint64_t>(gpu.cubinSize))
+    return fail(DECAYRT_ERROR_PACKAGE, where + "cubin " + gpu.cubinSymbol + " has " +
+                                           std::to_string(cubinSymbolSize) +
+                                           " bytes, the manifest says cubin_size " +
+                                           std::to_string(gpu.cubinSize));
+  if (gpu.cubinSize < 4 || std::memcmp(cubin, "\x7f" "ELF", 4) != 0)
+    return fail(DECAYRT_ERROR_PACKAGE,
+                where + "cubin " + gpu.cubinSymbol + " is not an ELF image");
+  package.gpuModules.push_back({&kernel, static_cast<const char *>(ptx),
+                                static_cast<const unsigned char *>(cubin)});
+  return Error::success();
+}
+
+/// Resolves the entry point of every CPU kernel and the images of every GPU
+/// module of the manifest.
 Error resolveKernels(decayrt_package &package, const std::string &path) {
   for (const Kernel &kernel : package.manifest.kernels) {
-    if (kernel.target != "cpu")
-      continue; // not runnable by this runtime; never called
+    if (kernel.isGpu()) {
+      if (Error error = resolveModule(package, path, kernel); !error.ok())
+        return error;
+      continue;
+    }
     dlerror();
     void *address = dlsym(package.library, kernel.symbol.c_str());
     if (!address)
@@ -119,19 +171,18 @@ Error loadPackage(const char *path, PackagePtr &out) {
 extern "C" decayrt_status decayrt_package_load(const char *path, decayrt_package **out) {
   if (out)
     *out = nullptr;
-  try {
-    if (!out)
-      return report(fail(DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_package_load: out is NULL"));
-    PackagePtr package;
-    if (Error error = loadPackage(path, package); !error.ok())
-      return report(error);
-    *out = package.release();
-    return DECAYRT_OK;
-  } catch (const std::bad_alloc &) {
-    return report(fail(DECAYRT_ERROR_OUT_OF_MEMORY, "decayrt_package_load: out of memory"));
-  } catch (...) {
-    return report(fail(DECAYRT_ERROR_PACKAGE, "decayrt_package_load: unexpected failure"));
-  }
+  return guarded(
+      "decayrt_package_load",
+      [&] {
+        if (!out)
+          return fail(DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_package_load: out is NULL");
+        PackagePtr package;
+        if (Error error = loadPackage(path, package); !error.ok())
+          return error;
+        *out = package.release();
+        return Error::success();
+      },
+      DECAYRT_ERROR_PACKAGE);
 }
 
 extern "C" void decayrt_package_free(decayrt_package *package) {

@@ -2,6 +2,7 @@
 #ifndef DECAYRT_LIB_PACKAGE_H
 #define DECAYRT_LIB_PACKAGE_H
 
+#include "CudaModules.h"
 #include "Manifest.h"
 
 #include <string>
@@ -20,18 +21,30 @@ struct LoadedKernel {
 
 } // namespace decayrt::detail
 
-/// Immutable once loaded, so any number of threads may run it at once.
+/// Immutable once loaded but for the CUDA module cache, which guards itself,
+/// so any number of threads may run it at once.
 struct decayrt_package {
   void *library = nullptr;  ///< the dlopen handle
   std::string manifestText; ///< a copy of decay_package_manifest
   decayrt::detail::Manifest manifest;
   std::vector<decayrt::detail::LoadedKernel> cpuKernels;
+  std::vector<decayrt::detail::cuda::ModuleImage> gpuModules;
+  /// The GPU modules loaded so far, per context (filled by decayrt_run_cuda).
+  mutable decayrt::detail::cuda::ModuleCache cudaModules;
 
   /// The CPU kernel of `entry`, or null when the package has none.
   const decayrt::detail::LoadedKernel *findKernel(const std::string &entry) const {
     for (const decayrt::detail::LoadedKernel &loaded : cpuKernels)
       if (loaded.kernel->entry == entry)
         return &loaded;
+    return nullptr;
+  }
+
+  /// A GPU module of `entry` (they all take the same arguments), or null.
+  const decayrt::detail::Kernel *findGpuKernel(const std::string &entry) const {
+    for (const decayrt::detail::cuda::ModuleImage &image : gpuModules)
+      if (image.kernel->entry == entry)
+        return image.kernel;
     return nullptr;
   }
 };

@@ -1,6 +1,5 @@
 // Unit tests of decayrt (runtime/) on fake packages compiled at test time from C with the system compiler.
-#include "decayrt/decayrt.h"
-#include "decayrt/decayrt.hpp"
+#include "FakePackages.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -20,75 +19,9 @@
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using namespace decayrt::test;
 
 namespace {
-
-/// Whether `text` holds `fragment` (gmock is not linked).
-::testing::AssertionResult contains(const std::string &text, const std::string &fragment) {
-  if (text.find(fragment) != std::string::npos)
-    return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << fragment << "'";
-}
-
-// ---- Building fake packages ----
-
-/// A fresh folder under /tmp, removed with its contents at the end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/decayrt-test-XXXXXX";
-    const char *made = mkdtemp(pattern);
-    if (!made)
-      ADD_FAILURE() << "mkdtemp failed";
-    path = made ? made : "/tmp/decayrt-test-failed";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string &name) const { return path + "/" + name; }
-};
-
-void writeFile(const std::string &path, const std::string &text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  ASSERT_TRUE(out.good()) << "cannot write " << path;
-}
-
-/// `text` as a C string literal.
-std::string cStringLiteral(const std::string &text) {
-  std::string literal = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\')
-      literal += '\\';
-    if (c == '\n') {
-      literal += "\\n";
-      continue;
-    }
-    literal += c;
-  }
-  return literal + "\"";
-}
-
-/// Compiles C `source` into the shared object `dir/name.so` with the system
-/// compiler ($CC or cc); returns its path, or "" (and a test failure).
-std::string compileSharedObject(const TempDir &dir, const std::string &name,
-                                const std::string &source) {
-  std::string cFile = dir / (name + ".c"), soFile = dir / (name + ".so"),
-              log = dir / (name + ".log");
-  writeFile(cFile, source);
-  const char *compiler = std::getenv("CC");
-  std::string command = std::string(compiler && *compiler ? compiler : "cc") +
-                        " -std=c99 -shared -fPIC -O1 -o '" + soFile + "' '" + cFile + "' > '" +
-                        log + "' 2>&1";
-  if (std::system(command.c_str()) != 0) {
-    std::ifstream in(log);
-    std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    ADD_FAILURE() << "cannot compile the fake package: " << command << "\n" << output;
-    return "";
-  }
-  return soFile;
-}
 
 /// The fake kernels. Each records what it received into an output, as floats:
 /// per argument its descriptor (offset, allocated == aligned, sizes, strides),
@@ -156,21 +89,6 @@ void fake_gated_backward(void **args) {
 }
 )C";
 
-/// A kernel argument of a manifest.
-json argument(const char *name, const char *dims, const char *role, const char *dtype = "f32") {
-  return {{"name", name}, {"dims", dims}, {"dtype", dtype}, {"role", role}};
-}
-json optionalInput(const char *name, const char *dims) {
-  json a = argument(name, dims, "input");
-  a["optional"] = true;
-  return a;
-}
-json unusedArgument(const char *name, const char *dims, const char *role) {
-  json a = argument(name, dims, role);
-  a["unused"] = true;
-  return a;
-}
-
 /// The manifest of a spec `linear` (granularity none) with a forward kernel.
 json linearManifest() {
   json spec = {{"name", "linear"},        {"granularity", "none"},   {"feature_map", "identity"},
@@ -192,94 +110,32 @@ json linearManifest() {
           {"kernels", json::array({kernel})}};
 }
 
-/// The manifest of a spec `gated` (scalar decay from input dt and param A, a
-/// scan z with init -0.5, derived key) with only a backward kernel.
+/// The manifest of a spec `gated` with only a backward kernel.
 json gatedManifest() {
-  json spec = {{"name", "gated"},
-               {"granularity", "scalar"},
-               {"feature_map", "identity"},
-               {"normalizer", false},
-               {"derived_key", true},
-               {"rope", false},
-               {"key_dim", nullptr},
-               {"value_dim", nullptr},
-               {"chunk_size", 32},
-               {"inputs", {{{"name", "dt"}, {"dims", "BTH"}}}},
-               {"params", {{{"name", "A"}, {"dims", "H"}}}},
-               {"scans", {{{"name", "z"}, {"init", -0.5}}}}};
-  json arguments = {argument("q", "BTHK", "input"),
-                    unusedArgument("k", "BTHK", "input"),
-                    argument("v", "BTHV", "input"),
-                    optionalInput("h0", "NHKV"),
-                    argument("seqs", "N3", "sequences", "i64"),
-                    argument("dt", "BTH", "input"),
-                    argument("A", "H", "input"),
-                    optionalInput("scan_z_h0", "NH"),
-                    argument("do", "BTHV", "input"),
-                    optionalInput("dht", "NHKV"),
-                    argument("dq", "BTHK", "output"),
-                    unusedArgument("dk", "BTHK", "output"),
-                    argument("dv", "BTHV", "output"),
-                    argument("dh0", "NHKV", "output"),
-                    argument("ddt", "BTH", "output"),
-                    argument("dA", "H", "output"),
-                    argument("dscan_z_h0", "NH", "output")};
-  json kernel = {{"entry", "backward"}, {"target", "cpu"},     {"symbol", "fake_gated_backward"},
-                 {"cpu", "native"},     {"threads", "openmp"}, {"arguments", arguments}};
+  json kernel = {{"entry", "backward"},
+                 {"target", "cpu"},
+                 {"symbol", "fake_gated_backward"},
+                 {"cpu", "native"},
+                 {"threads", "openmp"},
+                 {"arguments", gatedBackwardArguments()}};
   return {{"format", "decayc-package"},
           {"version", 1},
-          {"spec", spec},
+          {"spec", gatedSpec(32)},
           {"kernels", json::array({kernel})}};
 }
 
-/// The capacity of the manifest of the template package, NUL included.
-constexpr size_t kManifestCapacity = 16384;
-/// What the template package's manifest holds until it is patched.
-constexpr const char *kManifestMarker = "@@DECAYRT-TEST-MANIFEST@@";
-
-/// C source of the template package: a manifest placeholder plus the fake kernels.
-std::string templateSource() {
-  return "const char decay_package_manifest[" + std::to_string(kManifestCapacity) +
-         "] = " + cStringLiteral(kManifestMarker) + ";\n" + kFakeKernels;
+/// The template of the fake packages (their kernels), compiled once per process.
+PackageTemplate &fakeKernels() {
+  static PackageTemplate kernels(kFakeKernels);
+  return kernels;
 }
 
-/// The bytes of the template package, compiled once per process ("" on failure).
-const std::string &templatePackage() {
-  static TempDir dir;
-  static const std::string bytes = [] {
-    std::string path = compileSharedObject(dir, "template", templateSource());
-    std::ifstream in(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  }();
-  return bytes;
-}
-
-/// Builds a package with this manifest text in `dir` by patching a copy of the
-/// template package (one compile per process instead of one per manifest);
-/// returns its path, or "" (and a test failure).
+/// Builds a package with this manifest text in `dir`; its path, or "" (and a test failure).
 std::string buildPackage(const TempDir &dir, const std::string &manifestText) {
-  static std::atomic<int> counter{0};
-  std::string bytes = templatePackage();
-  size_t at = bytes.find(kManifestMarker);
-  if (at == std::string::npos || manifestText.size() >= kManifestCapacity) {
-    ADD_FAILURE() << "cannot build a package from the template";
-    return "";
-  }
-  bytes.replace(at, manifestText.size() + 1, manifestText + '\0');
-  std::string path = dir / ("package" + std::to_string(counter++) + ".so");
-  writeFile(path, bytes);
-  return path;
+  return fakeKernels().build(dir, manifestText);
 }
 
 // ---- Tensors ----
-
-/// A C tensor view of `data` with `shape` (the vectors must outlive the view).
-template <typename T>
-decayrt_tensor view(const char *name, std::vector<T> &data, const std::vector<int64_t> &shape) {
-  return decayrt_tensor{
-      name,         data.data(), decayrt::DtypeOf<T>::value, static_cast<int32_t>(shape.size()),
-      shape.data(), nullptr};
-}
 
 decayrt_tensor *tensorNamed(std::vector<decayrt_tensor> &tensors, const std::string &name) {
   for (decayrt_tensor &tensor : tensors)
@@ -432,17 +288,6 @@ protected:
 
 TempDir *Runtime::packageDir = nullptr;
 std::string *Runtime::linearPath = nullptr, *Runtime::gatedPath = nullptr;
-
-/// Expects loading `path` to fail with DECAYRT_ERROR_PACKAGE and a message holding `fragment`.
-void expectLoadFailure(const std::string &path, const std::string &fragment) {
-  decayrt_package *package = reinterpret_cast<decayrt_package *>(&package); // must be reset
-  EXPECT_EQ(decayrt_package_load(path.c_str(), &package), DECAYRT_ERROR_PACKAGE);
-  EXPECT_EQ(package, nullptr);
-  std::string message = decayrt_last_error();
-  EXPECT_TRUE(contains(message, fragment));
-  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-  decayrt_package_free(package);
-}
 
 } // namespace
 

@@ -2,6 +2,7 @@
 #include "Commands.h"
 #include "CpuDevice.h"
 #include "MachineBaselines.h"
+#include "ProblemShape.h"
 
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
@@ -51,41 +52,10 @@ int fail(const std::string &message) {
   return 1;
 }
 
-struct Shape {
-  int64_t B = 4, T = 4096, H = 8, K = 128, V = 128;
-};
-
-bool parseShape(const std::string &text, Shape &shape, std::string &error) {
-  size_t position = 0;
-  while (position < text.size()) {
-    size_t comma = text.find(',', position);
-    std::string item = text.substr(position, comma == std::string::npos ? std::string::npos : comma - position);
-    position = comma == std::string::npos ? text.size() : comma + 1;
-    size_t equals = item.find('=');
-    char *end = nullptr;
-    long long value = equals == std::string::npos ? 0 : std::strtoll(item.c_str() + equals + 1, &end, 10);
-    if (equals != 1 || !end || *end != '\0' || value < 1) {
-      error = "--shape expects B=..,T=..,H=..,K=..,V=.. with positive sizes, got '" + item + "'";
-      return false;
-    }
-    switch (item[0]) {
-    case 'B': shape.B = value; break;
-    case 'T': shape.T = value; break;
-    case 'H': shape.H = value; break;
-    case 'K': shape.K = value; break;
-    case 'V': shape.V = value; break;
-    default:
-      error = "--shape: unknown dim '" + item.substr(0, 1) + "' (expected B, T, H, K, V)";
-      return false;
-    }
-  }
-  return true;
-}
-
 /// Inputs of `entry` at moderate values: q, k, v in [0, 0.5), gates and
 /// params in [-1, 1), optional states zero (absent); in the package's dtypes.
 std::map<std::string, decayc::DeviceTensor> generateInputs(const decayc::CpuDevice &device,
-                                                           Entry entry, const Shape &shape) {
+                                                           Entry entry, const decayc::ProblemShape &shape) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> unit(0.0f, 1.0f);
   std::map<std::string, decayc::DeviceTensor> inputs;
@@ -140,7 +110,7 @@ int decayc::benchCommand(int argc, char **argv) {
     return fail("--entry must be forward, backward or both, got '" + entryName + "'");
   if (args.get("device").value_or("cpu") != "cpu")
     return fail("--device " + *args.get("device") + " is not available: the only device is cpu");
-  Shape shape;
+  ProblemShape shape;
   std::string error, dtype;
   if (auto text = args.get("shape"); text && !parseShape(*text, shape, error))
     return fail(error);
@@ -200,9 +170,7 @@ int decayc::benchCommand(int argc, char **argv) {
     return fail(llvm::toString(std::move(runError)));
 
   int64_t chunk = chunkSize > 0 ? chunkSize : 64;
-  double forwardFlops = 2.0 * shape.T * (chunk * (shape.K + shape.V) + 2.0 * shape.K * shape.V) *
-                        shape.B * shape.H;
-  double flops = forwardFlops * ((forward ? 1 : 0) + (backward ? 2 : 0));
+  double flops = forwardFlops(shape, chunk) * ((forward ? 1 : 0) + (backward ? 2 : 0));
   double seconds = median(times);
   double tokens = static_cast<double>(shape.B) * shape.T;
   double gflops = flops / seconds / 1e9;

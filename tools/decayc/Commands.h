@@ -39,6 +39,10 @@ extern const char *const kBenchHelp;
 int compileCommand(int argc, char **argv);
 extern const char *const kCompileHelp;
 
+/// `decayc inspect`: returns the process exit code.
+int inspectCommand(int argc, char **argv);
+extern const char *const kInspectHelp;
+
 } // namespace decayc
 
 #endif

@@ -1,5 +1,6 @@
-// The CPU device of decayc: a kernel package (compiled from a spec on the fly when given one) run through decayrt.
+// The devices of decayc: a kernel package (compiled from a spec on the fly when given one) run through decayrt on the CPU or a CUDA GPU.
 #include "CpuDevice.h"
+#include "CudaTransfer.h"
 
 #include "decay/Codegen/CPU/CpuPackage.h"
 
@@ -72,11 +73,18 @@ CpuDevice::~CpuDevice() {
 llvm::Expected<std::unique_ptr<CpuDevice>> CpuDevice::open(const std::string &path,
                                                            const std::string &recurrence,
                                                            int64_t chunkSize,
-                                                           const std::string &dtype) {
+                                                           const std::string &dtype,
+                                                           DeviceKind kind) {
   std::unique_ptr<CpuDevice> device(new CpuDevice());
+  device->kind = kind;
   std::string packagePath = path;
+  if (kind == DeviceKind::Cuda && decayrt_cuda_available() != DECAYRT_OK)
+    return makeError(decayrt_last_error());
   if (!llvm::sys::fs::exists(path))
     return makeError("'" + path + "' does not exist");
+  if (!isSharedObject(path) && kind == DeviceKind::Cuda)
+    return makeError("--device cuda runs a package with GPU kernels: compile '" + path +
+                     "' with decayc compile --target sm_80 (or sm_90) first");
   if (!isSharedObject(path)) {
     llvm::SmallString<128> dir;
     if (std::error_code ec = llvm::sys::fs::createUniqueDirectory("decayc", dir))
@@ -186,10 +194,16 @@ llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, DeviceTensor
     add(name, tensor);
   for (auto &[name, tensor] : outputs)
     add(name, tensor);
+  std::vector<bool> isOutput(inputs.size(), false);
+  isOutput.resize(tensors.size(), true);
   int64_t cuCount = cuSeqlens ? static_cast<int64_t>(cuSeqlens->size()) : 0;
-  if (cuSeqlens)
+  if (cuSeqlens) {
     tensors.push_back({"cu_seqlens", const_cast<int64_t *>(cuSeqlens->data()), DECAYRT_I64, 1,
                        &cuCount, nullptr});
+    isOutput.push_back(false);
+  }
+  if (kind == DeviceKind::Cuda)
+    return runOnCuda(package, decay::entryName(entry), tensors, isOutput);
   if (decayrt_run(package, decay::entryName(entry), tensors.data(), tensors.size()) != DECAYRT_OK)
     return makeError(decayrt_last_error());
   return llvm::Error::success();

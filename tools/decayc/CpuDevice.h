@@ -1,4 +1,4 @@
-// The CPU device of decayc: a kernel package (compiled from a spec on the fly when given one) run through decayrt.
+// The devices of decayc: a kernel package (compiled from a spec on the fly when given one) run through decayrt on the CPU or a CUDA GPU.
 #ifndef DECAYC_CPUDEVICE_H
 #define DECAYC_CPUDEVICE_H
 
@@ -33,6 +33,13 @@ struct DeviceTensor {
   std::vector<float> values() const;
 };
 
+/// Where a package's kernels run.
+enum class DeviceKind {
+  Cpu,  ///< the CPU kernels, on host memory (decayrt_run)
+  Cuda, ///< the GPU kernels, on device memory the tensors are copied to (decayrt_run_cuda)
+};
+
+/// A package's kernels on one device (despite its name, the CPU or CUDA).
 class CpuDevice {
 public:
   ~CpuDevice();
@@ -40,11 +47,14 @@ public:
   /// Opens `path`: a package (an ELF shared object) is loaded as is (a
   /// non-empty `dtype` must then be the package's); a spec is compiled to a
   /// temporary package first (with `recurrence`, `chunkSize` and `dtype`, see
-  /// decayc compile).
+  /// decayc compile), for the CPU only. For DeviceKind::Cuda the CUDA driver
+  /// and a device must be usable (else decayrt's "no CUDA driver: ..." or
+  /// "no CUDA device: ...") and `path` must be a package.
   static llvm::Expected<std::unique_ptr<CpuDevice>> open(const std::string &path,
                                                          const std::string &recurrence,
                                                          int64_t chunkSize,
-                                                         const std::string &dtype = "");
+                                                         const std::string &dtype = "",
+                                                         DeviceKind kind = DeviceKind::Cpu);
 
   const decay::SpecSummary &spec() const { return summary; }
   /// The tensors an entry reads (without cu_seqlens) and writes.
@@ -61,7 +71,9 @@ public:
   std::map<std::string, DeviceTensor> allocateOutputs(decay::Entry entry,
                                                       const std::map<std::string, DeviceTensor> &inputs,
                                                       const std::vector<int64_t> *cuSeqlens) const;
-  /// Runs `entry` through decayrt; its error message names the tensor at fault.
+  /// Runs `entry` through decayrt on the device; its error message names the
+  /// tensor at fault. The tensors live in host memory: on CUDA they are copied
+  /// to the device and the outputs back.
   llvm::Error run(decay::Entry entry, const std::map<std::string, DeviceTensor> &inputs,
                   const std::vector<int64_t> *cuSeqlens,
                   std::map<std::string, DeviceTensor> &outputs) const;
@@ -70,6 +82,7 @@ private:
   CpuDevice() = default;
   decayrt_package *package = nullptr;
   decay::SpecSummary summary;
+  DeviceKind kind = DeviceKind::Cpu;
   std::string temporaryDir; ///< removed on destruction
 };
 

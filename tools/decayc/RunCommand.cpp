@@ -26,10 +26,16 @@ OPTIONS:
                        computes the gradients of the loss
                        sum(o * do) + sum(ht * dht) (+ the final normalizer and
                        scan states times their gradients).
-  --device cpu         Run the chunked f32 CPU kernels (the default): a spec is
-                       compiled to a temporary package first (like decayc
+  --device cpu|cuda    cpu (the default): run the chunked CPU kernels; a spec
+                       is compiled to a temporary package first (like decayc
                        compile), a package is loaded as is, both through
-                       decayrt.
+                       decayrt. cuda: run a package's GPU kernels on device 0
+                       (or the CUDA context current in the process): the
+                       inputs are copied to the device, the outputs back; the
+                       module is chosen by the device's compute capability
+                       and K, V (docs/cuda.md). Needs the CUDA driver
+                       (libcuda.so.1, or the library DECAYRT_CUDA_DRIVER
+                       names); without one the run fails with "no CUDA driver".
   --reference          Run the float64 token-by-token reference path instead
                        (the oracle of every kernel; specs only).
   --chunk-size N       Tokens per chunk when compiling a spec for --device cpu
@@ -53,9 +59,9 @@ OPTIONS:
                        does not use (k when the spec derives its key) are
                        ignored with a warning.
   --outputs DIR        Folder for the outputs (required; created if missing):
-                       float32 from --device cpu (bf16 outputs as float32
-                       holding their bfloat16 values exactly), float64 from
-                       --reference.
+                       float32 from --device cpu and cuda (bf16 outputs as
+                       float32 holding their bfloat16 values exactly),
+                       float64 from --reference.
                        Forward: o [B,T,H,V], ht [N,H,K,V], plus norm_ht and
                        scan_<name>_ht when the spec has them.
                        Backward (reads also do [B,T,H,V] and optional dht
@@ -182,7 +188,7 @@ bool writeOutputsAtomically(const std::string &dir,
 } // namespace
 
 namespace {
-/// What `decayc run` runs: the reference path or the CPU kernels.
+/// What `decayc run` runs: the reference path or a package's kernels on a device.
 struct Backend {
   decay::SpecSummary spec;
   std::vector<decay::TensorSpec> inputs;
@@ -215,9 +221,11 @@ llvm::Expected<Backend> openReference(const std::string &path, const decayc::Arg
   return backend;
 }
 
-llvm::Expected<Backend> openCpu(const std::string &path, const decayc::Arguments &args,
-                                decay::Entry entry, int64_t chunkSize, const std::string &dtype) {
-  auto device = decayc::CpuDevice::open(path, args.get("recurrence").value_or(""), chunkSize, dtype);
+llvm::Expected<Backend> openDevice(const std::string &path, const decayc::Arguments &args,
+                                   decay::Entry entry, int64_t chunkSize, const std::string &dtype,
+                                   decayc::DeviceKind kind) {
+  auto device =
+      decayc::CpuDevice::open(path, args.get("recurrence").value_or(""), chunkSize, dtype, kind);
   if (!device)
     return device.takeError();
   std::shared_ptr<decayc::CpuDevice> shared = std::move(*device);
@@ -256,8 +264,9 @@ int decayc::runCommand(int argc, char **argv) {
   std::string device = args.get("device").value_or("cpu");
   if (args.has("reference") && args.has("device"))
     return fail("--reference and --device exclude each other: the reference path is its own device");
-  if (!args.has("reference") && device != "cpu")
-    return fail("--device " + device + " is not available: the devices are cpu (and --reference)");
+  if (!args.has("reference") && device != "cpu" && device != "cuda")
+    return fail("--device " + device +
+                " is not available: the devices are cpu and cuda (and --reference)");
   std::string dtype, error;
   if (!readDtypeOption(args, dtype, error))
     return fail(error);
@@ -277,8 +286,11 @@ int decayc::runCommand(int argc, char **argv) {
   if (!llvm::sys::fs::is_directory(*inputDir))
     return fail("--inputs '" + *inputDir + "' is not a folder");
 
-  auto backend = args.has("reference") ? openReference(args.positionals[0], args, entry)
-                                       : openCpu(args.positionals[0], args, entry, chunkSize, dtype);
+  decayc::DeviceKind kind =
+      device == "cuda" ? decayc::DeviceKind::Cuda : decayc::DeviceKind::Cpu;
+  auto backend = args.has("reference")
+                     ? openReference(args.positionals[0], args, entry)
+                     : openDevice(args.positionals[0], args, entry, chunkSize, dtype, kind);
   if (!backend)
     return fail(llvm::toString(backend.takeError()));
 

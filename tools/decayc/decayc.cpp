@@ -13,7 +13,8 @@ USAGE: decayc <subcommand> [options]
 SUBCOMMANDS:
   bench     Time a kernel: median, tokens/s, GFLOP/s, beside the machine's peak.
   compile   Compile a spec into a kernel package (CPU kernels + manifest).
-  run       Run a spec's recurrence on NumPy .npy tensors and write the outputs.
+  inspect   List a package's kernels and launches; FLOPs, traffic and roofline for a shape.
+  run       Run a spec's recurrence on NumPy .npy tensors and write the outputs (CPU or CUDA).
 
 Run `decayc <subcommand> --help` for the options of a subcommand.
 A spec is a .mlir file holding decay.recurrence ops (see examples/specs/ and
@@ -94,6 +95,8 @@ int main(int argc, char **argv) {
       std::fputs(decayc::kCompileHelp, stdout);
     else if (argc > 2 && std::strcmp(argv[2], "bench") == 0)
       std::fputs(decayc::kBenchHelp, stdout);
+    else if (argc > 2 && std::strcmp(argv[2], "inspect") == 0)
+      std::fputs(decayc::kInspectHelp, stdout);
     else
       std::fputs(kHelp, stdout);
     return 0;
@@ -104,6 +107,8 @@ int main(int argc, char **argv) {
     return decayc::compileCommand(argc, argv);
   if (command == "bench")
     return decayc::benchCommand(argc, argv);
+  if (command == "inspect")
+    return decayc::inspectCommand(argc, argv);
   std::fprintf(stderr, "error: unknown subcommand '%s' (see decayc --help)\n",
                command.c_str());
   return 2;

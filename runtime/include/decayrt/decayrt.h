@@ -17,15 +17,17 @@ extern "C" {
 #endif
 
 /*
- * Threading: a loaded package is immutable. Any number of threads may call
- * decayrt_run (and the accessors) on the same package at once; only
- * decayrt_package_free must not race with other calls on that package.
- * The only mutable state of the library is the per-thread error message
- * returned by decayrt_last_error.
+ * Threading: any number of threads may call decayrt_run, decayrt_run_cuda
+ * (and the accessors) on the same package at once; only decayrt_package_free
+ * must not race with other calls on that package. A package's only mutable
+ * state is its cache of loaded CUDA modules, guarded by a mutex. Besides the
+ * per-thread error message returned by decayrt_last_error, the library's only
+ * global state is the CUDA driver, loaded once by the first CUDA call.
  *
  * Errors: every function that returns a decayrt_status other than DECAYRT_OK
  * also sets a one-line message, read with decayrt_last_error on the same
- * thread. A failed call writes nothing to the caller's output tensors.
+ * thread. A failed call writes nothing to the caller's output tensors (on the
+ * CUDA path: unless a driver call fails after every check passed).
  */
 
 /** A loaded kernel package (one shared object written by `decayc compile`). Opaque. */
@@ -45,8 +47,15 @@ typedef enum decayrt_status {
   DECAYRT_ERROR_LAYOUT,             /**< strides that are not contiguous row-major, or data not
                                          aligned to its element size */
   DECAYRT_ERROR_ALIASING,           /**< an output overlaps another tensor in memory */
-  DECAYRT_ERROR_UNSUPPORTED,        /**< the package has no kernel for the requested entry */
-  DECAYRT_ERROR_OUT_OF_MEMORY       /**< the runtime could not allocate its temporary buffers */
+  DECAYRT_ERROR_UNSUPPORTED,        /**< the package has no kernel for the requested entry (on
+                                         the CUDA path: for the call's K, V or the device) */
+  DECAYRT_ERROR_OUT_OF_MEMORY,      /**< the runtime could not allocate its temporary buffers */
+  DECAYRT_ERROR_NO_CUDA_DRIVER,     /**< the CUDA driver library cannot be loaded (or lacks an
+                                         entry point decayrt needs) */
+  DECAYRT_ERROR_NO_DEVICE,          /**< the CUDA driver loaded, but cuInit failed or it reports no
+                                         device */
+  DECAYRT_ERROR_CUDA                /**< a CUDA driver call failed; the message names the call and
+                                         the driver's error name and text */
 } decayrt_status;
 
 /** The enumerator's name without the DECAYRT_ prefix ("OK", "ERROR_SHAPE", ...); "UNKNOWN"
@@ -90,7 +99,9 @@ typedef struct decayrt_tensor {
 /**
  * Opens the package at `path` (dlopen with RTLD_NOW | RTLD_LOCAL; a path without
  * a slash is taken relative to the current directory), reads and validates its
- * manifest (every field, docs/package.md) and resolves every CPU kernel symbol.
+ * manifest (every field, docs/package.md), resolves every CPU kernel symbol
+ * and the PTX and cubin symbols of every GPU module (the cubin must be an ELF
+ * image of at least cubin_size bytes). Loading needs no CUDA driver.
  * On success stores a new package in `*out`, to be released with
  * decayrt_package_free. On failure returns DECAYRT_ERROR_PACKAGE (unreadable
  * file, not a shared object, missing symbol, malformed manifest),
@@ -128,6 +139,115 @@ DECAYRT_API const char *decayrt_package_spec_name(const decayrt_package *package
  */
 DECAYRT_API decayrt_status decayrt_run(decayrt_package *package, const char *entry,
                            const decayrt_tensor *tensors, size_t count);
+
+/* ---- CUDA (docs/cuda.md) ----
+ *
+ * decayrt launches a package's GPU kernels (the manifest's modules with target
+ * "sm_XY", docs/package.md) through the CUDA driver API. It does not link the
+ * driver: the first CUDA call loads libcuda.so.1 (or the library the
+ * environment variable DECAYRT_CUDA_DRIVER names) with dlopen, calls cuInit,
+ * and keeps both for the life of the process. Without a driver the CPU path
+ * works as before and the CUDA calls fail with DECAYRT_ERROR_NO_CUDA_DRIVER.
+ *
+ * Context: a CUDA call runs in the context current on the calling thread
+ * (cuCtxGetCurrent); when none is, device 0's primary context (retained once
+ * and kept for the process) is made current for the duration of the call.
+ * Device addresses belong to that context.
+ */
+
+/**
+ * Whether CUDA is usable: DECAYRT_OK, DECAYRT_ERROR_NO_CUDA_DRIVER (message
+ * "no CUDA driver: " and the dynamic linker's reason) or
+ * DECAYRT_ERROR_NO_DEVICE ("no CUDA device: " and why: cuInit failed or the
+ * driver reports no device). The first call loads the driver.
+ */
+DECAYRT_API decayrt_status decayrt_cuda_available(void);
+
+/**
+ * Runs the GPU kernels of `entry` ("forward" or "backward") on device
+ * tensors, asynchronously on `stream`.
+ *
+ * Tensors are passed as to decayrt_run (same names, shapes, dtypes and
+ * checks, the same absent optional inputs and zeroed accumulating outputs),
+ * but `data` is a device address (a CUdeviceptr of the current context),
+ * except for cu_seqlens (below). Every check happens on the host before
+ * anything is enqueued: names, presence, dtypes, shapes, strides, alignment,
+ * and that no output overlaps another tensor or the workspace.
+ *
+ * The module: among the package's modules of `entry` whose key_dim and
+ * value_dim equal the call's K and V, the one whose target equals the
+ * device's compute capability (sm_86 for 8.6) is loaded from its cubin;
+ * without one (or if its cubin does not load) the PTX of the highest target
+ * below the capability that the driver JIT-compiles. No module for the entry,
+ * for K and V, or for the device: DECAYRT_ERROR_UNSUPPORTED, the message
+ * listing what the package has. Loaded modules are cached in the package, per
+ * context, and unloaded by decayrt_package_free (free a package before
+ * destroying a context it ran in).
+ *
+ * stream: a CUstream of the current context, or NULL for the default stream.
+ * The sequence table's copy, the fills of absent optional inputs, the zeroing
+ * of accumulating outputs and every launch of the module are enqueued on it
+ * in order; the call returns without waiting for them. The tensors must stay
+ * valid (and inputs unchanged) until the stream has run the call's work.
+ *
+ * workspace: device memory of at least decayrt_cuda_workspace_bytes bytes,
+ * aligned to 256 bytes, that the call may use until the stream has run its
+ * work (its contents on entry do not matter); or NULL (then
+ * workspace_bytes is ignored): decayrt allocates it on the stream with
+ * cuMemAllocAsync and frees it after the last launch with cuMemFreeAsync (or,
+ * where the driver or device lacks stream-ordered allocation, with cuMemAlloc,
+ * and cuStreamSynchronize + cuMemFree after the launches).
+ *
+ * cu_seqlens: its values set the sequence table and the grids, so decayrt
+ * reads them on the host: host memory (pageable or pinned) is read in place;
+ * device or managed memory is copied back with cuMemcpyDtoHAsync on `stream`
+ * and cuStreamSynchronize, so that such a call waits for the stream.
+ *
+ * Errors: those of decayrt_run, plus DECAYRT_ERROR_NO_CUDA_DRIVER,
+ * DECAYRT_ERROR_NO_DEVICE, DECAYRT_ERROR_UNSUPPORTED (above) and
+ * DECAYRT_ERROR_CUDA: a driver call failed (the message names it with the
+ * driver's error name and text; an error of earlier asynchronous work on the
+ * stream may surface this way). Nothing is enqueued before every check has
+ * passed; a driver failure after that may leave outputs partly written.
+ */
+DECAYRT_API decayrt_status decayrt_run_cuda(decayrt_package *package, const char *entry,
+                                            const decayrt_tensor *tensors, size_t count,
+                                            void *stream, void *workspace, size_t workspace_bytes);
+
+/**
+ * Stores in `*bytes` the size of the workspace decayrt_run_cuda needs for the
+ * same `entry` and tensors: the module's scratch (its manifest `workspace`),
+ * the sequence table, buffers for absent optional inputs and unused
+ * arguments, each aligned to 256 bytes. It is the largest any module of
+ * `entry` for the call's K and V needs, so it holds on every device. The
+ * tensors are checked as by decayrt_run_cuda; the driver is needed only when
+ * cu_seqlens is device memory (it is then read on `stream` as there).
+ * Errors: those of the checks, DECAYRT_ERROR_UNSUPPORTED without a module for
+ * `entry`, K and V, and the driver's when cu_seqlens must be copied.
+ */
+DECAYRT_API decayrt_status decayrt_cuda_workspace_bytes(const decayrt_package *package,
+                                                        const char *entry,
+                                                        const decayrt_tensor *tensors,
+                                                        size_t count, void *stream,
+                                                        size_t *bytes);
+
+/*
+ * Device memory helpers for tools and tests (`decayc run --device cuda`):
+ * synchronous, in the current context (else device 0's primary context).
+ * Not meant for a trainer's hot path: use the framework's allocator and
+ * streams there.
+ */
+
+/** Allocates `bytes` (at least 1) of device memory (cuMemAlloc) into `*device`. */
+DECAYRT_API decayrt_status decayrt_cuda_alloc(size_t bytes, void **device);
+/** Frees memory of decayrt_cuda_alloc (cuMemFree); NULL is ignored. */
+DECAYRT_API decayrt_status decayrt_cuda_free(void *device);
+/** Copies `bytes` from host memory to device memory (cuMemcpyHtoD). */
+DECAYRT_API decayrt_status decayrt_cuda_copy_to_device(void *device, const void *host,
+                                                       size_t bytes);
+/** Copies `bytes` from device memory to host memory (cuMemcpyDtoH). */
+DECAYRT_API decayrt_status decayrt_cuda_copy_to_host(void *host, const void *device,
+                                                     size_t bytes);
 
 /** The message of the last failed call on this thread ("" if none failed yet). Valid
     until the next failing call on this thread. */

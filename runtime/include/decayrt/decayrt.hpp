@@ -20,6 +20,9 @@ inline const char *statusName(Status status) { return decayrt_status_name(status
 /// The message of the last failed call on this thread.
 inline const char *lastError() { return decayrt_last_error(); }
 
+/// Whether CUDA is usable (see decayrt_cuda_available).
+inline Status cudaAvailable() { return decayrt_cuda_available(); }
+
 /// The dtype of a C++ element type: float, double, int32_t, int64_t.
 template <typename T> struct DtypeOf;
 template <> struct DtypeOf<float> { static constexpr decayrt_dtype value = DECAYRT_F32; };
@@ -111,17 +114,50 @@ public:
   }
   /// Runs `entry` on owning tensors.
   Status run(const std::string &entry, const std::vector<Tensor> &tensors) const {
-    std::vector<decayrt_tensor> views;
-    views.reserve(tensors.size());
-    for (const Tensor &tensor : tensors)
-      views.push_back(tensor.view());
-    return run(entry, views);
+    return run(entry, views(tensors));
+  }
+
+  /// Runs `entry` on device tensors on a CUDA stream (see decayrt_run_cuda):
+  /// `stream` a CUstream or null (the default stream), `workspace` device
+  /// memory of `workspaceBytes` or null (decayrt allocates it on the stream).
+  Status runCuda(const std::string &entry, const std::vector<decayrt_tensor> &tensors,
+                 void *stream = nullptr, void *workspace = nullptr,
+                 size_t workspaceBytes = 0) const {
+    return decayrt_run_cuda(handle_, entry.c_str(), tensors.data(), tensors.size(), stream,
+                            workspace, workspaceBytes);
+  }
+  /// Runs `entry` on owning device tensors on a CUDA stream.
+  Status runCuda(const std::string &entry, const std::vector<Tensor> &tensors,
+                 void *stream = nullptr, void *workspace = nullptr,
+                 size_t workspaceBytes = 0) const {
+    return runCuda(entry, views(tensors), stream, workspace, workspaceBytes);
+  }
+
+  /// The workspace decayrt_run_cuda needs for these tensors (see
+  /// decayrt_cuda_workspace_bytes).
+  Status cudaWorkspaceBytes(const std::string &entry, const std::vector<decayrt_tensor> &tensors,
+                            size_t &bytes, void *stream = nullptr) const {
+    return decayrt_cuda_workspace_bytes(handle_, entry.c_str(), tensors.data(), tensors.size(),
+                                        stream, &bytes);
+  }
+  Status cudaWorkspaceBytes(const std::string &entry, const std::vector<Tensor> &tensors,
+                            size_t &bytes, void *stream = nullptr) const {
+    return cudaWorkspaceBytes(entry, views(tensors), bytes, stream);
   }
 
   /// The C handle (still owned by this Package).
   decayrt_package *get() const { return handle_; }
 
 private:
+  /// The C views of owning tensors.
+  static std::vector<decayrt_tensor> views(const std::vector<Tensor> &tensors) {
+    std::vector<decayrt_tensor> result;
+    result.reserve(tensors.size());
+    for (const Tensor &tensor : tensors)
+      result.push_back(tensor.view());
+    return result;
+  }
+
   decayrt_package *handle_ = nullptr;
 };
 

@@ -1,0 +1,223 @@
+// Test helpers for decayrt: temporary folders, fake packages compiled from C at test time, manifest pieces, tensor views.
+#ifndef DECAY_TEST_FAKEPACKAGES_H
+#define DECAY_TEST_FAKEPACKAGES_H
+
+#include "decayrt/decayrt.h"
+#include "decayrt/decayrt.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <stdlib.h>
+
+namespace decayrt::test {
+
+/// Whether `text` holds `fragment` (gmock is not linked).
+inline ::testing::AssertionResult contains(const std::string &text, const std::string &fragment) {
+  if (text.find(fragment) != std::string::npos)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << fragment << "'";
+}
+
+/// A fresh folder under /tmp, removed with its contents at the end.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char pattern[] = "/tmp/decayrt-test-XXXXXX";
+    const char *made = mkdtemp(pattern);
+    if (!made)
+      ADD_FAILURE() << "mkdtemp failed";
+    path = made ? made : "/tmp/decayrt-test-failed";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir &) = delete;
+  TempDir &operator=(const TempDir &) = delete;
+  std::string operator/(const std::string &name) const { return path + "/" + name; }
+};
+
+inline void writeFile(const std::string &path, const std::string &text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out.good())
+    ADD_FAILURE() << "cannot write " << path;
+}
+
+/// `text` as a C string literal (bytes other than '"', '\\' and '\n' as they are).
+inline std::string cStringLiteral(const std::string &text) {
+  std::string literal = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\')
+      literal += '\\';
+    if (c == '\n') {
+      literal += "\\n";
+      continue;
+    }
+    literal += c;
+  }
+  return literal + "\"";
+}
+
+/// Compiles C `source` into the shared object `dir/name.so` with the system
+/// compiler ($CC or cc); returns its path, or "" (and a test failure).
+inline std::string compileSharedObject(const TempDir &dir, const std::string &name,
+                                       const std::string &source) {
+  std::string cFile = dir / (name + ".c"), soFile = dir / (name + ".so"),
+              log = dir / (name + ".log");
+  writeFile(cFile, source);
+  const char *compiler = std::getenv("CC");
+  std::string command = std::string(compiler && *compiler ? compiler : "cc") +
+                        " -std=c99 -shared -fPIC -O1 -o '" + soFile + "' '" + cFile + "' > '" +
+                        log + "' 2>&1";
+  if (std::system(command.c_str()) != 0) {
+    std::ifstream in(log);
+    std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ADD_FAILURE() << "cannot compile the fake package: " << command << "\n" << output;
+    return "";
+  }
+  return soFile;
+}
+
+/// A fake package compiled once with a manifest placeholder, then copied with
+/// each manifest patched in (one compile per process instead of one per manifest).
+class PackageTemplate {
+public:
+  /// `source`: the C code of the package besides its manifest (kernels, images).
+  explicit PackageTemplate(std::string source) : source(std::move(source)) {}
+
+  /// A package with `manifestText` in `dir`; its path, or "" (and a test failure).
+  std::string build(const TempDir &dir, const std::string &manifestText) {
+    static std::atomic<int> counter{0};
+    std::string image = bytes();
+    size_t at = image.find(kMarker);
+    if (at == std::string::npos || manifestText.size() >= kCapacity) {
+      ADD_FAILURE() << "cannot build a package from the template";
+      return "";
+    }
+    image.replace(at, manifestText.size() + 1, manifestText + '\0');
+    std::string path = dir / ("package" + std::to_string(counter++) + ".so");
+    writeFile(path, image);
+    return path;
+  }
+
+private:
+  /// The capacity of the manifest, NUL included.
+  static constexpr size_t kCapacity = 16384;
+  /// What the template's manifest holds until it is patched.
+  static constexpr const char *kMarker = "@@DECAYRT-TEST-MANIFEST@@";
+
+  /// The compiled template ("" on failure).
+  const std::string &bytes() {
+    if (compiled.empty()) {
+      std::string path = compileSharedObject(
+          folder, "template",
+          "const char decay_package_manifest[" + std::to_string(kCapacity) +
+              "] = " + cStringLiteral(kMarker) + ";\n" + source);
+      std::ifstream in(path, std::ios::binary);
+      compiled.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    return compiled;
+  }
+
+  std::string source, compiled;
+  TempDir folder;
+};
+
+/// A kernel argument of a manifest.
+inline nlohmann::json argument(const char *name, const char *dims, const char *role,
+                               const char *dtype = "f32") {
+  return {{"name", name}, {"dims", dims}, {"dtype", dtype}, {"role", role}};
+}
+inline nlohmann::json optionalInput(const char *name, const char *dims) {
+  nlohmann::json a = argument(name, dims, "input");
+  a["optional"] = true;
+  return a;
+}
+inline nlohmann::json unusedArgument(const char *name, const char *dims, const char *role) {
+  nlohmann::json a = argument(name, dims, role);
+  a["unused"] = true;
+  return a;
+}
+
+/// The spec `gated`: scalar decay from input dt and param A, a scan z with
+/// init -0.5, a derived key (k and dk unused).
+inline nlohmann::json gatedSpec(int64_t chunkSize) {
+  return {{"name", "gated"},
+          {"granularity", "scalar"},
+          {"feature_map", "identity"},
+          {"normalizer", false},
+          {"derived_key", true},
+          {"rope", false},
+          {"key_dim", nullptr},
+          {"value_dim", nullptr},
+          {"chunk_size", chunkSize},
+          {"inputs", {{{"name", "dt"}, {"dims", "BTH"}}}},
+          {"params", {{{"name", "A"}, {"dims", "H"}}}},
+          {"scans", {{{"name", "z"}, {"init", -0.5}}}}};
+}
+
+/// The inputs of `gated` both entries take, in the kernels' order.
+inline nlohmann::json gatedInputs() {
+  return {argument("q", "BTHK", "input"),
+          unusedArgument("k", "BTHK", "input"),
+          argument("v", "BTHV", "input"),
+          optionalInput("h0", "NHKV"),
+          argument("seqs", "N3", "sequences", "i64"),
+          argument("dt", "BTH", "input"),
+          argument("A", "H", "input"),
+          optionalInput("scan_z_h0", "NH")};
+}
+
+/// The arguments of the forward of `gated`.
+inline nlohmann::json gatedForwardArguments() {
+  nlohmann::json arguments = gatedInputs();
+  for (nlohmann::json output : {argument("o", "BTHV", "output"), argument("ht", "NHKV", "output"),
+                                argument("scan_z_ht", "NH", "output")})
+    arguments.push_back(output);
+  return arguments;
+}
+
+/// The arguments of the backward of `gated`.
+inline nlohmann::json gatedBackwardArguments() {
+  nlohmann::json arguments = gatedInputs();
+  for (nlohmann::json more :
+       {argument("do", "BTHV", "input"), optionalInput("dht", "NHKV"),
+        argument("dq", "BTHK", "output"), unusedArgument("dk", "BTHK", "output"),
+        argument("dv", "BTHV", "output"), argument("dh0", "NHKV", "output"),
+        argument("ddt", "BTH", "output"), argument("dA", "H", "output"),
+        argument("dscan_z_h0", "NH", "output")})
+    arguments.push_back(more);
+  return arguments;
+}
+
+/// A C tensor view of `data` with `shape` (the vectors must outlive the view).
+template <typename T>
+decayrt_tensor view(const char *name, std::vector<T> &data, const std::vector<int64_t> &shape) {
+  return decayrt_tensor{
+      name,         data.data(), decayrt::DtypeOf<T>::value, static_cast<int32_t>(shape.size()),
+      shape.data(), nullptr};
+}
+
+/// Expects loading `path` to fail with DECAYRT_ERROR_PACKAGE and a message holding `fragment`.
+inline void expectLoadFailure(const std::string &path, const std::string &fragment) {
+  decayrt_package *package = reinterpret_cast<decayrt_package *>(&package); // must be reset
+  EXPECT_EQ(decayrt_package_load(path.c_str(), &package), DECAYRT_ERROR_PACKAGE);
+  EXPECT_EQ(package, nullptr);
+  std::string message = decayrt_last_error();
+  EXPECT_TRUE(contains(message, fragment));
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  decayrt_package_free(package);
+}
+
+} // namespace decayrt::test
+
+#endif // DECAY_TEST_FAKEPACKAGES_H
