@@ -141,7 +141,7 @@ Error prepareCall(const decayrt_package &package, const Kernel &kernel, const Dr
     if (Error error = gridOf(launch, sizes, call.grids.back()); !error.ok())
       return error;
   }
-  return layoutWorkspace(call.plan, gpu, package.manifest.spec.chunkSize, call.layout);
+  return layoutWorkspace(call.plan, gpu, gpu.chunkSize, call.layout);
 }
 
 /// Points every slot and the sequence table at device memory; returns the
@@ -300,7 +300,7 @@ Error workspaceBytes(const decayrt_package *package, const char *entry,
   uint64_t most = 0;
   for (const ModuleImage *image : candidates) {
     WorkspaceLayout layout;
-    if (Error error = layoutWorkspace(plan, *image->kernel->gpu, package->manifest.spec.chunkSize,
+    if (Error error = layoutWorkspace(plan, *image->kernel->gpu, image->kernel->gpu->chunkSize,
                                       layout);
         !error.ok())
       return error;

@@ -122,8 +122,10 @@ bool readGpuModule(Reader &reader, const json &item, const std::string &where, i
                    Kernel &kernel) {
   GpuModule module;
   module.capability = capability;
+  std::optional<int64_t> chunkSize;
   if (!reader.readInteger(item, where, "key_dim", 1, module.keyDim) ||
       !reader.readInteger(item, where, "value_dim", 1, module.valueDim) ||
+      (item.contains("chunk_size") && !reader.readOptionalSize(item, where, "chunk_size", chunkSize)) ||
       !readSymbol(reader, item, where, "ptx", module.ptxSymbol) ||
       !readSymbol(reader, item, where, "cubin", module.cubinSymbol) ||
       !reader.readInteger(item, where, "cubin_size", 1, module.cubinSize) ||
@@ -131,6 +133,7 @@ bool readGpuModule(Reader &reader, const json &item, const std::string &where, i
       !readSizeModel(reader, item, where, "moves", module.moves) ||
       !readLaunches(reader, item, where, module))
     return false;
+  module.chunkSize = chunkSize.value_or(0); // 0: the spec's (filled in by parseManifest)
   kernel.gpu = std::move(module);
   return true;
 }

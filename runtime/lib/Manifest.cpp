@@ -281,6 +281,9 @@ bool parseManifest(const std::string &text, Manifest &out, std::string &error) {
   Manifest manifest;
   if (!readSpec(reader, root, manifest.spec) || !readKernels(reader, root, manifest.kernels))
     return false;
+  for (Kernel &kernel : manifest.kernels)
+    if (kernel.isGpu() && kernel.gpu->chunkSize == 0)
+      kernel.gpu->chunkSize = manifest.spec.chunkSize;
   out = std::move(manifest);
   return true;
 }

@@ -84,6 +84,9 @@ struct Launch {
 struct GpuModule {
   int capability = 0;            ///< 10 * major + minor of the target (sm_86: 86)
   int64_t keyDim = 0, valueDim = 0;
+  /// Tokens per chunk of the module's kernels (the manifest's `chunk_size`,
+  /// else the spec's): the `chunk` term of its size models counts these.
+  int64_t chunkSize = 0;
   std::string ptxSymbol;         ///< exported NUL-terminated PTX
   std::string cubinSymbol;       ///< exported ELF cubin of `cubinSize` bytes
   int64_t cubinSize = 0;

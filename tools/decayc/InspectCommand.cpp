@@ -76,6 +76,7 @@ struct KernelInfo {
   std::string entry, target;
   bool gpu = false;
   int64_t keyDim = 0, valueDim = 0, cubinSize = 0;
+  int64_t chunkSize = 0;       ///< GPU modules: their own chunk size (0: the spec's)
   std::string symbol, threads; ///< CPU kernels
   std::vector<ArgumentInfo> arguments;
   const llvm::json::Object *moves = nullptr;            ///< GPU modules
@@ -101,6 +102,7 @@ std::vector<KernelInfo> readKernels(const llvm::json::Object &manifest) {
     kernel.keyDim = integerOf(item, "key_dim");
     kernel.valueDim = integerOf(item, "value_dim");
     kernel.cubinSize = integerOf(item, "cubin_size");
+    kernel.chunkSize = integerOf(item, "chunk_size");
     kernel.symbol = item.getString("symbol").value_or("").str();
     kernel.threads = item.getString("threads").value_or("").str();
     kernel.moves = item.getObject("moves");
@@ -207,14 +209,16 @@ std::vector<Cost> costsAt(const std::vector<KernelInfo> &kernels, const decayc::
     default: return static_cast<double>(dim - '0'); // the 3 of N3
     }
   };
-  double chunks = static_cast<double>(shape.B) * static_cast<double>((shape.T + chunkSize - 1) / chunkSize);
   std::vector<Cost> costs;
   for (const KernelInfo &kernel : kernels) {
     if (kernel.gpu && (kernel.keyDim != shape.K || kernel.valueDim != shape.V))
       continue;
+    // A GPU module counts its own chunks (and FLOPs) with its chunk size.
+    int64_t moduleChunk = kernel.chunkSize ? kernel.chunkSize : chunkSize;
+    double chunks = static_cast<double>(shape.B) * static_cast<double>((shape.T + moduleChunk - 1) / moduleChunk);
     Cost cost;
     cost.kernel = &kernel;
-    cost.flops = decayc::forwardFlops(shape, chunkSize) * (kernel.entry == "backward" ? 2 : 1);
+    cost.flops = decayc::forwardFlops(shape, moduleChunk) * (kernel.entry == "backward" ? 2 : 1);
     for (const ArgumentInfo &argument : kernel.arguments) {
       if (argument.unused)
         continue;
