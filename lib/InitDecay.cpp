@@ -47,6 +47,10 @@ void decay::registerDecayPasses() {
       "decay-cpu-kernels-to-llvm",
       "Lower the kernels of decay-expand-kernels to the LLVM dialect, with OpenMP threads",
       [](mlir::OpPassManager &pm) { buildCpuKernelsToLLVMPipeline(pm); });
+  mlir::PassPipelineRegistration<>(
+      "decay-gpu-kernels-to-nvvm",
+      "Lower the gpu.modules of decay-expand-gpu-kernels to the LLVM and NVVM dialects",
+      [](mlir::OpPassManager &pm) { buildGpuKernelsToNvvmPipeline(pm); });
   mlir::PassPipelineRegistration<GpuPipelineOptions>(
       "decay-gpu-kernels-to-ptx",
       "Lower the gpu.modules of decay-expand-gpu-kernels to PTX (a gpu.binary per module)",

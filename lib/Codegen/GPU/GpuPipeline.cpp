@@ -101,8 +101,7 @@ std::string decay::defaultCudaToolkit() {
   return "";
 }
 
-void decay::buildGpuKernelsToPtxPipeline(OpPassManager &pm, const std::string &chip,
-                                         const std::string &toolkit) {
+void decay::buildGpuKernelsToNvvmPipeline(OpPassManager &pm) {
   OpPassManager &device = pm.nest<gpu::GPUModuleOp>();
   // nvgpu first: convert-gpu-to-nvvm leaves nvgpu ops alone, silently.
   device.addPass(createConvertNVGPUToNVVMPass());
@@ -114,6 +113,11 @@ void decay::buildGpuKernelsToPtxPipeline(OpPassManager &pm, const std::string &c
   device.addPass(createCanonicalizerPass());
   device.addPass(createReconcileUnrealizedCastsPass());
   device.addPass(std::make_unique<ExternDynamicSharedMemoryPass>());
+}
+
+void decay::buildGpuKernelsToPtxPipeline(OpPassManager &pm, const std::string &chip,
+                                         const std::string &toolkit) {
+  buildGpuKernelsToNvvmPipeline(pm);
   GpuNVVMAttachTargetOptions target;
   target.chip = chip;
   target.features = ptxFeaturesOf(chip);

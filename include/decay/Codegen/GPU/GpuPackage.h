@@ -52,6 +52,11 @@ struct GpuModule {
 /// NVVM dialects, the NVVM target and the LLVM IR translations.
 void registerGpuCodegen(mlir::DialectRegistry &registry);
 
+/// Lowers the gpu.modules of decay-expand-gpu-kernels to the LLVM and NVVM
+/// dialects (NVGPU and GPU ops to NVVM; the dynamic shared memory an extern
+/// array): the IR the NVPTX back end (and the SIMT emulation) takes.
+void buildGpuKernelsToNvvmPipeline(mlir::OpPassManager &pm);
+
 /// Lowers the gpu.modules of decay-expand-gpu-kernels to PTX for `chip`
 /// (sm_80, sm_90): NVGPU and GPU ops to NVVM, then gpu-module-to-binary,
 /// which links libdevice from the CUDA toolkit at `toolkit` (for the math
