@@ -27,7 +27,8 @@ OPTIONS:
                          forward so far; a kernel that spills registers fails
                          the compilation.
   --gpu-head-dims LIST   The K = V the GPU modules are specialized for
-                         (default: 64,128; each of 64, 128).
+                         (each of 64, 128; default: the spec's fixed key_dim
+                         and value_dim, else 64,128).
   --emit-ptx DIR         Also write each GPU module's PTX to
                          DIR/<name>_<entry>_k<K>_v<V>_<chip>.ptx.
   --ptxas PATH           The ptxas to assemble with (default:
@@ -84,7 +85,6 @@ int decayc::compileCommand(int argc, char **argv) {
       return fail("unknown --target '" + target.str() + "' (cpu, sm_80, sm_86, sm_87, sm_89, sm_90)");
   }
   if (auto dims = args.get("gpu-head-dims")) {
-    options.gpu.headDims.clear();
     llvm::SmallVector<llvm::StringRef> items;
     llvm::StringRef(*dims).split(items, ',');
     for (llvm::StringRef item : items) {

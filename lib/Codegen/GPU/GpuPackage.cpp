@@ -251,7 +251,16 @@ llvm::Expected<std::vector<GpuModule>> decay::compileGpuModules(ModuleOp specMod
     if (!chipPattern.match(target))
       return makeError("GPU target '" + target + "' is not supported (sm_80, sm_86, sm_87, sm_89 "
                        "or sm_90: the kernels need mma.sync with tf32)");
-  for (int64_t dim : options.headDims)
+  SpecSummary summary = summarize(*specModule.getOps<RecurrenceOp>().begin());
+  std::vector<int64_t> headDims = options.headDims;
+  if (headDims.empty()) {
+    if (summary.keyDim && summary.valueDim && *summary.keyDim != *summary.valueDim)
+      return makeError("the GPU kernels need K = V; the spec fixes K = " + llvm::Twine(*summary.keyDim) +
+                       " and V = " + llvm::Twine(*summary.valueDim));
+    std::optional<int64_t> fixed = summary.keyDim ? summary.keyDim : summary.valueDim;
+    headDims = fixed ? std::vector<int64_t>{*fixed} : std::vector<int64_t>{64, 128};
+  }
+  for (int64_t dim : headDims)
     if (dim != 64 && dim != 128)
       return makeError("GPU head dim " + llvm::Twine(dim) + " is not supported (64 or 128)");
   auto ptxas = findPtxas(options.ptxas);
@@ -264,13 +273,12 @@ llvm::Expected<std::vector<GpuModule>> decay::compileGpuModules(ModuleOp specMod
   if (toolkit.empty())
     return makeError("libdevice (nvvm/libdevice/libdevice.10.bc of the CUDA toolkit) not found next "
                      "to '" + *ptxas + "', in $CUDA_HOME or in /usr/local/cuda");
-  SpecSummary summary = summarize(*specModule.getOps<RecurrenceOp>().begin());
 
   MLIRContext *context = specModule.getContext();
   OwningOpRef<ModuleOp> expanded = specModule.clone();
   PassManager expand(context);
   DecayExpandGpuKernelsPassOptions expandOptions;
-  expandOptions.headDims = llvm::SmallVector<int64_t>(options.headDims.begin(), options.headDims.end());
+  expandOptions.headDims = llvm::SmallVector<int64_t>(headDims.begin(), headDims.end());
   expandOptions.backward = true;
   expand.addPass(createDecayDeriveGradientsPass());
   expand.addPass(createDecayExpandGpuKernelsPass(expandOptions));

@@ -20,7 +20,8 @@ namespace decay {
 /// How the GPU modules of a package are built.
 struct GpuOptions {
   std::vector<std::string> targets;           ///< chips: "sm_80", "sm_90"
-  std::vector<int64_t> headDims = {64, 128};  ///< K = V of each module
+  /// K = V of each module; empty: the spec's fixed K (= V), else 64 and 128.
+  std::vector<int64_t> headDims;
   std::string ptxas;                          ///< empty: $CUDA_HOME/bin, /usr/local/cuda/bin, PATH
   std::string emitPtxDir;                     ///< when set, one .ptx file per module is written there
 };
