@@ -23,9 +23,9 @@ OPTIONS:
                          `cpu` (the CPU kernels) and NVIDIA chips `sm_80`,
                          `sm_86`, `sm_87`, `sm_89`, `sm_90` (GPU modules: PTX
                          from MLIR's NVPTX back end, cubin from the CUDA
-                         toolkit's ptxas). GPU modules hold the chunked
-                         forward so far; a kernel that spills registers fails
-                         the compilation.
+                         toolkit's ptxas), forward and backward; a kernel
+                         that spills registers, or needs more shared memory
+                         than the chip allows, fails the compilation.
   --gpu-head-dims LIST   The K = V the GPU modules are specialized for
                          (each of 64, 128; default: the spec's fixed key_dim
                          and value_dim, else 64,128).
