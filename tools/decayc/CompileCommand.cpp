@@ -33,8 +33,9 @@ OPTIONS:
                          DIR/<name>_<entry>_k<K>_v<V>_<chip>.ptx.
   --ptxas PATH           The ptxas to assemble with (default:
                          $CUDA_HOME/bin/ptxas, /usr/local/cuda/bin/ptxas, PATH).
-  --chunk-size N         Tokens per chunk (default: the spec's chunk_size hint,
-                         else 64).
+  --chunk-size N         Tokens per chunk of the CPU kernels (default: the
+                         spec's chunk_size hint, else 64). The GPU kernels use
+                         32 (two 16-token sub-blocks; the manifest says so).
   --cpu NAME             The -march of the kernels (default: native, the CPU
                          of this machine).
   --dtype f32|bf16       How the kernels store the per-token tensors (q, k, v,
