@@ -75,8 +75,9 @@ int decayc::compileCommand(int argc, char **argv) {
     return fail("-o PKG is required");
   decay::CpuPackageOptions options;
   options.cpuKernels = false;
+  std::string targetList = args.get("target").value_or("cpu"); // the split below points into it
   llvm::SmallVector<llvm::StringRef> targets;
-  llvm::StringRef(args.get("target").value_or("cpu")).split(targets, ',');
+  llvm::StringRef(targetList).split(targets, ',');
   for (llvm::StringRef target : targets) {
     if (target == "cpu")
       options.cpuKernels = true;

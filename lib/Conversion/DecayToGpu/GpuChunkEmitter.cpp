@@ -1,6 +1,8 @@
 // The chunk algorithm on the GPU, shared by the forward and backward chunk kernels: staging, scores, warp matmuls.
 #include "GpuChunkEmitter.h"
 
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+
 #include <limits>
 
 using namespace mlir;
@@ -190,35 +192,56 @@ void GpuChunkEmitter::stageChunk(Value chunkFirst, Value length,
   int64_t chunk = shape.chunkSize, keys = shape.keyDim;
   Value last = arith::SubIOp::create(b, length, index(1));
   Value batch = sequence.batch;
-  auto rowOf = [&](Value i, int64_t width) {
-    Value r = arith::DivUIOp::create(b, i, index(width));
-    Value inside = lessThan(r, length);
-    Value token = arith::AddIOp::create(b, chunkFirst, arith::MinSIOp::create(b, r, last));
-    return std::make_tuple(r, arith::RemUIOp::create(b, i, index(width)).getResult(), inside, token);
+  // Row r of the chunk reads token first + min(r, last): rows past the end
+  // copy the last token's G (q, k, v are zero-filled there instead).
+  auto tokenOfRow = [&](Value r) {
+    return arith::AddIOp::create(b, chunkFirst, arith::MinSIOp::create(b, r, last)).getResult();
   };
-  Value wq = workspace("q"), wk = workspace("k"), wg = workspace("g"), wgLow = workspace("g_low");
-  strided(index(0), index(chunk * keys), kThreads, [&](Value i) {
-    auto [r, c, inside, token] = rowOf(i, keys);
-    store(arith::SelectOp::create(b, inside, load(wq, {batch, token, h, c}), real(0.0)), qs, {r, c});
-    store(arith::SelectOp::create(b, inside, load(wk, {batch, token, h, c}), real(0.0)), ks, {r, c});
-  });
+  // f32 rows go global -> shared with cp.async, `lanes` elements (4 bytes
+  // each) per copy, zero-filled past the chunk's end unless `repeatLast`.
+  auto copyAsync = [&](Value from, Value to, Value columnFirst, int64_t width, bool repeatLast) {
+    int64_t lanes = width % 4 == 0 ? 4 : 1;
+    strided(index(0), index(chunk * width / lanes), kThreads, [&](Value i) {
+      Value r = arith::DivUIOp::create(b, i, index(width / lanes));
+      Value c = arith::MulIOp::create(b, arith::RemUIOp::create(b, i, index(width / lanes)), index(lanes));
+      Value column = arith::AddIOp::create(b, columnFirst, c);
+      Value sourceElements =
+          repeatLast ? Value()
+                     : arith::SelectOp::create(b, lessThan(r, length), index(lanes), index(0)).getResult();
+      nvgpu::DeviceAsyncCopyOp::create(b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), to,
+                                       ValueRange{r, c}, from, ValueRange{batch, tokenOfRow(r), h, column},
+                                       b.getIndexAttr(lanes), sourceElements, UnitAttr());
+    });
+  };
+  // Rows of other element types (bf16) are widened by plain loads.
+  auto copyWidening = [&](Value from, Value to, Value columnFirst, int64_t width) {
+    strided(index(0), index(chunk * width), kThreads, [&](Value i) {
+      Value r = arith::DivUIOp::create(b, i, index(width));
+      Value j = arith::RemUIOp::create(b, i, index(width));
+      Value value = load(from, {batch, tokenOfRow(r), h, arith::AddIOp::create(b, columnFirst, j)});
+      store(arith::SelectOp::create(b, lessThan(r, length), value, real(0.0)), to, {r, j});
+    });
+  };
+  Value zero = index(0);
   int64_t decayRows = spec.isPerChannel() ? keys : 1;
-  strided(index(0), index(chunk * decayRows), kThreads, [&](Value i) {
-    auto [r, c, inside, token] = rowOf(i, decayRows);
-    store(load(wg, {batch, token, h, c}), gs, {r, c});
-    store(load(wgLow, {batch, token, h, c}), gLows, {r, c});
-  });
+  copyAsync(workspace("q"), qs, zero, keys, /*repeatLast=*/false);
+  copyAsync(workspace("k"), ks, zero, keys, /*repeatLast=*/false);
+  copyAsync(workspace("g"), gs, zero, decayRows, /*repeatLast=*/true);
+  copyAsync(workspace("g_low"), gLows, zero, decayRows, /*repeatLast=*/true);
   SmallVector<std::tuple<Value, Value, Value>> tiles = {{args.v, vs, valueFirst}};
   llvm::append_range(tiles, perToken);
   for (auto [source, target, columnFirst] : tiles) {
-    Value from = source, to = target, offset = columnFirst;
-    int64_t width = cast<MemRefType>(to.getType()).getDimSize(1) - 4;
-    strided(index(0), index(chunk * width), kThreads, [&](Value i) {
-      auto [r, j, inside, token] = rowOf(i, width);
-      Value column = arith::AddIOp::create(b, offset, j);
-      store(arith::SelectOp::create(b, inside, load(from, {batch, token, h, column}), real(0.0)), to, {r, j});
-    });
+    int64_t width = cast<MemRefType>(target.getType()).getDimSize(1) - 4;
+    if (cast<MemRefType>(source.getType()).getElementType().isF32())
+      copyAsync(source, target, columnFirst, width, /*repeatLast=*/false);
+    else
+      copyWidening(source, target, columnFirst, width);
   }
+  // Commit this thread's copies as one group and wait for it; the barrier
+  // that follows makes every thread's copies visible to the block.
+  Value group = nvgpu::DeviceAsyncCreateGroupOp::create(b, nvgpu::DeviceAsyncTokenType::get(b.getContext()),
+                                                        ValueRange{});
+  nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
 }
 
 Value GpuChunkEmitter::rowBlockFirst() {

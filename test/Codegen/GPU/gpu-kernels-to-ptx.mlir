@@ -23,6 +23,11 @@
 // PTX: .visible .entry lightnet_forward_prepare(
 // PTX-NEXT: .param .u64 .ptr .align 1 lightnet_forward_prepare_param_0,
 // PTX: .visible .entry lightnet_forward_chunks(
+// The chunk's rows are staged with cp.async (zero-filled past its end),
+// committed, waited for, then made visible by the barrier.
+// PTX: cp.async.ca.shared.global [%rd{{[0-9]+}}], [%rd{{[0-9]+}}], 16, %r{{[0-9]+}};
+// PTX: cp.async.commit_group;
+// PTX: cp.async.wait_group 0;
 // PTX: bar.sync 0;
 // PTX: mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32
 // No math call is left for the driver to resolve: libdevice is linked and inlined.

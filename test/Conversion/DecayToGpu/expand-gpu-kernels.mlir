@@ -29,10 +29,15 @@
 // SCALAR: memref.view %[[SHARED]][%c17664{{.*}}][] : {{.*}} to memref<32x68xf32, #gpu.address_space<workgroup>>
 // SCALAR: memref.view %[[SHARED]][%c26368{{.*}}][] : {{.*}} to memref<32x36xf32, #gpu.address_space<workgroup>>
 // SCALAR: memref.view %[[SHARED]][%c30976{{.*}}][] : {{.*}} to memref<64x68xf32, #gpu.address_space<workgroup>>
-// Chunks: stage, barrier, scores, barrier, outputs, barrier, state.
+// Chunks: stage (cp.async, zero-filled past the chunk's end for q, k, v;
+// G repeats the last token's), barrier, scores, barrier, outputs, barrier, state.
 // SCALAR: scf.for
 // SCALAR: gpu.barrier
-// SCALAR: gpu.barrier
+// SCALAR: %[[FILL:.*]] = arith.select %{{.*}}, %c4{{.*}}, %c0{{.*}} : index
+// SCALAR: nvgpu.device_async_copy %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}], %{{.*}}[%{{.*}}, %{{.*}}], 4, %[[FILL]] : memref<?x?x?x?xf32> to memref<32x68xf32, #gpu.address_space<workgroup>>
+// SCALAR: %[[GROUP:.*]] = nvgpu.device_async_create_group
+// SCALAR-NEXT: nvgpu.device_async_wait %[[GROUP]] {numGroups = 0 : i32}
+// SCALAR-NEXT: gpu.barrier
 // The 3xTF32 split: hi keeps the top 19 bits (mask 0xffffe000), lo = x - hi.
 // SCALAR: %[[MASK:.*]] = arith.constant -8192 : i32
 // SCALAR: %[[BITS:.*]] = arith.bitcast %{{.*}} : f32 to i32
