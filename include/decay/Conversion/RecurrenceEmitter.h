@@ -130,11 +130,12 @@ public:
   void rotatePair(mlir::Value buf, mlir::ValueRange prefix, const RopeFrame &frame, mlir::Value i,
                   bool inverse);
 
-  /// The argument types of createFunction's signature.
-  llvm::SmallVector<mlir::Type> argumentTypes(bool backward);
-  /// The dims of each argument of that signature, in its order: letters of
-  /// B, T, H, K, V, N (the number of sequences); "N3" for `seqs`.
+  /// The dims of each argument of createFunction's signature, in its order:
+  /// letters of B, T, H, K, V, N (the number of sequences); "N3" for `seqs`.
   llvm::SmallVector<std::string> argumentDims(bool backward);
+  /// The argument types of that signature, from their dims (the verifier
+  /// makes every spec input per token, dims B, T, ..., and no param).
+  llvm::SmallVector<mlir::Type> argumentTypes(bool backward);
   /// Binds `args`, the spec's inputs and params to `values`, which follow
   /// createFunction's signature.
   void bindArguments(mlir::ValueRange values, bool backward, RecurrenceArgs &args);

@@ -217,30 +217,6 @@ void RecurrenceEmitter::rotatePair(Value buf, ValueRange prefix, const RopeFrame
   store(add(mul(x1, sin), mul(x2, cos)), buf, at2);
 }
 
-SmallVector<Type> RecurrenceEmitter::argumentTypes(bool backward) {
-  MemRefType token = tokenMemRef(4), state = dynamicMemRef(4);
-  SmallVector<Type> specTypes, stateTypes;
-  for (Attribute dims : spec.getInputDims().getValue())
-    specTypes.push_back(tokenMemRef(cast<StringAttr>(dims).size()));
-  for (Attribute dims : spec.getParamDims().getValue())
-    specTypes.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
-  if (spec.getNormalizer())
-    stateTypes.push_back(dynamicMemRef(3));
-  stateTypes.append(scans.size(), dynamicMemRef(spec.isPerChannel() ? 3 : 2));
-  SmallVector<Type> types = {token, token, token, state}; // q, k, v, h0
-  types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
-  llvm::append_range(types, specTypes);
-  llvm::append_range(types, stateTypes);
-  types.append({token, state}); // o, ht or do, dht
-  llvm::append_range(types, stateTypes);
-  if (backward) {
-    types.append({token, token, token, state}); // dq, dk, dv, dh0
-    llvm::append_range(types, specTypes);
-    llvm::append_range(types, stateTypes);
-  }
-  return types;
-}
-
 SmallVector<std::string> RecurrenceEmitter::argumentDims(bool backward) {
   SmallVector<std::string> specDims, stateDims;
   for (Attribute dims : spec.getInputDims().getValue())
@@ -261,6 +237,22 @@ SmallVector<std::string> RecurrenceEmitter::argumentDims(bool backward) {
     llvm::append_range(dims, stateDims);
   }
   return dims;
+}
+
+SmallVector<Type> RecurrenceEmitter::argumentTypes(bool backward) {
+  // The sequence table is i64; per-token tensors (dims B, T, ...: q, k, v,
+  // o, do, the spec's inputs and their gradients) are in the storage type;
+  // states and params in the float type.
+  SmallVector<Type> types;
+  for (StringRef dims : argumentDims(backward)) {
+    if (dims == "N3")
+      types.push_back(MemRefType::get({ShapedType::kDynamic, 3}, b.getI64Type()));
+    else if (dims.starts_with("BT"))
+      types.push_back(tokenMemRef(dims.size()));
+    else
+      types.push_back(dynamicMemRef(dims.size()));
+  }
+  return types;
 }
 
 void RecurrenceEmitter::bindArguments(ValueRange values, bool backward, RecurrenceArgs &args) {

@@ -65,6 +65,8 @@ private:
   /// dnum_tj (scale do, or do / den) and dden_t (-(do . o) / den).
   Value dnum(Value t, Value j);
   Value dden(Value t);
+  /// D_ts = dA_ts exp(G_t - G_s) for s < t, else 0 (scalar decays).
+  Value strictPairWeight(Value t, Value s);
   Value firstTile() { return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, valueFirst, index(0)); }
   void stage(Value first, Value count, Value slot);
   void scoreGradients();
@@ -90,6 +92,12 @@ Value GradientKernelBuilder::dnum(Value t, Value j) {
 
 Value GradientKernelBuilder::dden(Value t) {
   return arith::NegFOp::create(b, div(load(dots, t), load(dens, t)));
+}
+
+Value GradientKernelBuilder::strictPairWeight(Value t, Value s) {
+  Value earlier = lessThan(s, t);
+  Value e = arith::SelectOp::create(b, earlier, exponent(t, s, Value()), real(0.0));
+  return arith::SelectOp::create(b, earlier, mul(load(das, {t, s}), exp(e)), real(0.0));
 }
 
 void GradientKernelBuilder::addToWorkspace(StringRef name, Value first, Value t, Value column, Value value) {
@@ -180,12 +188,7 @@ void GradientKernelBuilder::queryGradients(Value first, Value count, int64_t gro
     // D K with D_ts = dA_ts exp(G_t - G_s) for s < t.
     accumulate(
         pairs, index(0), arith::AddIOp::create(b, rowFirst, index(16)),
-        [&](int64_t, Value r, Value s) {
-          Value t = tokenAt(r);
-          Value earlier = lessThan(s, t);
-          Value e = arith::SelectOp::create(b, earlier, exponent(t, s, Value()), real(0.0));
-          return arith::SelectOp::create(b, earlier, mul(load(das, {t, s}), exp(e)), real(0.0)).getResult();
-        },
+        [&](int64_t, Value r, Value s) { return strictPairWeight(tokenAt(r), s); },
         [&](int64_t ct, Value s, Value nn) { return load(ks, {s, keyColumn(ct, nn)}); });
   } else {
     // Earlier sub-blocks: exp(G_t - G_r) sum_s dA_ts (k_s exp(G_r - G_s)), r the block's first token.
@@ -244,12 +247,7 @@ void GradientKernelBuilder::keyGradients(Value first, Value count, Value last, i
     // D^T Q: sum over t > s of dA_ts exp(G_t - G_s) q_t.
     accumulate(
         pairs, rowFirst, index(shape.chunkSize),
-        [&](int64_t, Value r, Value t) {
-          Value s = tokenAt(r);
-          Value later = lessThan(s, t);
-          Value e = arith::SelectOp::create(b, later, exponent(t, s, Value()), real(0.0));
-          return arith::SelectOp::create(b, later, mul(load(das, {t, s}), exp(e)), real(0.0)).getResult();
-        },
+        [&](int64_t, Value r, Value t) { return strictPairWeight(t, tokenAt(r)); },
         [&](int64_t ct, Value t, Value nn) { return load(qs, {t, keyColumn(ct, nn)}); });
   } else {
     // Later sub-blocks: exp(G_L - G_s) sum_t dA_ts (q_t exp(G_t - G_L)), L the block's last token.
@@ -327,42 +325,11 @@ void GradientKernelBuilder::edge(Value slot, Value last) {
 }
 
 void GradientKernelBuilder::advanceStateGradient(Value count, Value last) {
-  // dH <- exp(G_last) dH + (Q exp(G))^T dnum; warp w owns key rows [w K/4,
-  // (w + 1) K/4), value columns in groups of kColumnTiles tiles (registers).
-  int64_t rowTiles = shape.keyDim / kWarps / 16;
-  Value keyFirst = arith::MulIOp::create(b, warp, index(shape.keyDim / kWarps));
-  auto keyOf = [&](int64_t rt, Value r) {
-    return arith::AddIOp::create(b, keyFirst, arith::AddIOp::create(b, index(16 * rt), r)).getResult();
-  };
-  for (int64_t group = 0; group < shape.valueTile / 8 / kColumnTiles; ++group) {
-    auto columnOf = [&](int64_t ct, Value nn) {
-      return arith::AddIOp::create(b, index(8 * (group * kColumnTiles + ct)), nn).getResult();
-    };
-    Tiles state{rowTiles, kColumnTiles, {}};
-    for (int64_t rt = 0; rt < rowTiles; ++rt)
-      for (int64_t ct = 0; ct < kColumnTiles; ++ct) {
-        Value acc = mma->zero();
-        for (int i = 0; i < 4; ++i) {
-          Value c = keyOf(rt, mma->row(i));
-          acc = mma->withElement(acc, i,
-                                 mul(exp(cumulative(last, c)), load(dhs, {c, columnOf(ct, mma->column(i))})));
-        }
-        state.acc.push_back(acc);
-      }
-    accumulate(
-        state, index(0), index(shape.chunkSize),
-        [&](int64_t rt, Value r, Value t) {
-          Value c = keyOf(rt, r);
-          return mul(load(qs, {t, c}), exp(cumulative(t, c)));
-        },
-        [&](int64_t ct, Value t, Value nn) { return dnum(t, columnOf(ct, nn)); });
-    // Every warp reads only its own rows of dH: no barrier between groups.
-    for (int64_t rt = 0; rt < rowTiles; ++rt)
-      for (int64_t ct = 0; ct < kColumnTiles; ++ct)
-        for (int i = 0; i < 4; ++i)
-          store(mma->element(state.acc[rt * kColumnTiles + ct], i), dhs,
-                {keyOf(rt, mma->row(i)), columnOf(ct, mma->column(i))});
-  }
+  // dH <- exp(G_last) dH + (Q exp(G))^T dnum, kColumnTiles tiles at a time (registers).
+  advanceSharedState(
+      dhs, last, kColumnTiles,
+      [&](Value c, Value t) { return mul(load(qs, {t, c}), exp(cumulative(t, c))); },
+      [&](Value t, Value j) { return dnum(t, j); });
   if (spec.getNormalizer())
     when(lessThan(threadIndex(), keyDim), [&] {
       Value c = threadIndex();

@@ -267,12 +267,6 @@ Value GpuChunkEmitter::slotOf(Value chunkIndex) {
       b, arith::AddIOp::create(b, n, rowBase), arith::AddIOp::create(b, startChunks, chunkIndex));
 }
 
-Value GpuChunkEmitter::slotCount() {
-  Value chunksPerRow = arith::CeilDivSIOp::create(b, sizeT, index(shape.chunkSize));
-  return arith::AddIOp::create(
-      b, arith::MulIOp::create(b, sizeB, arith::AddIOp::create(b, chunksPerRow, index(2))), sizeN);
-}
-
 std::pair<Value, Value> GpuChunkEmitter::chunkAt(Value chunkIndex) {
   Value first = arith::AddIOp::create(b, sequence.start, arith::MulIOp::create(b, chunkIndex, index(shape.chunkSize)));
   Value count = arith::MinSIOp::create(b, index(shape.chunkSize), arith::SubIOp::create(b, sequence.end, first));
@@ -294,6 +288,41 @@ void GpuChunkEmitter::copyStateTile(Value state, Value shared, bool toState) {
     else
       store(load(state, global), shared, {c, j});
   });
+}
+
+void GpuChunkEmitter::advanceSharedState(Value state, Value last, int64_t tilesPerPass,
+                                         function_ref<Value(Value, Value)> a,
+                                         function_ref<Value(Value, Value)> bElement) {
+  int64_t rowTiles = shape.keyDim / kWarps / 16;
+  Value keyFirst = arith::MulIOp::create(b, warp, index(shape.keyDim / kWarps));
+  auto keyOf = [&](int64_t rt, Value r) {
+    return arith::AddIOp::create(b, keyFirst, arith::AddIOp::create(b, index(16 * rt), r)).getResult();
+  };
+  for (int64_t pass = 0; pass < shape.valueTile / 8 / tilesPerPass; ++pass) {
+    auto columnOf = [&](int64_t ct, Value nn) {
+      return arith::AddIOp::create(b, index(8 * (pass * tilesPerPass + ct)), nn).getResult();
+    };
+    Tiles tiles{rowTiles, tilesPerPass, {}};
+    for (int64_t rt = 0; rt < rowTiles; ++rt)
+      for (int64_t ct = 0; ct < tilesPerPass; ++ct) {
+        Value acc = mma->zero();
+        for (int i = 0; i < 4; ++i) {
+          Value c = keyOf(rt, mma->row(i));
+          Value decayed = mul(exp(cumulative(last, c)), load(state, {c, columnOf(ct, mma->column(i))}));
+          acc = mma->withElement(acc, i, decayed);
+        }
+        tiles.acc.push_back(acc);
+      }
+    accumulate(
+        tiles, index(0), index(shape.chunkSize),
+        [&](int64_t rt, Value r, Value s) { return a(keyOf(rt, r), s); },
+        [&](int64_t ct, Value s, Value nn) { return bElement(s, columnOf(ct, nn)); });
+    for (int64_t rt = 0; rt < rowTiles; ++rt)
+      for (int64_t ct = 0; ct < tilesPerPass; ++ct)
+        for (int i = 0; i < 4; ++i)
+          store(mma->element(tiles.acc[rt * tilesPerPass + ct], i), state,
+                {keyOf(rt, mma->row(i)), columnOf(ct, mma->column(i))});
+  }
 }
 
 void GpuChunkEmitter::scores() {

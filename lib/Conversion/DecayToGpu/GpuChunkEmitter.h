@@ -52,6 +52,13 @@ protected:
   /// A = (Q K^T) masked and decayed into `as`: warp w computes the 16 x 16
   /// block (w / 2, w % 2) (the sub-blocks of the secondary chunking).
   void scores();
+  /// state[c, j] <- exp(G_last,c) state[c, j] + sum_s a(c, s) bElement(s, j)
+  /// over the chunk's rows s, for a shared [K, tile + 4] `state`: warp w owns
+  /// key rows [w K/4, (w + 1) K/4) and does `tilesPerPass` 8-column tiles at a
+  /// time (fewer accumulators live at once). Reads only the warp's own rows.
+  void advanceSharedState(mlir::Value state, mlir::Value last, int64_t tilesPerPass,
+                          llvm::function_ref<mlir::Value(mlir::Value c, mlir::Value s)> a,
+                          llvm::function_ref<mlir::Value(mlir::Value s, mlir::Value j)> bElement);
   /// The 16-row block and 16-column block of warp w in a 32 x 32 chunk matrix.
   mlir::Value rowBlockFirst();
   mlir::Value columnBlockFirst();
@@ -60,8 +67,6 @@ protected:
   /// The workspace slot of chunk `chunkIndex` of the block's sequence:
   /// unique over all sequences, below B (ceil(T/C) + 2) + N.
   mlir::Value slotOf(mlir::Value chunkIndex);
-  /// The number of slots a [slots, H, rows] workspace buffer has.
-  mlir::Value slotCount();
   /// The first token and the token count of chunk `chunkIndex` of the sequence.
   std::pair<mlir::Value, mlir::Value> chunkAt(mlir::Value chunkIndex);
   /// The number of chunks of the block's sequence.

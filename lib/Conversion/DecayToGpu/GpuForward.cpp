@@ -162,37 +162,12 @@ void ChunkSweepBuilder::storeEnteringState(Value chunkIndex) {
 }
 
 void ChunkSweepBuilder::advanceState(Value length) {
-  // Warp w owns key rows [w K/4, (w + 1) K/4) of H and every value column.
-  int64_t rowTiles = shape.keyDim / kWarps / 16, columnTiles = shape.valueTile / 8;
-  Value keyFirst = arith::MulIOp::create(b, warp, index(shape.keyDim / kWarps));
+  // H <- exp(G_last) H + (K exp(G_last - G))^T V, every value tile at once.
   Value last = arith::SubIOp::create(b, length, index(1));
-  auto keyOf = [&](int64_t rt, Value r) {
-    return arith::AddIOp::create(b, keyFirst, arith::AddIOp::create(b, index(16 * rt), r)).getResult();
-  };
-  auto columnOf = [&](int64_t ct, Value nn) { return arith::AddIOp::create(b, index(8 * ct), nn).getResult(); };
-  Tiles state{rowTiles, columnTiles, {}};
-  for (int64_t rt = 0; rt < rowTiles; ++rt)
-    for (int64_t ct = 0; ct < columnTiles; ++ct) {
-      Value acc = mma->zero();
-      for (int i = 0; i < 4; ++i) {
-        Value c = keyOf(rt, mma->row(i));
-        Value decayed = mul(exp(cumulative(last, c)), load(hs, {c, columnOf(ct, mma->column(i))}));
-        acc = mma->withElement(acc, i, decayed);
-      }
-      state.acc.push_back(acc);
-    }
-  accumulate(
-      state, index(0), index(shape.chunkSize),
-      [&](int64_t rt, Value r, Value s) {
-        Value c = keyOf(rt, r);
-        return mul(load(ks, {s, c}), exp(exponent(last, s, c)));
-      },
-      [&](int64_t ct, Value s, Value nn) { return load(vs, {s, columnOf(ct, nn)}); });
-  for (int64_t rt = 0; rt < rowTiles; ++rt)
-    for (int64_t ct = 0; ct < columnTiles; ++ct)
-      for (int i = 0; i < 4; ++i)
-        store(mma->element(state.acc[rt * columnTiles + ct], i), hs,
-              {keyOf(rt, mma->row(i)), columnOf(ct, mma->column(i))});
+  advanceSharedState(
+      hs, last, shape.valueTile / 8,
+      [&](Value c, Value s) { return mul(load(ks, {s, c}), exp(exponent(last, s, c))); },
+      [&](Value s, Value j) { return load(vs, {s, j}); });
   if (spec.getNormalizer())
     when(lessThan(threadIndex(), keyDim), [&] {
       Value c = threadIndex();
