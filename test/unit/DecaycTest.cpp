@@ -1,4 +1,5 @@
 // End to end tests of the decayc binary: `decayc run` on .npy files checked against the float64 oracle, its errors, its help.
+#include "TempDir.h"
 #include "TestTensors.h"
 #include "Oracle.h"
 
@@ -33,22 +34,7 @@ namespace {
 
 // ---- Small helpers: temporary folders, running decayc, files ----
 
-/// A fresh folder under /tmp (made with mkdtemp), removed with its contents at the end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/decayc-test-XXXXXX";
-    const char *made = mkdtemp(pattern);
-    if (!made)
-      ADD_FAILURE() << "mkdtemp failed";
-    path = made ? made : "/tmp/decayc-test-failed";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string &name) const { return path + "/" + name; }
-};
+using decay::test::TempDir;
 
 std::string readFile(const std::string &path) {
   std::ifstream in(path, std::ios::binary);

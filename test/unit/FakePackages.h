@@ -5,6 +5,8 @@
 #include "decayrt/decayrt.h"
 #include "decayrt/decayrt.hpp"
 
+#include "TempDir.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -26,24 +28,7 @@ inline ::testing::AssertionResult contains(const std::string &text, const std::s
   return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << fragment << "'";
 }
 
-/// A fresh folder under /tmp, removed with its contents at the end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/decayrt-test-XXXXXX";
-    const char *made = mkdtemp(pattern);
-    if (!made)
-      ADD_FAILURE() << "mkdtemp failed";
-    path = made ? made : "/tmp/decayrt-test-failed";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir &) = delete;
-  TempDir &operator=(const TempDir &) = delete;
-  std::string operator/(const std::string &name) const { return path + "/" + name; }
-};
+using decay::test::TempDir;
 
 inline void writeFile(const std::string &path, const std::string &text) {
   std::ofstream out(path, std::ios::binary);

@@ -56,9 +56,11 @@ llvm::json::Object byteModel(const ByteModel &model) {
                             {"fixed", model.fixed}};
 }
 
+/// The manifest's description of the arguments of `entry`.
+llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry);
+
 /// The manifest item of a GPU module (docs/package.md, "GPU kernels").
-llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule &m,
-                                     llvm::json::Array arguments) {
+llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule &m) {
   Entry entry = m.entry == "forward" ? Entry::Forward : Entry::Backward;
   llvm::json::Array parameters;
   for (const Argument &argument : signatureOf(summary, entry))
@@ -87,7 +89,7 @@ llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule
                             {"key_dim", m.keyDim},
                             {"value_dim", m.valueDim},
                             {"chunk_size", m.chunkSize},
-                            {"arguments", std::move(arguments)},
+                            {"arguments", describeArguments(summary, entry)},
                             {"ptx", gpuSymbol(summary, m, "ptx")},
                             {"cubin", gpuSymbol(summary, m, "cubin")},
                             {"cubin_size", static_cast<int64_t>(m.cubin.size())},
@@ -96,7 +98,6 @@ llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule
                             {"launches", std::move(launches)}};
 }
 
-/// The manifest's description of the arguments of `entry`.
 llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry) {
   llvm::json::Array arguments;
   for (const Argument &argument : signatureOf(summary, entry)) {
@@ -159,8 +160,7 @@ std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, const C
                                            {"threads", "openmp"},
                                            {"arguments", describeArguments(summary, entry)}});
   for (const GpuModule &m : gpuModules)
-    kernels.push_back(describeGpuModule(
-        summary, m, describeArguments(summary, m.entry == "forward" ? Entry::Forward : Entry::Backward)));
+    kernels.push_back(describeGpuModule(summary, m));
   llvm::json::Object manifest{{"format", "decayc-package"},
                               {"version", 1},
                               {"spec", std::move(spec)},

@@ -156,12 +156,8 @@ llvm::Expected<std::string> findPtxas(const std::string &requested) {
       return makeError("ptxas '" + requested + "' is not an executable file");
     return requested;
   }
-  std::vector<std::string> candidates;
-  if (const char *home = std::getenv("CUDA_HOME"))
-    candidates.push_back(std::string(home) + "/bin/ptxas");
-  candidates.push_back("/usr/local/cuda/bin/ptxas");
-  for (const std::string &candidate : candidates)
-    if (llvm::sys::fs::can_execute(candidate))
+  for (const std::string &toolkit : cudaToolkitCandidates())
+    if (std::string candidate = toolkit + "/bin/ptxas"; llvm::sys::fs::can_execute(candidate))
       return candidate;
   if (auto found = llvm::sys::findProgramByName("ptxas"))
     return *found;

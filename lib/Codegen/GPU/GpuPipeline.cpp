@@ -90,12 +90,16 @@ std::string decay::ptxFeaturesOf(const std::string &chip) {
   return "+ptx70";
 }
 
-std::string decay::defaultCudaToolkit() {
+std::vector<std::string> decay::cudaToolkitCandidates() {
   std::vector<std::string> candidates;
   if (const char *home = std::getenv("CUDA_HOME"))
     candidates.push_back(home);
   candidates.push_back("/usr/local/cuda");
-  for (const std::string &candidate : candidates)
+  return candidates;
+}
+
+std::string decay::defaultCudaToolkit() {
+  for (const std::string &candidate : cudaToolkitCandidates())
     if (llvm::sys::fs::exists(candidate + "/nvvm/libdevice/libdevice.10.bc"))
       return candidate;
   return "";

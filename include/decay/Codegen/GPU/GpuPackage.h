@@ -65,8 +65,10 @@ void buildGpuKernelsToNvvmPipeline(mlir::OpPassManager &pm);
 void buildGpuKernelsToPtxPipeline(mlir::OpPassManager &pm, const std::string &chip,
                                   const std::string &toolkit);
 
-/// The CUDA toolkit to use: $CUDA_HOME, else /usr/local/cuda (empty if
-/// neither holds nvvm/libdevice).
+/// Where a CUDA toolkit is looked for, in order: $CUDA_HOME, /usr/local/cuda.
+std::vector<std::string> cudaToolkitCandidates();
+
+/// The first of cudaToolkitCandidates() that holds nvvm/libdevice (empty if none).
 std::string defaultCudaToolkit();
 
 /// Compiles the recurrence of `specModule` (a module holding one
