@@ -46,6 +46,10 @@ extern "C" const char *decayrt_status_name(decayrt_status status) {
     return "ERROR_NO_DEVICE";
   case DECAYRT_ERROR_CUDA:
     return "ERROR_CUDA";
+  case DECAYRT_ERROR_SIMT:
+    return "ERROR_SIMT";
+  case DECAYRT_ERROR_SIMT_RACE:
+    return "ERROR_SIMT_RACE";
   default:
     return "UNKNOWN";
   }

@@ -54,8 +54,14 @@ typedef enum decayrt_status {
                                          entry point decayrt needs) */
   DECAYRT_ERROR_NO_DEVICE,          /**< the CUDA driver loaded, but cuInit failed or it reports no
                                          device */
-  DECAYRT_ERROR_CUDA                /**< a CUDA driver call failed; the message names the call and
+  DECAYRT_ERROR_CUDA,               /**< a CUDA driver call failed; the message names the call and
                                          the driver's error name and text */
+  DECAYRT_ERROR_SIMT,               /**< under SIMT emulation, a kernel misbehaved: a deadlock,
+                                         divergence at a warp-collective operation, a shared-memory
+                                         access out of bounds; the message names kernel and block */
+  DECAYRT_ERROR_SIMT_RACE           /**< under SIMT emulation, a shared-memory data race: two
+                                         threads of a block accessed the same word between the same
+                                         two barriers and one wrote it */
 } decayrt_status;
 
 /** The enumerator's name without the DECAYRT_ prefix ("OK", "ERROR_SHAPE", ...); "UNKNOWN"
