@@ -51,6 +51,10 @@ void decay::registerDecayPasses() {
       "decay-gpu-kernels-to-nvvm",
       "Lower the gpu.modules of decay-expand-gpu-kernels to the LLVM and NVVM dialects",
       [](mlir::OpPassManager &pm) { buildGpuKernelsToNvvmPipeline(pm); });
+  mlir::PassPipelineRegistration<>(
+      "decay-gpu-kernels-to-simt",
+      "Lower the gpu.modules of decay-expand-gpu-kernels to host functions for the SIMT emulator",
+      [](mlir::OpPassManager &pm) { buildGpuKernelsToSimtPipeline(pm); });
   mlir::PassPipelineRegistration<GpuPipelineOptions>(
       "decay-gpu-kernels-to-ptx",
       "Lower the gpu.modules of decay-expand-gpu-kernels to PTX (a gpu.binary per module)",

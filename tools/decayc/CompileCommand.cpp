@@ -26,6 +26,10 @@ OPTIONS:
                          toolkit's ptxas), forward and backward; a kernel
                          that spills registers, or needs more shared memory
                          than the chip allows, fails the compilation.
+                         `simt`: the same GPU kernels (the NVVM IR every
+                         chip's PTX is made from) compiled for this CPU, to
+                         run under decayrt's SIMT emulator (`decayc run
+                         --device simt`, docs/simt.md).
   --gpu-head-dims LIST   The K = V the GPU modules are specialized for
                          (each of 64, 128; default: the spec's fixed key_dim
                          and value_dim, else 64,128).
@@ -81,10 +85,11 @@ int decayc::compileCommand(int argc, char **argv) {
   for (llvm::StringRef target : targets) {
     if (target == "cpu")
       options.cpuKernels = true;
-    else if (target.starts_with("sm_"))
+    else if (target.starts_with("sm_") || target == "simt")
       options.gpu.targets.push_back(target.str());
     else
-      return fail("unknown --target '" + target.str() + "' (cpu, sm_80, sm_86, sm_87, sm_89, sm_90)");
+      return fail("unknown --target '" + target.str() +
+                  "' (cpu, sm_80, sm_86, sm_87, sm_89, sm_90, simt)");
   }
   if (auto dims = args.get("gpu-head-dims")) {
     llvm::SmallVector<llvm::StringRef> items;

@@ -93,6 +93,32 @@ def DecayExpandGpuKernelsPass : Pass<"decay-expand-gpu-kernels", "mlir::ModuleOp
                            "::mlir::vector::VectorDialect", "::mlir::LLVM::LLVMDialect"];
 }
 
+def DecayGpuToSimtPass : Pass<"decay-gpu-to-simt", "mlir::ModuleOp"> {
+  let summary = "Turn NVVM GPU kernels into host functions that run under decayrt's SIMT emulator";
+  let description = [{
+    Takes the gpu.modules as decay-gpu-kernels-to-nvvm leaves them (LLVM and
+    NVVM dialects: the IR the NVPTX back end gets) and moves their kernels
+    into the host module, rewritten for the emulator's ABI
+    (runtime/include/decayrt/simt_abi.h). Each kernel `@f` of `gpu.module
+    @m` becomes `void @<prefix><m>_<f>(ptr thread, ptr parameters)`, run by
+    the emulator once per GPU thread: the parameters are read as
+    cuLaunchKernel passes them (an array of pointers to the values), thread
+    and block ids from the thread's record, and every primitive is a call
+    through its table of operations: bar.sync, mma.sync m16n8k8 tf32,
+    shfl.sync, cp.async and its groups. Every load, store and atomic on
+    shared memory (address space 3) first reports its address to the
+    emulator (bounds and races); the dynamic shared memory is the block's
+    buffer. libdevice functions (`__nv_expf`, ...) become the C library's.
+    An operation the emulator does not support is an error at its location,
+    never a silent change of meaning.
+  }];
+  let options = [
+    Option<"symbolPrefix", "symbol-prefix", "std::string", /*default=*/"\"decay_simt_\"",
+           "Prefix of the host symbol of each kernel">
+  ];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def DecayExpandBf16Pass : Pass<"decay-expand-bf16", "mlir::ModuleOp"> {
   let summary = "Expand the bf16 conversions of the kernels into integer arithmetic";
   let description = [{

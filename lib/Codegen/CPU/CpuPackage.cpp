@@ -69,33 +69,40 @@ llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule
     parameters.push_back("workspace");
   for (llvm::StringRef size : {"B", "T", "H", "N"})
     parameters.push_back(size);
+  bool simt = m.target == "simt";
   llvm::json::Array launches;
   for (const GpuLaunch &launch : m.launches) {
     llvm::json::Array grid;
     for (auto &[dims, divide] : launch.grid)
       grid.push_back(llvm::json::Object{{"dims", dims}, {"divide", divide}});
-    launches.push_back(llvm::json::Object{{"function", launch.function},
-                                          {"parameters", llvm::json::Array(parameters)},
-                                          {"threads", launch.threads},
-                                          {"grid", std::move(grid)},
-                                          {"dynamic_shared_bytes", launch.dynamicSharedBytes},
-                                          {"static_shared_bytes", launch.staticSharedBytes},
-                                          {"registers", launch.registers},
-                                          {"spills", launch.spillBytes},
-                                          {"stack_bytes", launch.stackBytes}});
+    llvm::json::Object item{{"function", launch.function},
+                            {"parameters", llvm::json::Array(parameters)},
+                            {"threads", launch.threads},
+                            {"grid", std::move(grid)},
+                            {"dynamic_shared_bytes", launch.dynamicSharedBytes},
+                            {"static_shared_bytes", launch.staticSharedBytes},
+                            {"registers", launch.registers},
+                            {"spills", launch.spillBytes},
+                            {"stack_bytes", launch.stackBytes}};
+    if (simt)
+      item["symbol"] = launch.symbol;
+    launches.push_back(std::move(item));
   }
-  return llvm::json::Object{{"entry", m.entry},
-                            {"target", m.target},
-                            {"key_dim", m.keyDim},
-                            {"value_dim", m.valueDim},
-                            {"chunk_size", m.chunkSize},
-                            {"arguments", describeArguments(summary, entry)},
-                            {"ptx", gpuSymbol(summary, m, "ptx")},
-                            {"cubin", gpuSymbol(summary, m, "cubin")},
-                            {"cubin_size", static_cast<int64_t>(m.cubin.size())},
-                            {"workspace", byteModel(m.workspace)},
-                            {"moves", byteModel(m.moves)},
-                            {"launches", std::move(launches)}};
+  llvm::json::Object item{{"entry", m.entry},
+                          {"target", m.target},
+                          {"key_dim", m.keyDim},
+                          {"value_dim", m.valueDim},
+                          {"chunk_size", m.chunkSize},
+                          {"arguments", describeArguments(summary, entry)},
+                          {"workspace", byteModel(m.workspace)},
+                          {"moves", byteModel(m.moves)},
+                          {"launches", std::move(launches)}};
+  if (!simt) {
+    item["ptx"] = gpuSymbol(summary, m, "ptx");
+    item["cubin"] = gpuSymbol(summary, m, "cubin");
+    item["cubin_size"] = static_cast<int64_t>(m.cubin.size());
+  }
+  return item;
 }
 
 llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry) {
@@ -214,7 +221,8 @@ void addManifest(llvm::Module &module, llvm::StringRef manifest) {
 void addGpuModules(llvm::Module &module, const SpecSummary &summary,
                    const std::vector<GpuModule> &gpuModules) {
   for (const GpuModule &m : gpuModules)
-    for (auto [what, bytes, terminate] : {std::tuple{"ptx", &m.ptx, true}, std::tuple{"cubin", &m.cubin, false}}) {
+    if (m.target != "simt")
+      for (auto [what, bytes, terminate] : {std::tuple{"ptx", &m.ptx, true}, std::tuple{"cubin", &m.cubin, false}}) {
       llvm::Constant *data = llvm::ConstantDataArray::getString(module.getContext(), *bytes, terminate);
       auto *global = new llvm::GlobalVariable(module, data->getType(), /*isConstant=*/true,
                                               llvm::GlobalValue::ExternalLinkage, data,
@@ -234,9 +242,9 @@ llvm::Expected<std::string> writeTemporary(llvm::StringRef suffix, llvm::StringR
   return path.str().str();
 }
 
-/// Runs the compiler on `irPath` and `scratchPath` (PackageScratch.c),
-/// producing the shared object `outputPath`.
-llvm::Error linkSharedObject(const CpuPackageOptions &options, llvm::StringRef irPath,
+/// Runs the compiler on the LLVM IR files `irPaths` and `scratchPath`
+/// (PackageScratch.c), producing the shared object `outputPath`.
+llvm::Error linkSharedObject(const CpuPackageOptions &options, llvm::ArrayRef<std::string> irPaths,
                              llvm::StringRef scratchPath, llvm::StringRef outputPath) {
   auto compiler = llvm::sys::findProgramByName(options.compiler);
   if (!compiler)
@@ -252,11 +260,10 @@ llvm::Error linkSharedObject(const CpuPackageOptions &options, llvm::StringRef i
                                              "-ffp-contract=fast",
                                              "-mllvm", "-hoist-runtime-checks=false",
                                              "-fveclib=libmvec", "-shared", "-fPIC",
-                                             "-Wno-override-module", "-x", "ir", irPath,
-                                             "-x", "c", "-std=c11", scratchPath,
-                                             "-o", outputPath, "-fopenmp=libomp",
-                                             "-L/usr/lib/llvm-22/lib", "-Wl,-rpath,/usr/lib/llvm-22/lib",
-                                             "-lm"};
+                                             "-Wno-override-module", "-x", "ir"};
+  args.append(irPaths.begin(), irPaths.end());
+  args.append({"-x", "c", "-std=c11", scratchPath, "-o", outputPath, "-fopenmp=libomp",
+               "-L/usr/lib/llvm-22/lib", "-Wl,-rpath,/usr/lib/llvm-22/lib", "-lm"});
   std::string message;
   int status = llvm::sys::ExecuteAndWait(*compiler, args, std::nullopt, {}, 0, 0, &message);
   if (status != 0)
@@ -288,12 +295,12 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
 
   if (!options.cpuKernels && options.gpu.targets.empty())
     return makeError("no target to compile for");
-  std::vector<GpuModule> gpuModules;
+  GpuCompilation gpu;
   if (!options.gpu.targets.empty()) {
     auto compiled = compileGpuModules(**module, options.gpu);
     if (!compiled)
       return compiled.takeError();
-    gpuModules = std::move(*compiled);
+    gpu = std::move(*compiled);
   }
 
   llvm::LLVMContext llvmContext;
@@ -316,33 +323,40 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
   } else {
     llvmModule = std::make_unique<llvm::Module>(summary.name, llvmContext);
   }
-  addGpuModules(*llvmModule, summary, gpuModules);
-  addManifest(*llvmModule, buildManifest(summary, chunkSize, options, gpuModules));
+  addGpuModules(*llvmModule, summary, gpu.modules);
+  addManifest(*llvmModule, buildManifest(summary, chunkSize, options, gpu.modules));
 
   // Write the IR and the scratch allocator to temporary files, build next to
   // the output, then rename.
   std::string ir;
   llvm::raw_string_ostream irStream(ir);
   llvmModule->print(irStream, nullptr);
-  auto irPath = writeTemporary("ll", ir);
-  if (!irPath)
-    return irPath.takeError();
-  auto scratchPath = writeTemporary("c", kPackageScratchSource);
-  if (!scratchPath) {
-    llvm::sys::fs::remove(*irPath);
-    return scratchPath.takeError();
-  }
+  std::vector<std::string> temporaries;
   auto removeTemporaries = [&] {
-    llvm::sys::fs::remove(*irPath);
-    llvm::sys::fs::remove(*scratchPath);
+    for (const std::string &path : temporaries)
+      llvm::sys::fs::remove(path);
   };
+  for (auto [suffix, text] : {std::pair{"ll", llvm::StringRef(ir)},
+                              std::pair{"ll", llvm::StringRef(gpu.simtLLVMIR)},
+                              std::pair{"c", llvm::StringRef(kPackageScratchSource)}}) {
+    if (text.empty())
+      continue;
+    auto path = writeTemporary(suffix, text);
+    if (!path) {
+      removeTemporaries();
+      return path.takeError();
+    }
+    temporaries.push_back(*path);
+  }
+  std::string scratchPath = temporaries.back();
+  llvm::ArrayRef<std::string> irPaths = llvm::ArrayRef(temporaries).drop_back();
   if (!options.emitLLVMPath.empty())
-    if (std::error_code ec = llvm::sys::fs::copy_file(*irPath, options.emitLLVMPath)) {
+    if (std::error_code ec = llvm::sys::fs::copy_file(irPaths.front(), options.emitLLVMPath)) {
       removeTemporaries();
       return makeError("cannot write '" + options.emitLLVMPath + "': " + ec.message());
     }
   std::string partial = (outputPath + ".partial").str();
-  llvm::Error linked = linkSharedObject(options, *irPath, *scratchPath, partial);
+  llvm::Error linked = linkSharedObject(options, irPaths, scratchPath, partial);
   removeTemporaries();
   if (linked) {
     llvm::sys::fs::remove(partial);

@@ -9,6 +9,10 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
 
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FileSystem.h"
@@ -240,14 +244,28 @@ llvm::Error assemble(const std::string &ptxas, GpuModule &m) {
 }
 } // namespace
 
-llvm::Expected<std::vector<GpuModule>> decay::compileGpuModules(ModuleOp specModule,
-                                                                const GpuOptions &options) {
+namespace {
+/// The chips `targets` names, checked; whether it also names simt.
+llvm::Error splitTargets(const std::vector<std::string> &targets, std::vector<std::string> &chips,
+                         bool &simt) {
   llvm::Regex chipPattern("^sm_(80|86|87|89|90)$");
-  for (const std::string &target : options.targets)
+  simt = false;
+  for (const std::string &target : targets) {
+    if (target == "simt") {
+      simt = true;
+      continue;
+    }
     if (!chipPattern.match(target))
-      return makeError("GPU target '" + target + "' is not supported (sm_80, sm_86, sm_87, sm_89 "
-                       "or sm_90: the kernels need mma.sync with tf32)");
-  SpecSummary summary = summarize(*specModule.getOps<RecurrenceOp>().begin());
+      return makeError("GPU target '" + target + "' is not supported (sm_80, sm_86, sm_87, sm_89, "
+                       "sm_90: the kernels need mma.sync with tf32; or simt)");
+    chips.push_back(target);
+  }
+  return llvm::Error::success();
+}
+
+/// The head dims of the modules: the requested ones, else the spec's fixed K = V, else 64 and 128.
+llvm::Expected<std::vector<int64_t>> moduleHeadDims(const SpecSummary &summary,
+                                                    const GpuOptions &options) {
   std::vector<int64_t> headDims = options.headDims;
   if (headDims.empty()) {
     if (summary.keyDim && summary.valueDim && *summary.keyDim != *summary.valueDim)
@@ -259,22 +277,136 @@ llvm::Expected<std::vector<GpuModule>> decay::compileGpuModules(ModuleOp specMod
   for (int64_t dim : headDims)
     if (dim != 64 && dim != 128)
       return makeError("GPU head dim " + llvm::Twine(dim) + " is not supported (64 or 128)");
-  auto ptxas = findPtxas(options.ptxas);
-  if (!ptxas)
-    return ptxas.takeError();
-  // The toolkit of ptxas (<toolkit>/bin/ptxas) also has libdevice.
-  std::string toolkit = llvm::sys::path::parent_path(llvm::sys::path::parent_path(*ptxas)).str();
+  return headDims;
+}
+
+/// The toolkit of ptxas (<toolkit>/bin/ptxas), where libdevice also is.
+llvm::Expected<std::string> toolkitOf(const std::string &ptxas) {
+  std::string toolkit = llvm::sys::path::parent_path(llvm::sys::path::parent_path(ptxas)).str();
   if (!llvm::sys::fs::exists(toolkit + "/nvvm/libdevice/libdevice.10.bc"))
     toolkit = defaultCudaToolkit();
   if (toolkit.empty())
     return makeError("libdevice (nvvm/libdevice/libdevice.10.bc of the CUDA toolkit) not found next "
-                     "to '" + *ptxas + "', in $CUDA_HOME or in /usr/local/cuda");
+                     "to '" + ptxas + "', in $CUDA_HOME or in /usr/local/cuda");
+  return toolkit;
+}
+
+/// Writes a module's PTX into `directory` as <module>_<target>.ptx.
+llvm::Error writePtx(const std::string &directory, const std::string &moduleName, const GpuModule &m) {
+  llvm::SmallString<256> path(directory);
+  llvm::sys::path::append(path, moduleName + "_" + m.target + ".ptx");
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return makeError("cannot write '" + path + "': " + ec.message());
+  os << m.ptx;
+  return llvm::Error::success();
+}
+
+/// Checks a module's launches against the chip's shared memory and ptxas's spills.
+llvm::Error checkResources(const GpuModule &m) {
+  int64_t sharedLimit = sharedMemoryLimit(m.target);
+  for (const GpuLaunch &launch : m.launches)
+    if (launch.dynamicSharedBytes + launch.staticSharedBytes > sharedLimit)
+      return makeError("kernel '" + launch.function + "' needs " +
+                       llvm::Twine(launch.dynamicSharedBytes + launch.staticSharedBytes) +
+                       " bytes of shared memory per block; " + m.target + " allows " +
+                       llvm::Twine(sharedLimit) + " (try --gpu-head-dims 64)");
+  for (const GpuLaunch &launch : m.launches)
+    if (launch.spillBytes != 0)
+      return makeError("kernel '" + launch.function + "' spills " + llvm::Twine(launch.spillBytes) +
+                       " bytes of registers for " + m.target + " (ptxas -v); refusing to package it");
+  return llvm::Error::success();
+}
+
+/// The expanded modules compiled to PTX and cubin for `chip`.
+llvm::Error compileForChip(ModuleOp expanded, const std::vector<ExpandedModule> &expandedModules,
+                           const SpecSummary &summary, const GpuOptions &options,
+                           const std::string &chip, const std::string &ptxas,
+                           const std::string &toolkit, std::vector<GpuModule> &out) {
+  OwningOpRef<ModuleOp> lowered = expanded.clone();
+  PassManager pm(expanded.getContext());
+  buildGpuKernelsToPtxPipeline(pm, chip, toolkit);
+  if (failed(pm.run(*lowered)))
+    return makeError("lowering the GPU kernels to PTX for " + chip + " failed (see the "
+                     "diagnostics above)");
+  for (const ExpandedModule &item : expandedModules) {
+    auto binary = lowered->lookupSymbol<gpu::BinaryOp>(item.name);
+    if (!binary || binary.getObjects().empty())
+      return makeError("no PTX was produced for '" + item.name + "'");
+    GpuModule m = item.module;
+    m.target = chip;
+    m.ptx = cast<gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
+    if (llvm::Error error = assemble(ptxas, m))
+      return error;
+    if (llvm::Error error = checkResources(m))
+      return error;
+    m.moves = m.entry == "forward" ? forwardTraffic(summary, m, /*valueTile=*/64)
+                                   : backwardTraffic(summary, m, /*valueTile=*/64);
+    if (!options.emitPtxDir.empty())
+      if (llvm::Error error = writePtx(options.emitPtxDir, item.name, m))
+        return error;
+    out.push_back(std::move(m));
+  }
+  return llvm::Error::success();
+}
+
+/// The expanded modules compiled for the SIMT emulator: simt modules whose
+/// launches name their host entry points, and the LLVM IR defining them.
+llvm::Error compileForSimt(ModuleOp expanded, const std::vector<ExpandedModule> &expandedModules,
+                           const SpecSummary &summary, GpuCompilation &out) {
+  OwningOpRef<ModuleOp> lowered = expanded.clone();
+  PassManager pm(expanded.getContext());
+  buildGpuKernelsToSimtPipeline(pm);
+  if (failed(pm.run(*lowered)))
+    return makeError("lowering the GPU kernels for the SIMT emulator failed (see the diagnostics "
+                     "above)");
+  for (const ExpandedModule &item : expandedModules) {
+    GpuModule m = item.module;
+    m.target = "simt";
+    for (GpuLaunch &launch : m.launches)
+      launch.symbol = "decay_simt_" + item.name + "_" + launch.function;
+    m.moves = m.entry == "forward" ? forwardTraffic(summary, m, /*valueTile=*/64)
+                                   : backwardTraffic(summary, m, /*valueTile=*/64);
+    out.modules.push_back(std::move(m));
+  }
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> host = translateModuleToLLVMIR(*lowered, llvmContext, "simt");
+  if (!host)
+    return makeError("translating the SIMT kernels to LLVM IR failed");
+  llvm::raw_string_ostream os(out.simtLLVMIR);
+  host->print(os, nullptr);
+  return llvm::Error::success();
+}
+} // namespace
+
+llvm::Expected<GpuCompilation> decay::compileGpuModules(ModuleOp specModule,
+                                                        const GpuOptions &options) {
+  std::vector<std::string> chips;
+  bool simt = false;
+  if (llvm::Error error = splitTargets(options.targets, chips, simt))
+    return std::move(error);
+  SpecSummary summary = summarize(*specModule.getOps<RecurrenceOp>().begin());
+  auto headDims = moduleHeadDims(summary, options);
+  if (!headDims)
+    return headDims.takeError();
+  std::string ptxas, toolkit;
+  if (!chips.empty()) {
+    auto found = findPtxas(options.ptxas);
+    if (!found)
+      return found.takeError();
+    auto foundToolkit = toolkitOf(*found);
+    if (!foundToolkit)
+      return foundToolkit.takeError();
+    ptxas = *found;
+    toolkit = *foundToolkit;
+  }
 
   MLIRContext *context = specModule.getContext();
   OwningOpRef<ModuleOp> expanded = specModule.clone();
   PassManager expand(context);
   DecayExpandGpuKernelsPassOptions expandOptions;
-  expandOptions.headDims = llvm::SmallVector<int64_t>(headDims.begin(), headDims.end());
+  expandOptions.headDims = llvm::SmallVector<int64_t>(headDims->begin(), headDims->end());
   expandOptions.backward = true;
   expand.addPass(createDecayDeriveGradientsPass());
   expand.addPass(createDecayExpandGpuKernelsPass(expandOptions));
@@ -282,47 +414,13 @@ llvm::Expected<std::vector<GpuModule>> decay::compileGpuModules(ModuleOp specMod
     return makeError("building the GPU kernels failed (see the diagnostics above)");
   std::vector<ExpandedModule> expandedModules = readExpandedModules(*expanded);
 
-  std::vector<GpuModule> modules;
-  for (const std::string &target : options.targets) {
-    OwningOpRef<ModuleOp> lowered = expanded->clone();
-    PassManager pm(context);
-    buildGpuKernelsToPtxPipeline(pm, target, toolkit);
-    if (failed(pm.run(*lowered)))
-      return makeError("lowering the GPU kernels to PTX for " + target + " failed (see the "
-                       "diagnostics above)");
-    for (const ExpandedModule &item : expandedModules) {
-      auto binary = lowered->lookupSymbol<gpu::BinaryOp>(item.name);
-      if (!binary || binary.getObjects().empty())
-        return makeError("no PTX was produced for '" + item.name + "'");
-      GpuModule m = item.module;
-      m.target = target;
-      m.ptx = cast<gpu::ObjectAttr>(binary.getObjects()[0]).getObject().str();
-      if (llvm::Error error = assemble(*ptxas, m))
-        return std::move(error);
-      int64_t sharedLimit = sharedMemoryLimit(target);
-      for (const GpuLaunch &launch : m.launches)
-        if (launch.dynamicSharedBytes + launch.staticSharedBytes > sharedLimit)
-          return makeError("kernel '" + launch.function + "' needs " +
-                           llvm::Twine(launch.dynamicSharedBytes + launch.staticSharedBytes) +
-                           " bytes of shared memory per block; " + target + " allows " +
-                           llvm::Twine(sharedLimit) + " (try --gpu-head-dims 64)");
-      for (const GpuLaunch &launch : m.launches)
-        if (launch.spillBytes != 0)
-          return makeError("kernel '" + launch.function + "' spills " + llvm::Twine(launch.spillBytes) +
-                           " bytes of registers for " + target + " (ptxas -v); refusing to package it");
-      m.moves = m.entry == "forward" ? forwardTraffic(summary, m, /*valueTile=*/64)
-                                     : backwardTraffic(summary, m, /*valueTile=*/64);
-      if (!options.emitPtxDir.empty()) {
-        llvm::SmallString<256> path(options.emitPtxDir);
-        llvm::sys::path::append(path, item.name + "_" + target + ".ptx");
-        std::error_code ec;
-        llvm::raw_fd_ostream os(path, ec);
-        if (ec)
-          return makeError("cannot write '" + path + "': " + ec.message());
-        os << m.ptx;
-      }
-      modules.push_back(std::move(m));
-    }
-  }
-  return modules;
+  GpuCompilation compilation;
+  for (const std::string &chip : chips)
+    if (llvm::Error error = compileForChip(*expanded, expandedModules, summary, options, chip, ptxas,
+                                           toolkit, compilation.modules))
+      return std::move(error);
+  if (simt)
+    if (llvm::Error error = compileForSimt(*expanded, expandedModules, summary, compilation))
+      return std::move(error);
+  return compilation;
 }

@@ -1,5 +1,6 @@
 // The pipeline from the GPU kernels of decay-expand-gpu-kernels to PTX (NVGPU and GPU to NVVM, then the NVPTX back end).
 #include "decay/Codegen/GPU/GpuPackage.h"
+#include "decay/Conversion/Passes.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
@@ -117,6 +118,11 @@ void decay::buildGpuKernelsToNvvmPipeline(OpPassManager &pm) {
   device.addPass(createCanonicalizerPass());
   device.addPass(createReconcileUnrealizedCastsPass());
   device.addPass(std::make_unique<ExternDynamicSharedMemoryPass>());
+}
+
+void decay::buildGpuKernelsToSimtPipeline(OpPassManager &pm) {
+  buildGpuKernelsToNvvmPipeline(pm);
+  pm.addPass(createDecayGpuToSimtPass());
 }
 
 void decay::buildGpuKernelsToPtxPipeline(OpPassManager &pm, const std::string &chip,

@@ -19,7 +19,9 @@ namespace decay {
 
 /// How the GPU modules of a package are built.
 struct GpuOptions {
-  std::vector<std::string> targets;           ///< chips: "sm_80", "sm_90"
+  /// Chips ("sm_80", "sm_90", ...) and "simt": the same kernels compiled for
+  /// the host to run under decayrt's SIMT emulator.
+  std::vector<std::string> targets;
   /// K = V of each module; empty: the spec's fixed K (= V), else 64 and 128.
   std::vector<int64_t> headDims;
   std::string ptxas;                          ///< empty: $CUDA_HOME/bin, /usr/local/cuda/bin, PATH
@@ -29,6 +31,7 @@ struct GpuOptions {
 /// One launch of a module, as ptxas and the kernel builder report it.
 struct GpuLaunch {
   std::string function;
+  std::string symbol; ///< target simt: the host entry point (decayrt/simt_abi.h)
   int64_t threads = 0;
   std::vector<std::pair<std::string, int64_t>> grid; ///< (dims letters, divide) for x, y, z
   int64_t dynamicSharedBytes = 0, staticSharedBytes = 0;
@@ -40,7 +43,7 @@ struct ByteModel {
   int64_t token = 0, chunk = 0, sequence = 0, fixed = 0;
 };
 
-/// One CUDA module: the kernels of one entry for one chip and head dims.
+/// One CUDA module: the kernels of one entry for one chip (or simt) and head dims.
 struct GpuModule {
   std::string entry, target;
   int64_t keyDim = 0, valueDim = 0, chunkSize = 0;
@@ -71,12 +74,26 @@ std::vector<std::string> cudaToolkitCandidates();
 /// The first of cudaToolkitCandidates() that holds nvvm/libdevice (empty if none).
 std::string defaultCudaToolkit();
 
+/// Lowers the gpu.modules of decay-expand-gpu-kernels to host functions for
+/// the SIMT emulator: the NVVM pipeline (the same IR the NVPTX back end
+/// gets), then decay-gpu-to-simt.
+void buildGpuKernelsToSimtPipeline(mlir::OpPassManager &pm);
+
+/// The GPU modules of a package.
+struct GpuCompilation {
+  std::vector<GpuModule> modules;
+  /// With target simt: LLVM IR (text) of the host entry points of every
+  /// simt module's launches.
+  std::string simtLLVMIR;
+};
+
 /// Compiles the recurrence of `specModule` (a module holding one
 /// decay.recurrence, left unchanged) into one GpuModule per (entry, target,
-/// head dim): PTX from MLIR, cubin from ptxas, and the registers, spills and
-/// shared memory ptxas reports. Fails if a kernel spills.
-llvm::Expected<std::vector<GpuModule>> compileGpuModules(mlir::ModuleOp specModule,
-                                                         const GpuOptions &options);
+/// head dim): for a chip, PTX from MLIR, cubin from ptxas, and the
+/// registers, spills and shared memory ptxas reports (fails if a kernel
+/// spills); for simt, host code for the emulator.
+llvm::Expected<GpuCompilation> compileGpuModules(mlir::ModuleOp specModule,
+                                                 const GpuOptions &options);
 
 /// The PTX ISA version of `chip`, as an NVPTX feature (sm_80: +ptx70, sm_86: +ptx71, sm_87: +ptx74,
 /// sm_89: +ptx78, sm_90: +ptx80).
