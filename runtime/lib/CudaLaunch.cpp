@@ -15,9 +15,6 @@ using namespace decayrt::detail::cuda;
 
 namespace {
 
-/// CUDA's limits on the grid's x, y and z dimensions.
-constexpr std::array<uint64_t, 3> kGridLimits = {2147483647u, 65535u, 65535u};
-
 /// Reads cu_seqlens for a CUDA call: host memory in place; device or managed
 /// memory copied back on `stream` (in the current context, else device 0's
 /// primary one), then waited for. Without a driver (only
@@ -73,27 +70,6 @@ Error checkCall(const decayrt_package *package, const char *entry, const decayrt
   if (!kernel)
     return fail(DECAYRT_ERROR_UNSUPPORTED, "package @" + package->manifest.spec.name +
                                                " has no GPU kernel for the " + entry + " entry");
-  return Error::success();
-}
-
-/// The grid of `launch` for the call's sizes; fails when a dimension exceeds CUDA's limit.
-Error gridOf(const Launch &launch, const Sizes &sizes, std::array<unsigned, 3> &out) {
-  out = {1, 1, 1};
-  for (size_t i = 0; i < launch.grid.size(); ++i) {
-    const GridDim &dim = launch.grid[i];
-    uint64_t product = 1;
-    bool overflow = false;
-    for (char letter : dim.dims)
-      overflow |= __builtin_mul_overflow(product, static_cast<uint64_t>(sizes.of(letter)), &product);
-    uint64_t blocks = product / dim.divide + (product % dim.divide != 0);
-    if (overflow || blocks > kGridLimits[i])
-      return fail(DECAYRT_ERROR_SHAPE,
-                  "launch '" + launch.function + "': grid dimension " + "xyz"[i] + " (" +
-                      (dim.dims.empty() ? "1" : dim.dims) + " / " + std::to_string(dim.divide) +
-                      ") is " + (overflow ? "beyond 64 bits" : std::to_string(blocks)) +
-                      ", above CUDA's limit of " + std::to_string(kGridLimits[i]));
-    out[i] = static_cast<unsigned>(blocks);
-  }
   return Error::success();
 }
 
@@ -212,15 +188,7 @@ Error enqueueLaunches(const Driver &driver, CUstream stream, const CudaCall &cal
     const std::array<unsigned, 3> &grid = call.grids[i];
     if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0)
       continue; // no block to run (an empty batch)
-    std::vector<uint64_t> values;
-    for (const std::string &name : launch.parameters) {
-      if (name == kWorkspaceParameter)
-        values.push_back(workspace);
-      else if (isSizeParameter(name))
-        values.push_back(static_cast<uint64_t>(call.plan.sizes.of(name[0])));
-      else
-        values.push_back(addresses.at(name));
-    }
+    std::vector<uint64_t> values = parameterValues(launch, call.plan.sizes, addresses, workspace);
     std::vector<void *> parameters;
     for (uint64_t &value : values)
       parameters.push_back(&value);

@@ -132,31 +132,12 @@ Error selectAndLoad(const Driver &driver, const std::vector<const ModuleImage *>
 
 } // namespace
 
-Error modulesFor(const std::vector<ModuleImage> &images, const std::string &specName,
-                 const std::string &entry, int64_t K, int64_t V,
-                 std::vector<const ModuleImage *> &out) {
-  std::set<std::pair<int64_t, int64_t>> headDims;
-  for (const ModuleImage &image : images) {
-    if (image.kernel->entry != entry)
-      continue;
-    headDims.insert({image.kernel->gpu->keyDim, image.kernel->gpu->valueDim});
-    if (image.kernel->gpu->keyDim == K && image.kernel->gpu->valueDim == V)
-      out.push_back(&image);
-  }
-  if (headDims.empty())
-    return fail(DECAYRT_ERROR_UNSUPPORTED,
-                "package @" + specName + " has no GPU kernel for the " + entry + " entry");
-  if (out.empty()) {
-    std::string compiled;
-    for (const auto &[keyDim, valueDim] : headDims)
-      compiled += (compiled.empty() ? "" : ", ") + std::string("(") + std::to_string(keyDim) +
-                  ", " + std::to_string(valueDim) + ")";
-    return fail(DECAYRT_ERROR_UNSUPPORTED,
-                "package @" + specName + " has no GPU " + entry + " kernel for K = " +
-                    std::to_string(K) + ", V = " + std::to_string(V) +
-                    ": its modules are compiled for (K, V) = " + compiled);
-  }
-  return Error::success();
+std::string listHeadDims(const std::set<std::pair<int64_t, int64_t>> &headDims) {
+  std::string list;
+  for (const auto &[keyDim, valueDim] : headDims)
+    list += (list.empty() ? "" : ", ") + std::string("(") + std::to_string(keyDim) + ", " +
+            std::to_string(valueDim) + ")";
+  return list;
 }
 
 Error ModuleCache::find(const Driver &d, const ContextScope &scope,

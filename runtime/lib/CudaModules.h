@@ -7,6 +7,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -29,11 +30,34 @@ struct LoadedModule {
   bool fromCubin = false; ///< loaded from the cubin (else JIT-compiled from the PTX)
 };
 
-/// The modules of `entry` compiled for K, V; fails with
+/// "(64, 64), (128, 128)".
+std::string listHeadDims(const std::set<std::pair<int64_t, int64_t>> &headDims);
+
+/// The modules of `entry` compiled for K, V among `images` (anything with a
+/// `kernel` pointing at its manifest item: CUDA or simt modules); fails with
 /// DECAYRT_ERROR_UNSUPPORTED (listing the package's head dims) when there are none.
-Error modulesFor(const std::vector<ModuleImage> &images, const std::string &specName,
+template <typename Image>
+Error modulesFor(const std::vector<Image> &images, const std::string &specName,
                  const std::string &entry, int64_t K, int64_t V,
-                 std::vector<const ModuleImage *> &out);
+                 std::vector<const Image *> &out) {
+  std::set<std::pair<int64_t, int64_t>> headDims;
+  for (const Image &image : images) {
+    if (image.kernel->entry != entry)
+      continue;
+    headDims.insert({image.kernel->gpu->keyDim, image.kernel->gpu->valueDim});
+    if (image.kernel->gpu->keyDim == K && image.kernel->gpu->valueDim == V)
+      out.push_back(&image);
+  }
+  if (headDims.empty())
+    return fail(DECAYRT_ERROR_UNSUPPORTED,
+                "package @" + specName + " has no GPU kernel for the " + entry + " entry");
+  if (out.empty())
+    return fail(DECAYRT_ERROR_UNSUPPORTED,
+                "package @" + specName + " has no GPU " + entry + " kernel for K = " +
+                    std::to_string(K) + ", V = " + std::to_string(V) +
+                    ": its modules are compiled for (K, V) = " + listHeadDims(headDims));
+  return Error::success();
+}
 
 /// Loaded modules per (context, entry, K, V). Thread-safe: a mutex guards the
 /// map, held while a module loads; loaded modules never move or change.

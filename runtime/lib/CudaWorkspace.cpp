@@ -2,6 +2,7 @@
 #include "CudaWorkspace.h"
 
 #include <algorithm>
+#include <array>
 
 namespace decayrt::detail::cuda {
 namespace {
@@ -25,7 +26,45 @@ Error tooLarge(const std::string &what) {
   return fail(DECAYRT_ERROR_SHAPE, what + " overflows 64 bits for this call");
 }
 
+/// CUDA's limits on the grid's x, y and z dimensions.
+constexpr std::array<uint64_t, 3> kGridLimits = {2147483647u, 65535u, 65535u};
+
 } // namespace
+
+Error gridOf(const Launch &launch, const Sizes &sizes, std::array<unsigned, 3> &out) {
+  out = {1, 1, 1};
+  for (size_t i = 0; i < launch.grid.size(); ++i) {
+    const GridDim &dim = launch.grid[i];
+    uint64_t product = 1;
+    bool overflow = false;
+    for (char letter : dim.dims)
+      overflow |= __builtin_mul_overflow(product, static_cast<uint64_t>(sizes.of(letter)), &product);
+    uint64_t blocks = product / dim.divide + (product % dim.divide != 0);
+    if (overflow || blocks > kGridLimits[i])
+      return fail(DECAYRT_ERROR_SHAPE,
+                  "launch '" + launch.function + "': grid dimension " + "xyz"[i] + " (" +
+                      (dim.dims.empty() ? "1" : dim.dims) + " / " + std::to_string(dim.divide) +
+                      ") is " + (overflow ? "beyond 64 bits" : std::to_string(blocks)) +
+                      ", above CUDA's limit of " + std::to_string(kGridLimits[i]));
+    out[i] = static_cast<unsigned>(blocks);
+  }
+  return Error::success();
+}
+
+std::vector<uint64_t> parameterValues(const Launch &launch, const Sizes &sizes,
+                                      const std::map<std::string, CUdeviceptr> &addresses,
+                                      CUdeviceptr workspace) {
+  std::vector<uint64_t> values;
+  for (const std::string &name : launch.parameters) {
+    if (name == kWorkspaceParameter)
+      values.push_back(workspace);
+    else if (isSizeParameter(name))
+      values.push_back(static_cast<uint64_t>(sizes.of(name[0])));
+    else
+      values.push_back(addresses.at(name));
+  }
+  return values;
+}
 
 int64_t chunkCount(const Plan &plan, int64_t chunkSize) {
   std::vector<int64_t> seqs = plan.sequences();

@@ -5,7 +5,10 @@
 #include "CallPlan.h"
 #include "CudaDriver.h"
 
+#include <array>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace decayrt::detail::cuda {
@@ -21,6 +24,16 @@ struct WorkspaceLayout {
 
 /// The alignment of the workspace and of each of its regions.
 constexpr uint64_t kWorkspaceAlignment = 256;
+
+/// The grid of `launch` for the call's sizes; fails (DECAYRT_ERROR_SHAPE)
+/// when a dimension exceeds CUDA's limit.
+Error gridOf(const Launch &launch, const Sizes &sizes, std::array<unsigned, 3> &out);
+
+/// The values of a launch's parameters in its order (8 bytes each): the
+/// workspace's address, a size, or the address of an argument by name.
+std::vector<uint64_t> parameterValues(const Launch &launch, const Sizes &sizes,
+                                      const std::map<std::string, CUdeviceptr> &addresses,
+                                      CUdeviceptr workspace);
 
 /// The number of chunks of `chunkSize` tokens over every sequence of the plan.
 int64_t chunkCount(const Plan &plan, int64_t chunkSize);

@@ -56,9 +56,21 @@ bool readGrid(Reader &reader, const json &launch, const std::string &where, Laun
   return true;
 }
 
-/// Reads one element of `launches`.
-bool readLaunch(Reader &reader, const json &item, const std::string &where, Launch &out) {
+/// Reads an exported symbol's name.
+bool readSymbol(Reader &reader, const json &item, const std::string &where, const char *key,
+                std::string &out) {
+  if (!reader.readString(item, where, key, out))
+    return false;
+  return isIdentifier(out) ||
+         reader.fail(Reader::pathOf(where, key), "'" + out + "' is not a symbol name");
+}
+
+/// Reads one element of `launches` (of a simt module: also its host symbol).
+bool readLaunch(Reader &reader, const json &item, const std::string &where, bool simt,
+                Launch &out) {
   if (!reader.expectObject(item, where) || !reader.readString(item, where, "function", out.function))
+    return false;
+  if (simt && !readSymbol(reader, item, where, "symbol", out.symbol))
     return false;
   if (!isIdentifier(out.function))
     return reader.fail(where + ".function", "'" + out.function + "' is not a function name");
@@ -92,20 +104,11 @@ bool readLaunches(Reader &reader, const json &item, const std::string &where, Gp
   for (size_t i = 0; i < launches->size(); ++i) {
     Launch launch;
     if (!readLaunch(reader, (*launches)[i], where + ".launches[" + std::to_string(i) + "]",
-                    launch))
+                    module.simt, launch))
       return false;
     module.launches.push_back(std::move(launch));
   }
   return true;
-}
-
-/// Reads an exported symbol's name.
-bool readSymbol(Reader &reader, const json &item, const std::string &where, const char *key,
-                std::string &out) {
-  if (!reader.readString(item, where, key, out))
-    return false;
-  return isIdentifier(out) ||
-         reader.fail(Reader::pathOf(where, key), "'" + out + "' is not a symbol name");
 }
 
 } // namespace
@@ -122,13 +125,16 @@ bool readGpuModule(Reader &reader, const json &item, const std::string &where, i
                    Kernel &kernel) {
   GpuModule module;
   module.capability = capability;
+  module.simt = kernel.target == "simt";
   std::optional<int64_t> chunkSize;
+  bool images = module.simt ||
+                (readSymbol(reader, item, where, "ptx", module.ptxSymbol) &&
+                 readSymbol(reader, item, where, "cubin", module.cubinSymbol) &&
+                 reader.readInteger(item, where, "cubin_size", 1, module.cubinSize));
   if (!reader.readInteger(item, where, "key_dim", 1, module.keyDim) ||
       !reader.readInteger(item, where, "value_dim", 1, module.valueDim) ||
       (item.contains("chunk_size") && !reader.readOptionalSize(item, where, "chunk_size", chunkSize)) ||
-      !readSymbol(reader, item, where, "ptx", module.ptxSymbol) ||
-      !readSymbol(reader, item, where, "cubin", module.cubinSymbol) ||
-      !reader.readInteger(item, where, "cubin_size", 1, module.cubinSize) ||
+      !images ||
       !readSizeModel(reader, item, where, "workspace", module.workspace) ||
       !readSizeModel(reader, item, where, "moves", module.moves) ||
       !readLaunches(reader, item, where, module))

@@ -12,7 +12,8 @@ namespace decayrt::detail {
 bool parseGpuTarget(const std::string &target, int &capability);
 
 /// Reads the GPU fields of a kernel item (all but entry, target and
-/// arguments) into `kernel.gpu`.
+/// arguments) into `kernel.gpu`; target simt has no PTX or cubin but a
+/// host symbol per launch.
 bool readGpuModule(Reader &reader, const nlohmann::json &item, const std::string &where,
                    int capability, Kernel &kernel);
 

@@ -208,10 +208,10 @@ bool readKernel(Reader &reader, const json &item, const std::string &where, Kern
     return reader.fail(where + ".entry",
                        "expected \"forward\" or \"backward\", got '" + kernel.entry + "'");
   int capability = 0;
-  bool gpu = parseGpuTarget(kernel.target, capability);
+  bool gpu = parseGpuTarget(kernel.target, capability) || kernel.target == "simt";
   if (!gpu && kernel.target != "cpu")
     return reader.fail(where + ".target",
-                       "unknown target '" + kernel.target + "' (expected cpu or sm_XY)");
+                       "unknown target '" + kernel.target + "' (expected cpu, sm_XY or simt)");
   if (!(gpu ? readGpuModule(reader, item, where, capability, kernel)
             : readCpuKernel(reader, item, where, kernel)))
     return false;

@@ -78,11 +78,15 @@ struct Launch {
   std::vector<GridDim> grid;           ///< 1 to 3 dimensions (x, y, z)
   int64_t dynamicSharedBytes = 0, staticSharedBytes = 0;
   int64_t registers = 0, spills = 0, stackBytes = 0; ///< from ptxas -v
+  std::string symbol; ///< target simt: the exported host entry point (decayrt/simt_abi.h)
 };
 
-/// What a kernel item with target sm_XY adds: one CUDA module specialized for K, V.
+/// What a kernel item with target sm_XY adds: one CUDA module specialized for
+/// K, V; with target simt, the same kernels compiled for the SIMT emulator
+/// (no PTX or cubin; each launch names its host entry point).
 struct GpuModule {
-  int capability = 0;            ///< 10 * major + minor of the target (sm_86: 86)
+  bool simt = false;             ///< target simt
+  int capability = 0;            ///< 10 * major + minor of the target (sm_86: 86); 0 for simt
   int64_t keyDim = 0, valueDim = 0;
   /// Tokens per chunk of the module's kernels (the manifest's `chunk_size`,
   /// else the spec's): the `chunk` term of its size models counts these.
@@ -96,10 +100,10 @@ struct GpuModule {
 };
 
 /// One compiled entry point: a CPU kernel (target "cpu") or a GPU module
-/// (target "sm_XY").
+/// (target "sm_XY" or "simt").
 struct Kernel {
   std::string entry;  ///< "forward" or "backward"
-  std::string target; ///< "cpu" or "sm_XY"
+  std::string target; ///< "cpu", "sm_XY" or "simt"
   std::vector<Argument> arguments;
   // CPU kernels only:
   std::string symbol; ///< the exported function void symbol(void **arguments)

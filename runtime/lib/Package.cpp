@@ -127,10 +127,30 @@ Error resolveModule(decayrt_package &package, const std::string &path, const Ker
   return Error::success();
 }
 
+/// Resolves the host entry point of every launch of a simt module.
+Error resolveSimtModule(decayrt_package &package, const std::string &path, const Kernel &kernel) {
+  SimtImage image{&kernel, {}};
+  for (const Launch &launch : kernel.gpu->launches) {
+    const void *address = nullptr;
+    if (Error error = findSymbol(package.library, path, kernel, launch.symbol, "simt launch",
+                                 address);
+        !error.ok())
+      return error;
+    image.functions.push_back(reinterpret_cast<decay_simt_kernel>(const_cast<void *>(address)));
+  }
+  package.simtModules.push_back(std::move(image));
+  return Error::success();
+}
+
 /// Resolves the entry point of every CPU kernel and the images of every GPU
 /// module of the manifest.
 Error resolveKernels(decayrt_package &package, const std::string &path) {
   for (const Kernel &kernel : package.manifest.kernels) {
+    if (kernel.isGpu() && kernel.gpu->simt) {
+      if (Error error = resolveSimtModule(package, path, kernel); !error.ok())
+        return error;
+      continue;
+    }
     if (kernel.isGpu()) {
       if (Error error = resolveModule(package, path, kernel); !error.ok())
         return error;

@@ -4,6 +4,7 @@
 
 #include "CudaModules.h"
 #include "Manifest.h"
+#include "decayrt/simt_abi.h"
 
 #include <string>
 #include <vector>
@@ -12,6 +13,12 @@ namespace decayrt::detail {
 
 /// A kernel entry point: void symbol(void **arguments).
 using KernelFunction = void (*)(void **arguments);
+
+/// A simt module of the manifest with the host entry point of each launch.
+struct SimtImage {
+  const Kernel *kernel = nullptr;
+  std::vector<decay_simt_kernel> functions; ///< one per launch, in order
+};
 
 /// A CPU kernel of the manifest with its resolved entry point.
 struct LoadedKernel {
@@ -28,7 +35,8 @@ struct decayrt_package {
   std::string manifestText; ///< a copy of decay_package_manifest
   decayrt::detail::Manifest manifest;
   std::vector<decayrt::detail::LoadedKernel> cpuKernels;
-  std::vector<decayrt::detail::cuda::ModuleImage> gpuModules;
+  std::vector<decayrt::detail::cuda::ModuleImage> gpuModules; ///< CUDA modules (sm_XY)
+  std::vector<decayrt::detail::SimtImage> simtModules;       ///< target simt
   /// The GPU modules loaded so far, per context (filled by decayrt_run_cuda).
   mutable decayrt::detail::cuda::ModuleCache cudaModules;
 

@@ -2,6 +2,7 @@
 #include "CallPlan.h"
 #include "Dtype.h"
 #include "Error.h"
+#include "HostBuffer.h"
 #include "Package.h"
 
 #include <algorithm>
@@ -13,24 +14,9 @@ using namespace decayrt::detail;
 
 namespace {
 
-/// A 64-byte aligned heap buffer (never empty, so its address is never null).
-class Buffer {
-public:
-  explicit Buffer(size_t bytes)
-      : data_(::operator new(std::max<size_t>(bytes, kAlignment), std::align_val_t(kAlignment))) {}
-  ~Buffer() { ::operator delete(data_, std::align_val_t(kAlignment)); }
-  Buffer(const Buffer &) = delete;
-  Buffer &operator=(const Buffer &) = delete;
-  void *data() const { return data_; }
-
-private:
-  static constexpr size_t kAlignment = 64;
-  void *data_;
-};
-
 /// The runtime buffers of one call: zeros, scan initial states, scratch.
 struct RuntimeBuffers {
-  std::vector<std::unique_ptr<Buffer>> owned;
+  std::vector<std::unique_ptr<HostBuffer>> owned;
   std::vector<int64_t> seqs;                     ///< N rows of (batch row, first token, end token)
   std::vector<std::vector<int64_t>> descriptors; ///< one memref descriptor per argument
   std::vector<void *> arguments;                 ///< what the kernel receives
@@ -49,7 +35,7 @@ void allocateBuffers(Plan &plan, RuntimeBuffers &buffers) {
     }
   void *scratch = nullptr;
   if (needsScratch) {
-    buffers.owned.push_back(std::make_unique<Buffer>(static_cast<size_t>(scratchBytes)));
+    buffers.owned.push_back(std::make_unique<HostBuffer>(static_cast<size_t>(scratchBytes)));
     scratch = buffers.owned.back()->data();
     std::memset(scratch, 0, static_cast<size_t>(scratchBytes));
   }
@@ -63,7 +49,7 @@ void allocateBuffers(Plan &plan, RuntimeBuffers &buffers) {
       break;
     case Source::Zeros:
     case Source::Init:
-      buffers.owned.push_back(std::make_unique<Buffer>(static_cast<size_t>(slot.bytes)));
+      buffers.owned.push_back(std::make_unique<HostBuffer>(static_cast<size_t>(slot.bytes)));
       slot.data = buffers.owned.back()->data();
       fillBuffer(slot.data, slot.argument->dtype, slot.bytes / dtypeSize(slot.argument->dtype),
                  slot.fill);

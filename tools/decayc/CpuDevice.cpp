@@ -95,6 +95,10 @@ llvm::Expected<std::unique_ptr<CpuDevice>> CpuDevice::open(const std::string &pa
     options.recurrence = recurrence;
     options.chunkSize = chunkSize;
     options.dtype = dtype;
+    if (kind == DeviceKind::Simt) {
+      options.cpuKernels = false;
+      options.gpu.targets = {"simt"};
+    }
     if (llvm::Error error = decay::compileCpuPackage(path, packagePath, options))
       return std::move(error);
   }
@@ -204,6 +208,12 @@ llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, DeviceTensor
   }
   if (kind == DeviceKind::Cuda)
     return runOnCuda(package, decay::entryName(entry), tensors, isOutput);
+  if (kind == DeviceKind::Simt) {
+    if (decayrt_run_simt(package, decay::entryName(entry), tensors.data(), tensors.size(),
+                         nullptr) != DECAYRT_OK)
+      return makeError(decayrt_last_error());
+    return llvm::Error::success();
+  }
   if (decayrt_run(package, decay::entryName(entry), tensors.data(), tensors.size()) != DECAYRT_OK)
     return makeError(decayrt_last_error());
   return llvm::Error::success();

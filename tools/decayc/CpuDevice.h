@@ -37,6 +37,7 @@ struct DeviceTensor {
 enum class DeviceKind {
   Cpu,  ///< the CPU kernels, on host memory (decayrt_run)
   Cuda, ///< the GPU kernels, on device memory the tensors are copied to (decayrt_run_cuda)
+  Simt, ///< the GPU kernels under SIMT emulation, on host memory (decayrt_run_simt)
 };
 
 /// A package's kernels on one device (despite its name, the CPU or CUDA).
@@ -47,7 +48,8 @@ public:
   /// Opens `path`: a package (an ELF shared object) is loaded as is (a
   /// non-empty `dtype` must then be the package's); a spec is compiled to a
   /// temporary package first (with `recurrence`, `chunkSize` and `dtype`, see
-  /// decayc compile), for the CPU only. For DeviceKind::Cuda the CUDA driver
+  /// decayc compile), for the CPU or (target simt, head dims 64 and 128
+  /// unless the spec fixes them) for the SIMT emulator. For DeviceKind::Cuda the CUDA driver
   /// and a device must be usable (else decayrt's "no CUDA driver: ..." or
   /// "no CUDA device: ...") and `path` must be a package.
   static llvm::Expected<std::unique_ptr<CpuDevice>> open(const std::string &path,

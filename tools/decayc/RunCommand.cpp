@@ -26,7 +26,8 @@ OPTIONS:
                        computes the gradients of the loss
                        sum(o * do) + sum(ht * dht) (+ the final normalizer and
                        scan states times their gradients).
-  --device cpu|cuda    cpu (the default): run the chunked CPU kernels; a spec
+  --device cpu|cuda|simt
+                       cpu (the default): run the chunked CPU kernels; a spec
                        is compiled to a temporary package first (like decayc
                        compile), a package is loaded as is, both through
                        decayrt. cuda: run a package's GPU kernels on device 0
@@ -36,6 +37,13 @@ OPTIONS:
                        and K, V (docs/cuda.md). Needs the CUDA driver
                        (libcuda.so.1, or the library DECAYRT_CUDA_DRIVER
                        names); without one the run fails with "no CUDA driver".
+                       simt: run the GPU kernels on this CPU under SIMT
+                       emulation (docs/simt.md): a package compiled with
+                       --target simt, or a spec compiled so on the fly (head
+                       dims 64 and 128 unless the spec fixes them). A
+                       deadlock, a divergent warp, an out-of-bounds or racy
+                       shared-memory access fails the run with the
+                       emulator's report. Slow: meant for verification.
   --reference          Run the float64 token-by-token reference path instead
                        (the oracle of every kernel; specs only).
   --chunk-size N       Tokens per chunk when compiling a spec for --device cpu
@@ -59,7 +67,7 @@ OPTIONS:
                        does not use (k when the spec derives its key) are
                        ignored with a warning.
   --outputs DIR        Folder for the outputs (required; created if missing):
-                       float32 from --device cpu and cuda (bf16 outputs as
+                       float32 from --device cpu, cuda and simt (bf16 outputs as
                        float32 holding their bfloat16 values exactly),
                        float64 from --reference.
                        Forward: o [B,T,H,V], ht [N,H,K,V], plus norm_ht and
@@ -264,9 +272,9 @@ int decayc::runCommand(int argc, char **argv) {
   std::string device = args.get("device").value_or("cpu");
   if (args.has("reference") && args.has("device"))
     return fail("--reference and --device exclude each other: the reference path is its own device");
-  if (!args.has("reference") && device != "cpu" && device != "cuda")
+  if (!args.has("reference") && device != "cpu" && device != "cuda" && device != "simt")
     return fail("--device " + device +
-                " is not available: the devices are cpu and cuda (and --reference)");
+                " is not available: the devices are cpu, cuda and simt (and --reference)");
   std::string dtype, error;
   if (!readDtypeOption(args, dtype, error))
     return fail(error);
@@ -286,8 +294,9 @@ int decayc::runCommand(int argc, char **argv) {
   if (!llvm::sys::fs::is_directory(*inputDir))
     return fail("--inputs '" + *inputDir + "' is not a folder");
 
-  decayc::DeviceKind kind =
-      device == "cuda" ? decayc::DeviceKind::Cuda : decayc::DeviceKind::Cpu;
+  decayc::DeviceKind kind = device == "cuda"   ? decayc::DeviceKind::Cuda
+                            : device == "simt" ? decayc::DeviceKind::Simt
+                                               : decayc::DeviceKind::Cpu;
   auto backend = args.has("reference")
                      ? openReference(args.positionals[0], args, entry)
                      : openDevice(args.positionals[0], args, entry, chunkSize, dtype, kind);

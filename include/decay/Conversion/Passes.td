@@ -85,7 +85,10 @@ def DecayExpandGpuKernelsPass : Pass<"decay-expand-gpu-kernels", "mlir::ModuleOp
     Option<"backward", "backward", "bool", /*default=*/"false",
            "Also create the backward's modules (needs decay-derive-gradients first)">,
     Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
-           "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">
+           "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">,
+    Option<"testOmitBarrier", "test-omit-barrier", "int64_t", /*default=*/"-1",
+           "Tests of the SIMT emulator only: leave out the barrier of this index (emission "
+           "order within each kernel), making a deliberately racy kernel">
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::nvgpu::NVGPUDialect",
                            "::mlir::scf::SCFDialect", "::mlir::memref::MemRefDialect",

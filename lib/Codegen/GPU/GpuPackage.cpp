@@ -408,6 +408,7 @@ llvm::Expected<GpuCompilation> decay::compileGpuModules(ModuleOp specModule,
   DecayExpandGpuKernelsPassOptions expandOptions;
   expandOptions.headDims = llvm::SmallVector<int64_t>(headDims->begin(), headDims->end());
   expandOptions.backward = true;
+  expandOptions.testOmitBarrier = options.testOmitBarrier;
   expand.addPass(createDecayDeriveGradientsPass());
   expand.addPass(createDecayExpandGpuKernelsPass(expandOptions));
   if (failed(expand.run(*expanded)))

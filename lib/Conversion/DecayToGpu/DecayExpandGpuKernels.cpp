@@ -61,6 +61,7 @@ struct DecayExpandGpuKernelsPass
         GpuShape shape;
         shape.keyDim = shape.valueDim = dim;
         shape.chunkSize = chunkSize;
+        shape.omittedBarrier = testOmitBarrier;
         AdjointOp adjoint = adjoints.lookup(spec.getSymName());
         if (backward && !adjoint && spec.getGranularity() != Granularity::none) {
           spec.emitOpError() << "has no decay.adjoint: run decay-derive-gradients before "

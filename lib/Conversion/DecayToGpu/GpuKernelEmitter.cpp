@@ -121,7 +121,10 @@ Value GpuKernelEmitter::threadIndex() { return gpu::ThreadIdOp::create(b, gpu::D
 
 Value GpuKernelEmitter::blockIndex(gpu::Dimension dimension) { return gpu::BlockIdOp::create(b, dimension); }
 
-void GpuKernelEmitter::barrier() { gpu::BarrierOp::create(b); }
+void GpuKernelEmitter::barrier() {
+  if (barriersEmitted++ != shape.omittedBarrier)
+    gpu::BarrierOp::create(b);
+}
 
 Value GpuKernelEmitter::sharedBuffer(ArrayRef<int64_t> bufferShape) {
   auto type = MemRefType::get(bufferShape, b.getF32Type(), MemRefLayoutAttrInterface{},

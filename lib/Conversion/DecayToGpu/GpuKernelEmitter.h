@@ -16,6 +16,9 @@ struct GpuShape {
   int64_t keyDim = 128, valueDim = 128;
   int64_t chunkSize = 32;
   int64_t valueTile = 64; ///< value columns per block of the chunk kernels
+  /// Tests of the SIMT emulator only: the barrier (by emission order within
+  /// each kernel) to leave out, making a deliberately racy kernel; -1: none.
+  int64_t omittedBarrier = -1;
 };
 
 /// A buffer of the workspace that the launches of one entry share, one after
@@ -71,6 +74,7 @@ protected:
   mlir::Value workspace(llvm::StringRef name) const { return workspaceBuffers.lookup(name); }
 
   GpuShape shape;
+  int64_t barriersEmitted = 0; ///< by barrier(), for GpuShape::omittedBarrier
   mlir::Value sizeB, sizeT, sizeN; ///< index values of the size parameters (H is numHeads)
 
 private:

@@ -443,6 +443,7 @@ struct DecayGpuToSimtPass : public decay::impl::DecayGpuToSimtPassBase<DecayGpuT
     if (failed(rewriter.run()))
       return failure();
     kernel->removeAttr(NVVM::NVVMDialect::getKernelFuncAttrName());
+    kernel->removeAttr(gpu::GPUDialect::getKernelFuncAttrName());
     kernel.setLinkage(LLVM::Linkage::Internal);
     return success();
   }

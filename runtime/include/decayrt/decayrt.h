@@ -146,6 +146,51 @@ DECAYRT_API const char *decayrt_package_spec_name(const decayrt_package *package
 DECAYRT_API decayrt_status decayrt_run(decayrt_package *package, const char *entry,
                            const decayrt_tensor *tensors, size_t count);
 
+/* ---- SIMT emulation (docs/simt.md) ----
+ *
+ * A package compiled with `--target simt` holds its GPU kernels (the same
+ * NVVM IR every chip's PTX is made from) compiled for the host: the manifest's
+ * modules with target "simt". decayrt_run_simt runs them on host memory under
+ * an emulator with GPU semantics: every block's threads run as fibers that
+ * meet at barriers and at warp-collective operations (mma.sync, shfl.sync),
+ * each block has its own shared memory, cp.async data lands at its wait. It
+ * is how the GPU kernels are verified without a GPU; it is slow.
+ */
+
+/** How decayrt_run_simt emulates. Zero-initialize, then set fields. */
+typedef struct decayrt_simt_options {
+  /** Nonzero: report shared-memory data races (two threads of a block access the same 4-byte
+      word between the same two barriers and one writes it) as DECAYRT_ERROR_SIMT_RACE.
+      decayrt_run_simt with NULL options checks races. */
+  int ignore_races;
+  /** OS threads that run blocks (each block's GPU threads run as fibers on one of them);
+      0: one per hardware thread. */
+  unsigned workers;
+} decayrt_simt_options;
+
+/**
+ * Runs the GPU kernels of `entry` ("forward" or "backward") of `package`
+ * under SIMT emulation, on host tensors passed exactly as to decayrt_run
+ * (same names, shapes, dtypes and checks). The module is the package's simt
+ * module of `entry` whose key_dim and value_dim equal the call's K and V
+ * (none: DECAYRT_ERROR_UNSUPPORTED listing what the package has). Its
+ * launches run in order, each on every block of its grid.
+ *
+ * The kernels write into runtime-owned copies of the outputs, filled with NaN
+ * (or zeros, for accumulating outputs) before the first launch, so that an
+ * output the kernels fail to write shows; the caller's outputs are written
+ * only when every launch succeeded. The workspace is likewise filled with NaN.
+ *
+ * Errors: those of decayrt_run, plus DECAYRT_ERROR_SIMT (a kernel deadlocked,
+ * diverged at a warp-collective operation or accessed shared memory out of
+ * bounds: the message names the kernel, the block and the threads) and
+ * DECAYRT_ERROR_SIMT_RACE (the first data race: kernel, block, threads,
+ * shared-memory offset, and how many there were). `options` may be NULL.
+ */
+DECAYRT_API decayrt_status decayrt_run_simt(decayrt_package *package, const char *entry,
+                                            const decayrt_tensor *tensors, size_t count,
+                                            const decayrt_simt_options *options);
+
 /* ---- CUDA (docs/cuda.md) ----
  *
  * decayrt launches a package's GPU kernels (the manifest's modules with target

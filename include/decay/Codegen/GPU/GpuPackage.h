@@ -26,6 +26,9 @@ struct GpuOptions {
   std::vector<int64_t> headDims;
   std::string ptxas;                          ///< empty: $CUDA_HOME/bin, /usr/local/cuda/bin, PATH
   std::string emitPtxDir;                     ///< when set, one .ptx file per module is written there
+  /// Tests of the SIMT emulator only: a barrier each kernel leaves out
+  /// (decay-expand-gpu-kernels{test-omit-barrier}); -1: none.
+  int64_t testOmitBarrier = -1;
 };
 
 /// One launch of a module, as ptxas and the kernel builder report it.
