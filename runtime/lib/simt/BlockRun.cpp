@@ -1,6 +1,7 @@
 // Running one emulated block: starting its threads on fibers, the scheduling loop, barriers, thread exit, and the error messages.
 #include "BlockRun.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace decayrt::detail::simt {
