@@ -186,11 +186,12 @@ void neighbourKernel(decay_simt_thread *t, void **p) {
 struct NeighbourCase {
   static constexpr unsigned kThreads = 64;
   std::vector<uint32_t> out = std::vector<uint32_t>(kThreads, 0);
-  Error run(bool withBarrier, bool checkRaces) {
+  Error run(bool withBarrier, bool checkRaces, unsigned blocks = 1, unsigned workers = 1) {
     Parameters parameters;
     parameters.add(int64_t(withBarrier)).add(out.data());
-    return ::run(config(&neighbourKernel, "neighbours", {1, 1, 1}, {kThreads, 1, 1}, kThreads * 4),
-                 parameters, checkRaces);
+    return ::run(config(&neighbourKernel, "neighbours", {blocks, 1, 1}, {kThreads, 1, 1},
+                        kThreads * 4),
+                 parameters, checkRaces, workers);
   }
 };
 
@@ -210,6 +211,14 @@ TEST(SimtEmulator, MissingBarrierIsARace) {
                             "read byte offset 4 and thread 1 wrote it between the same two barriers");
   // Each thread writes the word its predecessor read; thread 63 reads thread 0's.
   EXPECT_MESSAGE_HAS(error, "(64 races in all)");
+}
+
+TEST(SimtEmulator, RacesAreCountedOverAllBlocksAndTheLowestBlockDescribed) {
+  NeighbourCase neighbours; // every block writes the same out[]: global memory is not checked
+  Error error = neighbours.run(false, true, /*blocks=*/5, /*workers=*/2);
+  EXPECT_EQ(error.status, DECAYRT_ERROR_SIMT_RACE);
+  EXPECT_MESSAGE_HAS(error, "kernel neighbours block (0,0,0): thread 0 read byte offset 4");
+  EXPECT_MESSAGE_HAS(error, "(320 races in all)");
 }
 
 TEST(SimtEmulator, MissingBarrierWithoutRaceChecksReadsStaleSharedMemory) {
