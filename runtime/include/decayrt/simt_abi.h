@@ -58,7 +58,9 @@ typedef struct decay_simt_ops {
                       uint32_t value, uint32_t lane_or_offset, uint32_t clamp_and_mask,
                       uint8_t *valid);
   /** cp.async.shared.global: copies `source_bytes` of `bytes` from `global` to `shared` and
-      zero-fills the rest, in the thread's current (uncommitted) group. */
+      zero-fills the rest, in the thread's current (uncommitted) group. `bytes` is 4, 8 or 16
+      (the cp-size), `shared` aligned to it, `source_bytes <= bytes`. Nothing lands in shared
+      memory before the cp_async_wait that completes the group (or the thread's exit). */
   void (*cp_async)(decay_simt_thread *thread, void *shared, const void *global, uint32_t bytes,
                    uint32_t source_bytes);
   /** cp.async.commit_group. */
