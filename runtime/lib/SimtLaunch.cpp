@@ -123,10 +123,10 @@ Error runLaunches(const SimtCall &call, const std::map<std::string, cuda::CUdevi
     const Launch &launch = gpu.launches[i];
     if (call.grids[i][0] == 0 || call.grids[i][1] == 0 || call.grids[i][2] == 0)
       continue; // no block to run (an empty batch)
-    std::vector<cuda::CUdeviceptr> values =
+    std::vector<uint64_t> values =
         cuda::parameterValues(launch, call.plan.sizes, addresses, workspace);
     std::vector<void *> parameters;
-    for (cuda::CUdeviceptr &value : values)
+    for (uint64_t &value : values)
       parameters.push_back(&value);
     simt::LaunchConfig config;
     config.kernel = call.module->functions[i];

@@ -1,5 +1,5 @@
 // The chunked f32 CPU kernels of every example spec against the float64 reference, over MATH.md section 6's matrix.
-#include "TestTensors.h"
+#include "KernelCases.h"
 #include "Oracle.h"
 
 #include "decay/Runner/SpecProgram.h"
@@ -18,19 +18,15 @@ using decay::SpecProgram;
 using Entry = SpecProgram::Entry;
 using Tensors = std::map<std::string, HostTensor>;
 
+using decay::test::addOutputGradients;
+using decay::test::Case;
+using decay::test::expectMatches;
+using decay::test::randomInputs;
 using decay::test::randomTensor;
+using decay::test::readExample;
 using decay::test::relativeRms;
 
 namespace {
-
-struct Case {
-  const char *label;
-  int64_t B, T, H, K, V;
-  bool withStates;
-  std::vector<int64_t> cuSeqlens;
-  double gateSpread = 2.0;
-  bool normalInputs = false;
-};
 
 const Case kCases[] = {
     {"T1", 1, 1, 2, 16, 16, true, {}},
@@ -45,49 +41,6 @@ const Case kCases[] = {
     {"T256_H4_K64", 2, 256, 4, 64, 64, true, {}},
 };
 
-
-Tensors randomInputs(const SpecProgram &program, const Case &c, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  int64_t N = c.cuSeqlens.empty() ? c.B : static_cast<int64_t>(c.cuSeqlens.size()) - 1;
-  Tensors tensors;
-  for (const decay::TensorSpec &spec : program.inputsOf(Entry::Forward)) {
-    if (spec.optional && !c.withStates)
-      continue;
-    std::vector<int64_t> shape;
-    for (char d : spec.dims)
-      shape.push_back(d == 'B' ? c.B : d == 'T' ? c.T : d == 'H' ? c.H : d == 'K' ? c.K
-                      : d == 'V' ? c.V : N);
-    bool qkv = spec.name == "q" || spec.name == "k" || spec.name == "v";
-    bool param = llvm::any_of(program.spec().params, [&](auto &p) { return p.first == spec.name; });
-    bool state = spec.optional;
-    auto [lo, hi] = param ? decay::test::modelParamRange(spec.name)
-                    : state ? std::pair{-1.0, 1.0}
-                            : std::pair{-c.gateSpread, c.gateSpread};
-    tensors[spec.name] = qkv ? randomTensor(shape, 0.0, 1.0, rng, c.normalInputs)
-                             : randomTensor(shape, lo, hi, rng);
-  }
-  return tensors;
-}
-
-
-/// MATH.md section 6: rel-rms below 1e-5 for fp32, or max-abs below 1e-6; never NaN.
-/// Every tensor, the gradients of params (sums over every token of dg) included.
-void expectMatches(const Tensors &expected, const Tensors &actual) {
-  ASSERT_EQ(expected.size(), actual.size());
-  for (auto &[name, reference] : expected) {
-    SCOPED_TRACE(name);
-    ASSERT_TRUE(actual.count(name));
-    const std::vector<double> &values = actual.at(name).data;
-    ASSERT_EQ(values.size(), reference.data.size());
-    double maxAbs = 0;
-    for (size_t i = 0; i < values.size(); ++i) {
-      ASSERT_TRUE(std::isfinite(values[i])) << "element " << i;
-      maxAbs = std::max(maxAbs, std::fabs(values[i] - reference.data[i]));
-    }
-    if (maxAbs > 1e-6)
-      EXPECT_LT(relativeRms(reference.data, values), 1e-5) << "max abs error " << maxAbs;
-  }
-}
 
 struct Programs {
   std::unique_ptr<SpecProgram> reference, kernels;
@@ -119,35 +72,6 @@ void checkForward(const Programs &programs, const Case &c, uint64_t seed) {
   error = programs.kernels->run(Entry::Forward, inputs, cu, actual);
   ASSERT_FALSE(error) << llvm::toString(std::move(error));
   expectMatches(expected, actual);
-}
-
-std::string readExample(const std::string &variant) {
-  std::string path = std::string(DECAY_EXAMPLES_DIR) + "/" + variant + ".mlir";
-  auto buffer = llvm::MemoryBuffer::getFile(path);
-  if (!buffer) {
-    ADD_FAILURE() << "cannot read " << path;
-    return "";
-  }
-  return (*buffer)->getBuffer().str();
-}
-
-/// Random gradients of every forward output (do, dht, dnorm_ht, dscan_<name>_ht).
-void addOutputGradients(const SpecProgram &program, const Case &c, Tensors &inputs, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  int64_t N = c.cuSeqlens.empty() ? c.B : static_cast<int64_t>(c.cuSeqlens.size()) - 1;
-  for (const decay::TensorSpec &spec : program.inputsOf(Entry::Backward)) {
-    if (inputs.count(spec.name) || (spec.optional && !c.withStates))
-      continue;
-    bool isGradient = spec.name == "do" || (spec.name.size() > 2 && spec.name[0] == 'd' &&
-                                            spec.name.substr(spec.name.size() - 2) == "ht");
-    if (!isGradient)
-      continue;
-    std::vector<int64_t> shape;
-    for (char d : spec.dims)
-      shape.push_back(d == 'B' ? c.B : d == 'T' ? c.T : d == 'H' ? c.H : d == 'K' ? c.K
-                      : d == 'V' ? c.V : N);
-    inputs[spec.name] = randomTensor(shape, -1.0, 1.0, rng);
-  }
 }
 
 void checkBackward(const Programs &programs, const Case &c, uint64_t seed) {

@@ -1,0 +1,108 @@
+// The kernel tests' shared machinery: a test problem of MATH.md section 6's matrix, its random inputs, and the fp32 acceptance check against the float64 reference.
+#ifndef DECAY_TEST_UNIT_KERNELCASES_H
+#define DECAY_TEST_UNIT_KERNELCASES_H
+
+#include "TestTensors.h"
+
+#include "decay/Runner/SpecProgram.h"
+
+#include <gtest/gtest.h>
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace decay::test {
+
+using Tensors = std::map<std::string, HostTensor>;
+
+/// One problem of the matrix: sizes, initial states or not, varlen offsets, gate range.
+struct Case {
+  const char *label;
+  int64_t B, T, H, K, V;
+  bool withStates;
+  std::vector<int64_t> cuSeqlens;
+  double gateSpread = 2.0;
+  bool normalInputs = false;
+};
+
+inline Tensors randomInputs(const SpecProgram &program, const Case &c, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  int64_t N = c.cuSeqlens.empty() ? c.B : static_cast<int64_t>(c.cuSeqlens.size()) - 1;
+  Tensors tensors;
+  for (const decay::TensorSpec &spec : program.inputsOf(SpecProgram::Entry::Forward)) {
+    if (spec.optional && !c.withStates)
+      continue;
+    std::vector<int64_t> shape;
+    for (char d : spec.dims)
+      shape.push_back(d == 'B' ? c.B : d == 'T' ? c.T : d == 'H' ? c.H : d == 'K' ? c.K
+                      : d == 'V' ? c.V : N);
+    bool qkv = spec.name == "q" || spec.name == "k" || spec.name == "v";
+    bool param = llvm::any_of(program.spec().params, [&](auto &p) { return p.first == spec.name; });
+    bool state = spec.optional;
+    auto [lo, hi] = param ? decay::test::modelParamRange(spec.name)
+                    : state ? std::pair{-1.0, 1.0}
+                            : std::pair{-c.gateSpread, c.gateSpread};
+    tensors[spec.name] = qkv ? randomTensor(shape, 0.0, 1.0, rng, c.normalInputs)
+                             : randomTensor(shape, lo, hi, rng);
+  }
+  return tensors;
+}
+
+
+/// MATH.md section 6: rel-rms below 1e-5 for fp32, or max-abs below 1e-6; never NaN.
+/// Every tensor, the gradients of params (sums over every token of dg) included.
+inline void expectMatches(const Tensors &expected, const Tensors &actual) {
+  ASSERT_EQ(expected.size(), actual.size());
+  for (auto &[name, reference] : expected) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(actual.count(name));
+    const std::vector<double> &values = actual.at(name).data;
+    ASSERT_EQ(values.size(), reference.data.size());
+    double maxAbs = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(values[i])) << "element " << i;
+      maxAbs = std::max(maxAbs, std::fabs(values[i] - reference.data[i]));
+    }
+    if (maxAbs > 1e-6)
+      EXPECT_LT(relativeRms(reference.data, values), 1e-5) << "max abs error " << maxAbs;
+  }
+}
+
+inline std::string readExample(const std::string &variant) {
+  std::string path = std::string(DECAY_EXAMPLES_DIR) + "/" + variant + ".mlir";
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer) {
+    ADD_FAILURE() << "cannot read " << path;
+    return "";
+  }
+  return (*buffer)->getBuffer().str();
+}
+
+/// Random gradients of every forward output (do, dht, dnorm_ht, dscan_<name>_ht).
+inline void addOutputGradients(const SpecProgram &program, const Case &c, Tensors &inputs, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  int64_t N = c.cuSeqlens.empty() ? c.B : static_cast<int64_t>(c.cuSeqlens.size()) - 1;
+  for (const decay::TensorSpec &spec : program.inputsOf(SpecProgram::Entry::Backward)) {
+    if (inputs.count(spec.name) || (spec.optional && !c.withStates))
+      continue;
+    bool isGradient = spec.name == "do" || (spec.name.size() > 2 && spec.name[0] == 'd' &&
+                                            spec.name.substr(spec.name.size() - 2) == "ht");
+    if (!isGradient)
+      continue;
+    std::vector<int64_t> shape;
+    for (char d : spec.dims)
+      shape.push_back(d == 'B' ? c.B : d == 'T' ? c.T : d == 'H' ? c.H : d == 'K' ? c.K
+                      : d == 'V' ? c.V : N);
+    inputs[spec.name] = randomTensor(shape, -1.0, 1.0, rng);
+  }
+}
+
+} // namespace decay::test
+
+#endif

@@ -1,0 +1,165 @@
+// The GPU kernels of every example spec, run under SIMT emulation (decayrt_run_simt), against the float64 reference; and a deliberately racy kernel the emulator catches.
+#include "KernelCases.h"
+#include "Oracle.h"
+#include "TempDir.h"
+
+#include "decay/Codegen/CPU/CpuPackage.h"
+#include "decayrt/decayrt.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+using decay::HostTensor;
+using decay::SpecProgram;
+using decay::test::Case;
+using decay::test::Tensors;
+using Entry = SpecProgram::Entry;
+
+namespace {
+
+/// Problems that cover several blocks, several chunks of 32 tokens, a partial
+/// last chunk, odd T, varlen with an empty sequence, strong decay and both
+/// value tiles of K = V = 128, yet stay small enough for the emulator.
+const Case kSimtCases[] = {
+    {"T1", 1, 1, 1, 64, 64, false, {}},
+    {"T65_B2_H2", 2, 65, 2, 64, 64, true, {}},
+    {"varlen_with_empty_sequence", 1, 97, 2, 64, 64, true, {0, 40, 40, 97}},
+    {"strong_decay", 1, 50, 1, 64, 64, true, {}, 10.0},
+    {"K128_V128", 1, 37, 1, 128, 128, true, {}},
+};
+
+/// A package with the spec's simt modules, loaded.
+struct SimtPackage {
+  decay::test::TempDir dir;
+  decayrt_package *package = nullptr;
+  ~SimtPackage() { decayrt_package_free(package); }
+};
+
+std::unique_ptr<SimtPackage> compileSimt(const std::string &variant, int64_t omitBarrier = -1) {
+  auto result = std::make_unique<SimtPackage>();
+  std::string path = result->dir / (variant + ".so");
+  decay::CpuPackageOptions options;
+  options.cpuKernels = false;
+  options.gpu.targets = {"simt"};
+  options.gpu.headDims = {64, 128};
+  options.gpu.testOmitBarrier = omitBarrier;
+  std::string spec = std::string(DECAY_EXAMPLES_DIR) + "/" + variant + ".mlir";
+  if (llvm::Error error = decay::compileCpuPackage(spec, path, options)) {
+    ADD_FAILURE() << llvm::toString(std::move(error));
+    return nullptr;
+  }
+  if (decayrt_package_load(path.c_str(), &result->package) != DECAYRT_OK) {
+    ADD_FAILURE() << decayrt_last_error();
+    return nullptr;
+  }
+  return result;
+}
+
+/// Float tensors as f32 buffers that decayrt takes by name.
+struct F32Tensors {
+  std::map<std::string, std::vector<float>> values;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  std::vector<decayrt_tensor> list;
+
+  void add(const std::string &name, const HostTensor &tensor) {
+    values[name].assign(tensor.data.begin(), tensor.data.end());
+    shapes[name] = tensor.shape;
+  }
+  /// The decayrt tensors (valid while this object is unchanged).
+  const std::vector<decayrt_tensor> &bind(const std::vector<int64_t> *cuSeqlens, int64_t &count) {
+    list.clear();
+    for (auto &[name, data] : values) {
+      const std::vector<int64_t> &shape = shapes[name];
+      list.push_back({name.c_str(), data.data(), DECAYRT_F32, static_cast<int32_t>(shape.size()),
+                      shape.data(), nullptr});
+    }
+    if (cuSeqlens) {
+      count = static_cast<int64_t>(cuSeqlens->size());
+      list.push_back({"cu_seqlens", const_cast<int64_t *>(cuSeqlens->data()), DECAYRT_I64, 1,
+                      &count, nullptr});
+    }
+    return list;
+  }
+};
+
+/// Runs `entry` of the package under emulation; the outputs take the names
+/// and shapes of the reference's.
+decayrt_status runSimt(decayrt_package *package, Entry entry, const Tensors &inputs,
+                       const Tensors &expected, const std::vector<int64_t> *cuSeqlens,
+                       Tensors &actual) {
+  F32Tensors tensors;
+  for (auto &[name, tensor] : inputs)
+    tensors.add(name, tensor);
+  for (auto &[name, tensor] : expected)
+    tensors.add(name, HostTensor{tensor.shape, std::vector<double>(tensor.data.size(), 0.0)});
+  int64_t count = 0;
+  const std::vector<decayrt_tensor> &list = tensors.bind(cuSeqlens, count);
+  decayrt_status status = decayrt_run_simt(
+      package, entry == Entry::Forward ? "forward" : "backward", list.data(), list.size(), nullptr);
+  for (auto &[name, tensor] : expected)
+    actual[name] = HostTensor{tensor.shape, std::vector<double>(tensors.values[name].begin(),
+                                                                tensors.values[name].end())};
+  return status;
+}
+
+void checkEntry(const SpecProgram &reference, decayrt_package *package, Entry entry, const Case &c,
+                uint64_t seed) {
+  Tensors inputs = decay::test::randomInputs(reference, c, seed);
+  if (entry == Entry::Backward)
+    decay::test::addOutputGradients(reference, c, inputs, seed + 1000);
+  const std::vector<int64_t> *cu = c.cuSeqlens.empty() ? nullptr : &c.cuSeqlens;
+  Tensors expected, actual;
+  llvm::Error error = reference.run(entry, inputs, cu, expected);
+  ASSERT_FALSE(error) << llvm::toString(std::move(error));
+  ASSERT_EQ(runSimt(package, entry, inputs, expected, cu, actual), DECAYRT_OK)
+      << decayrt_last_error();
+  decay::test::expectMatches(expected, actual);
+}
+
+class SimtKernels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SimtKernels, ForwardAndBackwardMatchTheReference) {
+  auto reference = SpecProgram::compile(decay::test::readExample(GetParam()), GetParam());
+  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+  std::unique_ptr<SimtPackage> package = compileSimt(GetParam());
+  ASSERT_TRUE(package);
+  uint64_t seed = 11;
+  for (const Case &c : kSimtCases) {
+    SCOPED_TRACE(c.label);
+    {
+      SCOPED_TRACE("forward");
+      checkEntry(**reference, package->package, Entry::Forward, c, seed++);
+    }
+    {
+      SCOPED_TRACE("backward");
+      checkEntry(**reference, package->package, Entry::Backward, c, seed++);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Emulated, SimtKernels, ::testing::ValuesIn(decay::oracle::variants()),
+                         [](const auto &info) { return info.param; });
+
+// The chunk kernel without the barrier between staging a chunk's rows
+// (cp.async by every thread) and reading them: the emulator reports the
+// race, and the same kernel with its barrier runs clean.
+TEST(SimtKernels, TheRaceDetectorCatchesAMissingBarrier) {
+  auto reference = SpecProgram::compile(decay::test::readExample("gla"), "gla");
+  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+  std::unique_ptr<SimtPackage> broken = compileSimt("gla", /*omitBarrier=*/1);
+  ASSERT_TRUE(broken);
+  const Case &c = kSimtCases[1];
+  Tensors inputs = decay::test::randomInputs(**reference, c, 7);
+  Tensors expected, actual;
+  llvm::Error error = (*reference)->run(Entry::Forward, inputs, nullptr, expected);
+  ASSERT_FALSE(error) << llvm::toString(std::move(error));
+  EXPECT_EQ(runSimt(broken->package, Entry::Forward, inputs, expected, nullptr, actual),
+            DECAYRT_ERROR_SIMT_RACE);
+  EXPECT_NE(std::string(decayrt_last_error()).find("gla_forward_chunks"), std::string::npos)
+      << decayrt_last_error();
+  EXPECT_NE(std::string(decayrt_last_error()).find("data race in shared memory"), std::string::npos)
+      << decayrt_last_error();
+}
+
+} // namespace
