@@ -23,10 +23,17 @@ Value GpuKernelEmitter::wrapPointer(Value pointer, MemRefType type, ArrayRef<Val
   auto array = LLVM::LLVMArrayType::get(i64, rank);
   auto descriptorType = LLVM::LLVMStructType::getLiteral(
       context, {pointer.getType(), pointer.getType(), i64, array, array});
+  // The buffer starts `offset` elements into the pointer's memory. The
+  // pointer itself is advanced: an identity-layout memref's accesses ignore
+  // the descriptor's offset field (its offset is statically 0).
+  Value start = LLVM::GEPOp::create(b, pointer.getType(), type.getElementType(), pointer,
+                                    ValueRange{offset});
   Value descriptor = LLVM::PoisonOp::create(b, descriptorType);
-  descriptor = LLVM::InsertValueOp::create(b, descriptor, pointer, ArrayRef<int64_t>{0});
-  descriptor = LLVM::InsertValueOp::create(b, descriptor, pointer, ArrayRef<int64_t>{1});
-  descriptor = LLVM::InsertValueOp::create(b, descriptor, offset, ArrayRef<int64_t>{2});
+  descriptor = LLVM::InsertValueOp::create(b, descriptor, start, ArrayRef<int64_t>{0});
+  descriptor = LLVM::InsertValueOp::create(b, descriptor, start, ArrayRef<int64_t>{1});
+  descriptor = LLVM::InsertValueOp::create(b, descriptor,
+                                           LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(0)),
+                                           ArrayRef<int64_t>{2});
   Value stride = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(1));
   for (int64_t d = rank - 1; d >= 0; --d) {
     descriptor = LLVM::InsertValueOp::create(b, descriptor, sizes[d], ArrayRef<int64_t>{3, d});
