@@ -97,21 +97,42 @@ gpu::GPUFuncOp GpuKernelEmitter::createKernel(StringRef name, bool backward, int
   Value two = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(2));
   Value chunksPerRow = LLVM::SDivOp::create(b, LLVM::AddOp::create(b, t64, LLVM::SubOp::create(b, chunk, one)), chunk);
   Value slots = LLVM::AddOp::create(b, LLVM::MulOp::create(b, b64, LLVM::AddOp::create(b, chunksPerRow, two)), n64);
-  Value offset = zero;
+  // The workspace holds two regions of records: per (token, head) the rows
+  // of every per-token buffer side by side, then per (slot, head) those of
+  // every per-slot buffer. A buffer is a column range of its region, so all
+  // buffers share the region's base pointer and strides (each a pointer of
+  // its own cost the chunk kernels registers they do not have).
+  int64_t tokenRows = 0, slotRows = 0;
+  for (const WorkspaceBuffer &buffer : workspace)
+    (buffer.perSlot ? slotRows : tokenRows) += buffer.rows;
+  auto constant = [&](int64_t value) {
+    return LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(value)).getResult();
+  };
+  auto toIndex = [&](Value x) { return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult(); };
+  Value base = workspace.empty() ? Value() : entry.getArgument(tensorTypes.size());
+  SmallVector<Value> tokenSizes = {b64, t64, h64, constant(tokenRows)};
+  SmallVector<Value> slotSizes = {slots, h64, constant(slotRows)};
+  Value slotStart = LLVM::MulOp::create(b, LLVM::MulOp::create(b, b64, t64),
+                                        LLVM::MulOp::create(b, h64, tokenSizes.back()));
+  Value tokenRecords = base ? wrapPointer(base, dynamicMemRef(4), tokenSizes, zero) : Value();
+  Value slotRecords = base ? wrapPointer(base, dynamicMemRef(3), slotSizes, slotStart) : Value();
+  int64_t tokenColumn = 0, slotColumn = 0;
   workspaceBuffers.clear();
   for (const WorkspaceBuffer &buffer : workspace) {
-    Value rows = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(buffer.rows));
-    SmallVector<Value> sizes = buffer.perSlot ? SmallVector<Value>{slots, h64, rows}
-                                              : SmallVector<Value>{b64, t64, h64, rows};
-    Value memref = wrapPointer(entry.getArgument(tensorTypes.size()), dynamicMemRef(sizes.size()), sizes, offset);
+    Value records = buffer.perSlot ? slotRecords : tokenRecords;
+    int64_t &column = buffer.perSlot ? slotColumn : tokenColumn;
+    ArrayRef<Value> regionSizes = buffer.perSlot ? slotSizes : tokenSizes;
+    SmallVector<OpFoldResult> offsets(regionSizes.size(), b.getIndexAttr(0));
+    SmallVector<OpFoldResult> sizes, strides(regionSizes.size(), b.getIndexAttr(1));
+    for (Value size : regionSizes.drop_back())
+      sizes.push_back(toIndex(size));
+    offsets.back() = b.getIndexAttr(column);
+    sizes.push_back(b.getIndexAttr(buffer.rows));
+    Value memref = memref::SubViewOp::create(b, records, offsets, sizes, strides);
+    column += buffer.rows;
     workspaceMemrefs.push_back(memref);
     workspaceBuffers[buffer.name] = memref;
-    Value elements = rows;
-    for (Value size : ArrayRef<Value>(sizes).drop_back())
-      elements = LLVM::MulOp::create(b, elements, size);
-    offset = LLVM::AddOp::create(b, offset, elements);
   }
-  auto toIndex = [&](Value x) { return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult(); };
   sizeB = toIndex(b64), sizeT = toIndex(t64), sizeN = toIndex(n64);
   bindSizes(args.q, args.v);
   numHeads = toIndex(h64);
