@@ -4,11 +4,13 @@
 #include "TempDir.h"
 
 #include "decay/Codegen/CPU/CpuPackage.h"
+#include "decay/Support/Bfloat16.h"
 #include "decayrt/decayrt.h"
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
 
 using decay::HostTensor;
 using decay::SpecProgram;
@@ -36,7 +38,8 @@ struct SimtPackage {
   ~SimtPackage() { decayrt_package_free(package); }
 };
 
-std::unique_ptr<SimtPackage> compileSimt(const std::string &variant, int64_t omitBarrier = -1) {
+std::unique_ptr<SimtPackage> compileSimt(const std::string &variant, int64_t omitBarrier = -1,
+                                         const std::string &dtype = "") {
   auto result = std::make_unique<SimtPackage>();
   std::string path = result->dir / (variant + ".so");
   decay::CpuPackageOptions options;
@@ -44,6 +47,7 @@ std::unique_ptr<SimtPackage> compileSimt(const std::string &variant, int64_t omi
   options.gpu.targets = {"simt"};
   options.gpu.headDims = {64, 128};
   options.gpu.testOmitBarrier = omitBarrier;
+  options.dtype = dtype;
   std::string spec = std::string(DECAY_EXAMPLES_DIR) + "/" + variant + ".mlir";
   if (llvm::Error error = decay::compileCpuPackage(spec, path, options)) {
     ADD_FAILURE() << llvm::toString(std::move(error));
@@ -56,23 +60,31 @@ std::unique_ptr<SimtPackage> compileSimt(const std::string &variant, int64_t omi
   return result;
 }
 
-/// Float tensors as f32 buffers that decayrt takes by name.
-struct F32Tensors {
+/// Float tensors as decayrt takes them by name: f32 buffers, or bfloat16
+/// bits for the names in `bf16`.
+struct RuntimeTensors {
+  std::set<std::string> bf16;
   std::map<std::string, std::vector<float>> values;
+  std::map<std::string, std::vector<uint16_t>> bits;
   std::map<std::string, std::vector<int64_t>> shapes;
   std::vector<decayrt_tensor> list;
 
   void add(const std::string &name, const HostTensor &tensor) {
-    values[name].assign(tensor.data.begin(), tensor.data.end());
+    if (bf16.count(name))
+      for (double value : tensor.data)
+        bits[name].push_back(decay::toBfloat16(static_cast<float>(value)));
+    else
+      values[name].assign(tensor.data.begin(), tensor.data.end());
     shapes[name] = tensor.shape;
   }
   /// The decayrt tensors (valid while this object is unchanged).
   const std::vector<decayrt_tensor> &bind(const std::vector<int64_t> *cuSeqlens, int64_t &count) {
     list.clear();
-    for (auto &[name, data] : values) {
-      const std::vector<int64_t> &shape = shapes[name];
-      list.push_back({name.c_str(), data.data(), DECAYRT_F32, static_cast<int32_t>(shape.size()),
-                      shape.data(), nullptr});
+    for (auto &[name, shape] : shapes) {
+      bool isBf16 = bf16.count(name) != 0;
+      void *data = isBf16 ? static_cast<void *>(bits[name].data()) : values[name].data();
+      list.push_back({name.c_str(), data, isBf16 ? DECAYRT_BF16 : DECAYRT_F32,
+                      static_cast<int32_t>(shape.size()), shape.data(), nullptr});
     }
     if (cuSeqlens) {
       count = static_cast<int64_t>(cuSeqlens->size());
@@ -81,14 +93,25 @@ struct F32Tensors {
     }
     return list;
   }
+  /// A tensor's values as float64.
+  std::vector<double> read(const std::string &name) {
+    std::vector<double> out;
+    if (bf16.count(name))
+      for (uint16_t value : bits[name])
+        out.push_back(decay::fromBfloat16(value));
+    else
+      out.assign(values[name].begin(), values[name].end());
+    return out;
+  }
 };
 
 /// Runs `entry` of the package under emulation; the outputs take the names
 /// and shapes of the reference's.
 decayrt_status runSimt(decayrt_package *package, Entry entry, const Tensors &inputs,
                        const Tensors &expected, const std::vector<int64_t> *cuSeqlens,
-                       Tensors &actual) {
-  F32Tensors tensors;
+                       Tensors &actual, const std::set<std::string> &bf16 = {}) {
+  RuntimeTensors tensors;
+  tensors.bf16 = bf16;
   for (auto &[name, tensor] : inputs)
     tensors.add(name, tensor);
   for (auto &[name, tensor] : expected)
@@ -98,8 +121,7 @@ decayrt_status runSimt(decayrt_package *package, Entry entry, const Tensors &inp
   decayrt_status status = decayrt_run_simt(
       package, entry == Entry::Forward ? "forward" : "backward", list.data(), list.size(), nullptr);
   for (auto &[name, tensor] : expected)
-    actual[name] = HostTensor{tensor.shape, std::vector<double>(tensors.values[name].begin(),
-                                                                tensors.values[name].end())};
+    actual[name] = HostTensor{tensor.shape, tensors.read(name)};
   return status;
 }
 
@@ -139,6 +161,60 @@ TEST_P(SimtKernels, ForwardAndBackwardMatchTheReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Emulated, SimtKernels, ::testing::ValuesIn(decay::oracle::variants()),
+                         [](const auto &info) { return info.param; });
+
+// bf16 storage of the per-token tensors (dtype bf16): the kernels widen
+// them to f32; against the reference on the same bf16 values, MATH.md's bf16
+// tolerance (rel-rms below 5e-3), a scalar and a vector decay.
+class SimtBf16Kernels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SimtBf16Kernels, MatchTheReferenceOnTheSameBf16Inputs) {
+  std::string source = decay::test::readExample(GetParam());
+  auto reference = SpecProgram::compile(source, GetParam());
+  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+  decay::CompileOptions options;
+  options.target = decay::Target::CpuKernels;
+  options.dtype = "bf16";
+  auto bf16Program = SpecProgram::compile(source, GetParam(), options); // for its tensors' dtypes
+  ASSERT_TRUE(bool(bf16Program)) << llvm::toString(bf16Program.takeError());
+  std::set<std::string> bf16;
+  for (Entry entry : {Entry::Forward, Entry::Backward})
+    for (const auto &specs : {(*bf16Program)->inputsOf(entry), (*bf16Program)->outputsOf(entry)})
+      for (const decay::TensorSpec &spec : specs)
+        if (spec.dtype == "bf16")
+          bf16.insert(spec.name);
+  ASSERT_FALSE(bf16.empty());
+  std::unique_ptr<SimtPackage> package = compileSimt(GetParam(), -1, "bf16");
+  ASSERT_TRUE(package);
+  uint64_t seed = 41;
+  for (const Case &c : {kSimtCases[1], kSimtCases[4]}) {
+    SCOPED_TRACE(c.label);
+    for (Entry entry : {Entry::Forward, Entry::Backward}) {
+      SCOPED_TRACE(entry == Entry::Forward ? "forward" : "backward");
+      Tensors inputs = decay::test::randomInputs(**reference, c, seed++);
+      if (entry == Entry::Backward)
+        decay::test::addOutputGradients(**reference, c, inputs, seed++);
+      for (auto &[name, tensor] : inputs)
+        if (bf16.count(name))
+          for (double &value : tensor.data)
+            value = decay::roundToBfloat16(value);
+      Tensors expected, actual;
+      llvm::Error error = (*reference)->run(entry, inputs, nullptr, expected);
+      ASSERT_FALSE(error) << llvm::toString(std::move(error));
+      ASSERT_EQ(runSimt(package->package, entry, inputs, expected, nullptr, actual, bf16),
+                DECAYRT_OK)
+          << decayrt_last_error();
+      for (auto &[name, tensor] : expected) {
+        SCOPED_TRACE(name);
+        for (double value : actual[name].data)
+          ASSERT_TRUE(std::isfinite(value));
+        EXPECT_LT(decay::test::relativeRms(tensor.data, actual[name].data), 5e-3);
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Emulated, SimtBf16Kernels, ::testing::Values("mamba2", "gla"),
                          [](const auto &info) { return info.param; });
 
 // The chunk kernel without the barrier between staging a chunk's rows
