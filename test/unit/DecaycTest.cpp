@@ -287,6 +287,72 @@ TEST_P(DecaycRunExample, MatchesOracleOnNpyFiles) {
 INSTANTIATE_TEST_SUITE_P(Decayc, DecaycRunExample, ::testing::ValuesIn(kVariants),
                          [](const auto &info) { return info.param.name; });
 
+/// Every output decayc wrote to `dir`, by file name, as float64 (any shape).
+std::map<std::string, decay::npy::Array> readOutputs(const std::string &dir) {
+  std::map<std::string, decay::npy::Array> outputs;
+  for (const std::string &name : entriesOf(dir)) {
+    std::string error;
+    if (!decay::npy::readNpy(dir + "/" + name, outputs[name], error))
+      ADD_FAILURE() << error;
+  }
+  return outputs;
+}
+
+// decayc run --device simt: a package compiled with --target simt runs its
+// GPU kernels under emulation and writes, forward and backward, the files the
+// float64 reference writes, within MATH.md's fp32 tolerance.
+class DecaycRunSimt : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(DecaycRunSimt, ForwardAndBackwardMatchTheReference) {
+  const Variant &variant = GetParam();
+  TempDir dir;
+  std::string package = dir / "simt.so";
+  Outcome compiled = runDecayc({"compile", exampleSpec(variant.name), "-o", package, "--target",
+                                "simt", "--gpu-head-dims", "64"},
+                               dir);
+  ASSERT_EQ(compiled.exitCode, 0) << compiled.err;
+  const Case c{"B2_T37_H2_K64", 2, 37, 2, 64, 64, true, true, {}};
+  fs::create_directory(dir / "in");
+  writeInputs(variant, c, dir / "in", 21);
+  std::mt19937_64 rng(22);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::vector<float> gradient(static_cast<size_t>(c.B * c.T * c.H * c.V));
+  for (float &value : gradient)
+    value = unit(rng);
+  writeArray(dir / "in/do.npy", Array::fromF32(gradient, c.shape("BTHV")));
+  for (std::string entry : {"forward", "backward"}) {
+    SCOPED_TRACE(entry);
+    std::string emulated = dir / ("simt-" + entry), reference = dir / ("ref-" + entry);
+    Outcome run = runDecayc({"run", package, "--device", "simt", "--entry", entry, "--inputs",
+                             dir / "in", "--outputs", emulated},
+                            dir);
+    ASSERT_EQ(run.exitCode, 0) << run.err;
+    Outcome oracle = runDecayc({"run", exampleSpec(variant.name), "--reference", "--entry", entry,
+                                "--inputs", dir / "in", "--outputs", reference},
+                               dir);
+    ASSERT_EQ(oracle.exitCode, 0) << oracle.err;
+    std::map<std::string, decay::npy::Array> expected = readOutputs(reference),
+                                             actual = readOutputs(emulated);
+    ASSERT_EQ(entriesOf(emulated), entriesOf(reference));
+    for (auto &[name, array] : expected) {
+      SCOPED_TRACE(name);
+      EXPECT_EQ(actual[name].shape, array.shape);
+      std::vector<double> want = array.toF64(), got = actual[name].toF64();
+      ASSERT_EQ(got.size(), want.size());
+      double maxAbs = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(got[i])) << "element " << i;
+        maxAbs = std::max(maxAbs, std::fabs(got[i] - want[i]));
+      }
+      if (maxAbs > 1e-6)
+        EXPECT_LT(relativeRms(want, got), 1e-5) << "max abs error " << maxAbs;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Decayc, DecaycRunSimt, ::testing::ValuesIn(kVariants),
+                         [](const auto &info) { return info.param.name; });
+
 TEST(DecaycRun, LightnetScanInitialStateChangesResultsAsOraclePredicts) {
   const Variant &lightnet = kVariants[3];
   ASSERT_EQ(lightnet.name, "lightnet");
