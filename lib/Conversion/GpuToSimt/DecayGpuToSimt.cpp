@@ -11,6 +11,8 @@
 
 #include "llvm/ADT/StringSet.h"
 
+#include <limits>
+
 namespace decay {
 #define GEN_PASS_DEF_DECAYGPUTOSIMTPASS
 #include "decay/Conversion/Passes.h.inc"
@@ -123,6 +125,8 @@ private:
       op->erase();
       return success();
     }
+    if (isa<NVVM::RcpApproxFtzF32Op>(op))
+      return rewriteReciprocal(op);
     if (isa<NVVM::Barrier0Op>(op)) {
       callOperation(b, loc, DECAY_SIMT_OP_BARRIER, types.voidType, {});
       op->erase();
@@ -146,6 +150,29 @@ private:
       return success();
     }
     return op->emitError() << "the SIMT emulator does not support '" << op->getName() << "'";
+  }
+
+  /// rcp.approx.ftz.f32: 1 / x in f32 (within the instruction's 1 ulp),
+  /// subnormal inputs and results flushed to zero of the same sign.
+  LogicalResult rewriteReciprocal(Operation *op) {
+    OpBuilder b(op);
+    Location loc = op->getLoc();
+    Value one = LLVM::ConstantOp::create(b, loc, types.f32, b.getF32FloatAttr(1.0f));
+    Value reciprocal = LLVM::FDivOp::create(b, loc, one, flushSubnormal(b, loc, op->getOperand(0)));
+    op->getResult(0).replaceAllUsesWith(flushSubnormal(b, loc, reciprocal));
+    op->erase();
+    return success();
+  }
+
+  /// x, or a zero of its sign when x is subnormal (PTX's .ftz).
+  Value flushSubnormal(OpBuilder &b, Location loc, Value x) {
+    Value magnitude = LLVM::FAbsOp::create(b, loc, x);
+    Value smallest = LLVM::ConstantOp::create(b, loc, types.f32,
+                                              b.getF32FloatAttr(std::numeric_limits<float>::min()));
+    Value subnormal = LLVM::FCmpOp::create(b, loc, LLVM::FCmpPredicate::olt, magnitude, smallest);
+    Value zero = LLVM::ConstantOp::create(b, loc, types.f32, b.getF32FloatAttr(0.0f));
+    Value signedZero = LLVM::CopySignOp::create(b, loc, zero, x);
+    return LLVM::SelectOp::create(b, loc, subnormal, signedZero, x);
   }
 
   /// 0, 1 or 2 for the x, y or z form of a special register.
@@ -412,7 +439,10 @@ struct DecayGpuToSimtPass : public decay::impl::DecayGpuToSimtPassBase<DecayGpuT
       StringRef name = function.getName();
       if (!function.isExternal() || !name.starts_with("__nv_"))
         continue;
+      // __nv_fast_<f> is <f> at the approximate instructions' accuracy: the
+      // C library's <f> is within it.
       StringRef host = name.drop_front(5);
+      host.consume_front("fast_");
       if (!hostMathFunctions().contains(host))
         return function.emitError() << "the SIMT emulator has no host equivalent of '" << name << "'";
       bool declared = SymbolTable::lookupSymbolIn(gpuModule, host) != nullptr;

@@ -115,6 +115,27 @@ module attributes {gpu.container_module} {
 
 // -----
 
+// rcp.approx.ftz: 1 / x with subnormals flushed; libdevice's fast functions are the C library's.
+// CHECK-LABEL: llvm.func internal @decay_simt_approximate_k_thread
+// CHECK: %[[ABS:.*]] = llvm.intr.fabs(%[[X:.*]]) : (f32) -> f32
+// CHECK: %[[SUB:.*]] = llvm.fcmp "olt" %[[ABS]], %{{.*}} : f32
+// CHECK: %[[SIGNED:.*]] = llvm.intr.copysign(%{{.*}}, %[[X]]) : (f32, f32) -> f32
+// CHECK: %[[FLUSHED:.*]] = llvm.select %[[SUB]], %[[SIGNED]], %[[X]] : i1, f32
+// CHECK: llvm.fdiv %{{.*}}, %[[FLUSHED]] : f32
+// CHECK-NOT: nvvm.rcp
+// CHECK: llvm.call @logf(
+gpu.module @approximate {
+  llvm.func @__nv_fast_logf(f32) -> f32
+  llvm.func @k(%x: f32, %out: !llvm.ptr) attributes {gpu.kernel, nvvm.kernel} {
+    %r = nvvm.rcp.approx.ftz.f %x : f32
+    %l = llvm.call @__nv_fast_logf(%r) : (f32) -> f32
+    llvm.store %l, %out : f32, !llvm.ptr
+    llvm.return
+  }
+}
+
+// -----
+
 gpu.module @unsupported_register {
   llvm.func @k() attributes {gpu.kernel, nvvm.kernel} {
     // expected-error @+1 {{the SIMT emulator does not support 'nvvm.read.ptx.sreg.smid'}}
@@ -132,6 +153,17 @@ gpu.module @unsupported_mma_shape {
       {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>,
        multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>,
        shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+    llvm.return
+  }
+}
+
+// -----
+
+gpu.module @unsupported_vote {
+  llvm.func @k(%p: i1) attributes {gpu.kernel, nvvm.kernel} {
+    %mask = llvm.mlir.constant(-1 : i32) : i32
+    // expected-error @+1 {{the SIMT emulator does not support 'nvvm.vote.sync'}}
+    %any = nvvm.vote.sync any %mask, %p -> i1
     llvm.return
   }
 }
