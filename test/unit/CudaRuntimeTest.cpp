@@ -454,7 +454,7 @@ std::vector<std::pair<json, std::string>> brokenGpuManifests() {
   };
   auto module = [](json &m) -> json & { return m["kernels"][0]; };
   auto firstLaunch = [](json &m) -> json & { return m["kernels"][0]["launches"][0]; };
-  mutate("kernels[0].target: unknown target 'gpu' (expected cpu or sm_XY)",
+  mutate("kernels[0].target: unknown target 'gpu' (expected cpu, sm_XY or simt)",
          [&](json &m) { module(m)["target"] = "gpu"; });
   mutate("kernels[0].target: unknown target 'sm_8'", [&](json &m) { module(m)["target"] = "sm_8"; });
   mutate("kernels[0].key_dim: missing", [&](json &m) { module(m).erase("key_dim"); });
@@ -508,6 +508,28 @@ std::vector<std::pair<json, std::string>> brokenGpuManifests() {
   });
   mutate("the manifest says cubin_size 100000",
          [&](json &m) { module(m)["cubin_size"] = 100000; });
+  // A simt module: no PTX or cubin, a host symbol per launch.
+  auto asSimt = [&](json &m) {
+    for (json *item : {&m["kernels"][0], &m["kernels"][1], &m["kernels"][2]}) {
+      (*item)["target"] = "simt";
+      for (const char *key : {"ptx", "cubin", "cubin_size"})
+        item->erase(key);
+      for (json &launch : (*item)["launches"])
+        launch["symbol"] = "absent_simt_launch";
+    }
+    m["kernels"][1]["key_dim"] = 5; // sm_80 and sm_90 modules become simt ones of other head dims
+    m["kernels"][2]["key_dim"] = 7;
+  };
+  mutate("kernels[0].launches[0].symbol: missing", [&](json &m) {
+    asSimt(m);
+    firstLaunch(m).erase("symbol");
+  });
+  mutate("kernels[0].launches[0].symbol: 'a b' is not a symbol name", [&](json &m) {
+    asSimt(m);
+    firstLaunch(m)["symbol"] = "a b";
+  });
+  mutate("missing simt launch symbol 'absent_simt_launch' of the forward entry (simt)",
+         [&](json &m) { asSimt(m); });
   return cases;
 }
 

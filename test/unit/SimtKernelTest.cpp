@@ -236,6 +236,50 @@ TEST(SimtKernels, TheRaceDetectorCatchesAMissingBarrier) {
       << decayrt_last_error();
   EXPECT_NE(std::string(decayrt_last_error()).find("data race in shared memory"), std::string::npos)
       << decayrt_last_error();
+  // A failed call leaves the caller's outputs as they were (here zeros).
+  for (auto &[name, tensor] : actual)
+    for (double value : tensor.data)
+      ASSERT_EQ(value, 0.0) << name;
+  // With races ignored the same kernel runs to the end (its numbers are not checked).
+  RuntimeTensors tensors;
+  for (auto &[name, tensor] : inputs)
+    tensors.add(name, tensor);
+  for (auto &[name, tensor] : expected)
+    tensors.add(name, HostTensor{tensor.shape, std::vector<double>(tensor.data.size(), 0.0)});
+  int64_t count = 0;
+  const std::vector<decayrt_tensor> &list = tensors.bind(nullptr, count);
+  decayrt_simt_options options{};
+  options.ignore_races = 1;
+  options.workers = 1;
+  EXPECT_EQ(decayrt_run_simt(broken->package, "forward", list.data(), list.size(), &options),
+            DECAYRT_OK)
+      << decayrt_last_error();
+}
+
+// The C API's argument checks, before anything runs.
+TEST(SimtKernels, BadCallsAreRejected) {
+  std::unique_ptr<SimtPackage> package = compileSimt("retnet");
+  ASSERT_TRUE(package);
+  EXPECT_EQ(decayrt_run_simt(nullptr, "forward", nullptr, 0, nullptr),
+            DECAYRT_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(decayrt_last_error(), "decayrt_run_simt: package is NULL");
+  EXPECT_EQ(decayrt_run_simt(package->package, "step", nullptr, 0, nullptr),
+            DECAYRT_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(decayrt_run_simt(package->package, "forward", nullptr, 3, nullptr),
+            DECAYRT_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(decayrt_run_simt(package->package, "forward", nullptr, 0, nullptr),
+            DECAYRT_ERROR_MISSING_TENSOR);
+  // K = V = 32: no module.
+  auto reference = SpecProgram::compile(decay::test::readExample("retnet"), "retnet");
+  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+  Case small{"K32", 1, 5, 1, 32, 32, false, {}};
+  Tensors inputs = decay::test::randomInputs(**reference, small, 3), expected, actual;
+  ASSERT_FALSE(bool((*reference)->run(Entry::Forward, inputs, nullptr, expected)));
+  EXPECT_EQ(runSimt(package->package, Entry::Forward, inputs, expected, nullptr, actual),
+            DECAYRT_ERROR_UNSUPPORTED);
+  EXPECT_NE(std::string(decayrt_last_error()).find("compiled for (K, V) = (64, 64), (128, 128)"),
+            std::string::npos)
+      << decayrt_last_error();
 }
 
 } // namespace
