@@ -7,7 +7,15 @@ using namespace mlir;
 using namespace decay;
 
 const char *decay::entryName(Entry entry) {
-  return entry == Entry::Forward ? "forward" : "backward";
+  switch (entry) {
+  case Entry::Forward:
+    return "forward";
+  case Entry::Backward:
+    return "backward";
+  case Entry::Step:
+    return "step";
+  }
+  return "";
 }
 
 /// Reads what a driver needs to know from the recurrence op.
@@ -69,6 +77,17 @@ std::vector<Argument> decay::signatureOf(const SpecSummary &summary, Entry entry
   in("k", "BTHK");
   slots.back().placeholder = summary.derivedKey;
   in("v", "BTHV");
+  if (entry == Entry::Step) {
+    for (const char *name : {"slots", "positions"})
+      slots.push_back({Argument::Input, {name, "B", false, "i64"}});
+    specTensors([&](std::string name, std::string dims) { in(name, dims); }, "");
+    slots.push_back({Argument::InOut, {"state", "SHKV"}});
+    states([&](std::string name, std::string dims) {
+      slots.push_back({Argument::InOut, {std::move(name), "S" + dims.substr(1)}});
+    }, "", "state");
+    out("o", "BTHV");
+    return slots;
+  }
   in("h0", "NHKV", true);
   slots.push_back({Argument::Sequences, {"seqs", ""}});
   specTensors([&](std::string name, std::string dims) { in(name, dims); }, "");

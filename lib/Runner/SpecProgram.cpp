@@ -101,7 +101,7 @@ private:
 struct SpecProgram::Impl {
   MLIRContext context;
   std::unique_ptr<ExecutionEngine> engine;
-  std::string forwardName, backwardName;
+  std::string forwardName, backwardName, stepName; ///< stepName: CpuKernels only
   bool singlePrecision = false; ///< the kernels: f32 (or bf16) copies of the tensors
 };
 
@@ -142,6 +142,8 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
                                                    : summary.name + "_forward");
   impl->backwardName = reference ? impl->forwardName + "_backward"
                                  : "_mlir_ciface_" + summary.name + "_backward";
+  if (!reference)
+    impl->stepName = "_mlir_ciface_" + summary.name + "_step";
 
   PassManager pm(&impl->context);
   pm.addPass(createDecayDeriveGradientsPass());
@@ -149,7 +151,7 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
     pm.addPass(createDecayLowerToReferencePass(DecayLowerToReferencePassOptions{/*backward=*/true}));
   else
     pm.addPass(createDecayExpandKernelsPass(
-        DecayExpandKernelsPassOptions{options.chunkSize, /*backward=*/true}));
+        DecayExpandKernelsPassOptions{options.chunkSize, /*backward=*/true, /*step=*/true}));
   buildReferenceToLLVMPipeline(pm);
   if (failed(pm.run(**module)))
     return makeError("lowering '" + bufferName + "' to the reference path failed");
@@ -170,7 +172,7 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
 std::vector<TensorSpec> SpecProgram::inputsOf(Entry entry) const {
   std::vector<TensorSpec> specs;
   for (const Argument &slot : signatureOf(summary, entry))
-    if (slot.kind == Argument::Input && !slot.placeholder)
+    if ((slot.kind == Argument::Input || slot.kind == Argument::InOut) && !slot.placeholder)
       specs.push_back(slot.tensor);
   return specs;
 }
@@ -178,7 +180,7 @@ std::vector<TensorSpec> SpecProgram::inputsOf(Entry entry) const {
 std::vector<TensorSpec> SpecProgram::outputsOf(Entry entry) const {
   std::vector<TensorSpec> specs;
   for (const Argument &slot : signatureOf(summary, entry))
-    if (slot.kind == Argument::Output && !slot.placeholder)
+    if ((slot.kind == Argument::Output || slot.kind == Argument::InOut) && !slot.placeholder)
       specs.push_back(slot.tensor);
   return specs;
 }
@@ -186,12 +188,12 @@ std::vector<TensorSpec> SpecProgram::outputsOf(Entry entry) const {
 namespace {
 /// The sizes of one problem, resolved from q, v and cu_seqlens.
 struct Sizes {
-  int64_t B = 0, T = 0, H = 0, K = 0, V = 0, N = 0;
+  int64_t B = 0, T = 0, H = 0, K = 0, V = 0, N = 0, S = 0;
   std::vector<int64_t> shapeOf(llvm::StringRef dims) const {
     std::vector<int64_t> shape;
     for (char dim : dims)
-      shape.push_back(dim == 'B' ? B : dim == 'T' ? T : dim == 'H' ? H
-                      : dim == 'K' ? K : dim == 'V' ? V : N);
+      shape.push_back(dim == 'B' ? B : dim == 'T' ? T : dim == 'H' ? H : dim == 'K' ? K
+                      : dim == 'V' ? V : dim == 'S' ? S : N);
     return shape;
   }
 };
@@ -259,9 +261,19 @@ llvm::Expected<Sizes> resolveSizes(const SpecSummary &summary,
 llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor> &inputs,
                                   const std::vector<int64_t> *cuSeqlens,
                                   std::map<std::string, HostTensor> &outputs) const {
+  if (entry == Entry::Step && impl->stepName.empty())
+    return makeError("the reference path has no step entry (compile the kernels)");
+  if (entry == Entry::Step && cuSeqlens)
+    return makeError("the step entry takes no cu_seqlens: each batch row advances its own slot");
   auto sizes = resolveSizes(summary, inputs, cuSeqlens);
   if (!sizes)
     return sizes.takeError();
+  if (entry == Entry::Step) {
+    auto found = inputs.find("state");
+    if (found == inputs.end() || found->second.shape.empty())
+      return makeError("missing tensor 'state': expected shape [S, H, K, V]");
+    sizes->S = found->second.shape[0];
+  }
 
   // Check every input; make absent optional ones (zeros, scan states at their
   // init value), the outputs (zeros: the backward accumulates) and placeholders.
@@ -273,12 +285,13 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
       continue;
     std::vector<int64_t> shape = sizes->shapeOf(spec.dims);
     auto found = inputs.find(spec.name);
-    if (slot.kind == Argument::Input && !slot.placeholder && found != inputs.end()) {
+    bool read = slot.kind == Argument::Input || slot.kind == Argument::InOut;
+    if (read && !slot.placeholder && found != inputs.end()) {
       if (auto error = checkShape(spec.name, found->second, shape, spec.dims))
         return error;
       continue;
     }
-    if (slot.kind == Argument::Input && !slot.placeholder && !spec.optional)
+    if (read && !slot.placeholder && !spec.optional)
       return makeError("missing tensor '" + spec.name + "': expected shape " +
                        formatShape(shape) + " (" + formatDims(spec.dims) + ")");
     double fill = 0.0;
@@ -298,6 +311,7 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
 
   std::vector<Descriptor> descriptors;
   std::vector<std::optional<KernelBuffer>> buffers(slots.size()); // the kernels' copies
+  std::vector<std::vector<int64_t>> integers(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {
     const Argument &slot = slots[i];
     if (slot.kind == Argument::Sequences) {
@@ -311,6 +325,11 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
       descriptors.emplace_back(const_cast<double *>(tensor.data.data()), tensor.shape);
       continue;
     }
+    if (slot.tensor.dtype == "i64") { // a step's slots and positions
+      integers[i].assign(tensor.data.begin(), tensor.data.end());
+      descriptors.emplace_back(integers[i].data(), tensor.shape);
+      continue;
+    }
     buffers[i].emplace(tensor.data, slot.tensor.dtype == "bf16");
     descriptors.push_back(buffers[i]->descriptor(tensor.shape));
   }
@@ -320,14 +339,17 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
   std::vector<void *> packed;
   for (void *&pointer : pointers)
     packed.push_back(&pointer);
-  const std::string &name = entry == Entry::Forward ? impl->forwardName : impl->backwardName;
+  const std::string &name = entry == Entry::Forward    ? impl->forwardName
+                            : entry == Entry::Backward ? impl->backwardName
+                                                       : impl->stepName;
   if (auto error = impl->engine->invokePacked(name, packed))
     return error;
   for (size_t i = 0; i < slots.size(); ++i) {
     const Argument &slot = slots[i];
-    if (slot.kind != Argument::Output || slot.placeholder)
+    if ((slot.kind != Argument::Output && slot.kind != Argument::InOut) || slot.placeholder)
       continue;
-    HostTensor &result = local.at(slot.tensor.name);
+    HostTensor result = local.count(slot.tensor.name) ? local.at(slot.tensor.name)
+                                                      : inputs.at(slot.tensor.name);
     if (impl->singlePrecision)
       result.data = buffers[i]->values();
     outputs[slot.tensor.name] = std::move(result);

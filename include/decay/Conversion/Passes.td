@@ -54,6 +54,9 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
            "Tokens per chunk (0: the spec's chunk_size, else 64)">,
     Option<"backward", "backward", "bool", /*default=*/"false",
            "Also create the backward kernel">,
+    Option<"step", "step", "bool", /*default=*/"false",
+           "Also create the step kernel @<name>_step (state slots advanced in place, token by "
+           "token: decoding and the recurrent mode)">,
     Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
            "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">
   ];

@@ -180,6 +180,14 @@ public:
   /// logaddexp(prev, x)).
   ScanValues advanceScan(mlir::Operation *op, mlir::Value state, mlir::ValueRange where,
                          mlir::Value x);
+  /// What token `at.t` of a recurrence needs, into [K] buffers: the
+  /// log-decay per key channel (`gBuf`; a scalar decay repeated), the
+  /// feature-mapped query and key (the derived key as the region yields it),
+  /// both rotated by RoPE at position `pos`. The spec's scans advance their
+  /// carried state in `scanStates[scan][scanIndices(at)]`.
+  void prepareToken(const ElementIndex &at, mlir::Value pos, mlir::Value q, mlir::Value k,
+                    llvm::ArrayRef<mlir::Value> scanStates, mlir::Value qBuf, mlir::Value kBuf,
+                    mlir::Value gBuf);
   /// Emits `block` (a spec region or an adjoint) in the float type at `at`, returning
   /// what it yields; scans are evaluated by `scan`.
   llvm::SmallVector<mlir::Value> emitBlock(mlir::Block &block, mlir::IRMapping &mapping,

@@ -12,8 +12,9 @@ namespace decay {
 class RecurrenceOp;
 
 /// A tensor a recurrence reads or writes: its name, its dims as letters of
-/// "BTHKVN" (N = number of sequences), whether it may be absent, and the
-/// element type the kernels store it in ("f32" or "bf16").
+/// "BTHKVNS" (N = number of sequences, S = number of state slots of a step),
+/// whether it may be absent, and the element type the kernels store it in
+/// ("f32" or "bf16"; "i64" for a step's slots and positions).
 struct TensorSpec {
   std::string name;
   std::string dims;
@@ -39,15 +40,18 @@ struct SpecSummary {
   std::vector<std::pair<std::string, double>> scans;               // name, init
 };
 
-/// The entry points of a recurrence.
-enum class Entry { Forward, Backward };
+/// The entry points of a recurrence. Step advances state slots in place, one
+/// or more tokens per batch row (MATH.md section 4: decoding, and the
+/// recurrent mode).
+enum class Entry { Forward, Backward, Step };
 const char *entryName(Entry entry);
 
 /// One argument of an entry's function: a tensor it reads or writes, or the
 /// sequence table. `placeholder` marks k and dk of a spec that derives its
 /// key: the function neither reads nor writes them.
 struct Argument {
-  enum Kind { Input, Output, Sequences } kind;
+  /// InOut: read and written in place (a step's state slots).
+  enum Kind { Input, Output, Sequences, InOut } kind;
   TensorSpec tensor;
   bool placeholder = false;
 };
@@ -56,7 +60,9 @@ struct Argument {
 /// RecurrenceEmitter::createFunction): forward (q, k, v, h0, seqs, inputs...,
 /// params..., [norm_h0], scan_h0..., o, ht, [norm_ht], scan_ht...), backward
 /// (..., do, dht, [dnorm_ht], dscan_ht..., dq, dk, dv, dh0, d<inputs>...,
-/// d<params>..., [dnorm_h0], dscan_h0...).
+/// d<params>..., [dnorm_h0], dscan_h0...), step (q, k, v, slots [B] i64,
+/// positions [B] i64, inputs..., params..., state [S,H,K,V] (in-out),
+/// [norm_state [S,H,K]], scan_<name>_state [S,H(,K)]..., o).
 std::vector<Argument> signatureOf(const SpecSummary &summary, Entry entry);
 
 /// Reads what a driver needs to know from a verified recurrence.

@@ -66,6 +66,10 @@ public:
   std::vector<TensorSpec> outputsOf(Entry entry) const;
 
   /// Runs an entry. `cuSeqlens`, when given, packs sequences into batch row 0.
+  /// The step entry (CpuKernels only, no cu_seqlens) reads its in-out state
+  /// slots (`state` [S,H,K,V], `norm_state`, `scan_<name>_state`) and returns
+  /// them updated among the outputs; `slots` and `positions` [B] hold
+  /// integers.
   /// Tensors are float64 on both sides; the CpuKernels target computes in f32
   /// and rounds the tensors it stores in bf16 (spec().dtype) to bf16.
   /// Checks every shape first and returns an error naming the tensor and the

@@ -195,6 +195,42 @@ RopeFrame RecurrenceEmitter::ropeFrame(Value pos) {
   return frame;
 }
 
+void RecurrenceEmitter::prepareToken(const ElementIndex &at, Value pos, Value q, Value k,
+                                     ArrayRef<Value> scanStates, Value qBuf, Value kBuf,
+                                     Value gBuf) {
+  Value zero = index(0);
+  auto evaluate = [&](const ElementIndex &element) {
+    return evaluateRegion(element, [&](unsigned scan, Operation *op, Value x) {
+      return advanceScan(op, scanStates[scan], scanIndices(element), x);
+    });
+  };
+  if (spec.getGranularity() == Granularity::none) {
+    loop(zero, keyDim, [&](Value c) { store(real(0.0), gBuf, c); });
+  } else if (spec.isPerChannel()) {
+    loop(zero, keyDim, [&](Value c) {
+      ElementIndex element = at;
+      element.c = c;
+      SmallVector<Value> yielded = evaluate(element);
+      store(yielded[0], gBuf, c);
+      if (yielded.size() == 2)
+        store(yielded[1], kBuf, c);
+    });
+  } else {
+    Value g = evaluate(at)[0];
+    loop(zero, keyDim, [&](Value c) { store(g, gBuf, c); });
+  }
+  bool derivedKey = spec.hasDerivedKey();
+  loop(zero, keyDim, [&](Value c) {
+    store(featureMap(load(q, {at.b, at.t, at.h, c})), qBuf, c);
+    if (!derivedKey)
+      store(featureMap(load(k, {at.b, at.t, at.h, c})), kBuf, c);
+  });
+  if (spec.getRopeTheta()) {
+    applyRope(qBuf, {}, pos, /*inverse=*/false);
+    applyRope(kBuf, {}, pos, /*inverse=*/false);
+  }
+}
+
 void RecurrenceEmitter::applyRope(Value buf, ValueRange prefix, Value pos, bool inverse) {
   // Rotate-half: (x_i, x_{i+K/2}) rotated by pos * theta^(-2i/K).
   RopeFrame frame = ropeFrame(pos);

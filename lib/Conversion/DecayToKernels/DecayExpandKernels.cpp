@@ -40,6 +40,8 @@ struct DecayExpandKernelsPass
       int64_t size = chunkSize > 0 ? chunkSize : spec.getChunkSize().value_or(64);
       ImplicitLocOpBuilder builder(spec.getLoc(), spec);
       buildChunkedForward(spec, size, builder);
+      if (step)
+        buildRecurrentStep(spec, builder);
       if (!backward)
         continue;
       AdjointOp adjoint = adjoints.lookup(spec.getSymName());

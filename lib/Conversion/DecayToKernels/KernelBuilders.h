@@ -13,6 +13,10 @@ mlir::func::FuncOp buildChunkedForward(RecurrenceOp spec, int64_t chunkSize,
 /// reference backward's signature in f32.
 mlir::func::FuncOp buildChunkedBackward(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
                                         mlir::ImplicitLocOpBuilder &b);
+/// Creates `func.func @<name>_step`, the recurrent step kernel: state slots
+/// advanced in place through each batch row's tokens (decay::signatureOf,
+/// Entry::Step).
+mlir::func::FuncOp buildRecurrentStep(RecurrenceOp spec, mlir::ImplicitLocOpBuilder &b);
 } // namespace decay
 
 #endif

@@ -16,8 +16,6 @@ public:
   func::FuncOp build();
 
 private:
-  /// Computes the log-decay into gBuf and, with a derived key, the key into kBuf.
-  void computeDecayAndDerivedKey(const ElementIndex &at);
   /// Advances the recurrence by token t and writes o[b,t,h,:].
   void step(const ElementIndex &at, Value pos);
 
@@ -26,46 +24,9 @@ private:
   Value qBuf, kBuf, gBuf;
 };
 
-void ForwardBuilder::computeDecayAndDerivedKey(const ElementIndex &at) {
-  Value zero = index(0);
-  if (spec.getGranularity() == Granularity::none) {
-    loop(zero, keyDim, [&](Value c) { store(real(0.0), gBuf, c); });
-    return;
-  }
-  // Scans read their state from scan_ht and write the new state back.
-  auto evaluate = [&](const ElementIndex &element) {
-    return evaluateRegion(element, [&](unsigned scan, Operation *op, Value x) {
-      return advanceScan(op, scanHt[scan], scanIndices(element), x);
-    });
-  };
-  if (spec.isPerChannel()) {
-    loop(zero, keyDim, [&](Value c) {
-      ElementIndex element = at;
-      element.c = c;
-      SmallVector<Value> yielded = evaluate(element);
-      store(yielded[0], gBuf, c);
-      if (yielded.size() == 2)
-        store(yielded[1], kBuf, c);
-    });
-    return;
-  }
-  Value g = evaluate(at)[0];
-  loop(zero, keyDim, [&](Value c) { store(g, gBuf, c); });
-}
-
 void ForwardBuilder::step(const ElementIndex &at, Value pos) {
   Value zero = index(0);
-  computeDecayAndDerivedKey(at);
-  bool derivedKey = spec.hasDerivedKey();
-  loop(zero, keyDim, [&](Value c) {
-    store(featureMap(load(q, {at.b, at.t, at.h, c})), qBuf, c);
-    if (!derivedKey)
-      store(featureMap(load(k, {at.b, at.t, at.h, c})), kBuf, c);
-  });
-  if (spec.getRopeTheta()) {
-    applyRope(qBuf, {}, pos, /*inverse=*/false);
-    applyRope(kBuf, {}, pos, /*inverse=*/false);
-  }
+  prepareToken(at, pos, q, k, scanHt, qBuf, kBuf, gBuf);
   // S <- diag(exp(g)) S + k v^T, and z <- diag(exp(g)) z + k.
   loop(zero, keyDim, [&](Value i) {
     Value decay = exp(load(gBuf, i));
