@@ -294,22 +294,22 @@ std::vector<float> tokens(const std::vector<float> &outputs, int64_t first, int6
                             outputs.begin() + (first + count) * kH * kV);
 }
 
-/// The saved bytes of every slot and every position: what must not change
-/// when a call fails.
-std::vector<std::vector<unsigned char>> snapshot(decayrt_decoder *decoder) {
-  std::vector<std::vector<unsigned char>> slots;
-  for (int64_t slot = 0; slot < kSlots; ++slot) {
-    size_t size = 0;
-    EXPECT_EQ(decayrt_decoder_save(decoder, slot, nullptr, 0, &size), DECAYRT_OK);
-    std::vector<unsigned char> bytes(size);
-    EXPECT_EQ(decayrt_decoder_save(decoder, slot, bytes.data(), size, &size), DECAYRT_OK);
-    slots.push_back(bytes);
-  }
-  return slots;
+/// The saved bytes of `slot` (its states and position).
+std::vector<unsigned char> saveSlot(decayrt_decoder *decoder, int64_t slot) {
+  size_t size = 0;
+  EXPECT_EQ(decayrt_decoder_save(decoder, slot, nullptr, 0, &size), DECAYRT_OK);
+  std::vector<unsigned char> bytes(size);
+  EXPECT_EQ(decayrt_decoder_save(decoder, slot, bytes.data(), size, &size), DECAYRT_OK);
+  return bytes;
 }
 
-std::vector<unsigned char> saveSlot(decayrt_decoder *decoder, int64_t slot) {
-  return snapshot(decoder)[static_cast<size_t>(slot)];
+/// The saved bytes of every slot of a decoder of kSlots slots: what must not
+/// change when a call fails.
+std::vector<std::vector<unsigned char>> snapshot(decayrt_decoder *decoder) {
+  std::vector<std::vector<unsigned char>> slots;
+  for (int64_t slot = 0; slot < kSlots; ++slot)
+    slots.push_back(saveSlot(decoder, slot));
+  return slots;
 }
 
 int64_t positionOf(decayrt_decoder *decoder, int64_t slot) {
@@ -620,4 +620,358 @@ TEST_F(Decoding, MalformedStepManifestsAreRejected) {
     ASSERT_FALSE(path.empty());
     expectLoadFailure(path, fragment);
   }
+}
+
+// ---- The decoder ----
+
+TEST_F(Decoding, PrefillThenStepsEqualOneForward) {
+  Sequence sequence(12, 30);
+  std::vector<float> expected = forwardOutputs(full, true, sequence);
+  EXPECT_EQ(prefill(decoder, 1, sequence, 0, 5), tokens(expected, 0, 5));
+  EXPECT_EQ(positionOf(decoder, 1), 5);
+  // Recurrent mode: a second prompt into a slot that holds tokens runs the step kernel.
+  EXPECT_EQ(prefill(decoder, 1, sequence, 5, 4), tokens(expected, 5, 4));
+  EXPECT_EQ(positionOf(decoder, 1), 9);
+  for (int64_t t = 9; t < 12; ++t) {
+    EXPECT_EQ(step(decoder, {{1, &sequence, t}})[0], tokens(expected, t)) << "token " << t;
+    EXPECT_EQ(positionOf(decoder, 1), t + 1);
+  }
+  for (int64_t slot : {0, 2, 3})
+    EXPECT_EQ(positionOf(decoder, slot), 0);
+}
+
+TEST_F(Decoding, PlainPackageDecodesWithTheStateAlone) {
+  decayrt_decoder *plainDecoder = nullptr;
+  ASSERT_EQ(decayrt_decoder_create(plain, 2, kH, kK, kV, &plainDecoder), DECAYRT_OK)
+      << decayrt_last_error();
+  Sequence sequence(6, 40);
+  std::vector<float> expected = forwardOutputs(plain, false, sequence);
+  EXPECT_EQ(prefill(plainDecoder, 0, sequence, 0, 2, false), tokens(expected, 0, 2));
+  for (int64_t t = 2; t < 6; ++t)
+    EXPECT_EQ(step(plainDecoder, {{0, &sequence, t}}, false)[0], tokens(expected, t));
+  size_t size = 0;
+  ASSERT_EQ(decayrt_decoder_save(plainDecoder, 0, nullptr, 0, &size), DECAYRT_OK);
+  size_t header = 8 + 4 + (4 + 5) + 4 + 8 * 4 + 4; // magic, version, "plain", recurrence, sizes
+  size_t recurrenceLength = size - header - (4 + 5 + 8 + 4 * kH * kK * kV) - 8;
+  EXPECT_GT(recurrenceLength, 0u);
+  EXPECT_LT(recurrenceLength, 200u);
+  decayrt_decoder_free(plainDecoder);
+}
+
+TEST_F(Decoding, ContinuousBatchingKeepsEverySequenceAsAlone) {
+  Sequence a(8, 50), b(8, 60), c(8, 70);
+  std::vector<float> ea = forwardOutputs(full, true, a), eb = forwardOutputs(full, true, b),
+                     ec = forwardOutputs(full, true, c);
+  EXPECT_EQ(prefill(decoder, 3, a, 0, 3), tokens(ea, 0, 3));
+  EXPECT_EQ(prefill(decoder, 0, b, 0, 1), tokens(eb, 0, 1));
+  std::vector<unsigned char> idle = saveSlot(decoder, 2);
+  auto outputs = step(decoder, {{0, &b, 1}, {3, &a, 3}});
+  EXPECT_EQ(outputs[0], tokens(eb, 1));
+  EXPECT_EQ(outputs[1], tokens(ea, 3));
+  // c joins in slot 1; a sits one step out.
+  EXPECT_EQ(prefill(decoder, 1, c, 0, 4), tokens(ec, 0, 4));
+  outputs = step(decoder, {{1, &c, 4}, {0, &b, 2}});
+  EXPECT_EQ(outputs[0], tokens(ec, 4));
+  EXPECT_EQ(outputs[1], tokens(eb, 2));
+  outputs = step(decoder, {{3, &a, 4}, {1, &c, 5}, {0, &b, 3}});
+  EXPECT_EQ(outputs[0], tokens(ea, 4));
+  EXPECT_EQ(outputs[1], tokens(ec, 5));
+  EXPECT_EQ(outputs[2], tokens(eb, 3));
+  // b leaves; its slot is reset and a fresh copy of a starts in it.
+  ASSERT_EQ(decayrt_decoder_reset(decoder, 0), DECAYRT_OK);
+  EXPECT_EQ(positionOf(decoder, 0), 0);
+  EXPECT_EQ(prefill(decoder, 0, a, 0, 5), tokens(ea, 0, 5));
+  outputs = step(decoder, {{0, &a, 5}, {3, &a, 5}});
+  EXPECT_EQ(outputs[0], tokens(ea, 5));
+  EXPECT_EQ(outputs[1], tokens(ea, 5));
+  EXPECT_EQ(positionOf(decoder, 0), 6);
+  EXPECT_EQ(positionOf(decoder, 1), 6);
+  EXPECT_EQ(positionOf(decoder, 3), 6);
+  EXPECT_EQ(saveSlot(decoder, 2), idle);
+  std::vector<int64_t> none;
+  Batch empty({}, 1);
+  std::vector<decayrt_tensor> tensors = empty.tensors(true);
+  std::vector<std::vector<unsigned char>> before = snapshot(decoder);
+  EXPECT_EQ(decayrt_decoder_step(decoder, none.data(), 0, tensors.data(), tensors.size()),
+            DECAYRT_OK)
+      << decayrt_last_error();
+  EXPECT_EQ(snapshot(decoder), before);
+}
+
+TEST_F(Decoding, ResetSlotStartsOver) {
+  Sequence a(4, 80), b(4, 90);
+  std::vector<float> eb = forwardOutputs(full, true, b);
+  std::vector<unsigned char> empty = saveSlot(decoder, 2);
+  prefill(decoder, 2, a, 0, 4);
+  EXPECT_NE(saveSlot(decoder, 2), empty);
+  ASSERT_EQ(decayrt_decoder_reset(decoder, 2), DECAYRT_OK);
+  EXPECT_EQ(saveSlot(decoder, 2), empty);
+  EXPECT_EQ(prefill(decoder, 2, b, 0, 2), tokens(eb, 0, 2));
+  EXPECT_EQ(step(decoder, {{2, &b, 2}})[0], tokens(eb, 2));
+  expectError(decayrt_decoder_reset(decoder, kSlots), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_reset: slot 4 is not a slot of the decoder (it has 4: 0 to 3)");
+}
+
+TEST_F(Decoding, SavedSlotContinuesIdenticallyWhereRestored) {
+  Sequence sequence(10, 100);
+  std::vector<float> expected = forwardOutputs(full, true, sequence);
+  prefill(decoder, 0, sequence, 0, 4);
+  step(decoder, {{0, &sequence, 4}});
+  std::vector<unsigned char> bytes = saveSlot(decoder, 0);
+  ASSERT_EQ(decayrt_decoder_restore(decoder, 3, bytes.data(), bytes.size()), DECAYRT_OK)
+      << decayrt_last_error();
+  EXPECT_EQ(positionOf(decoder, 3), 5);
+  decayrt_decoder *other = nullptr;
+  ASSERT_EQ(decayrt_decoder_create(full, 1, kH, kK, kV, &other), DECAYRT_OK);
+  ASSERT_EQ(decayrt_decoder_restore(other, 0, bytes.data(), bytes.size()), DECAYRT_OK)
+      << decayrt_last_error();
+  for (int64_t t = 5; t < 10; ++t) {
+    auto outputs = step(decoder, {{3, &sequence, t}, {0, &sequence, t}});
+    EXPECT_EQ(outputs[0], tokens(expected, t));
+    EXPECT_EQ(outputs[1], tokens(expected, t));
+    EXPECT_EQ(step(other, {{0, &sequence, t}})[0], tokens(expected, t));
+  }
+  EXPECT_EQ(saveSlot(decoder, 3), saveSlot(decoder, 0));
+  // The C++ wrapper saves and restores the same bytes.
+  decayrt::Package package;
+  ASSERT_EQ(package.load(*fullPath), DECAYRT_OK);
+  decayrt::Decoder wrapped;
+  ASSERT_EQ(wrapped.create(package, 2, kH, kK, kV), DECAYRT_OK) << decayrt_last_error();
+  ASSERT_EQ(wrapped.restore(1, bytes), DECAYRT_OK) << decayrt_last_error();
+  std::vector<unsigned char> again;
+  ASSERT_EQ(wrapped.save(1, again), DECAYRT_OK);
+  EXPECT_EQ(again, bytes);
+  int64_t position = 0;
+  EXPECT_EQ(wrapped.position(1, position), DECAYRT_OK);
+  EXPECT_EQ(position, 5);
+  decayrt_decoder_free(other);
+}
+
+TEST_F(Decoding, RestoreRejectsWhatIsNotThisDecodersStateAndKeepsTheSlot) {
+  Sequence sequence(6, 110);
+  prefill(decoder, 0, sequence, 0, 6);
+  std::vector<unsigned char> good = saveSlot(decoder, 0);
+  prefill(decoder, 1, sequence, 0, 2);
+  std::vector<std::vector<unsigned char>> before = snapshot(decoder);
+  auto expectRejected = [&](const std::vector<unsigned char> &bytes, const std::string &fragment) {
+    expectError(decayrt_decoder_restore(decoder, 1, bytes.data(), bytes.size()),
+                DECAYRT_ERROR_STATE, fragment);
+    EXPECT_EQ(snapshot(decoder), before);
+    EXPECT_EQ(positionOf(decoder, 1), 2);
+  };
+  for (size_t size : {size_t(0), size_t(5), size_t(8), size_t(11), size_t(30), good.size() / 2,
+                      good.size() - 9, good.size() - 1}) {
+    SCOPED_TRACE("truncated to " + std::to_string(size));
+    std::vector<unsigned char> cut(good.begin(), good.begin() + static_cast<long>(size));
+    expectRejected(cut, size < 8 ? "bad magic" : "truncated state: " + std::to_string(size) + " bytes end inside the");
+  }
+  std::vector<unsigned char> bytes = good;
+  bytes[0] = 'X';
+  expectRejected(bytes, "bad magic");
+  bytes = good;
+  bytes[8] = 2;
+  expectRejected(bytes, "format version 2, this decayrt reads version 1");
+  bytes = good;
+  bytes.push_back(0);
+  expectRejected(bytes, "1 bytes after the end of the state");
+  bytes = good;
+  bytes[good.size() - 12] ^= 1; // a value of the last state (then the 8-byte checksum)
+  expectRejected(bytes, "checksum mismatch");
+
+  // Another spec's name; the same spec with another scan init; other H, K, V.
+  auto savedBy = [&](decayrt_package *package, int64_t heads, int64_t keyDim, int64_t valueDim) {
+    decayrt_decoder *other = nullptr;
+    EXPECT_EQ(decayrt_decoder_create(package, 1, heads, keyDim, valueDim, &other), DECAYRT_OK)
+        << decayrt_last_error();
+    std::vector<unsigned char> saved = saveSlot(other, 0);
+    decayrt_decoder_free(other);
+    return saved;
+  };
+  expectRejected(savedBy(loadManifest(recurrenceManifest(true, "other")), kH, kK, kV),
+                 "the state is of spec @other, this decoder runs @full");
+  expectRejected(savedBy(loadManifest(recurrenceManifest(true, "", 0.25)), kH, kK, kV),
+                 "another recurrence @full: saved 'scans=c:0.25', this decoder's 'scans=c:0.5'");
+  expectRejected(savedBy(loadManifest(recurrenceManifest(false, "full")), kH, kK, kV),
+                 "saved 'granularity=constant_scalar', this decoder's 'granularity=scalar'");
+  expectRejected(savedBy(full, kH + 1, kK, kV), "H, K, V = 3, 4, 3, this decoder 2, 4, 3");
+  expectRejected(savedBy(full, kH, kK + 2, kV), "H, K, V = 2, 6, 3");
+  expectRejected(savedBy(full, kH, kK, kV + 1), "H, K, V = 2, 4, 4");
+  expectError(decayrt_decoder_restore(decoder, -1, good.data(), good.size()),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "slot -1 is not a slot");
+  EXPECT_EQ(snapshot(decoder), before);
+}
+
+TEST_F(Decoding, SaveReportsTheSizeAndNeverOverflowsTheBuffer) {
+  size_t size = 0;
+  ASSERT_EQ(decayrt_decoder_save(decoder, 0, nullptr, 0, &size), DECAYRT_OK);
+  std::vector<unsigned char> buffer(size + 4, 0xAB);
+  size_t reported = 0;
+  expectError(decayrt_decoder_save(decoder, 0, buffer.data(), size - 1, &reported),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "the buffer holds " + std::to_string(size - 1));
+  EXPECT_EQ(reported, size);
+  EXPECT_EQ(buffer, std::vector<unsigned char>(size + 4, 0xAB));
+  ASSERT_EQ(decayrt_decoder_save(decoder, 0, buffer.data(), buffer.size(), &reported), DECAYRT_OK);
+  EXPECT_EQ(reported, size);
+  EXPECT_EQ(std::memcmp(buffer.data(), "DCYSTATE", 8), 0);
+  EXPECT_EQ(buffer[size], 0xAB);
+  // state [2,4,3] + norm [2,4] + scan [2] in f32, and more than the header.
+  EXPECT_GT(size, (size_t)4 * (kH * kK * kV + kH * kK + kH));
+}
+
+TEST_F(Decoding, FailedStepsAndPrefillsChangeNoSlot) {
+  Sequence a(6, 120), b(6, 130);
+  prefill(decoder, 0, a, 0, 3);
+  prefill(decoder, 2, b, 0, 2);
+  std::vector<std::vector<unsigned char>> before = snapshot(decoder);
+  auto stepFails = [&](std::vector<int64_t> slots, std::function<void(Batch &, std::vector<decayrt_tensor> &)> mutate,
+                       decayrt_status status, const std::string &fragment, size_t batchRows = 0) {
+    std::vector<std::pair<const Sequence *, int64_t>> rows;
+    for (size_t i = 0; i < (batchRows ? batchRows : slots.size()); ++i)
+      rows.push_back({i % 2 ? &b : &a, 3});
+    Batch batch(rows, 1);
+    std::vector<decayrt_tensor> tensors = batch.tensors(true);
+    mutate(batch, tensors);
+    expectError(decayrt_decoder_step(decoder, slots.data(), slots.size(), tensors.data(),
+                                     tensors.size()),
+                status, fragment);
+    EXPECT_TRUE(batch.untouched());
+    EXPECT_EQ(snapshot(decoder), before);
+  };
+  auto keep = [](Batch &, std::vector<decayrt_tensor> &) {};
+  std::vector<float> state(kSlots * kH * kK * kV);
+  std::vector<int64_t> stateShape{kSlots, kH, kK, kV};
+  stepFails({0, 7}, keep, DECAYRT_ERROR_INVALID_ARGUMENT,
+            "decayrt_decoder_step: slots[1]: slot 7 is not a slot of the decoder");
+  stepFails({2, 0, 2}, keep, DECAYRT_ERROR_INVALID_ARGUMENT,
+            "slot 2 is in the batch twice (slots[0] and slots[2])");
+  stepFails({0, 1, 2, 3, 0}, keep, DECAYRT_ERROR_INVALID_ARGUMENT,
+            "a batch of 5 sequences, but the decoder has 4 slots");
+  stepFails({0, 2}, [](Batch &, auto &t) { t.erase(t.begin() + 3); },
+            DECAYRT_ERROR_MISSING_TENSOR, "missing output 'o'");
+  stepFails({0, 2}, [](Batch &, auto &t) { t.erase(t.begin() + 4); },
+            DECAYRT_ERROR_MISSING_TENSOR, "missing tensor 'dt'");
+  stepFails({0, 2}, [](Batch &x, auto &t) { t[3].data = x.q.data(); },
+            DECAYRT_ERROR_ALIASING, "output 'o' overlaps tensor 'q'");
+  stepFails({0, 2}, [](Batch &x, auto &t) { x.qShape[1] = 2; t[0].shape = x.qShape.data(); },
+            DECAYRT_ERROR_SHAPE,
+            "decayrt_decoder_step: tensor 'q': expected shape [2, 1, 2, 4] (2 sequences, one "
+            "token, the decoder's H, K), got [2, 2, 2, 4]");
+  stepFails({0, 2}, [](Batch &x, auto &t) { x.vShape[3] = 5; t[2].shape = x.vShape.data(); },
+            DECAYRT_ERROR_SHAPE, "tensor 'v': expected shape [2, 1, 2, 3]");
+  stepFails({0}, keep, DECAYRT_ERROR_SHAPE, "tensor 'q': expected shape [1, 1, 2, 4]", 2);
+  stepFails({0, 2}, [&](Batch &, auto &t) { t.push_back(view("state", state, stateShape)); },
+            DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'state' is the decoder's own");
+  stepFails({0, 2}, [&](Batch &, auto &t) { t.push_back(view("positions", state, stateShape)); },
+            DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'positions' is the decoder's own");
+
+  auto prefillFails = [&](int64_t slot, const Sequence &sequence, int64_t rows,
+                          std::function<void(Batch &, std::vector<decayrt_tensor> &)> mutate,
+                          decayrt_status status, const std::string &fragment) {
+    std::vector<std::pair<const Sequence *, int64_t>> slices(rows, {&sequence, 0});
+    Batch batch(slices, 2);
+    std::vector<decayrt_tensor> tensors = batch.tensors(true);
+    mutate(batch, tensors);
+    expectError(decayrt_decoder_prefill(decoder, slot, tensors.data(), tensors.size()), status,
+                fragment);
+    EXPECT_TRUE(batch.untouched());
+    EXPECT_EQ(snapshot(decoder), before);
+  };
+  std::vector<float> h(kH * kK * kV);
+  std::vector<int64_t> hShape{1, kH, kK, kV};
+  for (int64_t slot : {1, 0}) { // the forward path and the step path
+    SCOPED_TRACE("slot " + std::to_string(slot));
+    prefillFails(slot, a, 2, keep, DECAYRT_ERROR_SHAPE,
+                 "decayrt_decoder_prefill: tensor 'q': expected shape [1, 2, 2, 4] (1 sequence, T "
+                 "tokens, the decoder's H, K)");
+    prefillFails(slot, a, 1, [&](Batch &, auto &t) { t.push_back(view("h0", h, hShape)); },
+                 DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'h0' is the decoder's own");
+    prefillFails(slot, a, 1, [&](Batch &, auto &t) { t.push_back(view("scan_c_ht", h, hShape)); },
+                 DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'scan_c_ht' is the decoder's own");
+    prefillFails(slot, a, 1, [](Batch &x, auto &t) { x.dtShape[1] = 3; t[4].shape = x.dtShape.data(); },
+                 DECAYRT_ERROR_SHAPE, "tensor 'dt': expected shape [1, 2, 2]");
+    prefillFails(slot, a, 1, [](Batch &, auto &t) { t.erase(t.begin() + 5); },
+                 DECAYRT_ERROR_MISSING_TENSOR, "missing tensor 'A'");
+    prefillFails(slot, a, 1, [](Batch &x, auto &t) { t[3].data = x.v.data(); },
+                 DECAYRT_ERROR_ALIASING, "output 'o' overlaps tensor 'v'");
+  }
+  prefillFails(kSlots, a, 1, keep, DECAYRT_ERROR_INVALID_ARGUMENT,
+               "decayrt_decoder_prefill: slot 4 is not a slot of the decoder");
+  EXPECT_EQ(positionOf(decoder, 0), 3);
+  EXPECT_EQ(positionOf(decoder, 2), 2);
+}
+
+TEST_F(Decoding, CreateChecksThePackageAndSizes) {
+  decayrt_decoder *made = reinterpret_cast<decayrt_decoder *>(&made); // must be reset
+  expectError(decayrt_decoder_create(nullptr, 1, kH, kK, kV, &made),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_create: package is NULL");
+  EXPECT_EQ(made, nullptr);
+  expectError(decayrt_decoder_create(full, 1, kH, kK, kV, nullptr),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "out is NULL");
+  expectError(decayrt_decoder_create(full, 0, kH, kK, kV, &made), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "must be at least 1, got 0, 2, 4, 3");
+  expectError(decayrt_decoder_create(full, 2, kH, 3, kV, &made), DECAYRT_ERROR_SHAPE,
+              "RoPE needs an even key_dim, got 3");
+  expectError(decayrt_decoder_create(full, INT64_MAX / 2, kH, kK, kV, &made), DECAYRT_ERROR_SHAPE,
+              "is too large");
+  json fixed = recurrenceManifest(false);
+  fixed["spec"]["key_dim"] = 8;
+  expectError(decayrt_decoder_create(loadManifest(fixed), 2, kH, kK, kV, &made),
+              DECAYRT_ERROR_SHAPE, "fixes key_dim = 8, value_dim = any, got 4, 3");
+  json forwardOnly = recurrenceManifest(true);
+  forwardOnly["kernels"].erase(1);
+  expectError(decayrt_decoder_create(loadManifest(forwardOnly), 2, kH, kK, kV, &made),
+              DECAYRT_ERROR_UNSUPPORTED, "has no cpu kernel for the step entry");
+  json noScanState = recurrenceManifest(true);
+  noScanState["kernels"][1]["arguments"].erase(9);
+  expectError(decayrt_decoder_create(loadManifest(noScanState), 2, kH, kK, kV, &made),
+              DECAYRT_ERROR_UNSUPPORTED, "the step kernel lacks the state cache 'scan_c_state'");
+  json noNormFinal = recurrenceManifest(true);
+  noNormFinal["kernels"][0]["arguments"].erase(11);
+  expectError(decayrt_decoder_create(loadManifest(noNormFinal), 2, kH, kK, kV, &made),
+              DECAYRT_ERROR_UNSUPPORTED,
+              "the forward lacks the f32 states 'norm_h0' and 'norm_ht' [N, H, K]");
+  json strangeScan = recurrenceManifest(true);
+  strangeScan["kernels"][1]["arguments"][9]["name"] = "scan_d_state";
+  expectError(decayrt_decoder_create(loadManifest(strangeScan), 2, kH, kK, kV, &made),
+              DECAYRT_ERROR_UNSUPPORTED, "'scan_d_state' names no scan of the spec");
+  EXPECT_EQ(made, nullptr);
+}
+
+TEST_F(Decoding, NullArgumentsAreErrors) {
+  int64_t position = 0, slot = 0;
+  size_t size = 0;
+  unsigned char byte = 0;
+  Sequence sequence(1, 140);
+  Batch batch({{&sequence, 0}}, 1);
+  std::vector<decayrt_tensor> tensors = batch.tensors(true);
+  const std::string null = "is NULL";
+  expectError(decayrt_decoder_reset(nullptr, 0), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_reset: decoder is NULL");
+  expectError(decayrt_decoder_prefill(nullptr, 0, tensors.data(), tensors.size()),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_prefill: decoder is NULL");
+  expectError(decayrt_decoder_prefill(decoder, 0, nullptr, 3), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_prefill: tensors is NULL");
+  expectError(decayrt_decoder_step(nullptr, &slot, 1, tensors.data(), tensors.size()),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_step: decoder is NULL");
+  expectError(decayrt_decoder_step(decoder, nullptr, 1, tensors.data(), tensors.size()),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_step: slots is NULL");
+  expectError(decayrt_decoder_step(decoder, &slot, 1, nullptr, 2),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_step: tensors is NULL");
+  expectError(decayrt_decoder_position(nullptr, 0, &position), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_position: decoder is NULL");
+  expectError(decayrt_decoder_position(decoder, 0, nullptr), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_position: position is NULL");
+  expectError(decayrt_decoder_position(decoder, 9, &position), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "slot 9 is not a slot");
+  expectError(decayrt_decoder_save(nullptr, 0, nullptr, 0, &size), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_save: decoder is NULL");
+  expectError(decayrt_decoder_save(decoder, 0, nullptr, 0, nullptr),
+              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_save: size is NULL");
+  expectError(decayrt_decoder_restore(nullptr, 0, &byte, 1), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_restore: decoder is NULL");
+  expectError(decayrt_decoder_restore(decoder, 0, nullptr, 1), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_restore: bytes is NULL");
+  decayrt_decoder_free(nullptr);
+  EXPECT_STREQ(decayrt_status_name(DECAYRT_ERROR_STATE), "ERROR_STATE");
+  EXPECT_EQ(positionOf(decoder, 0), 0);
 }
