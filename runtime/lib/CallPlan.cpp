@@ -115,8 +115,8 @@ Error resolveStateSlots(const Kernel &kernel, const TensorMap &tensors, Sizes &s
   if (Error error = checkRankAndShapePointer(state); !error.ok())
     return error;
   if (state.rank != 4 || state.shape[0] < 0)
-    return fail(DECAYRT_ERROR_SHAPE, "tensor 'state': expected shape [S, H, K, V], got " +
-                                         formatShape(shapeOf(state)));
+    return fail(DECAYRT_ERROR_SHAPE,
+                "tensor 'state': expected shape [S, H, K, V], got " + formatShape(shapeOf(state)));
   sizes.S = state.shape[0];
   return Error::success();
 }
@@ -144,9 +144,9 @@ Error checkStepValues(const Plan &plan, const TensorMap &tensors) {
     if (positions[b] < 0 || positions[b] > INT64_MAX - sizes.T)
       return fail(DECAYRT_ERROR_INVALID_ARGUMENT,
                   "tensor 'positions': positions" + at + std::to_string(positions[b]) +
-                      (positions[b] < 0 ? " is negative"
-                                        : " overflows when advanced by T = " +
-                                              std::to_string(sizes.T)));
+                      (positions[b] < 0
+                           ? " is negative"
+                           : " overflows when advanced by T = " + std::to_string(sizes.T)));
   }
   return Error::success();
 }
@@ -282,7 +282,6 @@ Error bindArguments(const Spec &spec, const Kernel &kernel, const TensorMap &ten
   }
   return Error::success();
 }
-
 
 } // namespace
 

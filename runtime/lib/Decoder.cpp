@@ -115,8 +115,7 @@ Error describeComponents(decayrt_decoder &decoder) {
 }
 
 /// `name:dims` of each tensor, comma-separated.
-template <typename List, typename Dims>
-std::string listOf(const List &list, Dims dimsOf) {
+template <typename List, typename Dims> std::string listOf(const List &list, Dims dimsOf) {
   std::string text;
   for (const auto &item : list)
     text += (text.empty() ? "" : ",") + item.name + ":" + dimsOf(item);
@@ -140,8 +139,8 @@ std::string describeRecurrence(const decayrt_decoder &decoder) {
          ";normalizer=" + flag(spec.normalizer) + ";derived_key=" + flag(spec.derivedKey) +
          ";rope=" + flag(spec.rope) + ";dtype=" + dtypeName(q->dtype) +
          ";inputs=" + listOf(spec.inputs, declaredDims) +
-         ";params=" + listOf(spec.params, declaredDims) + ";scans=" + scans + ";states=" +
-         listOf(decoder.components, [](const CacheComponent &c) { return c.dims; });
+         ";params=" + listOf(spec.params, declaredDims) + ";scans=" + scans +
+         ";states=" + listOf(decoder.components, [](const CacheComponent &c) { return c.dims; });
 }
 
 /// Makes a decoder of `slots` empty sequences on the package's forward and step kernels.
@@ -152,15 +151,16 @@ Error create(const decayrt_package *package, int64_t slots, int64_t heads, int64
   if (slots < 1 || heads < 1 || keyDim < 1 || valueDim < 1)
     return fail(DECAYRT_ERROR_INVALID_ARGUMENT,
                 "decayrt_decoder_create: slots, heads, key_dim and value_dim must be at least 1, "
-                "got " + std::to_string(slots) + ", " + std::to_string(heads) + ", " +
+                "got " +
+                    std::to_string(slots) + ", " + std::to_string(heads) + ", " +
                     std::to_string(keyDim) + ", " + std::to_string(valueDim));
   const Spec &spec = package->manifest.spec;
   if ((spec.keyDim && *spec.keyDim != keyDim) || (spec.valueDim && *spec.valueDim != valueDim))
     return fail(DECAYRT_ERROR_SHAPE,
-                "decayrt_decoder_create: the spec @" + spec.name + " fixes key_dim = " +
-                    (spec.keyDim ? std::to_string(*spec.keyDim) : "any") + ", value_dim = " +
-                    (spec.valueDim ? std::to_string(*spec.valueDim) : "any") + ", got " +
-                    std::to_string(keyDim) + ", " + std::to_string(valueDim));
+                "decayrt_decoder_create: the spec @" + spec.name +
+                    " fixes key_dim = " + (spec.keyDim ? std::to_string(*spec.keyDim) : "any") +
+                    ", value_dim = " + (spec.valueDim ? std::to_string(*spec.valueDim) : "any") +
+                    ", got " + std::to_string(keyDim) + ", " + std::to_string(valueDim));
   if (spec.rope && keyDim % 2)
     return fail(DECAYRT_ERROR_SHAPE, "decayrt_decoder_create: RoPE needs an even key_dim, got " +
                                          std::to_string(keyDim));
@@ -169,10 +169,10 @@ Error create(const decayrt_package *package, int64_t slots, int64_t heads, int64
   decoder->forward = package->findKernel("forward");
   decoder->step = package->findKernel("step");
   if (!decoder->forward || !decoder->step)
-    return fail(DECAYRT_ERROR_UNSUPPORTED,
-                "decayrt_decoder_create: package @" + spec.name + " has no cpu kernel for the " +
-                    (decoder->forward ? "step" : "forward") +
-                    " entry; the decoder needs both forward and step");
+    return fail(DECAYRT_ERROR_UNSUPPORTED, "decayrt_decoder_create: package @" + spec.name +
+                                               " has no cpu kernel for the " +
+                                               (decoder->forward ? "step" : "forward") +
+                                               " entry; the decoder needs both forward and step");
   decoder->slots = slots;
   decoder->H = heads;
   decoder->K = keyDim;
@@ -216,8 +216,8 @@ struct CallTensors {
 /// slots, positions, cu_seqlens), and q [rows, T, H, K], v [rows, T, H, V]
 /// with the decoder's H, K, V (T == tokens unless tokens < 0; q and v are
 /// checked further, and reported when absent, by the kernel's checks).
-Error checkCallTensors(const decayrt_decoder *decoder, const decayrt_tensor *tensors,
-                       size_t count, int64_t rows, int64_t tokens, const char *function) {
+Error checkCallTensors(const decayrt_decoder *decoder, const decayrt_tensor *tensors, size_t count,
+                       int64_t rows, int64_t tokens, const char *function) {
   if (!decoder)
     return fail(DECAYRT_ERROR_INVALID_ARGUMENT, std::string(function) + ": decoder is NULL");
   if (!tensors && count > 0)
@@ -271,8 +271,8 @@ Error prefillForward(decayrt_decoder &decoder, int64_t slot, CallTensors &call) 
     finals.emplace_back(static_cast<size_t>(component.slotElements));
     call.add(component.finalName.c_str(), finals.back().data(), DECAYRT_F32, std::move(shape));
   }
-  if (Error error = runCpuKernel(*decoder.package, *decoder.forward, call.list.data(),
-                                 call.list.size());
+  if (Error error =
+          runCpuKernel(*decoder.package, *decoder.forward, call.list.data(), call.list.size());
       !error.ok())
     return error;
   for (size_t i = 0; i < finals.size(); ++i)
@@ -295,8 +295,7 @@ Error runStep(decayrt_decoder &decoder, std::vector<int64_t> &slots, CallTensors
 }
 
 /// Runs a prompt of T tokens into `slot` (forward at position 0, else step).
-Error prefill(decayrt_decoder *decoder, int64_t slot, const decayrt_tensor *tensors,
-              size_t count) {
+Error prefill(decayrt_decoder *decoder, int64_t slot, const decayrt_tensor *tensors, size_t count) {
   const char *function = "decayrt_decoder_prefill";
   if (Error error = checkCallTensors(decoder, tensors, count, 1, -1, function); !error.ok())
     return error;
@@ -305,8 +304,8 @@ Error prefill(decayrt_decoder *decoder, int64_t slot, const decayrt_tensor *tens
   CallTensors call(tensors, count);
   std::vector<int64_t> slots = {slot};
   int64_t &position = decoder->positions[static_cast<size_t>(slot)];
-  Error error = position == 0 ? prefillForward(*decoder, slot, call)
-                              : runStep(*decoder, slots, call);
+  Error error =
+      position == 0 ? prefillForward(*decoder, slot, call) : runStep(*decoder, slots, call);
   if (!error.ok())
     return error;
   position += tokensOf(tensors, count);
@@ -324,8 +323,7 @@ Error step(decayrt_decoder *decoder, const int64_t *slots, size_t batch,
   if (batch > static_cast<uint64_t>(decoder->slots))
     return fail(DECAYRT_ERROR_INVALID_ARGUMENT,
                 std::string(function) + ": a batch of " + std::to_string(batch) +
-                    " sequences, but the decoder has " + std::to_string(decoder->slots) +
-                    " slots");
+                    " sequences, but the decoder has " + std::to_string(decoder->slots) + " slots");
   std::vector<int64_t> rows(slots, slots + batch);
   std::map<int64_t, size_t> rowOfSlot;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -339,8 +337,8 @@ Error step(decayrt_decoder *decoder, const int64_t *slots, size_t batch,
                       " is in the batch twice (slots[" + std::to_string(previous->second) +
                       "] and slots[" + std::to_string(i) + "])");
   }
-  if (Error error = checkCallTensors(decoder, tensors, count, static_cast<int64_t>(batch), 1,
-                                     function);
+  if (Error error =
+          checkCallTensors(decoder, tensors, count, static_cast<int64_t>(batch), 1, function);
       !error.ok())
     return error;
   CallTensors call(tensors, count);
@@ -365,14 +363,13 @@ Error decayrt::detail::checkSlot(const decayrt_decoder &decoder, int64_t slot,
 
 void decayrt::detail::resetSlot(decayrt_decoder &decoder, int64_t slot) {
   for (CacheComponent &component : decoder.components)
-    std::fill(component.slot(slot), component.slot(slot) + component.slotElements,
-              component.init);
+    std::fill(component.slot(slot), component.slot(slot) + component.slotElements, component.init);
   decoder.positions[static_cast<size_t>(slot)] = 0;
 }
 
 extern "C" decayrt_status decayrt_decoder_create(decayrt_package *package, int64_t slots,
-                                                 int64_t heads, int64_t key_dim,
-                                                 int64_t value_dim, decayrt_decoder **out) {
+                                                 int64_t heads, int64_t key_dim, int64_t value_dim,
+                                                 decayrt_decoder **out) {
   if (out)
     *out = nullptr;
   return guarded("decayrt_decoder_create", [&] {
@@ -401,8 +398,7 @@ extern "C" decayrt_status decayrt_decoder_reset(decayrt_decoder *decoder, int64_
 
 extern "C" decayrt_status decayrt_decoder_prefill(decayrt_decoder *decoder, int64_t slot,
                                                   const decayrt_tensor *tensors, size_t count) {
-  return guarded("decayrt_decoder_prefill",
-                 [&] { return prefill(decoder, slot, tensors, count); });
+  return guarded("decayrt_decoder_prefill", [&] { return prefill(decoder, slot, tensors, count); });
 }
 
 extern "C" decayrt_status decayrt_decoder_step(decayrt_decoder *decoder, const int64_t *slots,

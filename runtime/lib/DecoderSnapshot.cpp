@@ -71,9 +71,9 @@ struct Reader {
   size_t size, at = 0;
 
   Error truncated(const char *what) const {
-    return fail(DECAYRT_ERROR_STATE, "decayrt_decoder_restore: truncated state: " +
-                                         std::to_string(size) + " bytes end inside the " + what +
-                                         " at byte " + std::to_string(at));
+    return fail(DECAYRT_ERROR_STATE,
+                "decayrt_decoder_restore: truncated state: " + std::to_string(size) +
+                    " bytes end inside the " + what + " at byte " + std::to_string(at));
   }
   Error unsignedValue(uint64_t &value, int width, const char *what) {
     if (size - at < static_cast<size_t>(width))
@@ -155,9 +155,9 @@ Error readHeader(const decayrt_decoder &decoder, Reader &in, int64_t &position) 
       return error;
   if (sizes[0] != decoder.H || sizes[1] != decoder.K || sizes[2] != decoder.V)
     return mismatch("the state has H, K, V = " + std::to_string(sizes[0]) + ", " +
-                    std::to_string(sizes[1]) + ", " + std::to_string(sizes[2]) +
-                    ", this decoder " + std::to_string(decoder.H) + ", " +
-                    std::to_string(decoder.K) + ", " + std::to_string(decoder.V));
+                    std::to_string(sizes[1]) + ", " + std::to_string(sizes[2]) + ", this decoder " +
+                    std::to_string(decoder.H) + ", " + std::to_string(decoder.K) + ", " +
+                    std::to_string(decoder.V));
   if (Error error = in.i64(position, "position"); !error.ok())
     return error;
   if (position < 0)

@@ -115,8 +115,7 @@ bool checkArgumentDims(Reader &reader, const std::string &where, const Kernel &k
       return reader.fail(where + ".dims", "unknown dim '" + std::string(1, dim) + "' in '" +
                                               argument.dims + "' (expected letters of BTHKVNS)");
   bool slotted = argument.dims[0] == 'S';
-  if (argument.dims.find('S', 1) != std::string::npos ||
-      slotted != (argument.role == Role::Inout))
+  if (argument.dims.find('S', 1) != std::string::npos || slotted != (argument.role == Role::Inout))
     return reader.fail(where + ".dims", "'" + argument.dims +
                                             "': S (the state slots) is the first dim of the "
                                             "inout state caches, and only theirs");
@@ -138,12 +137,14 @@ bool checkArgumentDtype(Reader &reader, const std::string &where, const Kernel &
   bool slotsOrPositions = kernel.isStep() && argument.role == Role::Input &&
                           isOneOf(argument.name, {"slots", "positions"}) && argument.dims == "B";
   bool integer = argument.role == Role::Sequences || slotsOrPositions;
-  if (integer != (argument.dtype == DECAYRT_I64))
-    return reader.fail(where + ".dtype",
-                       argument.role == Role::Sequences ? "the sequence table is i64"
-                       : integer ? "'" + argument.name + "' (dims B) is i64"
-                                 : "only the sequence table and a step kernel's slots and "
-                                   "positions (dims B) are i64");
+  if (integer != (argument.dtype == DECAYRT_I64)) {
+    if (argument.role == Role::Sequences)
+      return reader.fail(where + ".dtype", "the sequence table is i64");
+    if (integer)
+      return reader.fail(where + ".dtype", "'" + argument.name + "' (dims B) is i64");
+    return reader.fail(where + ".dtype", "only the sequence table and a step kernel's slots and "
+                                         "positions (dims B) are i64");
+  }
   if (argument.role == Role::Inout && argument.dtype != DECAYRT_F32)
     return reader.fail(where + ".dtype", "state caches are f32");
   return true;
@@ -211,10 +212,10 @@ bool checkStepArguments(Reader &reader, const std::string &where, const Kernel &
                        "a step kernel takes the inout state cache 'state' (dims SHKV, dtype f32)");
   for (const Argument &argument : kernel.arguments) {
     const std::string suffix = "_state";
-    bool named = argument.name == "state" ||
-                 (argument.name.size() > suffix.size() &&
-                  argument.name.compare(argument.name.size() - suffix.size(), suffix.size(),
-                                        suffix) == 0);
+    bool named =
+        argument.name == "state" ||
+        (argument.name.size() > suffix.size() &&
+         argument.name.compare(argument.name.size() - suffix.size(), suffix.size(), suffix) == 0);
     if (argument.role == Role::Inout && !named)
       return reader.fail(where + ".arguments", "inout argument '" + argument.name +
                                                    "' is not named state or <name>_state");
@@ -238,9 +239,9 @@ bool checkKernelArguments(Reader &reader, const std::string &where, const Kernel
     hasV |= isSizeSource("v", "BTHV");
   }
   if (sequenceTables != (kernel.isStep() ? 0 : 1))
-    return reader.fail(where + ".arguments", kernel.isStep()
-                                                 ? "a step kernel has no argument of role sequences"
-                                                 : "expected exactly one argument of role sequences");
+    return reader.fail(where + ".arguments",
+                       kernel.isStep() ? "a step kernel has no argument of role sequences"
+                                       : "expected exactly one argument of role sequences");
   if (!hasQ || !hasV)
     return reader.fail(where + ".arguments",
                        "expected required inputs q (dims BTHK) and v (dims BTHV)");
@@ -290,8 +291,8 @@ bool readKernel(Reader &reader, const json &item, const std::string &where, Kern
     return reader.fail(where + ".target",
                        "unknown target '" + kernel.target + "' (expected cpu, sm_XY or simt)");
   if (gpu && kernel.isStep())
-    return reader.fail(where + ".target", "step kernels run on the cpu only, got target '" +
-                                              kernel.target + "'");
+    return reader.fail(where + ".target",
+                       "step kernels run on the cpu only, got target '" + kernel.target + "'");
   if (!(gpu ? readGpuModule(reader, item, where, capability, kernel)
             : readCpuKernel(reader, item, where, kernel)))
     return false;

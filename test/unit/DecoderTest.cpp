@@ -149,8 +149,8 @@ json specOf(const std::string &name, bool full, double scanInit = 0.5) {
 
 /// A CPU kernel item.
 json cpuKernel(const char *entry, const std::string &symbol, const json &arguments) {
-  return {{"entry", entry},   {"target", "cpu"},      {"symbol", symbol},
-          {"cpu", "native"},  {"threads", "openmp"}, {"arguments", arguments}};
+  return {{"entry", entry},  {"target", "cpu"},     {"symbol", symbol},
+          {"cpu", "native"}, {"threads", "openmp"}, {"arguments", arguments}};
 }
 
 json forwardArguments(bool full) {
@@ -170,15 +170,16 @@ json forwardArguments(bool full) {
 }
 
 json stepArguments(bool full) {
-  json arguments = {argument("q", "BTHK", "input"),         argument("k", "BTHK", "input"),
-                    argument("v", "BTHV", "input"),         argument("slots", "B", "input", "i64"),
+  json arguments = {argument("q", "BTHK", "input"), argument("k", "BTHK", "input"),
+                    argument("v", "BTHV", "input"), argument("slots", "B", "input", "i64"),
                     argument("positions", "B", "input", "i64")};
   if (full)
     for (json more : {argument("dt", "BTH", "input"), argument("A", "H", "input")})
       arguments.push_back(more);
   arguments.push_back(argument("state", "SHKV", "inout"));
   if (full)
-    for (json more : {argument("norm_state", "SHK", "inout"), argument("scan_c_state", "SH", "inout")})
+    for (json more :
+         {argument("norm_state", "SHK", "inout"), argument("scan_c_state", "SH", "inout")})
       arguments.push_back(more);
   arguments.push_back(argument("o", "BTHV", "output"));
   return arguments;
@@ -191,8 +192,9 @@ json recurrenceManifest(bool full, const std::string &name = "", double scanInit
   return {{"format", "decayc-package"},
           {"version", 1},
           {"spec", specOf(name.empty() ? kind : name, full, scanInit)},
-          {"kernels", {cpuKernel("forward", "fake_" + kind + "_forward", forwardArguments(full)),
-                       cpuKernel("step", "fake_" + kind + "_step", stepArguments(full))}}};
+          {"kernels",
+           {cpuKernel("forward", "fake_" + kind + "_forward", forwardArguments(full)),
+            cpuKernel("step", "fake_" + kind + "_step", stepArguments(full))}}};
 }
 
 PackageTemplate &recurrenceKernels() {
@@ -231,8 +233,9 @@ struct Batch {
   std::vector<float> q, k, v, dt, A{0.7f, 1.3f}, o;
 
   Batch(const std::vector<std::pair<const Sequence *, int64_t>> &slices, int64_t tokens)
-      : rows(static_cast<int64_t>(slices.size())), T(tokens), qShape{rows, T, kH, kK},
-        vShape{rows, T, kH, kV}, dtShape{rows, T, kH}, o(rows * T * kH * kV, kSentinel) {
+      : rows(static_cast<int64_t>(slices.size())),
+        T(tokens), qShape{rows, T, kH, kK}, vShape{rows, T, kH, kV}, dtShape{rows, T, kH},
+        o(rows * T * kH * kV, kSentinel) {
     for (const auto &[sequence, first] : slices) {
       gather(sequence->q, first, kH * kK, q);
       gather(sequence->k, first, kH * kK, k);
@@ -333,7 +336,8 @@ class Decoding : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
     directory = new TempDir;
-    fullPath = new std::string(recurrenceKernels().build(*directory, recurrenceManifest(true).dump()));
+    fullPath =
+        new std::string(recurrenceKernels().build(*directory, recurrenceManifest(true).dump()));
     plainPath =
         new std::string(recurrenceKernels().build(*directory, recurrenceManifest(false).dump()));
   }
@@ -376,7 +380,8 @@ protected:
 
   /// One step of rows (slot, sequence, token); the outputs, row after row.
   std::vector<std::vector<float>>
-  step(decayrt_decoder *into, const std::vector<std::tuple<int64_t, const Sequence *, int64_t>> &rows,
+  step(decayrt_decoder *into,
+       const std::vector<std::tuple<int64_t, const Sequence *, int64_t>> &rows,
        bool isFull = true) {
     std::vector<int64_t> slots;
     std::vector<std::pair<const Sequence *, int64_t>> slices;
@@ -386,9 +391,9 @@ protected:
     }
     Batch batch(slices, 1);
     std::vector<decayrt_tensor> tensors = batch.tensors(isFull);
-    EXPECT_EQ(decayrt_decoder_step(into, slots.data(), slots.size(), tensors.data(),
-                                   tensors.size()),
-              DECAYRT_OK)
+    EXPECT_EQ(
+        decayrt_decoder_step(into, slots.data(), slots.size(), tensors.data(), tensors.size()),
+        DECAYRT_OK)
         << decayrt_last_error();
     std::vector<std::vector<float>> outputs;
     for (int64_t r = 0; r < batch.rows; ++r)
@@ -451,7 +456,8 @@ TEST_F(Decoding, StepEntryAdvancesTheRowsSlotsLikeAForward) {
   StepCall call;
   call.positions = {0, 0};
   for (int64_t slot : {0, 2}) { // the two rows' slots start empty
-    std::fill(call.state.begin() + slot * kH * kK * kV, call.state.begin() + (slot + 1) * kH * kK * kV, 0.0f);
+    std::fill(call.state.begin() + slot * kH * kK * kV,
+              call.state.begin() + (slot + 1) * kH * kK * kV, 0.0f);
     std::fill(call.norm.begin() + slot * kH * kK, call.norm.begin() + (slot + 1) * kH * kK, 0.0f);
     std::fill(call.scan.begin() + slot * kH, call.scan.begin() + (slot + 1) * kH, 0.5f);
   }
@@ -494,16 +500,31 @@ TEST_F(Decoding, StepEntryChecksEverythingBeforeWriting) {
   std::vector<int32_t> narrow(2);
   std::vector<int64_t> cuShape{2}, narrowShape{2};
   std::vector<Case> cases = {
-      {"slot out of range", [](StepCall &c, auto &) { c.slots = {2, 9}; },
+      {"slot out of range",
+       [](StepCall &c, auto &) {
+         c.slots = {2, 9};
+       },
        DECAYRT_ERROR_INVALID_ARGUMENT,
        "tensor 'slots': slots[1] = 9 is not a slot of state [4, 2, 4, 3]"},
-      {"negative slot", [](StepCall &c, auto &) { c.slots = {-1, 0}; },
+      {"negative slot",
+       [](StepCall &c, auto &) {
+         c.slots = {-1, 0};
+       },
        DECAYRT_ERROR_INVALID_ARGUMENT, "slots[0] = -1 is not a slot"},
-      {"duplicate slots", [](StepCall &c, auto &) { c.slots = {3, 3}; },
+      {"duplicate slots",
+       [](StepCall &c, auto &) {
+         c.slots = {3, 3};
+       },
        DECAYRT_ERROR_INVALID_ARGUMENT, "tensor 'slots': slot 3 is used by rows 0 and 1"},
-      {"negative position", [](StepCall &c, auto &) { c.positions = {0, -4}; },
+      {"negative position",
+       [](StepCall &c, auto &) {
+         c.positions = {0, -4};
+       },
        DECAYRT_ERROR_INVALID_ARGUMENT, "tensor 'positions': positions[1] = -4 is negative"},
-      {"position overflows", [](StepCall &c, auto &) { c.positions = {INT64_MAX - 1, 0}; },
+      {"position overflows",
+       [](StepCall &c, auto &) {
+         c.positions = {INT64_MAX - 1, 0};
+       },
        DECAYRT_ERROR_INVALID_ARGUMENT, "overflows when advanced by T = 3"},
       {"missing state", [](StepCall &, auto &t) { t.erase(t.end() - 3); },
        DECAYRT_ERROR_MISSING_TENSOR, "missing tensor 'state': expected shape [S, H, K, V]"},
@@ -514,34 +535,56 @@ TEST_F(Decoding, StepEntryChecksEverythingBeforeWriting) {
       {"missing slots", [](StepCall &, auto &t) { t.erase(t.end() - 5); },
        DECAYRT_ERROR_MISSING_TENSOR, "missing tensor 'slots'"},
       {"state of another H",
-       [](StepCall &c, auto &t) { c.stateShape = {kSlots, kH + 1, kK, kV}; named(t, "state")->shape = c.stateShape.data(); },
+       [](StepCall &c, auto &t) {
+         c.stateShape = {kSlots, kH + 1, kK, kV};
+         named(t, "state")->shape = c.stateShape.data();
+       },
        DECAYRT_ERROR_SHAPE, "tensor 'state': expected shape [4, 2, 4, 3]"},
-      {"state of rank 3",
-       [](StepCall &, auto &t) { named(t, "state")->rank = 3; },
+      {"state of rank 3", [](StepCall &, auto &t) { named(t, "state")->rank = 3; },
        DECAYRT_ERROR_SHAPE, "tensor 'state': expected shape [S, H, K, V], got [4, 2, 4]"},
       {"norm state of other slots",
-       [](StepCall &c, auto &t) { c.normShape = {kSlots - 1, kH, kK}; named(t, "norm_state")->shape = c.normShape.data(); },
+       [](StepCall &c, auto &t) {
+         c.normShape = {kSlots - 1, kH, kK};
+         named(t, "norm_state")->shape = c.normShape.data();
+       },
        DECAYRT_ERROR_SHAPE, "tensor 'norm_state': expected shape [4, 2, 4]"},
       {"state f64",
-       [&wide](StepCall &, auto &t) { *named(t, "state") = decayrt_tensor{"state", wide.data(), DECAYRT_F64, 4, named(t, "state")->shape, nullptr}; },
+       [&wide](StepCall &, auto &t) {
+         *named(t, "state") = decayrt_tensor{
+             "state", wide.data(), DECAYRT_F64, 4, named(t, "state")->shape, nullptr};
+       },
        DECAYRT_ERROR_DTYPE, "tensor 'state': expected dtype f32, got f64"},
       {"slots i32",
-       [&narrow, &narrowShape](StepCall &, auto &t) { *named(t, "slots") = decayrt_tensor{"slots", narrow.data(), DECAYRT_I32, 1, narrowShape.data(), nullptr}; },
+       [&narrow, &narrowShape](StepCall &, auto &t) {
+         *named(t, "slots") =
+             decayrt_tensor{"slots", narrow.data(), DECAYRT_I32, 1, narrowShape.data(), nullptr};
+       },
        DECAYRT_ERROR_DTYPE, "tensor 'slots': expected dtype i64, got i32"},
       {"slots of another batch",
-       [](StepCall &c, auto &t) { c.rowShape = {3}; c.slots = {0, 1, 2}; c.positions = {0, 0, 0}; named(t, "slots")->data = c.slots.data(); named(t, "positions")->data = c.positions.data(); },
+       [](StepCall &c, auto &t) {
+         c.rowShape = {3};
+         c.slots = {0, 1, 2};
+         c.positions = {0, 0, 0};
+         named(t, "slots")->data = c.slots.data();
+         named(t, "positions")->data = c.positions.data();
+       },
        DECAYRT_ERROR_SHAPE, "tensor 'slots': expected shape [2]"},
-      {"state aliases o",
-       [](StepCall &c, auto &t) { named(t, "o")->data = c.state.data(); },
+      {"state aliases o", [](StepCall &c, auto &t) { named(t, "o")->data = c.state.data(); },
        DECAYRT_ERROR_ALIASING, "inout tensor 'state' overlaps output 'o'"},
       {"state aliases q",
-       [&big](StepCall &, auto &t) { named(t, "q")->data = big.data(); named(t, "state")->data = big.data() + 8; },
+       [&big](StepCall &, auto &t) {
+         named(t, "q")->data = big.data();
+         named(t, "state")->data = big.data() + 8;
+       },
        DECAYRT_ERROR_ALIASING, "inout tensor 'state' overlaps tensor 'q'"},
       {"norm state aliases state",
        [](StepCall &c, auto &t) { named(t, "norm_state")->data = c.state.data() + 4; },
        DECAYRT_ERROR_ALIASING, "inout tensor 'state' overlaps inout tensor 'norm_state'"},
       {"cu_seqlens",
-       [&narrow, &cuShape](StepCall &, auto &t) { t.push_back(decayrt_tensor{"cu_seqlens", narrow.data(), DECAYRT_I32, 1, cuShape.data(), nullptr}); },
+       [&narrow, &cuShape](StepCall &, auto &t) {
+         t.push_back(
+             decayrt_tensor{"cu_seqlens", narrow.data(), DECAYRT_I32, 1, cuShape.data(), nullptr});
+       },
        DECAYRT_ERROR_UNKNOWN_TENSOR, "unknown tensor 'cu_seqlens': the step of @full takes q, k"},
       {"h0", [](StepCall &c, auto &t) { t.push_back(view("h0", c.state, c.stateShape)); },
        DECAYRT_ERROR_UNKNOWN_TENSOR, "unknown tensor 'h0'"},
@@ -583,14 +626,17 @@ TEST_F(Decoding, MalformedStepManifestsAreRejected) {
       {"unknown entry", "kernels[1].entry: expected \"forward\", \"backward\" or \"step\"",
        [](json &m) { m["kernels"][1]["entry"] = "decode"; }},
       {"step with seqs", "kernels[1].arguments: a step kernel has no argument of role sequences",
-       [&](json &m) { stepArgs(m).insert(stepArgs(m).begin() + 5, argument("seqs", "N3", "sequences", "i64")); }},
+       [&](json &m) {
+         stepArgs(m).insert(stepArgs(m).begin() + 5, argument("seqs", "N3", "sequences", "i64"));
+       }},
       {"step without slots", "takes inputs slots and positions",
        [&](json &m) { stepArgs(m).erase(3); }},
       {"positions f32", "kernels[1].arguments[4].dtype: 'positions' (dims B) is i64",
        [&](json &m) { stepArgs(m)[4]["dtype"] = "f32"; }},
       {"step without state", "the inout state cache 'state'",
        [&](json &m) { stepArgs(m)[7]["name"] = "cache_state"; }},
-      {"inout in a forward", "kernels[0].arguments[10].role: role inout belongs to step kernels only",
+      {"inout in a forward",
+       "kernels[0].arguments[10].role: role inout belongs to step kernels only",
        [&](json &m) { forwardArgs(m)[10]["role"] = "inout"; }},
       {"S in an input", "kernels[1].arguments[5].dims",
        [&](json &m) { stepArgs(m)[5]["dims"] = "SH"; }},
@@ -763,7 +809,9 @@ TEST_F(Decoding, RestoreRejectsWhatIsNotThisDecodersStateAndKeepsTheSlot) {
                       good.size() - 9, good.size() - 1}) {
     SCOPED_TRACE("truncated to " + std::to_string(size));
     std::vector<unsigned char> cut(good.begin(), good.begin() + static_cast<long>(size));
-    expectRejected(cut, size < 8 ? "bad magic" : "truncated state: " + std::to_string(size) + " bytes end inside the");
+    expectRejected(cut, size < 8
+                            ? "bad magic"
+                            : "truncated state: " + std::to_string(size) + " bytes end inside the");
   }
   std::vector<unsigned char> bytes = good;
   bytes[0] = 'X';
@@ -823,7 +871,8 @@ TEST_F(Decoding, FailedStepsAndPrefillsChangeNoSlot) {
   prefill(decoder, 0, a, 0, 3);
   prefill(decoder, 2, b, 0, 2);
   std::vector<std::vector<unsigned char>> before = snapshot(decoder);
-  auto stepFails = [&](std::vector<int64_t> slots, std::function<void(Batch &, std::vector<decayrt_tensor> &)> mutate,
+  auto stepFails = [&](std::vector<int64_t> slots,
+                       std::function<void(Batch &, std::vector<decayrt_tensor> &)> mutate,
                        decayrt_status status, const std::string &fragment, size_t batchRows = 0) {
     std::vector<std::pair<const Sequence *, int64_t>> rows;
     for (size_t i = 0; i < (batchRows ? batchRows : slots.size()); ++i)
@@ -831,9 +880,9 @@ TEST_F(Decoding, FailedStepsAndPrefillsChangeNoSlot) {
     Batch batch(rows, 1);
     std::vector<decayrt_tensor> tensors = batch.tensors(true);
     mutate(batch, tensors);
-    expectError(decayrt_decoder_step(decoder, slots.data(), slots.size(), tensors.data(),
-                                     tensors.size()),
-                status, fragment);
+    expectError(
+        decayrt_decoder_step(decoder, slots.data(), slots.size(), tensors.data(), tensors.size()),
+        status, fragment);
     EXPECT_TRUE(batch.untouched());
     EXPECT_EQ(snapshot(decoder), before);
   };
@@ -846,23 +895,38 @@ TEST_F(Decoding, FailedStepsAndPrefillsChangeNoSlot) {
             "slot 2 is in the batch twice (slots[0] and slots[2])");
   stepFails({0, 1, 2, 3, 0}, keep, DECAYRT_ERROR_INVALID_ARGUMENT,
             "a batch of 5 sequences, but the decoder has 4 slots");
-  stepFails({0, 2}, [](Batch &, auto &t) { t.erase(t.begin() + 3); },
-            DECAYRT_ERROR_MISSING_TENSOR, "missing output 'o'");
-  stepFails({0, 2}, [](Batch &, auto &t) { t.erase(t.begin() + 4); },
-            DECAYRT_ERROR_MISSING_TENSOR, "missing tensor 'dt'");
-  stepFails({0, 2}, [](Batch &x, auto &t) { t[3].data = x.q.data(); },
-            DECAYRT_ERROR_ALIASING, "output 'o' overlaps tensor 'q'");
-  stepFails({0, 2}, [](Batch &x, auto &t) { x.qShape[1] = 2; t[0].shape = x.qShape.data(); },
-            DECAYRT_ERROR_SHAPE,
-            "decayrt_decoder_step: tensor 'q': expected shape [2, 1, 2, 4] (2 sequences, one "
-            "token, the decoder's H, K), got [2, 2, 2, 4]");
-  stepFails({0, 2}, [](Batch &x, auto &t) { x.vShape[3] = 5; t[2].shape = x.vShape.data(); },
-            DECAYRT_ERROR_SHAPE, "tensor 'v': expected shape [2, 1, 2, 3]");
+  stepFails(
+      {0, 2}, [](Batch &, auto &t) { t.erase(t.begin() + 3); }, DECAYRT_ERROR_MISSING_TENSOR,
+      "missing output 'o'");
+  stepFails(
+      {0, 2}, [](Batch &, auto &t) { t.erase(t.begin() + 4); }, DECAYRT_ERROR_MISSING_TENSOR,
+      "missing tensor 'dt'");
+  stepFails(
+      {0, 2}, [](Batch &x, auto &t) { t[3].data = x.q.data(); }, DECAYRT_ERROR_ALIASING,
+      "output 'o' overlaps tensor 'q'");
+  stepFails(
+      {0, 2},
+      [](Batch &x, auto &t) {
+        x.qShape[1] = 2;
+        t[0].shape = x.qShape.data();
+      },
+      DECAYRT_ERROR_SHAPE,
+      "decayrt_decoder_step: tensor 'q': expected shape [2, 1, 2, 4] (2 sequences, one "
+      "token, the decoder's H, K), got [2, 2, 2, 4]");
+  stepFails(
+      {0, 2},
+      [](Batch &x, auto &t) {
+        x.vShape[3] = 5;
+        t[2].shape = x.vShape.data();
+      },
+      DECAYRT_ERROR_SHAPE, "tensor 'v': expected shape [2, 1, 2, 3]");
   stepFails({0}, keep, DECAYRT_ERROR_SHAPE, "tensor 'q': expected shape [1, 1, 2, 4]", 2);
-  stepFails({0, 2}, [&](Batch &, auto &t) { t.push_back(view("state", state, stateShape)); },
-            DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'state' is the decoder's own");
-  stepFails({0, 2}, [&](Batch &, auto &t) { t.push_back(view("positions", state, stateShape)); },
-            DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'positions' is the decoder's own");
+  stepFails(
+      {0, 2}, [&](Batch &, auto &t) { t.push_back(view("state", state, stateShape)); },
+      DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'state' is the decoder's own");
+  stepFails(
+      {0, 2}, [&](Batch &, auto &t) { t.push_back(view("positions", state, stateShape)); },
+      DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'positions' is the decoder's own");
 
   auto prefillFails = [&](int64_t slot, const Sequence &sequence, int64_t rows,
                           std::function<void(Batch &, std::vector<decayrt_tensor> &)> mutate,
@@ -883,16 +947,25 @@ TEST_F(Decoding, FailedStepsAndPrefillsChangeNoSlot) {
     prefillFails(slot, a, 2, keep, DECAYRT_ERROR_SHAPE,
                  "decayrt_decoder_prefill: tensor 'q': expected shape [1, 2, 2, 4] (1 sequence, T "
                  "tokens, the decoder's H, K)");
-    prefillFails(slot, a, 1, [&](Batch &, auto &t) { t.push_back(view("h0", h, hShape)); },
-                 DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'h0' is the decoder's own");
-    prefillFails(slot, a, 1, [&](Batch &, auto &t) { t.push_back(view("scan_c_ht", h, hShape)); },
-                 DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'scan_c_ht' is the decoder's own");
-    prefillFails(slot, a, 1, [](Batch &x, auto &t) { x.dtShape[1] = 3; t[4].shape = x.dtShape.data(); },
-                 DECAYRT_ERROR_SHAPE, "tensor 'dt': expected shape [1, 2, 2]");
-    prefillFails(slot, a, 1, [](Batch &, auto &t) { t.erase(t.begin() + 5); },
-                 DECAYRT_ERROR_MISSING_TENSOR, "missing tensor 'A'");
-    prefillFails(slot, a, 1, [](Batch &x, auto &t) { t[3].data = x.v.data(); },
-                 DECAYRT_ERROR_ALIASING, "output 'o' overlaps tensor 'v'");
+    prefillFails(
+        slot, a, 1, [&](Batch &, auto &t) { t.push_back(view("h0", h, hShape)); },
+        DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'h0' is the decoder's own");
+    prefillFails(
+        slot, a, 1, [&](Batch &, auto &t) { t.push_back(view("scan_c_ht", h, hShape)); },
+        DECAYRT_ERROR_UNKNOWN_TENSOR, "tensor 'scan_c_ht' is the decoder's own");
+    prefillFails(
+        slot, a, 1,
+        [](Batch &x, auto &t) {
+          x.dtShape[1] = 3;
+          t[4].shape = x.dtShape.data();
+        },
+        DECAYRT_ERROR_SHAPE, "tensor 'dt': expected shape [1, 2, 2]");
+    prefillFails(
+        slot, a, 1, [](Batch &, auto &t) { t.erase(t.begin() + 5); }, DECAYRT_ERROR_MISSING_TENSOR,
+        "missing tensor 'A'");
+    prefillFails(
+        slot, a, 1, [](Batch &x, auto &t) { t[3].data = x.v.data(); }, DECAYRT_ERROR_ALIASING,
+        "output 'o' overlaps tensor 'v'");
   }
   prefillFails(kSlots, a, 1, keep, DECAYRT_ERROR_INVALID_ARGUMENT,
                "decayrt_decoder_prefill: slot 4 is not a slot of the decoder");
@@ -902,11 +975,11 @@ TEST_F(Decoding, FailedStepsAndPrefillsChangeNoSlot) {
 
 TEST_F(Decoding, CreateChecksThePackageAndSizes) {
   decayrt_decoder *made = reinterpret_cast<decayrt_decoder *>(&made); // must be reset
-  expectError(decayrt_decoder_create(nullptr, 1, kH, kK, kV, &made),
-              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_create: package is NULL");
+  expectError(decayrt_decoder_create(nullptr, 1, kH, kK, kV, &made), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_create: package is NULL");
   EXPECT_EQ(made, nullptr);
-  expectError(decayrt_decoder_create(full, 1, kH, kK, kV, nullptr),
-              DECAYRT_ERROR_INVALID_ARGUMENT, "out is NULL");
+  expectError(decayrt_decoder_create(full, 1, kH, kK, kV, nullptr), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "out is NULL");
   expectError(decayrt_decoder_create(full, 0, kH, kK, kV, &made), DECAYRT_ERROR_INVALID_ARGUMENT,
               "must be at least 1, got 0, 2, 4, 3");
   expectError(decayrt_decoder_create(full, 2, kH, 3, kV, &made), DECAYRT_ERROR_SHAPE,
@@ -955,8 +1028,8 @@ TEST_F(Decoding, NullArgumentsAreErrors) {
               DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_step: decoder is NULL");
   expectError(decayrt_decoder_step(decoder, nullptr, 1, tensors.data(), tensors.size()),
               DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_step: slots is NULL");
-  expectError(decayrt_decoder_step(decoder, &slot, 1, nullptr, 2),
-              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_step: tensors is NULL");
+  expectError(decayrt_decoder_step(decoder, &slot, 1, nullptr, 2), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_step: tensors is NULL");
   expectError(decayrt_decoder_position(nullptr, 0, &position), DECAYRT_ERROR_INVALID_ARGUMENT,
               "decayrt_decoder_position: decoder is NULL");
   expectError(decayrt_decoder_position(decoder, 0, nullptr), DECAYRT_ERROR_INVALID_ARGUMENT,
@@ -965,8 +1038,8 @@ TEST_F(Decoding, NullArgumentsAreErrors) {
               "slot 9 is not a slot");
   expectError(decayrt_decoder_save(nullptr, 0, nullptr, 0, &size), DECAYRT_ERROR_INVALID_ARGUMENT,
               "decayrt_decoder_save: decoder is NULL");
-  expectError(decayrt_decoder_save(decoder, 0, nullptr, 0, nullptr),
-              DECAYRT_ERROR_INVALID_ARGUMENT, "decayrt_decoder_save: size is NULL");
+  expectError(decayrt_decoder_save(decoder, 0, nullptr, 0, nullptr), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "decayrt_decoder_save: size is NULL");
   expectError(decayrt_decoder_restore(nullptr, 0, &byte, 1), DECAYRT_ERROR_INVALID_ARGUMENT,
               "decayrt_decoder_restore: decoder is NULL");
   expectError(decayrt_decoder_restore(decoder, 0, nullptr, 1), DECAYRT_ERROR_INVALID_ARGUMENT,

@@ -219,7 +219,8 @@ public:
   /// Saves `slot` into `bytes` (resized to fit; see decayrt_decoder_save).
   Status save(int64_t slot, std::vector<unsigned char> &bytes) const {
     size_t size = 0;
-    if (Status status = decayrt_decoder_save(handle_, slot, nullptr, 0, &size); status != DECAYRT_OK)
+    if (Status status = decayrt_decoder_save(handle_, slot, nullptr, 0, &size);
+        status != DECAYRT_OK)
       return status;
     bytes.resize(size);
     return decayrt_decoder_save(handle_, slot, bytes.data(), bytes.size(), &size);
