@@ -19,6 +19,8 @@ build/bin/decay-unittests --gtest_brief=1
 record "googletest" $?
 build/bin/decay-simt-tests --gtest_brief=1
 record "googletest-simt-emulator" $?
+build/bin/decay-decoder-tests --gtest_brief=1
+record "googletest-decoder" $?
 
 echo "== GoogleTest and the tools under ASan + UBSan"
 if scripts/setup.sh build-asan -DDECAY_SANITIZE=ON -DDECAY_ENABLE_FUZZER=OFF >build/asan-build.log 2>&1; then
@@ -28,6 +30,9 @@ if scripts/setup.sh build-asan -DDECAY_SANITIZE=ON -DDECAY_ENABLE_FUZZER=OFF >bu
   ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     build-asan/bin/decay-simt-tests --gtest_brief=1
   record "googletest-simt-emulator-asan-ubsan" $?
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    build-asan/bin/decay-decoder-tests --gtest_brief=1
+  record "googletest-decoder-asan-ubsan" $?
 else
   tail -n 30 build/asan-build.log
   record "googletest-asan-ubsan (build)" 1

@@ -2,6 +2,7 @@
 #include "CallPlan.h"
 
 #include "Dtype.h"
+#include "ManifestReader.h"
 #include "Package.h"
 #include "TensorCheck.h"
 
@@ -13,19 +14,20 @@ namespace {
 /// The caller's tensors by name.
 using TensorMap = std::map<std::string, const decayrt_tensor *>;
 
-/// The names `kernel` accepts from the caller, for messages: its tensors and cu_seqlens.
+/// The names `kernel` accepts from the caller, for messages: its tensors and
+/// cu_seqlens (not a step kernel's).
 std::string acceptedNames(const Kernel &kernel) {
   std::string names;
   for (const Argument &argument : kernel.arguments)
     if (argument.role != Role::Sequences)
-      names += argument.name + ", ";
-  return names + "cu_seqlens";
+      names += (names.empty() ? "" : ", ") + argument.name;
+  return kernel.isStep() ? names : names + ", cu_seqlens";
 }
 
 /// Whether the caller may pass a tensor called `name` to `kernel`.
 bool isAcceptedName(const Kernel &kernel, const std::string &name) {
   if (name == "cu_seqlens")
-    return true;
+    return !kernel.isStep();
   for (const Argument &argument : kernel.arguments)
     if (argument.role != Role::Sequences && argument.name == name)
       return true;
@@ -95,6 +97,57 @@ Error resolveSizes(const Spec &spec, const TensorMap &tensors, Sizes &sizes) {
   if (spec.rope && sizes.K % 2)
     return fail(DECAYRT_ERROR_SHAPE,
                 "tensor 'q': RoPE needs an even K, got K = " + std::to_string(sizes.K));
+  return Error::success();
+}
+
+/// Sets S, a step call's number of state slots, from the state cache `state`
+/// [S, H, K, V] (its full shape is checked with the other tensors).
+Error resolveStateSlots(const Kernel &kernel, const TensorMap &tensors, Sizes &sizes) {
+  if (!kernel.isStep())
+    return Error::success();
+  auto found = tensors.find("state");
+  if (found == tensors.end())
+    return fail(DECAYRT_ERROR_MISSING_TENSOR,
+                "missing tensor 'state': expected shape [S, H, K, V] = [S, " +
+                    std::to_string(sizes.H) + ", " + std::to_string(sizes.K) + ", " +
+                    std::to_string(sizes.V) + "]");
+  const decayrt_tensor &state = *found->second;
+  if (Error error = checkRankAndShapePointer(state); !error.ok())
+    return error;
+  if (state.rank != 4 || state.shape[0] < 0)
+    return fail(DECAYRT_ERROR_SHAPE,
+                "tensor 'state': expected shape [S, H, K, V], got " + formatShape(shapeOf(state)));
+  sizes.S = state.shape[0];
+  return Error::success();
+}
+
+/// Checks the values of a step call's slots and positions (already checked
+/// as i64 [B] host tensors): every slot in [0, S) and used by one row only,
+/// every position >= 0 and far enough from overflow to advance by T.
+Error checkStepValues(const Plan &plan, const TensorMap &tensors) {
+  const Sizes &sizes = plan.sizes;
+  const auto *slots = static_cast<const int64_t *>(tensors.at("slots")->data);
+  const auto *positions = static_cast<const int64_t *>(tensors.at("positions")->data);
+  std::map<int64_t, int64_t> rowOfSlot;
+  for (int64_t b = 0; b < sizes.B; ++b) {
+    std::string at = "[" + std::to_string(b) + "] = ";
+    if (slots[b] < 0 || slots[b] >= sizes.S)
+      return fail(DECAYRT_ERROR_INVALID_ARGUMENT,
+                  "tensor 'slots': slots" + at + std::to_string(slots[b]) +
+                      " is not a slot of state " +
+                      formatShape({sizes.S, sizes.H, sizes.K, sizes.V}));
+    auto [previous, fresh] = rowOfSlot.emplace(slots[b], b);
+    if (!fresh)
+      return fail(DECAYRT_ERROR_INVALID_ARGUMENT,
+                  "tensor 'slots': slot " + std::to_string(slots[b]) + " is used by rows " +
+                      std::to_string(previous->second) + " and " + std::to_string(b));
+    if (positions[b] < 0 || positions[b] > INT64_MAX - sizes.T)
+      return fail(DECAYRT_ERROR_INVALID_ARGUMENT,
+                  "tensor 'positions': positions" + at + std::to_string(positions[b]) +
+                      (positions[b] < 0
+                           ? " is negative"
+                           : " overflows when advanced by T = " + std::to_string(sizes.T)));
+  }
   return Error::success();
 }
 
@@ -230,7 +283,6 @@ Error bindArguments(const Spec &spec, const Kernel &kernel, const TensorMap &ten
   return Error::success();
 }
 
-
 } // namespace
 
 int64_t Sizes::of(char dim) const {
@@ -245,6 +297,8 @@ int64_t Sizes::of(char dim) const {
     return K;
   case 'V':
     return V;
+  case 'S':
+    return S;
   default:
     return N;
   }
@@ -280,11 +334,11 @@ Error readHostOffsets(const decayrt_tensor &tensor, std::vector<int64_t> &offset
 }
 
 Error checkEntry(const char *entry) {
-  if (entry && (std::string(entry) == "forward" || std::string(entry) == "backward"))
+  if (entry && isOneOf(entry, {"forward", "backward", "step"}))
     return Error::success();
-  return fail(DECAYRT_ERROR_INVALID_ARGUMENT, std::string("unknown entry '") +
-                                                  (entry ? entry : "(null)") +
-                                                  "': expected \"forward\" or \"backward\"");
+  return fail(DECAYRT_ERROR_INVALID_ARGUMENT,
+              std::string("unknown entry '") + (entry ? entry : "(null)") +
+                  "': expected \"forward\", \"backward\" or \"step\"");
 }
 
 Error planCall(const decayrt_package &package, const Kernel &kernel, const decayrt_tensor *tensors,
@@ -295,10 +349,15 @@ Error planCall(const decayrt_package &package, const Kernel &kernel, const decay
     return error;
   if (Error error = resolveSizes(spec, byName, plan.sizes); !error.ok())
     return error;
+  if (Error error = resolveStateSlots(kernel, byName, plan.sizes); !error.ok())
+    return error;
   if (Error error = resolveSequences(byName, readOffsets, plan); !error.ok())
     return error;
   if (Error error = bindArguments(spec, kernel, byName, plan); !error.ok())
     return error;
+  if (kernel.isStep())
+    if (Error error = checkStepValues(plan, byName); !error.ok())
+      return error;
   return checkAliasing(extentsOf(plan));
 }
 
@@ -307,8 +366,12 @@ std::vector<Extent> extentsOf(const Plan &plan) {
   for (const Slot &slot : plan.slots)
     if (slot.given && slot.bytes > 0) {
       auto begin = reinterpret_cast<uintptr_t>(slot.given->data);
-      bool written = slot.argument->role == Role::Output;
-      extents.push_back({(written ? "output '" : "tensor '") + slot.argument->name + "'", begin,
+      Role role = slot.argument->role;
+      bool written = role == Role::Output || role == Role::Inout;
+      const char *kind = role == Role::Output  ? "output '"
+                         : role == Role::Inout ? "inout tensor '"
+                                               : "tensor '";
+      extents.push_back({kind + slot.argument->name + "'", begin,
                          begin + static_cast<uintptr_t>(slot.bytes), written});
     }
   if (plan.cuSeqlens && plan.cuSeqlensInKernelMemory && !plan.offsets.empty()) {

@@ -14,13 +14,14 @@ struct decayrt_package;
 
 namespace decayrt::detail {
 
-/// The problem sizes: B, T, H, K from q, V from v, N from cu_seqlens (else B).
+/// The problem sizes: B, T, H, K from q, V from v, N from cu_seqlens (else
+/// B), S (a step call's state slots) from the state cache `state`.
 struct Sizes {
-  int64_t B = 0, T = 0, H = 0, K = 0, V = 0, N = 0;
+  int64_t B = 0, T = 0, H = 0, K = 0, V = 0, N = 0, S = 0;
 
-  /// The size a dims letter of BTHKVN names.
+  /// The size a dims letter of BTHKVNS names.
   int64_t of(char dim) const;
-  /// The shape named by dims letters of BTHKVN.
+  /// The shape named by dims letters of BTHKVNS.
   std::vector<int64_t> shapeOf(const std::string &dims) const;
 };
 
@@ -67,11 +68,13 @@ using OffsetReader = std::function<Error(const decayrt_tensor &tensor,
 Error readHostOffsets(const decayrt_tensor &tensor, std::vector<int64_t> &offsets,
                       bool &inKernelMemory);
 
-/// Fails unless `entry` is "forward" or "backward".
+/// Fails unless `entry` is "forward", "backward" or "step".
 Error checkEntry(const char *entry);
 
 /// Checks every tensor of a call to `kernel` and builds its plan; reads
-/// cu_seqlens with `readOffsets`; writes nothing.
+/// cu_seqlens with `readOffsets`, and a step call's slots and positions from
+/// host memory (each slot in [0, S) and used once, positions >= 0); writes
+/// nothing.
 Error planCall(const decayrt_package &package, const Kernel &kernel, const decayrt_tensor *tensors,
                size_t count, const OffsetReader &readOffsets, Plan &plan);
 

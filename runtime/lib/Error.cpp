@@ -50,6 +50,8 @@ extern "C" const char *decayrt_status_name(decayrt_status status) {
     return "ERROR_SIMT";
   case DECAYRT_ERROR_SIMT_RACE:
     return "ERROR_SIMT_RACE";
+  case DECAYRT_ERROR_STATE:
+    return "ERROR_STATE";
   default:
     return "UNKNOWN";
   }

@@ -100,8 +100,10 @@ bool readSpec(Reader &reader, const json &root, Spec &spec) {
 }
 
 /// Checks an argument's dims: "N3" for the sequence table, else 1 to kMaxRank
-/// letters of BTHKVN.
-bool checkArgumentDims(Reader &reader, const std::string &where, const Argument &argument) {
+/// letters of BTHKVNS, where a step kernel's state caches (and only they)
+/// start with S and only the other entries use N.
+bool checkArgumentDims(Reader &reader, const std::string &where, const Kernel &kernel,
+                       const Argument &argument) {
   if (argument.role == Role::Sequences)
     return argument.dims == "N3" ||
            reader.fail(where + ".dims",
@@ -109,14 +111,48 @@ bool checkArgumentDims(Reader &reader, const std::string &where, const Argument 
   if (argument.dims.empty() || argument.dims.size() > kMaxRank)
     return reader.fail(where + ".dims", "expected 1 to " + std::to_string(kMaxRank) + " dims");
   for (char dim : argument.dims)
-    if (std::string("BTHKVN").find(dim) == std::string::npos)
+    if (std::string("BTHKVNS").find(dim) == std::string::npos)
       return reader.fail(where + ".dims", "unknown dim '" + std::string(1, dim) + "' in '" +
-                                              argument.dims + "' (expected letters of BTHKVN)");
+                                              argument.dims + "' (expected letters of BTHKVNS)");
+  bool slotted = argument.dims[0] == 'S';
+  if (argument.dims.find('S', 1) != std::string::npos || slotted != (argument.role == Role::Inout))
+    return reader.fail(where + ".dims", "'" + argument.dims +
+                                            "': S (the state slots) is the first dim of the "
+                                            "inout state caches, and only theirs");
+  if (kernel.isStep() && argument.dims.find('N') != std::string::npos)
+    return reader.fail(where + ".dims", "'" + argument.dims +
+                                            "': a step kernel has no sequences (N); it is "
+                                            "one sequence per batch row");
   return true;
 }
 
-/// Reads one kernel argument.
-bool readArgument(Reader &reader, const json &item, const std::string &where, Argument &argument) {
+/// Checks an argument's dtype: f32, bf16 or i64, and i64 only for the
+/// sequence table and a step kernel's slots and positions (dims B).
+bool checkArgumentDtype(Reader &reader, const std::string &where, const Kernel &kernel,
+                        const Argument &argument) {
+  if (argument.dtype != DECAYRT_F32 && argument.dtype != DECAYRT_BF16 &&
+      argument.dtype != DECAYRT_I64)
+    return reader.fail(where + ".dtype", std::string("dtype ") + dtypeName(argument.dtype) +
+                                             " is not a kernel argument's (f32, bf16 or i64)");
+  bool slotsOrPositions = kernel.isStep() && argument.role == Role::Input &&
+                          isOneOf(argument.name, {"slots", "positions"}) && argument.dims == "B";
+  bool integer = argument.role == Role::Sequences || slotsOrPositions;
+  if (integer != (argument.dtype == DECAYRT_I64)) {
+    if (argument.role == Role::Sequences)
+      return reader.fail(where + ".dtype", "the sequence table is i64");
+    if (integer)
+      return reader.fail(where + ".dtype", "'" + argument.name + "' (dims B) is i64");
+    return reader.fail(where + ".dtype", "only the sequence table and a step kernel's slots and "
+                                         "positions (dims B) are i64");
+  }
+  if (argument.role == Role::Inout && argument.dtype != DECAYRT_F32)
+    return reader.fail(where + ".dtype", "state caches are f32");
+  return true;
+}
+
+/// Reads one argument of `kernel` (whose entry is known).
+bool readArgument(Reader &reader, const json &item, const std::string &where, const Kernel &kernel,
+                  Argument &argument) {
   std::string dtype, role;
   if (!reader.expectObject(item, where) || !reader.readString(item, where, "name", argument.name) ||
       !reader.readString(item, where, "dims", argument.dims) ||
@@ -135,21 +171,61 @@ bool readArgument(Reader &reader, const json &item, const std::string &where, Ar
     argument.role = Role::Output;
   else if (role == "sequences")
     argument.role = Role::Sequences;
+  else if (role == "inout" && kernel.isStep())
+    argument.role = Role::Inout;
+  else if (role == "inout")
+    return reader.fail(where + ".role", "role inout belongs to step kernels only");
   else
     return reader.fail(where + ".role", "unknown role '" + role + "'");
-  if (argument.optional && argument.role != Role::Input)
-    return reader.fail(where + ".optional", "only inputs may be optional");
-  if (argument.unused && argument.role == Role::Sequences)
-    return reader.fail(where + ".unused", "the sequence table cannot be unused");
-  if (argument.role == Role::Sequences && argument.dtype != DECAYRT_I64)
-    return reader.fail(where + ".dtype", "the sequence table is i64");
+  if (argument.optional && (argument.role != Role::Input || kernel.isStep()))
+    return reader.fail(where + ".optional", kernel.isStep()
+                                                ? "a step kernel has no optional arguments"
+                                                : "only inputs may be optional");
+  if (argument.unused && (argument.role == Role::Sequences || argument.role == Role::Inout))
+    return reader.fail(where + ".unused", "the sequence table and state caches cannot be unused");
   if (argument.name == "cu_seqlens")
     return reader.fail(where + ".name", "cu_seqlens is not a kernel argument");
-  return checkArgumentDims(reader, where, argument);
+  return checkArgumentDtype(reader, where, kernel, argument) &&
+         checkArgumentDims(reader, where, kernel, argument);
+}
+
+/// Whether `kernel` has the argument `name` with exactly this role, dims and dtype.
+bool hasArgument(const Kernel &kernel, const char *name, Role role, const char *dims,
+                 decayrt_dtype dtype) {
+  for (const Argument &argument : kernel.arguments)
+    if (argument.name == name)
+      return argument.role == role && argument.dims == dims && argument.dtype == dtype &&
+             !argument.optional && !argument.unused;
+  return false;
+}
+
+/// Checks what a step kernel needs besides q and v: no sequence table, i64
+/// inputs slots and positions [B], the state cache `state` [S,H,K,V], and
+/// state caches named <what>_state.
+bool checkStepArguments(Reader &reader, const std::string &where, const Kernel &kernel) {
+  if (!hasArgument(kernel, "slots", Role::Input, "B", DECAYRT_I64) ||
+      !hasArgument(kernel, "positions", Role::Input, "B", DECAYRT_I64))
+    return reader.fail(where + ".arguments",
+                       "a step kernel takes inputs slots and positions (dims B, dtype i64)");
+  if (!hasArgument(kernel, "state", Role::Inout, "SHKV", DECAYRT_F32))
+    return reader.fail(where + ".arguments",
+                       "a step kernel takes the inout state cache 'state' (dims SHKV, dtype f32)");
+  for (const Argument &argument : kernel.arguments) {
+    const std::string suffix = "_state";
+    bool named =
+        argument.name == "state" ||
+        (argument.name.size() > suffix.size() &&
+         argument.name.compare(argument.name.size() - suffix.size(), suffix.size(), suffix) == 0);
+    if (argument.role == Role::Inout && !named)
+      return reader.fail(where + ".arguments", "inout argument '" + argument.name +
+                                                   "' is not named state or <name>_state");
+  }
+  return true;
 }
 
 /// Checks that a CPU kernel has what the runtime needs: q [B,T,H,K] and
-/// v [B,T,H,V] inputs (they define the sizes) and one sequence table.
+/// v [B,T,H,V] inputs (they define the sizes), and one sequence table (a
+/// step kernel: slots, positions and its state caches instead).
 bool checkKernelArguments(Reader &reader, const std::string &where, const Kernel &kernel) {
   int sequenceTables = 0;
   bool hasQ = false, hasV = false;
@@ -162,12 +238,14 @@ bool checkKernelArguments(Reader &reader, const std::string &where, const Kernel
     hasQ |= isSizeSource("q", "BTHK");
     hasV |= isSizeSource("v", "BTHV");
   }
-  if (sequenceTables != 1)
-    return reader.fail(where + ".arguments", "expected exactly one argument of role sequences");
+  if (sequenceTables != (kernel.isStep() ? 0 : 1))
+    return reader.fail(where + ".arguments",
+                       kernel.isStep() ? "a step kernel has no argument of role sequences"
+                                       : "expected exactly one argument of role sequences");
   if (!hasQ || !hasV)
     return reader.fail(where + ".arguments",
                        "expected required inputs q (dims BTHK) and v (dims BTHV)");
-  return true;
+  return !kernel.isStep() || checkStepArguments(reader, where, kernel);
 }
 
 /// Reads the arguments of a kernel item: unique names, each checked.
@@ -179,7 +257,7 @@ bool readArguments(Reader &reader, const json &item, const std::string &where, K
   for (size_t i = 0; i < arguments->size(); ++i) {
     std::string argumentWhere = where + ".arguments[" + std::to_string(i) + "]";
     Argument argument;
-    if (!readArgument(reader, (*arguments)[i], argumentWhere, argument))
+    if (!readArgument(reader, (*arguments)[i], argumentWhere, kernel, argument))
       return false;
     if (!names.insert(argument.name).second)
       return reader.fail(argumentWhere + ".name", "duplicate argument '" + argument.name + "'");
@@ -204,14 +282,17 @@ bool readKernel(Reader &reader, const json &item, const std::string &where, Kern
   if (!reader.expectObject(item, where) || !reader.readString(item, where, "entry", kernel.entry) ||
       !reader.readString(item, where, "target", kernel.target))
     return false;
-  if (kernel.entry != "forward" && kernel.entry != "backward")
-    return reader.fail(where + ".entry",
-                       "expected \"forward\" or \"backward\", got '" + kernel.entry + "'");
+  if (!isOneOf(kernel.entry, {"forward", "backward", "step"}))
+    return reader.fail(where + ".entry", "expected \"forward\", \"backward\" or \"step\", got '" +
+                                             kernel.entry + "'");
   int capability = 0;
   bool gpu = parseGpuTarget(kernel.target, capability) || kernel.target == "simt";
   if (!gpu && kernel.target != "cpu")
     return reader.fail(where + ".target",
                        "unknown target '" + kernel.target + "' (expected cpu, sm_XY or simt)");
+  if (gpu && kernel.isStep())
+    return reader.fail(where + ".target",
+                       "step kernels run on the cpu only, got target '" + kernel.target + "'");
   if (!(gpu ? readGpuModule(reader, item, where, capability, kernel)
             : readCpuKernel(reader, item, where, kernel)))
     return false;

@@ -37,13 +37,14 @@ struct Spec {
   std::vector<Scan> scans;
 };
 
-/// What a kernel argument is.
-enum class Role { Input, Output, Sequences };
+/// What a kernel argument is: read, written, the runtime's sequence table, or
+/// (step kernels' state caches) read and updated in place.
+enum class Role { Input, Output, Sequences, Inout };
 
 /// One argument of a kernel, in the kernel's order.
 struct Argument {
   std::string name;
-  std::string dims; ///< letters of BTHKVN; "N3" for the sequence table
+  std::string dims; ///< letters of BTHKVNS; "N3" for the sequence table
   decayrt_dtype dtype = DECAYRT_F32;
   Role role = Role::Input;
   bool optional = false; ///< an input the caller may omit (zeros or the scan's init)
@@ -102,7 +103,7 @@ struct GpuModule {
 /// One compiled entry point: a CPU kernel (target "cpu") or a GPU module
 /// (target "sm_XY" or "simt").
 struct Kernel {
-  std::string entry;  ///< "forward" or "backward"
+  std::string entry;  ///< "forward", "backward" or "step" (CPU only)
   std::string target; ///< "cpu", "sm_XY" or "simt"
   std::vector<Argument> arguments;
   // CPU kernels only:
@@ -113,6 +114,8 @@ struct Kernel {
   std::optional<GpuModule> gpu;
 
   bool isGpu() const { return gpu.has_value(); }
+  /// Whether this is a decoding step kernel (slots and positions, inout state caches).
+  bool isStep() const { return entry == "step"; }
 };
 
 /// A whole manifest.

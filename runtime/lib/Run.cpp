@@ -1,4 +1,6 @@
 // decayrt_run: plans and checks a call, then runs the CPU kernel on memref descriptors of the caller's buffers.
+#include "Run.h"
+
 #include "CallPlan.h"
 #include "Dtype.h"
 #include "Error.h"
@@ -105,8 +107,7 @@ Error findKernel(const decayrt_package &package, const char *entry, const Loaded
   return Error::success();
 }
 
-/// Runs one call: plan (checks only), allocate everything, then zero the
-/// accumulating outputs and call the kernel (the only steps that write).
+/// Runs one call of decayrt_run.
 Error run(const decayrt_package *package, const char *entry, const decayrt_tensor *tensors,
           size_t count) {
   if (!package)
@@ -116,19 +117,26 @@ Error run(const decayrt_package *package, const char *entry, const decayrt_tenso
   const LoadedKernel *kernel = nullptr;
   if (Error error = findKernel(*package, entry, kernel); !error.ok())
     return error;
+  return runCpuKernel(*package, *kernel, tensors, count);
+}
+
+} // namespace
+
+Error decayrt::detail::runCpuKernel(const decayrt_package &package, const LoadedKernel &kernel,
+                                    const decayrt_tensor *tensors, size_t count) {
+  // Plan (checks only), allocate everything, then zero the accumulating
+  // outputs and call the kernel: the only steps that write.
   Plan plan;
-  if (Error error = planCall(*package, *kernel->kernel, tensors, count, readHostOffsets, plan);
+  if (Error error = planCall(package, *kernel.kernel, tensors, count, readHostOffsets, plan);
       !error.ok())
     return error;
   RuntimeBuffers buffers;
   allocateBuffers(plan, buffers);
-  buildDescriptors(*kernel->kernel, plan, buffers);
+  buildDescriptors(*kernel.kernel, plan, buffers);
   zeroOutputs(plan);
-  kernel->function(buffers.arguments.data());
+  kernel.function(buffers.arguments.data());
   return Error::success();
 }
-
-} // namespace
 
 extern "C" decayrt_status decayrt_run(decayrt_package *package, const char *entry,
                                       const decayrt_tensor *tensors, size_t count) {

@@ -59,9 +59,13 @@ typedef enum decayrt_status {
   DECAYRT_ERROR_SIMT,               /**< under SIMT emulation, a kernel misbehaved: a deadlock,
                                          divergence at a warp-collective operation, a shared-memory
                                          access out of bounds; the message names kernel and block */
-  DECAYRT_ERROR_SIMT_RACE           /**< under SIMT emulation, a shared-memory data race: two
+  DECAYRT_ERROR_SIMT_RACE,          /**< under SIMT emulation, a shared-memory data race: two
                                          threads of a block accessed the same word between the same
                                          two barriers and one wrote it */
+  DECAYRT_ERROR_STATE               /**< decayrt_decoder_restore: the bytes are not a state this
+                                         decoder can take (truncated, bad magic, another format
+                                         version, another spec or recurrence, other H, K, V,
+                                         corrupt) */
 } decayrt_status;
 
 /** The enumerator's name without the DECAYRT_ prefix ("OK", "ERROR_SHAPE", ...); "UNKNOWN"
@@ -128,11 +132,22 @@ DECAYRT_API const char *decayrt_package_manifest(const decayrt_package *package)
 DECAYRT_API const char *decayrt_package_spec_name(const decayrt_package *package);
 
 /**
- * Runs the entry point `entry` ("forward" or "backward") of `package` on
+ * Runs the entry point `entry` ("forward", "backward" or "step") of `package` on
  * `count` tensors, each given by name: the inputs of the entry (q, k, v, the
  * spec's inputs and params, the optional initial states, the backward's do and
  * optional final-state gradients, and the optional `cu_seqlens` [N+1],
  * int32 or int64, which needs B = 1) and caller-owned buffers for every output.
+ *
+ * The step entry (a decoding step, or recurrent mode over T tokens) takes no
+ * cu_seqlens, initial or final states, but `slots` and `positions` (int64
+ * [B]: the state slot of batch row b and the RoPE position of its first
+ * token) and the state caches it updates in place: `state` [S,H,K,V] (S, the
+ * number of slots, is its first size), `norm_state` [S,H,K] with a
+ * normalizer, `scan_<name>_state` [S,H] or [S,H,K] for every scan, all f32
+ * and all required. Row b advances slot slots[b] through its T tokens. Every
+ * slot must lie in [0, S) and appear once, every position must be >= 0; the
+ * state caches count as written for the aliasing check. docs/decoding.md
+ * has a decoder that keeps the caches for you.
  *
  * B, T, H, K come from q [B,T,H,K], V from v [B,T,H,V], N from cu_seqlens
  * (offsets from 0 to T that never decrease), else N = B. Every tensor is checked
@@ -299,6 +314,105 @@ DECAYRT_API decayrt_status decayrt_cuda_copy_to_device(void *device, const void 
 /** Copies `bytes` from device memory to host memory (cuMemcpyDtoH). */
 DECAYRT_API decayrt_status decayrt_cuda_copy_to_host(void *host, const void *device,
                                                      size_t bytes);
+
+/* ---- Decoding (docs/decoding.md) ----
+ *
+ * A decoder holds a cache of `slots` state slots for one package, each the
+ * state of one sequence: the f32 state [H,K,V], the normalizer's [H,K] if the
+ * spec has one, every scan's [H] or [H,K], and the sequence's position (the
+ * tokens it has consumed, where its RoPE continues). A prompt goes into a slot
+ * with decayrt_decoder_prefill (the chunked forward kernel for a fresh slot,
+ * the step kernel in recurrent mode for a slot that already holds tokens);
+ * decayrt_decoder_step then runs one token of a batch of slots. Slots are
+ * independent: sequences join (reset or restore a slot, prefill it) and leave
+ * (stop passing the slot) between steps at will.
+ *
+ * Tensors are passed as to decayrt_run, without the ones the decoder passes
+ * itself (h0, ht, the normalizer and scan states, cu_seqlens, slots,
+ * positions, the state caches: passing one fails with
+ * DECAYRT_ERROR_UNKNOWN_TENSOR).
+ *
+ * Errors: a failed call changes no slot (states and positions) and writes
+ * none of the caller's outputs; everything is checked before the kernel
+ * runs. The messages name the call.
+ *
+ * Threading: a decoder is not safe for concurrent calls, on any slots; guard
+ * it with a lock, or give each thread its own decoder. Different decoders
+ * (also of the same package) may be used from different threads at once.
+ * The package must outlive its decoders.
+ */
+
+/** A cache of state slots for decoding with one package. Opaque. */
+typedef struct decayrt_decoder decayrt_decoder;
+
+/**
+ * Makes a decoder of `slots` empty sequences (zero states, scans at their
+ * init, position 0) of `heads` heads, key dim `key_dim` and value dim
+ * `value_dim`, running the forward and step CPU kernels of `package`. Stores
+ * it in `*out` (NULL on failure), to be released with decayrt_decoder_free.
+ * Errors: DECAYRT_ERROR_INVALID_ARGUMENT (NULL package or out, a size below
+ * 1), DECAYRT_ERROR_SHAPE (K, V other than the spec's fixed ones, an odd K
+ * with RoPE, a cache too large to address), DECAYRT_ERROR_UNSUPPORTED (no
+ * forward or step kernel, or kernels whose states do not match),
+ * DECAYRT_ERROR_OUT_OF_MEMORY.
+ */
+DECAYRT_API decayrt_status decayrt_decoder_create(decayrt_package *package, int64_t slots,
+                                                  int64_t heads, int64_t key_dim,
+                                                  int64_t value_dim, decayrt_decoder **out);
+
+/** Releases a decoder and its cache (not the package). NULL is ignored. */
+DECAYRT_API void decayrt_decoder_free(decayrt_decoder *decoder);
+
+/** Makes `slot` an empty sequence: zero states, scans at their init, position 0. */
+DECAYRT_API decayrt_status decayrt_decoder_reset(decayrt_decoder *decoder, int64_t slot);
+
+/**
+ * Runs a prompt of T >= 0 tokens into `slot`: q [1,T,H,K], k, v [1,T,H,V], the
+ * spec's inputs (B = 1) and params, and the output o [1,T,H,V], with the
+ * decoder's H, K, V. At position 0 it runs the chunked forward kernel with the
+ * slot's states as initial states and stores the final states into the slot;
+ * at a later position it runs the step kernel over the T tokens, from the
+ * slot's position. Advances the slot's position by T.
+ */
+DECAYRT_API decayrt_status decayrt_decoder_prefill(decayrt_decoder *decoder, int64_t slot,
+                                                   const decayrt_tensor *tensors, size_t count);
+
+/**
+ * Runs one token of `batch` sequences: row b of the tensors (q [batch,1,H,K],
+ * k, v [batch,1,H,V], the spec's inputs [batch,1,...], params, and the output
+ * o [batch,1,H,V]) advances slot slots[b], at that slot's position. Every
+ * slot must be in [0, slots) and appear once. Advances those slots'
+ * positions by 1; the other slots are untouched. batch 0 is allowed (the
+ * tensors then have B = 0).
+ */
+DECAYRT_API decayrt_status decayrt_decoder_step(decayrt_decoder *decoder, const int64_t *slots,
+                                                size_t batch, const decayrt_tensor *tensors,
+                                                size_t count);
+
+/** Stores in `*position` the tokens `slot` has consumed (where its next token's RoPE is). */
+DECAYRT_API decayrt_status decayrt_decoder_position(const decayrt_decoder *decoder, int64_t slot,
+                                                    int64_t *position);
+
+/**
+ * Saves `slot` (its states and position) as bytes that decayrt_decoder_restore
+ * takes back, in this or another decoder of the same recurrence and sizes
+ * (the format: docs/decoding.md). Stores the size the state needs in `*size`;
+ * with a NULL `buffer` or `capacity` 0 writes nothing else. A smaller
+ * non-zero capacity fails with DECAYRT_ERROR_INVALID_ARGUMENT, writing
+ * nothing into `buffer`.
+ */
+DECAYRT_API decayrt_status decayrt_decoder_save(const decayrt_decoder *decoder, int64_t slot,
+                                                void *buffer, size_t capacity, size_t *size);
+
+/**
+ * Replaces `slot` with a state saved by decayrt_decoder_save. Checks all the
+ * bytes first (magic, format version, spec name, recurrence, H, K, V, the
+ * states' names and sizes, the exact length, a checksum) and fails with
+ * DECAYRT_ERROR_STATE and a message saying what differs, leaving the slot
+ * unchanged.
+ */
+DECAYRT_API decayrt_status decayrt_decoder_restore(decayrt_decoder *decoder, int64_t slot,
+                                                   const void *bytes, size_t size);
 
 /** The message of the last failed call on this thread ("" if none failed yet). Valid
     until the next failing call on this thread. */

@@ -1,4 +1,4 @@
-// decayrt: a thin C++ wrapper over the C API (RAII package, owning tensor views); errors are Status values.
+// decayrt: a thin C++ wrapper over the C API (RAII package and decoder, owning tensor views); errors are Status values.
 #ifndef DECAYRT_DECAYRT_HPP
 #define DECAYRT_DECAYRT_HPP
 
@@ -74,6 +74,15 @@ private:
   std::vector<int64_t> shape_, strides_;
 };
 
+/// The C views of owning tensors.
+inline std::vector<decayrt_tensor> views(const std::vector<Tensor> &tensors) {
+  std::vector<decayrt_tensor> result;
+  result.reserve(tensors.size());
+  for (const Tensor &tensor : tensors)
+    result.push_back(tensor.view());
+  return result;
+}
+
 /// A loaded package; closes it when destroyed. Movable, not copyable. A loaded
 /// Package may run on several threads at once.
 class Package {
@@ -108,7 +117,7 @@ public:
   /// The recurrence's name ("" when empty).
   const char *specName() const { return handle_ ? decayrt_package_spec_name(handle_) : ""; }
 
-  /// Runs `entry` ("forward" or "backward") on C tensor views (see decayrt_run).
+  /// Runs `entry` ("forward", "backward" or "step") on C tensor views (see decayrt_run).
   Status run(const std::string &entry, const std::vector<decayrt_tensor> &tensors) const {
     return decayrt_run(handle_, entry.c_str(), tensors.data(), tensors.size());
   }
@@ -149,16 +158,84 @@ public:
   decayrt_package *get() const { return handle_; }
 
 private:
-  /// The C views of owning tensors.
-  static std::vector<decayrt_tensor> views(const std::vector<Tensor> &tensors) {
-    std::vector<decayrt_tensor> result;
-    result.reserve(tensors.size());
-    for (const Tensor &tensor : tensors)
-      result.push_back(tensor.view());
-    return result;
+  decayrt_package *handle_ = nullptr;
+};
+
+/// A decoder's cache of state slots (see decayrt_decoder_create); frees it
+/// when destroyed. Movable, not copyable; not safe for concurrent calls. The
+/// Package must outlive it.
+class Decoder {
+public:
+  Decoder() = default;
+  ~Decoder() { decayrt_decoder_free(handle_); }
+  Decoder(Decoder &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+  Decoder &operator=(Decoder &&other) noexcept {
+    if (this != &other) {
+      decayrt_decoder_free(handle_);
+      handle_ = std::exchange(other.handle_, nullptr);
+    }
+    return *this;
+  }
+  Decoder(const Decoder &) = delete;
+  Decoder &operator=(const Decoder &) = delete;
+
+  /// Makes `slots` empty sequences of H, K, V on `package`, replacing (and
+  /// freeing) the cache held. On failure the Decoder is left empty.
+  Status create(const Package &package, int64_t slots, int64_t heads, int64_t keyDim,
+                int64_t valueDim) {
+    decayrt_decoder_free(handle_);
+    handle_ = nullptr;
+    return decayrt_decoder_create(package.get(), slots, heads, keyDim, valueDim, &handle_);
   }
 
-  decayrt_package *handle_ = nullptr;
+  /// Whether a cache is held.
+  explicit operator bool() const { return handle_ != nullptr; }
+
+  /// Makes `slot` an empty sequence.
+  Status reset(int64_t slot) { return decayrt_decoder_reset(handle_, slot); }
+
+  /// Runs a prompt (B = 1) into `slot` (see decayrt_decoder_prefill).
+  Status prefill(int64_t slot, const std::vector<decayrt_tensor> &tensors) {
+    return decayrt_decoder_prefill(handle_, slot, tensors.data(), tensors.size());
+  }
+  Status prefill(int64_t slot, const std::vector<Tensor> &tensors) {
+    return prefill(slot, views(tensors));
+  }
+
+  /// Runs one token of each slot of `slots` (see decayrt_decoder_step).
+  Status step(const std::vector<int64_t> &slots, const std::vector<decayrt_tensor> &tensors) {
+    return decayrt_decoder_step(handle_, slots.data(), slots.size(), tensors.data(),
+                                tensors.size());
+  }
+  Status step(const std::vector<int64_t> &slots, const std::vector<Tensor> &tensors) {
+    return step(slots, views(tensors));
+  }
+
+  /// The tokens `slot` has consumed.
+  Status position(int64_t slot, int64_t &position) const {
+    return decayrt_decoder_position(handle_, slot, &position);
+  }
+
+  /// Saves `slot` into `bytes` (resized to fit; see decayrt_decoder_save).
+  Status save(int64_t slot, std::vector<unsigned char> &bytes) const {
+    size_t size = 0;
+    if (Status status = decayrt_decoder_save(handle_, slot, nullptr, 0, &size);
+        status != DECAYRT_OK)
+      return status;
+    bytes.resize(size);
+    return decayrt_decoder_save(handle_, slot, bytes.data(), bytes.size(), &size);
+  }
+
+  /// Replaces `slot` with saved bytes (see decayrt_decoder_restore).
+  Status restore(int64_t slot, const std::vector<unsigned char> &bytes) {
+    return decayrt_decoder_restore(handle_, slot, bytes.data(), bytes.size());
+  }
+
+  /// The C handle (still owned by this Decoder).
+  decayrt_decoder *get() const { return handle_; }
+
+private:
+  decayrt_decoder *handle_ = nullptr;
 };
 
 } // namespace decayrt
