@@ -353,6 +353,48 @@ TEST_P(DecaycRunSimt, ForwardAndBackwardMatchTheReference) {
 INSTANTIATE_TEST_SUITE_P(Decayc, DecaycRunSimt, ::testing::ValuesIn(kVariants),
                          [](const auto &info) { return info.param.name; });
 
+// decayc run --entry step: the recurrent mode (the package's step kernel,
+// token by token) writes the forward reference's files, with and without
+// varlen packing (an empty sequence included).
+class DecaycRunStep : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(DecaycRunStep, RecurrentModeMatchesTheForwardReference) {
+  const Variant &variant = GetParam();
+  TempDir dir;
+  std::string package = dir / "cpu.so";
+  Outcome compiled = runDecayc({"compile", exampleSpec(variant.name), "-o", package}, dir);
+  ASSERT_EQ(compiled.exitCode, 0) << compiled.err;
+  uint64_t seed = 31;
+  for (const Case &c : kCases) {
+    SCOPED_TRACE(c.label);
+    std::string in = dir / (std::string("in-") + c.label);
+    fs::create_directory(in);
+    writeInputs(variant, c, in, seed++);
+    std::string recurrent = dir / (std::string("step-") + c.label),
+                reference = dir / (std::string("ref-") + c.label);
+    Outcome run = runDecayc({"run", package, "--entry", "step", "--inputs", in, "--outputs", recurrent},
+                            dir);
+    ASSERT_EQ(run.exitCode, 0) << run.err;
+    Outcome oracle = runSpec(exampleSpec(variant.name), in, reference, dir);
+    ASSERT_EQ(oracle.exitCode, 0) << oracle.err;
+    ASSERT_EQ(entriesOf(recurrent), entriesOf(reference));
+    std::map<std::string, decay::npy::Array> expected = readOutputs(reference),
+                                             actual = readOutputs(recurrent);
+    for (auto &[name, array] : expected) {
+      SCOPED_TRACE(name);
+      EXPECT_EQ(actual[name].shape, array.shape);
+      std::vector<double> want = array.toF64(), got = actual[name].toF64();
+      ASSERT_EQ(got.size(), want.size());
+      for (double value : got)
+        ASSERT_TRUE(std::isfinite(value));
+      EXPECT_LT(relativeRms(want, got), 1e-5);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Decayc, DecaycRunStep, ::testing::ValuesIn(kVariants),
+                         [](const auto &info) { return info.param.name; });
+
 TEST(DecaycRun, LightnetScanInitialStateChangesResultsAsOraclePredicts) {
   const Variant &lightnet = kVariants[3];
   ASSERT_EQ(lightnet.name, "lightnet");

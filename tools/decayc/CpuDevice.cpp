@@ -1,6 +1,7 @@
 // The devices of decayc: a kernel package (compiled from a spec on the fly when given one) run through decayrt on the CPU or a CUDA GPU.
 #include "CpuDevice.h"
 #include "CudaTransfer.h"
+#include "RecurrentMode.h"
 
 #include "decay/Codegen/CPU/CpuPackage.h"
 
@@ -189,6 +190,12 @@ std::vector<float> DeviceTensor::values() const {
 llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, DeviceTensor> &inputs,
                            const std::vector<int64_t> *cuSeqlens,
                            std::map<std::string, DeviceTensor> &outputs) const {
+  if (entry == Entry::Step) {
+    if (kind != DeviceKind::Cpu)
+      return makeError("--entry step runs the package's CPU step kernel: use --device cpu "
+                       "(GPU step kernels are not built yet)");
+    return runRecurrentMode(package, summary, inputs, cuSeqlens, outputs);
+  }
   std::vector<decayrt_tensor> tensors;
   auto add = [&](const std::string &name, const DeviceTensor &tensor) {
     tensors.push_back({name.c_str(), tensor.data(), tensor.bf16 ? DECAYRT_BF16 : DECAYRT_F32,

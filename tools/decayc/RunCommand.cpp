@@ -21,11 +21,16 @@ Runs a recurrence on the tensors in --inputs and writes its outputs to
 --outputs: a spec (a .mlir file) or a package from decayc compile.
 
 OPTIONS:
-  --entry forward|backward
+  --entry forward|backward|step
                        The entry point to run (default: forward). The backward
                        computes the gradients of the loss
                        sum(o * do) + sum(ht * dht) (+ the final normalizer and
-                       scan states times their gradients).
+                       scan states times their gradients). step is the
+                       recurrent mode (MATH.md section 4): the forward's files
+                       in and out, computed token by token by the package's
+                       step kernel (the decoding kernel), every sequence from
+                       its initial states at position 0; it must agree with
+                       the chunked forward to rounding. CPU only.
   --device cpu|cuda|simt
                        cpu (the default): run the chunked CPU kernels; a spec
                        is compiled to a temporary package first (like decayc
@@ -237,12 +242,14 @@ llvm::Expected<Backend> openDevice(const std::string &path, const decayc::Argume
   if (!device)
     return device.takeError();
   std::shared_ptr<decayc::CpuDevice> shared = std::move(*device);
-  Backend backend{shared->spec(), shared->inputsOf(entry), nullptr, shared};
-  backend.run = [shared, entry](const std::map<std::string, HostTensor> &inputs,
-                                const std::vector<int64_t> *cu,
-                                std::map<std::string, decay::npy::Array> &outputs) -> llvm::Error {
+  // The recurrent mode (step) reads and writes the forward's files.
+  decay::Entry files = entry == decay::Entry::Step ? decay::Entry::Forward : entry;
+  Backend backend{shared->spec(), shared->inputsOf(files), nullptr, shared};
+  backend.run = [shared, entry, files](const std::map<std::string, HostTensor> &inputs,
+                                       const std::vector<int64_t> *cu,
+                                       std::map<std::string, decay::npy::Array> &outputs) -> llvm::Error {
     std::map<std::string, decayc::DeviceTensor> stored = shared->toDevice(inputs);
-    std::map<std::string, decayc::DeviceTensor> results = shared->allocateOutputs(entry, stored, cu);
+    std::map<std::string, decayc::DeviceTensor> results = shared->allocateOutputs(files, stored, cu);
     if (llvm::Error error = shared->run(entry, stored, cu, results))
       return error;
     for (auto &[name, tensor] : results)
@@ -266,9 +273,15 @@ int decayc::runCommand(int argc, char **argv) {
   if (args.positionals.size() != 1)
     return fail("expected exactly one SPEC or PKG (see decayc run --help)");
   std::string entryName = args.get("entry").value_or("forward");
-  if (entryName != "forward" && entryName != "backward")
-    return fail("--entry " + entryName + " is not available: the entries are forward and backward");
-  decay::Entry entry = entryName == "forward" ? decay::Entry::Forward : decay::Entry::Backward;
+  if (entryName != "forward" && entryName != "backward" && entryName != "step")
+    return fail("--entry " + entryName +
+                " is not available: the entries are forward, backward and step");
+  decay::Entry entry = entryName == "forward"    ? decay::Entry::Forward
+                       : entryName == "backward" ? decay::Entry::Backward
+                                                 : decay::Entry::Step;
+  if (entry == decay::Entry::Step && args.has("reference"))
+    return fail("--entry step runs a package's step kernel; the float64 reference of the "
+                "recurrent mode is --entry forward --reference (the same recurrence)");
   std::string device = args.get("device").value_or("cpu");
   if (args.has("reference") && args.has("device"))
     return fail("--reference and --device exclude each other: the reference path is its own device");

@@ -113,7 +113,10 @@ llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry) {
         {"name", argument.tensor.name},
         {"dims", sequences ? std::string("N3") : argument.tensor.dims},
         {"dtype", sequences ? std::string("i64") : argument.tensor.dtype},
-        {"role", sequences ? "sequences" : argument.kind == Argument::Input ? "input" : "output"}};
+        {"role", sequences                           ? "sequences"
+                 : argument.kind == Argument::Input  ? "input"
+                 : argument.kind == Argument::InOut ? "inout"
+                                                     : "output"}};
     if (argument.tensor.optional)
       object["optional"] = true;
     if (argument.placeholder)
@@ -159,7 +162,7 @@ std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, const C
                           {"scans", std::move(scans)}};
   llvm::json::Array kernels;
   if (options.cpuKernels)
-    for (Entry entry : {Entry::Forward, Entry::Backward})
+    for (Entry entry : {Entry::Forward, Entry::Backward, Entry::Step})
       kernels.push_back(llvm::json::Object{{"entry", entryName(entry)},
                                            {"target", "cpu"},
                                            {"symbol", entrySymbol(summary, entry)},
@@ -308,14 +311,15 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
   if (options.cpuKernels) {
     PassManager pm(&context);
     pm.addPass(createDecayDeriveGradientsPass());
-    pm.addPass(createDecayExpandKernelsPass(DecayExpandKernelsPassOptions{chunkSize, /*backward=*/true}));
+    pm.addPass(createDecayExpandKernelsPass(
+        DecayExpandKernelsPassOptions{chunkSize, /*backward=*/true, /*step=*/true}));
     buildCpuKernelsToLLVMPipeline(pm, /*cachedScratch=*/true);
     if (failed(pm.run(**module)))
       return makeError("compiling '" + specPath + "' for the CPU failed (see the diagnostics above)");
     llvmModule = translateModuleToLLVMIR(**module, llvmContext, summary.name);
     if (!llvmModule)
       return makeError("translating '" + specPath + "' to LLVM IR failed");
-    for (Entry entry : {Entry::Forward, Entry::Backward})
+    for (Entry entry : {Entry::Forward, Entry::Backward, Entry::Step})
       if (llvm::Error error = addEntryPoint(*llvmModule, summary.name + "_" + entryName(entry),
                                             entrySymbol(summary, entry)))
         return error;

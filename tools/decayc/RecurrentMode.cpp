@@ -1,0 +1,135 @@
+// decayc's recurrent mode (`run --entry step`): the forward's tensors run token by token through a package's step kernel, the final states kept in place.
+#include "RecurrentMode.h"
+
+#include "decayrt/decayrt.h"
+
+#include <array>
+#include <deque>
+
+using namespace decayc;
+
+namespace {
+llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// The forward's state tensors and the step's names for them: (h0, ht,
+/// state), (norm_h0, norm_ht, norm_state), (scan_<name>_h0, ..._ht, ..._state).
+struct StateNames {
+  std::string initial, final, slots;
+  double fill = 0.0; ///< the value of an absent initial state
+};
+
+std::vector<StateNames> stateNamesOf(const decay::SpecSummary &spec) {
+  std::vector<StateNames> names = {{"h0", "ht", "state"}};
+  if (spec.normalizer)
+    names.push_back({"norm_h0", "norm_ht", "norm_state"});
+  for (auto &[name, init] : spec.scans)
+    names.push_back({"scan_" + name + "_h0", "scan_" + name + "_ht", "scan_" + name + "_state", init});
+  return names;
+}
+
+/// Elements per token of a per-token tensor [B, T, ...].
+int64_t elementsPerToken(const DeviceTensor &tensor) {
+  int64_t count = 1;
+  for (size_t d = 2; d < tensor.shape.size(); ++d)
+    count *= tensor.shape[d];
+  return count;
+}
+
+/// One step call: the decayrt tensors and the shapes and values they point to.
+struct StepCall {
+  std::vector<decayrt_tensor> tensors;
+  std::deque<std::vector<int64_t>> shapes; ///< stable addresses
+  std::deque<std::string> names;
+  std::vector<int64_t> slots, positions;
+
+  void add(const std::string &name, void *data, decayrt_dtype dtype, std::vector<int64_t> shape) {
+    shapes.push_back(std::move(shape));
+    names.push_back(name);
+    tensors.push_back({names.back().c_str(), data, dtype, static_cast<int32_t>(shapes.back().size()),
+                       shapes.back().data(), nullptr});
+  }
+  /// `tensor`, or its tokens [first, first + count) of batch row 0 when it is per token.
+  void add(const std::string &name, const DeviceTensor &tensor, bool perToken, int64_t first,
+           int64_t count) {
+    decayrt_dtype dtype = tensor.bf16 ? DECAYRT_BF16 : DECAYRT_F32;
+    if (!perToken)
+      return add(name, tensor.data(), dtype, tensor.shape);
+    std::vector<int64_t> shape = tensor.shape;
+    shape[1] = count;
+    size_t element = tensor.bf16 ? sizeof(uint16_t) : sizeof(float);
+    auto *base = static_cast<char *>(tensor.data());
+    add(name, base + first * elementsPerToken(tensor) * element, dtype, std::move(shape));
+  }
+};
+} // namespace
+
+llvm::Error decayc::runRecurrentMode(decayrt_package *package, const decay::SpecSummary &spec,
+                                     const std::map<std::string, DeviceTensor> &inputs,
+                                     const std::vector<int64_t> *cuSeqlens,
+                                     std::map<std::string, DeviceTensor> &outputs) {
+  auto q = inputs.find("q");
+  if (q == inputs.end() || q->second.shape.size() != 4)
+    return makeError("missing tensor 'q': expected shape [B, T, H, K]");
+  int64_t B = q->second.shape[0], T = q->second.shape[1];
+  if (cuSeqlens && B != 1)
+    return makeError("tensor 'cu_seqlens': varlen packing needs B = 1, got B = " + llvm::Twine(B));
+  // The final states start as the initial ones and are the step's slots.
+  for (const StateNames &names : stateNamesOf(spec)) {
+    auto final = outputs.find(names.final);
+    if (final == outputs.end())
+      return makeError("the recurrent mode has no output '" + names.final + "'");
+    auto initial = inputs.find(names.initial);
+    if (initial == inputs.end()) {
+      std::fill(final->second.f32.begin(), final->second.f32.end(), static_cast<float>(names.fill));
+    } else if (initial->second.shape != final->second.shape) {
+      return makeError("tensor '" + names.initial + "': expected the shape of '" + names.final +
+                       "'");
+    } else {
+      final->second.f32 = initial->second.f32;
+    }
+  }
+  // Without cu_seqlens one call advances every batch row from slot b; with
+  // it, one call per sequence advances slot n through its tokens.
+  std::vector<std::array<int64_t, 3>> calls; // (first token, tokens, slot)
+  if (!cuSeqlens)
+    calls.push_back({0, T, -1});
+  else
+    for (size_t n = 0; n + 1 < cuSeqlens->size(); ++n)
+      if ((*cuSeqlens)[n + 1] > (*cuSeqlens)[n])
+        calls.push_back({(*cuSeqlens)[n], (*cuSeqlens)[n + 1] - (*cuSeqlens)[n],
+                         static_cast<int64_t>(n)});
+  for (auto [first, count, slot] : calls) {
+    StepCall call;
+    int64_t rows = slot < 0 ? B : 1;
+    for (int64_t row = 0; row < rows; ++row) {
+      call.slots.push_back(slot < 0 ? row : slot);
+      call.positions.push_back(0);
+    }
+    call.add("slots", call.slots.data(), DECAYRT_I64, {rows});
+    call.add("positions", call.positions.data(), DECAYRT_I64, {rows});
+    for (auto &[name, tensor] : inputs) {
+      bool isState = false;
+      for (const StateNames &names : stateNamesOf(spec))
+        isState |= name == names.initial;
+      if (!isState)
+        call.add(name, tensor, isPerToken(spec, name), first, count);
+    }
+    for (const StateNames &names : stateNamesOf(spec))
+      call.add(names.slots, outputs.at(names.final), /*perToken=*/false, 0, 0);
+    call.add("o", outputs.at("o"), /*perToken=*/true, first, count);
+    if (decayrt_run(package, "step", call.tensors.data(), call.tensors.size()) != DECAYRT_OK)
+      return makeError(decayrt_last_error());
+  }
+  return llvm::Error::success();
+}
+
+bool decayc::isPerToken(const decay::SpecSummary &spec, const std::string &name) {
+  if (name == "q" || name == "k" || name == "v")
+    return true;
+  for (auto &[input, dims] : spec.inputs)
+    if (input == name)
+      return llvm::StringRef(dims).starts_with("BT");
+  return false;
+}
