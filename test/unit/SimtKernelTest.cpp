@@ -263,8 +263,11 @@ TEST(SimtKernels, BadCallsAreRejected) {
   EXPECT_EQ(decayrt_run_simt(nullptr, "forward", nullptr, 0, nullptr),
             DECAYRT_ERROR_INVALID_ARGUMENT);
   EXPECT_STREQ(decayrt_last_error(), "decayrt_run_simt: package is NULL");
-  EXPECT_EQ(decayrt_run_simt(package->package, "step", nullptr, 0, nullptr),
+  EXPECT_EQ(decayrt_run_simt(package->package, "sideways", nullptr, 0, nullptr),
             DECAYRT_ERROR_INVALID_ARGUMENT);
+  // No GPU step kernels yet.
+  EXPECT_EQ(decayrt_run_simt(package->package, "step", nullptr, 0, nullptr),
+            DECAYRT_ERROR_UNSUPPORTED);
   EXPECT_EQ(decayrt_run_simt(package->package, "forward", nullptr, 3, nullptr),
             DECAYRT_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(decayrt_run_simt(package->package, "forward", nullptr, 0, nullptr),

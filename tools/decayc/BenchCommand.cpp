@@ -3,6 +3,7 @@
 #include "CpuDevice.h"
 #include "MachineBaselines.h"
 #include "ProblemShape.h"
+#include "StepBench.h"
 
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
@@ -23,11 +24,22 @@ machine's fp32 FMA peak over the same threads and a hand-vectorized
 token-by-token recurrence (the forward's baseline).
 
 OPTIONS:
-  --entry forward|backward|both
+  --entry forward|backward|both|step
                        What to time (default: forward). `backward` times the
-                       backward alone; `both` a forward followed by a backward.
+                       backward alone; `both` a forward followed by a backward;
+                       `step` one decoding step: one token for each of B
+                       sequences (T is ignored), their fp32 states in B slots
+                       of the state cache, read and written in place. It
+                       reports the time per step, the state bandwidth (state
+                       bytes read plus written per step over the time) and
+                       its fraction of a STREAM triad (a[i] = b[i] + s c[i]
+                       over 3 x 128 MiB, 12 bytes per element) measured in the
+                       same run on the same threads; with --json: median_s,
+                       tokens_per_s, state_bytes, gb_per_s, triad_gb_per_s,
+                       fraction_of_triad.
   --shape B=..,T=..,H=..,K=..,V=..
-                       The problem (default: B=4,T=4096,H=8,K=128,V=128).
+                       The problem (default: B=4,T=4096,H=8,K=128,V=128; for
+                       step B=64,H=16,K=128,V=128).
   --device cpu         The device (the only one so far).
   --threads N          Threads (default: every core). Sets OMP_NUM_THREADS.
   --runs N             Timed runs (default: 7); --warmup N (default: 2).
@@ -106,8 +118,9 @@ int decayc::benchCommand(int argc, char **argv) {
   if (args.positionals.size() != 1)
     return fail("expected exactly one SPEC or PKG (see decayc bench --help)");
   std::string entryName = args.get("entry").value_or("forward");
-  if (entryName != "forward" && entryName != "backward" && entryName != "both")
-    return fail("--entry must be forward, backward or both, got '" + entryName + "'");
+  if (entryName != "forward" && entryName != "backward" && entryName != "both" &&
+      entryName != "step")
+    return fail("--entry must be forward, backward, both or step, got '" + entryName + "'");
   if (args.get("device").value_or("cpu") != "cpu")
     return fail("--device " + *args.get("device") + " is not available: the only device is cpu");
   ProblemShape shape;
@@ -143,6 +156,18 @@ int decayc::benchCommand(int argc, char **argv) {
   setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
   setenv("OMP_WAIT_POLICY", "passive", 0);
   setenv("KMP_BLOCKTIME", "0", 0);
+  if (entryName == "step") {
+    auto device = CpuDevice::open(args.positionals[0], args.get("recurrence").value_or(""),
+                                  chunkSize, dtype);
+    if (!device)
+      return fail(llvm::toString(device.takeError()));
+    if (!args.get("shape"))
+      shape = ProblemShape{64, 1, 16, 128, 128}; // decoding 64 sequences
+    StepBenchOptions options{threads, runs, warmup, args.has("json")};
+    if (llvm::Error error = benchStep(**device, shape, options))
+      return fail(llvm::toString(std::move(error)));
+    return 0;
+  }
   // The peak first, before any kernel thread exists.
   double peak = measurePeakGflops(threads);
 

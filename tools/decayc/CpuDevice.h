@@ -59,6 +59,8 @@ public:
                                                          DeviceKind kind = DeviceKind::Cpu);
 
   const decay::SpecSummary &spec() const { return summary; }
+  /// The loaded package (owned by the device).
+  decayrt_package *handle() const { return package; }
   /// The tensors an entry reads (without cu_seqlens) and writes.
   std::vector<decay::TensorSpec> inputsOf(decay::Entry entry) const;
   std::vector<decay::TensorSpec> outputsOf(decay::Entry entry) const;

@@ -157,3 +157,26 @@ double decayc::measureRecurrenceBaseline(int64_t B, int64_t T, int64_t H, int64_
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }
+
+double decayc::measureTriadGBps(int64_t threads, int trials) {
+  // 3 x 128 MiB: far beyond any cache, as the decoding state is.
+  const size_t count = size_t(1) << 25;
+  std::vector<float> a(count), b(count, 1.0f), c(count, 2.0f);
+  const float s = 0.5f;
+  auto triad = [&](int64_t thread) {
+    size_t begin = count * thread / threads, end = count * (thread + 1) / threads;
+    float *x = a.data();
+    const float *y = b.data(), *z = c.data();
+    for (size_t i = begin; i < end; ++i)
+      x[i] = y[i] + s * z[i];
+  };
+  onThreads(threads, triad); // first touch, page faults
+  double best = 0.0;
+  for (int trial = 0; trial < trials; ++trial) {
+    auto start = Clock::now();
+    onThreads(threads, triad);
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    best = std::max(best, 12.0 * static_cast<double>(count) / seconds / 1e9);
+  }
+  return best;
+}

@@ -15,6 +15,11 @@ double measurePeakGflops(int64_t threads);
 /// shape on `threads` threads: the baseline the chunked kernel must beat.
 double measureRecurrenceBaseline(int64_t B, int64_t T, int64_t H, int64_t K, int64_t V,
                                  int64_t threads, int64_t runs);
+/// Memory bandwidth in GB/s of a STREAM triad a[i] = b[i] + s c[i] over f32
+/// arrays far larger than the caches, split over `threads` threads; counted
+/// as STREAM does (12 bytes per element: two reads, one write). The best of
+/// `trials` trials.
+double measureTriadGBps(int64_t threads, int trials = 5);
 } // namespace decayc
 
 #endif
