@@ -69,6 +69,7 @@ constexpr Gpu kGpus[] = {{"h100", 989e12, 3.35e12}, {"a100", 312e12, 2.0e12}};
 struct ArgumentInfo {
   std::string dims, dtype;
   bool unused = false;
+  bool inout = false; ///< role inout: read and written (a step's state slots)
 };
 
 /// One kernel item of the manifest.
@@ -111,7 +112,8 @@ std::vector<KernelInfo> readKernels(const llvm::json::Object &manifest) {
         const llvm::json::Object &object = *argument.getAsObject();
         kernel.arguments.push_back({object.getString("dims").value_or("").str(),
                                     object.getString("dtype").value_or("").str(),
-                                    object.getBoolean("unused").value_or(false)});
+                                    object.getBoolean("unused").value_or(false),
+                                    object.getString("role").value_or("") == "inout"});
       }
     if (const llvm::json::Array *launches = item.getArray("launches"))
       for (const llvm::json::Value &launch : *launches)
@@ -201,7 +203,7 @@ std::vector<Cost> costsAt(const std::vector<KernelInfo> &kernels, const decayc::
                           int64_t chunkSize, const Gpu *gpu) {
   auto size = [&](char dim) -> double {
     switch (dim) {
-    case 'B': case 'N': return static_cast<double>(shape.B);
+    case 'B': case 'N': case 'S': return static_cast<double>(shape.B); // a step: one slot per sequence
     case 'T': return static_cast<double>(shape.T);
     case 'H': return static_cast<double>(shape.H);
     case 'K': return static_cast<double>(shape.K);
@@ -218,14 +220,16 @@ std::vector<Cost> costsAt(const std::vector<KernelInfo> &kernels, const decayc::
     double chunks = static_cast<double>(shape.B) * static_cast<double>((shape.T + moduleChunk - 1) / moduleChunk);
     Cost cost;
     cost.kernel = &kernel;
-    cost.flops = decayc::forwardFlops(shape, moduleChunk) * (kernel.entry == "backward" ? 2 : 1);
+    cost.flops = kernel.entry == "step" ? decayc::recurrentFlops(shape)
+                 : decayc::forwardFlops(shape, moduleChunk) * (kernel.entry == "backward" ? 2 : 1);
     for (const ArgumentInfo &argument : kernel.arguments) {
       if (argument.unused)
         continue;
       double elements = 1;
       for (char dim : argument.dims)
         elements *= size(dim);
-      cost.minBytes += elements * dtypeBytes(argument.dtype);
+      // A step's in-out state slots are read and written.
+      cost.minBytes += elements * dtypeBytes(argument.dtype) * (argument.inout ? 2 : 1);
     }
     if (kernel.gpu && kernel.moves) {
       const llvm::json::Object &moves = *kernel.moves;

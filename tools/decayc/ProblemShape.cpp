@@ -36,3 +36,8 @@ double decayc::forwardFlops(const ProblemShape &shape, int64_t chunkSize) {
   return 2.0 * shape.T * (chunkSize * (shape.K + shape.V) + 2.0 * shape.K * shape.V) * shape.B *
          shape.H;
 }
+
+double decayc::recurrentFlops(const ProblemShape &shape) {
+  return 5.0 * static_cast<double>(shape.B) * static_cast<double>(shape.T) *
+         static_cast<double>(shape.H) * static_cast<double>(shape.K) * static_cast<double>(shape.V);
+}

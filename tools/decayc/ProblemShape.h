@@ -20,6 +20,11 @@ bool parseShape(const std::string &text, ProblemShape &shape, std::string &error
 /// head) with chunks of C = `chunkSize` tokens.
 double forwardFlops(const ProblemShape &shape, int64_t chunkSize);
 
+/// The recurrent form's FLOPs (MATH.md section 4), of the step kernel over
+/// T tokens: 5KV per (token, batch, head): the decay's multiply, the rank-one
+/// update's multiply and add, and o = S^T q's multiply and add.
+double recurrentFlops(const ProblemShape &shape);
+
 } // namespace decayc
 
 #endif

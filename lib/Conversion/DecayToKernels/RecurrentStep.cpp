@@ -4,15 +4,17 @@
 // position positions[b] + t:
 //   S[s,h] <- diag(exp(g_t)) S[s,h] + k_t v_t^T      o_t = scale S[s,h]^T q_t
 // (with the normalizer z[s,h] <- diag(exp(g_t)) z + k_t and o_t = S^T q_t /
-// (z . q_t + eps)). One sweep over the state's rows updates each row and adds
-// its share of o_t, so a token reads and writes the state once: decoding is
-// bound by that traffic.
+// (z . q_t + eps)). The state is swept once per token in tiles of value
+// columns: each tile goes through every row, updated in place while its
+// share of o_t accumulates in registers, so a token reads and writes the
+// state once and nothing else: decoding is bound by that traffic.
 #include "KernelBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace decay;
@@ -32,8 +34,17 @@ private:
   func::FuncOp createStepFunction();
   /// Advances the slot of batch row `row`, head `h`, through the row's tokens.
   void advanceRow(Value row, Value h);
-  /// Token `at.t`: the state sweep with the output's accumulation, then o.
+  /// Token `at.t`: the normalizer, then the state swept in column tiles,
+  /// each tile's share of o accumulated in registers.
   void advanceToken(const ElementIndex &at);
+  /// The factor of o: scale, or 1 / (z . q + eps) with z advanced in place.
+  Value normalizedFactor(const ElementIndex &at);
+  /// Columns [first, first + width) of the slot's state through every row,
+  /// and those columns of o.
+  void sweepColumns(const ElementIndex &at, Value first, int64_t width, Value factor);
+
+  /// Value columns per tile: 4 AVX-512 vectors, then one.
+  static constexpr int64_t kWideTile = 64, kNarrowTile = 16;
 
   Value q, k, v, slots, positions, state, normState, o;
   SmallVector<Value> scanStates;
@@ -77,38 +88,73 @@ func::FuncOp StepBuilder::createStepFunction() {
   return fn;
 }
 
-void StepBuilder::advanceToken(const ElementIndex &at) {
-  Value zero = index(0), slot = at.n, h = at.h;
-  bool normalizer = spec.getNormalizer();
-  loop(zero, valueDim, [&](Value j) { store(real(0.0), outBuf, j); });
-  // One sweep over the state's rows: update row i and add q_i S[i, :] to o.
-  auto rows = scf::ForOp::create(b, zero, keyDim, index(1), ValueRange{real(0.0)});
+Value StepBuilder::normalizedFactor(const ElementIndex &at) {
+  if (!spec.getNormalizer())
+    return scale;
+  // z <- diag(exp(g)) z + k; o = S^T q / (z . q + eps).
+  Value dot = sum(keyDim, [&](Value i) {
+    Value z = add(mul(load(gBuf, i), load(normState, {at.n, at.h, i})), load(kBuf, i));
+    store(z, normState, {at.n, at.h, i});
+    return mul(z, load(qBuf, i));
+  });
+  return div(real(1.0), add(dot, real(spec.getEffectiveEps())));
+}
+
+void StepBuilder::sweepColumns(const ElementIndex &at, Value first, int64_t width, Value factor) {
+  // Columns [first, first + width) of the state, through every row i:
+  //   S[i, cols] <- exp(g_i) S[i, cols] + k_i v[cols];  acc += q_i S[i, cols]
+  // with the accumulator in registers; then o[cols] = factor acc.
+  Value slot = at.n, h = at.h;
+  auto vectorType = VectorType::get({width}, ft);
+  auto loadColumns = [&](Value memref, ValueRange indices) -> Value {
+    auto stored = cast<MemRefType>(memref.getType()).getElementType();
+    Value value = vector::LoadOp::create(b, VectorType::get({width}, stored), memref, indices);
+    return stored == ft ? value : arith::ExtFOp::create(b, vectorType, value).getResult();
+  };
+  auto storeColumns = [&](Value value, Value memref, ValueRange indices) {
+    auto stored = cast<MemRefType>(memref.getType()).getElementType();
+    if (stored != ft)
+      value = arith::TruncFOp::create(b, VectorType::get({width}, stored), value);
+    vector::StoreOp::create(b, value, memref, indices);
+  };
+  auto splat = [&](Value x) { return vector::BroadcastOp::create(b, vectorType, x).getResult(); };
+  Value values = loadColumns(v, {at.b, at.t, h, first});
+  Value zero = arith::ConstantOp::create(b, DenseElementsAttr::get(vectorType, 0.0f));
+  auto rows = scf::ForOp::create(b, index(0), keyDim, index(1), ValueRange{zero});
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(rows.getBody());
     Value i = rows.getInductionVar();
-    Value decay = exp(load(gBuf, i));
-    Value key = load(kBuf, i), query = load(qBuf, i);
-    loop(zero, valueDim, [&](Value j) {
-      Value updated = add(mul(decay, load(state, {slot, h, i, j})),
-                          mul(key, load(v, {at.b, at.t, h, j})));
-      store(updated, state, {slot, h, i, j});
-      store(add(load(outBuf, j), mul(query, updated)), outBuf, j);
-    });
-    Value dot = rows.getRegionIterArgs()[0];
-    if (normalizer) {
-      Value z = add(mul(decay, load(normState, {slot, h, i})), key);
-      store(z, normState, {slot, h, i});
-      dot = add(dot, mul(z, query));
-    }
-    scf::YieldOp::create(b, dot);
+    Value old = loadColumns(state, {slot, h, i, first});
+    Value decayed = arith::MulFOp::create(b, splat(load(gBuf, i)), old);
+    Value updated = vector::FMAOp::create(b, splat(load(kBuf, i)), values, decayed);
+    storeColumns(updated, state, {slot, h, i, first});
+    Value acc = vector::FMAOp::create(b, splat(load(qBuf, i)), updated,
+                                      rows.getRegionIterArgs()[0]);
+    scf::YieldOp::create(b, acc);
   }
-  Value factor = normalizer
-                     ? div(real(1.0), add(rows.getResult(0), real(spec.getEffectiveEps())))
-                     : scale;
-  loop(zero, valueDim, [&](Value j) {
-    store(mul(load(outBuf, j), factor), o, {at.b, at.t, h, j});
-  });
+  Value out = arith::MulFOp::create(b, rows.getResult(0), splat(factor));
+  storeColumns(out, o, {at.b, at.t, h, first});
+}
+
+void StepBuilder::advanceToken(const ElementIndex &at) {
+  Value zero = index(0);
+  // The decay factors once per channel (gBuf holds exp(g) from here on).
+  loop(zero, keyDim, [&](Value i) { store(exp(load(gBuf, i)), gBuf, i); });
+  Value factor = normalizedFactor(at);
+  // Columns in tiles of 64, then 16, then one at a time.
+  Value done = zero;
+  for (int64_t width : {kWideTile, kNarrowTile, int64_t(1)}) {
+    Value tiles = arith::DivUIOp::create(b, arith::SubIOp::create(b, valueDim, done), index(width));
+    Value end = arith::AddIOp::create(b, done, arith::MulIOp::create(b, tiles, index(width)));
+    auto columns = scf::ForOp::create(b, done, end, index(width));
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(columns.getBody());
+      sweepColumns(at, columns.getInductionVar(), width, factor);
+    }
+    done = end;
+  }
 }
 
 void StepBuilder::advanceRow(Value row, Value h) {
