@@ -139,8 +139,14 @@ void StepBuilder::sweepColumns(const ElementIndex &at, Value first, int64_t widt
 
 void StepBuilder::advanceToken(const ElementIndex &at) {
   Value zero = index(0);
-  // The decay factors once per channel (gBuf holds exp(g) from here on).
-  loop(zero, keyDim, [&](Value i) { store(exp(load(gBuf, i)), gBuf, i); });
+  // The decay factors (gBuf holds exp(g) from here on): once per channel, or
+  // once for a decay shared by every channel.
+  if (spec.isPerChannel()) {
+    loop(zero, keyDim, [&](Value i) { store(exp(load(gBuf, i)), gBuf, i); });
+  } else {
+    Value decay = exp(load(gBuf, zero));
+    loop(zero, keyDim, [&](Value i) { store(decay, gBuf, i); });
+  }
   Value factor = normalizedFactor(at);
   // Columns in tiles of 64, then 16, then one at a time.
   Value done = zero;
