@@ -48,7 +48,7 @@ private:
 
   Value q, k, v, slots, positions, state, normState, o;
   SmallVector<Value> scanStates;
-  Value qBuf, kBuf, gBuf, outBuf; ///< per work item: [K], [K], [K], [V]
+  Value qBuf, kBuf, gBuf; ///< per work item: [K] each
 };
 
 func::FuncOp StepBuilder::createStepFunction() {
@@ -164,20 +164,27 @@ void StepBuilder::advanceToken(const ElementIndex &at) {
 }
 
 void StepBuilder::advanceRow(Value row, Value h) {
+  // The row's buffers live on the stack for the row only (a heap
+  // allocation per row costs a decoding step of few rows its lock traffic).
+  auto scope = memref::AllocaScopeOp::create(b, TypeRange{});
+  Block *body = b.createBlock(&scope.getBodyRegion());
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(body);
   Value slot = arith::IndexCastOp::create(b, b.getIndexType(), load(slots, row));
   Value first = arith::IndexCastOp::create(b, b.getIndexType(), load(positions, row));
-  qBuf = alloc(keyDim);
-  kBuf = alloc(keyDim);
-  gBuf = alloc(keyDim);
-  outBuf = alloc(valueDim);
+  auto stackBuffer = [&](Value size) {
+    return memref::AllocaOp::create(b, dynamicMemRef(1), ValueRange{size}).getResult();
+  };
+  qBuf = stackBuffer(keyDim);
+  kBuf = stackBuffer(keyDim);
+  gBuf = stackBuffer(keyDim);
   Value tokens = memref::DimOp::create(b, q, 1);
   loop(index(0), tokens, [&](Value t) {
     ElementIndex at{slot, row, t, h, nullptr};
     prepareToken(at, arith::AddIOp::create(b, first, t), q, k, scanStates, qBuf, kBuf, gBuf);
     advanceToken(at);
   });
-  for (Value buffer : {qBuf, kBuf, gBuf, outBuf})
-    memref::DeallocOp::create(b, buffer);
+  memref::AllocaScopeReturnOp::create(b, ValueRange{});
 }
 
 func::FuncOp StepBuilder::build() {
