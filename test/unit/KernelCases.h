@@ -103,6 +103,30 @@ inline void addOutputGradients(const SpecProgram &program, const Case &c, Tensor
   }
 }
 
+/// A spec compiled twice: the float64 reference and the chunked kernels.
+struct Programs {
+  std::unique_ptr<SpecProgram> reference, kernels;
+};
+
+/// The reference and the kernels (chunks of `chunkSize`) of `source`; a test
+/// failure and null programs when either does not compile.
+inline Programs compileBoth(const std::string &source, const std::string &name, int64_t chunkSize) {
+  Programs programs;
+  auto reference = SpecProgram::compile(source, name);
+  decay::CompileOptions options;
+  options.target = decay::Target::CpuKernels;
+  options.chunkSize = chunkSize;
+  auto kernels = SpecProgram::compile(source, name, options);
+  if (!reference || !kernels) {
+    ADD_FAILURE() << (reference ? "" : llvm::toString(reference.takeError()))
+                  << (kernels ? "" : llvm::toString(kernels.takeError()));
+    return programs;
+  }
+  programs.reference = std::move(*reference);
+  programs.kernels = std::move(*kernels);
+  return programs;
+}
+
 } // namespace decay::test
 
 #endif

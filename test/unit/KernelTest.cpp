@@ -19,6 +19,8 @@ using Entry = SpecProgram::Entry;
 using Tensors = std::map<std::string, HostTensor>;
 
 using decay::test::addOutputGradients;
+using decay::test::compileBoth;
+using decay::test::Programs;
 using decay::test::Case;
 using decay::test::expectMatches;
 using decay::test::randomInputs;
@@ -41,27 +43,6 @@ const Case kCases[] = {
     {"T256_H4_K64", 2, 256, 4, 64, 64, true, {}},
 };
 
-
-struct Programs {
-  std::unique_ptr<SpecProgram> reference, kernels;
-};
-
-Programs compileBoth(const std::string &source, const std::string &name, int64_t chunkSize) {
-  Programs programs;
-  auto reference = SpecProgram::compile(source, name);
-  decay::CompileOptions options;
-  options.target = decay::Target::CpuKernels;
-  options.chunkSize = chunkSize;
-  auto kernels = SpecProgram::compile(source, name, options);
-  if (!reference || !kernels) {
-    ADD_FAILURE() << (reference ? "" : llvm::toString(reference.takeError()))
-                  << (kernels ? "" : llvm::toString(kernels.takeError()));
-    return programs;
-  }
-  programs.reference = std::move(*reference);
-  programs.kernels = std::move(*kernels);
-  return programs;
-}
 
 void checkForward(const Programs &programs, const Case &c, uint64_t seed) {
   Tensors inputs = randomInputs(*programs.reference, c, seed);

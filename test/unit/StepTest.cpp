@@ -16,31 +16,12 @@
 using decay::HostTensor;
 using decay::SpecProgram;
 using decay::test::Case;
+using decay::test::compileBoth;
+using decay::test::Programs;
 using decay::test::Tensors;
 using Entry = SpecProgram::Entry;
 
 namespace {
-
-struct Programs {
-  std::unique_ptr<SpecProgram> reference, kernels;
-};
-
-Programs compile(const std::string &source, const std::string &name) {
-  Programs programs;
-  auto reference = SpecProgram::compile(source, name);
-  decay::CompileOptions options;
-  options.target = decay::Target::CpuKernels;
-  options.chunkSize = 16;
-  auto kernels = SpecProgram::compile(source, name, options);
-  if (!reference || !kernels) {
-    ADD_FAILURE() << (reference ? "" : llvm::toString(reference.takeError()))
-                  << (kernels ? "" : llvm::toString(kernels.takeError()));
-    return programs;
-  }
-  programs.reference = std::move(*reference);
-  programs.kernels = std::move(*kernels);
-  return programs;
-}
 
 /// The state slot names of the step entry and the forward's initial and final
 /// states they correspond to: state <-> h0/ht, norm_state <-> norm_h0/norm_ht, ...
@@ -243,7 +224,7 @@ void checkPrefillThenDecode(const Programs &programs, const Case &c, int64_t pre
 class StepKernels : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(StepKernels, RecurrentModeMatchesTheReference) {
-  Programs programs = compile(decay::test::readExample(GetParam()), GetParam());
+  Programs programs = compileBoth(decay::test::readExample(GetParam()), GetParam(), 16);
   ASSERT_TRUE(programs.kernels);
   uint64_t seed = 5;
   for (const Case &c : kStepCases) {
@@ -253,7 +234,7 @@ TEST_P(StepKernels, RecurrentModeMatchesTheReference) {
 }
 
 TEST_P(StepKernels, PrefillThenDecodeEqualsOneForward) {
-  Programs programs = compile(decay::test::readExample(GetParam()), GetParam());
+  Programs programs = compileBoth(decay::test::readExample(GetParam()), GetParam(), 16);
   ASSERT_TRUE(programs.kernels);
   const Case c{"T37", 2, 37, 2, 16, 12, true, {}};
   for (int64_t prefill : {0, 1, 20, 36}) {
@@ -275,7 +256,7 @@ decay.recurrence @opt vector inputs(%gk : [B, T, H, K])
   decay.yield %g : f32
 }
 )";
-  Programs programs = compile(source, "opt");
+  Programs programs = compileBoth(source, "opt", 16);
   ASSERT_TRUE(programs.kernels);
   const Case c{"T33", 2, 33, 2, 8, 6, true, {}};
   checkRecurrentMode(programs, c, 3);
@@ -337,7 +318,7 @@ TEST(DecoderOnPackages, PrefillThenStepsMatchTheReference) {
   for (const char *variant : {"lightnet", "d2d_exp", "gla"}) {
     SCOPED_TRACE(variant);
     std::string source = decay::test::readExample(variant);
-    Programs programs = compile(source, variant);
+    Programs programs = compileBoth(source, variant, 16);
     ASSERT_TRUE(programs.kernels);
     decay::test::TempDir dir;
     decay::CpuPackageOptions options;
