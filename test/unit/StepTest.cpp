@@ -313,9 +313,11 @@ F32Call decoderCall(const SpecProgram &program, const Tensors &inputs,
 // Prefill a prompt into a slot, then decode: two sequences in slots 2 and 0
 // of a decoder, prefilled to different lengths, stepped together and alone
 // (continuous batching), one saved and restored into a second decoder
-// midway: every output equals the float64 reference forward's.
+// midway: every output equals the float64 reference forward's. Specs with a
+// scan (lightnet), a normalizer (d2d_exp), a vector gate (gla) and a derived
+// key (hgrn2, whose k the decoder does not take).
 TEST(DecoderOnPackages, PrefillThenStepsMatchTheReference) {
-  for (const char *variant : {"lightnet", "d2d_exp", "gla"}) {
+  for (const char *variant : {"lightnet", "d2d_exp", "gla", "hgrn2"}) {
     SCOPED_TRACE(variant);
     std::string source = decay::test::readExample(variant);
     Programs programs = compileBoth(source, variant, 16);
