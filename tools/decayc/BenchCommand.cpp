@@ -4,6 +4,7 @@
 #include "MachineBaselines.h"
 #include "ProblemShape.h"
 #include "StepBench.h"
+#include "Timing.h"
 
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
@@ -93,12 +94,6 @@ std::map<std::string, decayc::DeviceTensor> generateInputs(const decayc::CpuDevi
     inputs[spec.name] = decayc::DeviceTensor::of(dims, values, spec.dtype == "bf16");
   }
   return inputs;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  size_t middle = values.size() / 2;
-  return values.size() % 2 ? values[middle] : 0.5 * (values[middle - 1] + values[middle]);
 }
 
 double secondsOf(const std::function<void()> &work) {

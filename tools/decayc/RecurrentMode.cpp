@@ -1,10 +1,11 @@
 // decayc's recurrent mode (`run --entry step`): the forward's tensors run token by token through a package's step kernel, the final states kept in place.
 #include "RecurrentMode.h"
 
+#include "TensorList.h"
+
 #include "decayrt/decayrt.h"
 
 #include <array>
-#include <deque>
 
 using namespace decayc;
 
@@ -37,30 +38,22 @@ int64_t elementsPerToken(const DeviceTensor &tensor) {
   return count;
 }
 
-/// One step call: the decayrt tensors and the shapes and values they point to.
+/// One step call: the decayrt tensors and the slots and positions they point to.
 struct StepCall {
-  std::vector<decayrt_tensor> tensors;
-  std::deque<std::vector<int64_t>> shapes; ///< stable addresses
-  std::deque<std::string> names;
+  TensorList tensors;
   std::vector<int64_t> slots, positions;
 
-  void add(const std::string &name, void *data, decayrt_dtype dtype, std::vector<int64_t> shape) {
-    shapes.push_back(std::move(shape));
-    names.push_back(name);
-    tensors.push_back({names.back().c_str(), data, dtype, static_cast<int32_t>(shapes.back().size()),
-                       shapes.back().data(), nullptr});
-  }
   /// `tensor`, or its tokens [first, first + count) of batch row 0 when it is per token.
   void add(const std::string &name, const DeviceTensor &tensor, bool perToken, int64_t first,
            int64_t count) {
     decayrt_dtype dtype = tensor.bf16 ? DECAYRT_BF16 : DECAYRT_F32;
     if (!perToken)
-      return add(name, tensor.data(), dtype, tensor.shape);
+      return tensors.add(name, tensor.data(), dtype, tensor.shape);
     std::vector<int64_t> shape = tensor.shape;
     shape[1] = count;
     size_t element = tensor.bf16 ? sizeof(uint16_t) : sizeof(float);
     auto *base = static_cast<char *>(tensor.data());
-    add(name, base + first * elementsPerToken(tensor) * element, dtype, std::move(shape));
+    tensors.add(name, base + first * elementsPerToken(tensor) * element, dtype, std::move(shape));
   }
 };
 } // namespace
@@ -76,7 +69,8 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, const decay::Spec
   if (cuSeqlens && B != 1)
     return makeError("tensor 'cu_seqlens': varlen packing needs B = 1, got B = " + llvm::Twine(B));
   // The final states start as the initial ones and are the step's slots.
-  for (const StateNames &names : stateNamesOf(spec)) {
+  const std::vector<StateNames> states = stateNamesOf(spec);
+  for (const StateNames &names : states) {
     auto final = outputs.find(names.final);
     if (final == outputs.end())
       return makeError("the recurrent mode has no output '" + names.final + "'");
@@ -107,16 +101,16 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, const decay::Spec
       call.slots.push_back(slot < 0 ? row : slot);
       call.positions.push_back(0);
     }
-    call.add("slots", call.slots.data(), DECAYRT_I64, {rows});
-    call.add("positions", call.positions.data(), DECAYRT_I64, {rows});
+    call.tensors.add("slots", call.slots.data(), DECAYRT_I64, {rows});
+    call.tensors.add("positions", call.positions.data(), DECAYRT_I64, {rows});
     for (auto &[name, tensor] : inputs) {
       bool isState = false;
-      for (const StateNames &names : stateNamesOf(spec))
+      for (const StateNames &names : states)
         isState |= name == names.initial;
       if (!isState)
         call.add(name, tensor, isPerToken(spec, name), first, count);
     }
-    for (const StateNames &names : stateNamesOf(spec))
+    for (const StateNames &names : states)
       call.add(names.slots, outputs.at(names.final), /*perToken=*/false, 0, 0);
     call.add("o", outputs.at("o"), /*perToken=*/true, first, count);
     if (decayrt_run(package, "step", call.tensors.data(), call.tensors.size()) != DECAYRT_OK)

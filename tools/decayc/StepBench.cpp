@@ -2,6 +2,8 @@
 #include "StepBench.h"
 
 #include "MachineBaselines.h"
+#include "TensorList.h"
+#include "Timing.h"
 
 #include "decayrt/decayrt.h"
 
@@ -25,17 +27,9 @@ llvm::Error makeError(const llvm::Twine &message) {
 struct StepBuffers {
   std::deque<std::vector<float>> floats;
   std::deque<std::vector<uint16_t>> halves;
-  std::deque<std::vector<int64_t>> integers, shapes;
-  std::deque<std::string> names;
-  std::vector<decayrt_tensor> tensors;
+  std::deque<std::vector<int64_t>> integers;
+  TensorList tensors;
   int64_t stateBytes = 0; ///< the in-out states, read and written by a step
-
-  void add(const std::string &name, void *data, decayrt_dtype dtype, std::vector<int64_t> shape) {
-    names.push_back(name);
-    shapes.push_back(std::move(shape));
-    tensors.push_back({names.back().c_str(), data, dtype,
-                       static_cast<int32_t>(shapes.back().size()), shapes.back().data(), nullptr});
-  }
 };
 
 /// The shape of `dims` (T = 1, S = B).
@@ -67,7 +61,7 @@ StepBuffers makeStep(const decay::SpecSummary &spec, const ProblemShape &shape) 
         for (int64_t b = 0; b < count; ++b)
           values[b] = b;
       buffers.integers.push_back(std::move(values));
-      buffers.add(tensor.name, buffers.integers.back().data(), DECAYRT_I64, sizes);
+      buffers.tensors.add(tensor.name, buffers.integers.back().data(), DECAYRT_I64, sizes);
       continue;
     }
     bool data = tensor.name == "q" || tensor.name == "k" || tensor.name == "v";
@@ -82,20 +76,15 @@ StepBuffers makeStep(const decay::SpecSummary &spec, const ProblemShape &shape) 
       for (float value : values)
         bits.push_back(decay::toBfloat16(value));
       buffers.halves.push_back(std::move(bits));
-      buffers.add(tensor.name, buffers.halves.back().data(), DECAYRT_BF16, sizes);
+      buffers.tensors.add(tensor.name, buffers.halves.back().data(), DECAYRT_BF16, sizes);
       continue;
     }
     buffers.floats.push_back(std::move(values));
-    buffers.add(tensor.name, buffers.floats.back().data(), DECAYRT_F32, sizes);
+    buffers.tensors.add(tensor.name, buffers.floats.back().data(), DECAYRT_F32, sizes);
   }
   return buffers;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  size_t middle = values.size() / 2;
-  return values.size() % 2 ? values[middle] : 0.5 * (values[middle - 1] + values[middle]);
-}
 } // namespace
 
 llvm::Error decayc::benchStep(const CpuDevice &device, const ProblemShape &shape,
