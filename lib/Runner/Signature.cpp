@@ -111,3 +111,12 @@ std::vector<Argument> decay::signatureOf(const SpecSummary &summary, Entry entry
   return slots;
 }
 
+
+std::vector<StepState> decay::stepStatesOf(const SpecSummary &summary) {
+  std::vector<StepState> states = {{"state", "h0", "ht"}};
+  if (summary.normalizer)
+    states.push_back({"norm_state", "norm_h0", "norm_ht"});
+  for (auto &[name, init] : summary.scans)
+    states.push_back({"scan_" + name + "_state", "scan_" + name + "_h0", "scan_" + name + "_ht", init});
+  return states;
+}

@@ -23,17 +23,6 @@ using Entry = SpecProgram::Entry;
 
 namespace {
 
-/// The state slot names of the step entry and the forward's initial and final
-/// states they correspond to: state <-> h0/ht, norm_state <-> norm_h0/norm_ht, ...
-std::vector<std::array<std::string, 3>> stateNames(const decay::SpecSummary &spec) {
-  std::vector<std::array<std::string, 3>> names = {{"state", "h0", "ht"}};
-  if (spec.normalizer)
-    names.push_back({"norm_state", "norm_h0", "norm_ht"});
-  for (auto &[name, init] : spec.scans)
-    names.push_back({"scan_" + name + "_state", "scan_" + name + "_h0", "scan_" + name + "_ht"});
-  return names;
-}
-
 /// Values per sequence of a state tensor [N, ...].
 int64_t rowSize(const HostTensor &tensor) {
   int64_t size = 1;
@@ -48,7 +37,7 @@ int64_t rowSize(const HostTensor &tensor) {
 Tensors slotStates(const decay::SpecSummary &spec, const Tensors &initial,
                    const std::vector<int64_t> &slots, int64_t slotCount) {
   Tensors states;
-  for (auto &[slotName, h0Name, htName] : stateNames(spec)) {
+  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec)) {
     const HostTensor &h0 = initial.at(h0Name);
     HostTensor tensor{h0.shape, {}};
     tensor.shape[0] = slotCount;
@@ -64,7 +53,7 @@ Tensors slotStates(const decay::SpecSummary &spec, const Tensors &initial,
 /// The forward's initial states for `c`: given ones, or zeros and scan inits.
 Tensors initialStates(const decay::SpecSummary &spec, const Case &c, const Tensors &inputs) {
   Tensors initial;
-  for (auto &[slotName, h0Name, htName] : stateNames(spec)) {
+  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec)) {
     if (inputs.count(h0Name)) {
       initial[h0Name] = inputs.at(h0Name);
       continue;
@@ -74,14 +63,10 @@ Tensors initialStates(const decay::SpecSummary &spec, const Case &c, const Tenso
       shape = {c.B, c.H, c.K, c.V};
     else if (h0Name == "norm_h0" || spec.perChannel)
       shape = {c.B, c.H, c.K};
-    double fill = 0.0;
-    for (auto &[name, init] : spec.scans)
-      if (h0Name == "scan_" + name + "_h0")
-        fill = init;
     int64_t count = 1;
     for (int64_t d : shape)
       count *= d;
-    initial[h0Name] = HostTensor{shape, std::vector<double>(static_cast<size_t>(count), fill)};
+    initial[h0Name] = HostTensor{shape, std::vector<double>(static_cast<size_t>(count), init)};
   }
   return initial;
 }
@@ -118,7 +103,7 @@ Tensors tokenSlice(const SpecProgram &program, const Tensors &inputs, int64_t fi
 /// sequence n and every other slot to be untouched (0.25).
 void expectSlots(const decay::SpecSummary &spec, const Tensors &expected, const Tensors &actual,
                  const std::vector<int64_t> &slots) {
-  for (auto &[slotName, h0Name, htName] : stateNames(spec)) {
+  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec)) {
     SCOPED_TRACE(slotName);
     const HostTensor &final = expected.at(htName), &slot = actual.at(slotName);
     int64_t row = rowSize(final);
@@ -188,7 +173,7 @@ void checkPrefillThenDecode(const Programs &programs, const Case &c, int64_t pre
   for (int64_t b = 0; b < c.B; ++b)
     slots.push_back(b);
   Tensors finals;
-  for (auto &[slotName, h0Name, htName] : stateNames(spec))
+  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec))
     finals[h0Name] = prefilled.at(htName);
   Tensors states = slotStates(spec, finals, slots, c.B);
   HostTensor o = expected.at("o"); // the prompt's outputs from the prefill, the rest from steps

@@ -14,22 +14,6 @@ llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-/// The forward's state tensors and the step's names for them: (h0, ht,
-/// state), (norm_h0, norm_ht, norm_state), (scan_<name>_h0, ..._ht, ..._state).
-struct StateNames {
-  std::string initial, final, slots;
-  double fill = 0.0; ///< the value of an absent initial state
-};
-
-std::vector<StateNames> stateNamesOf(const decay::SpecSummary &spec) {
-  std::vector<StateNames> names = {{"h0", "ht", "state"}};
-  if (spec.normalizer)
-    names.push_back({"norm_h0", "norm_ht", "norm_state"});
-  for (auto &[name, init] : spec.scans)
-    names.push_back({"scan_" + name + "_h0", "scan_" + name + "_ht", "scan_" + name + "_state", init});
-  return names;
-}
-
 /// Elements per token of a per-token tensor [B, T, ...].
 int64_t elementsPerToken(const DeviceTensor &tensor) {
   int64_t count = 1;
@@ -69,14 +53,14 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, const decay::Spec
   if (cuSeqlens && B != 1)
     return makeError("tensor 'cu_seqlens': varlen packing needs B = 1, got B = " + llvm::Twine(B));
   // The final states start as the initial ones and are the step's slots.
-  const std::vector<StateNames> states = stateNamesOf(spec);
-  for (const StateNames &names : states) {
+  const std::vector<decay::StepState> states = decay::stepStatesOf(spec);
+  for (const decay::StepState &names : states) {
     auto final = outputs.find(names.final);
     if (final == outputs.end())
       return makeError("the recurrent mode has no output '" + names.final + "'");
     auto initial = inputs.find(names.initial);
     if (initial == inputs.end()) {
-      std::fill(final->second.f32.begin(), final->second.f32.end(), static_cast<float>(names.fill));
+      std::fill(final->second.f32.begin(), final->second.f32.end(), static_cast<float>(names.init));
     } else if (initial->second.shape != final->second.shape) {
       return makeError("tensor '" + names.initial + "': expected the shape of '" + names.final +
                        "'");
@@ -105,12 +89,12 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, const decay::Spec
     call.tensors.add("positions", call.positions.data(), DECAYRT_I64, {rows});
     for (auto &[name, tensor] : inputs) {
       bool isState = false;
-      for (const StateNames &names : states)
+      for (const decay::StepState &names : states)
         isState |= name == names.initial;
       if (!isState)
         call.add(name, tensor, isPerToken(spec, name), first, count);
     }
-    for (const StateNames &names : states)
+    for (const decay::StepState &names : states)
       call.add(names.slots, outputs.at(names.final), /*perToken=*/false, 0, 0);
     call.add("o", outputs.at("o"), /*perToken=*/true, first, count);
     if (decayrt_run(package, "step", call.tensors.data(), call.tensors.size()) != DECAYRT_OK)

@@ -65,6 +65,18 @@ struct Argument {
 /// [norm_state [S,H,K]], scan_<name>_state [S,H(,K)]..., o).
 std::vector<Argument> signatureOf(const SpecSummary &summary, Entry entry);
 
+/// A state the step keeps in slots, with the forward's initial and final
+/// state of the same recurrence: (state, h0, ht), (norm_state, norm_h0,
+/// norm_ht), (scan_<name>_state, scan_<name>_h0, scan_<name>_ht); `init` is
+/// the value of an absent initial state (a scan's init, else 0).
+struct StepState {
+  std::string slots, initial, final;
+  double init = 0.0;
+};
+
+/// The step's states of `summary`, in the order of its signature.
+std::vector<StepState> stepStatesOf(const SpecSummary &summary);
+
 /// Reads what a driver needs to know from a verified recurrence.
 SpecSummary summarize(RecurrenceOp op);
 
