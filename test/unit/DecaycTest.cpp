@@ -299,8 +299,9 @@ std::map<std::string, decay::npy::Array> readOutputs(const std::string &dir) {
 }
 
 // decayc run --device simt: a package compiled with --target simt runs its
-// GPU kernels under emulation and writes, forward and backward, the files the
-// float64 reference writes, within MATH.md's fp32 tolerance.
+// GPU kernels under emulation and writes, forward, backward and in recurrent
+// mode (the GPU step kernel), the files the float64 reference writes, within
+// MATH.md's fp32 tolerance.
 class DecaycRunSimt : public ::testing::TestWithParam<Variant> {};
 
 TEST_P(DecaycRunSimt, ForwardAndBackwardMatchTheReference) {
@@ -320,15 +321,16 @@ TEST_P(DecaycRunSimt, ForwardAndBackwardMatchTheReference) {
   for (float &value : gradient)
     value = unit(rng);
   writeArray(dir / "in/do.npy", Array::fromF32(gradient, c.shape("BTHV")));
-  for (std::string entry : {"forward", "backward"}) {
+  for (std::string entry : {"forward", "backward", "step"}) {
     SCOPED_TRACE(entry);
     std::string emulated = dir / ("simt-" + entry), reference = dir / ("ref-" + entry);
     Outcome run = runDecayc({"run", package, "--device", "simt", "--entry", entry, "--inputs",
                              dir / "in", "--outputs", emulated},
                             dir);
     ASSERT_EQ(run.exitCode, 0) << run.err;
-    Outcome oracle = runDecayc({"run", exampleSpec(variant.name), "--reference", "--entry", entry,
-                                "--inputs", dir / "in", "--outputs", reference},
+    std::string oracleEntry = entry == "step" ? "forward" : entry; // the same recurrence
+    Outcome oracle = runDecayc({"run", exampleSpec(variant.name), "--reference", "--entry",
+                                oracleEntry, "--inputs", dir / "in", "--outputs", reference},
                                dir);
     ASSERT_EQ(oracle.exitCode, 0) << oracle.err;
     std::map<std::string, decay::npy::Array> expected = readOutputs(reference),

@@ -1,6 +1,7 @@
 // The GPU kernels of every example spec, run under SIMT emulation (decayrt_run_simt), against the float64 reference; and a deliberately racy kernel the emulator catches.
 #include "KernelCases.h"
 #include "Oracle.h"
+#include "SimtPackage.h"
 #include "TempDir.h"
 
 #include "decay/Codegen/CPU/CpuPackage.h"
@@ -15,6 +16,8 @@
 using decay::HostTensor;
 using decay::SpecProgram;
 using decay::test::Case;
+using decay::test::compileSimt;
+using decay::test::SimtPackage;
 using decay::test::Tensors;
 using Entry = SpecProgram::Entry;
 
@@ -30,35 +33,6 @@ const Case kSimtCases[] = {
     {"strong_decay", 1, 50, 1, 64, 64, true, {}, 10.0},
     {"K128_V128", 1, 37, 1, 128, 128, true, {}},
 };
-
-/// A package with the spec's simt modules, loaded.
-struct SimtPackage {
-  decay::test::TempDir dir;
-  decayrt_package *package = nullptr;
-  ~SimtPackage() { decayrt_package_free(package); }
-};
-
-std::unique_ptr<SimtPackage> compileSimt(const std::string &variant, int64_t omitBarrier = -1,
-                                         const std::string &dtype = "") {
-  auto result = std::make_unique<SimtPackage>();
-  std::string path = result->dir / (variant + ".so");
-  decay::CpuPackageOptions options;
-  options.cpuKernels = false;
-  options.gpu.targets = {"simt"};
-  options.gpu.headDims = {64, 128};
-  options.gpu.testOmitBarrier = omitBarrier;
-  options.dtype = dtype;
-  std::string spec = std::string(DECAY_EXAMPLES_DIR) + "/" + variant + ".mlir";
-  if (llvm::Error error = decay::compileCpuPackage(spec, path, options)) {
-    ADD_FAILURE() << llvm::toString(std::move(error));
-    return nullptr;
-  }
-  if (decayrt_package_load(path.c_str(), &result->package) != DECAYRT_OK) {
-    ADD_FAILURE() << decayrt_last_error();
-    return nullptr;
-  }
-  return result;
-}
 
 /// Float tensors as decayrt takes them by name: f32 buffers, or bfloat16
 /// bits for the names in `bf16`.

@@ -1,6 +1,7 @@
 // The step kernel of every example spec: recurrent mode against the float64 reference forward, and prefill (chunked forward) then decoding steps against one forward.
 #include "KernelCases.h"
 #include "Oracle.h"
+#include "StepChecks.h"
 
 #include "TempDir.h"
 
@@ -19,191 +20,19 @@ using decay::test::Case;
 using decay::test::compileBoth;
 using decay::test::Programs;
 using decay::test::Tensors;
+using decay::test::checkPrefillThenDecode;
+using decay::test::checkRecurrentMode;
+using decay::test::kStepCases;
+using decay::test::tokens;
 using Entry = SpecProgram::Entry;
 
 namespace {
 
-/// Values per sequence of a state tensor [N, ...].
-int64_t rowSize(const HostTensor &tensor) {
-  int64_t size = 1;
-  for (size_t d = 1; d < tensor.shape.size(); ++d)
-    size *= tensor.shape[d];
-  return size;
-}
-
-/// Slot tensors of `slotCount` slots filled with `fill` (scan inits where the
-/// spec says), with sequence n's initial states from `initial` (h0, ...)
-/// placed in slot slots[n].
-Tensors slotStates(const decay::SpecSummary &spec, const Tensors &initial,
-                   const std::vector<int64_t> &slots, int64_t slotCount) {
-  Tensors states;
-  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec)) {
-    const HostTensor &h0 = initial.at(h0Name);
-    HostTensor tensor{h0.shape, {}};
-    tensor.shape[0] = slotCount;
-    int64_t row = rowSize(h0);
-    tensor.data.assign(static_cast<size_t>(slotCount * row), 0.25); // visible if touched
-    for (size_t n = 0; n < slots.size(); ++n)
-      std::copy_n(h0.data.begin() + n * row, row, tensor.data.begin() + slots[n] * row);
-    states[slotName] = std::move(tensor);
-  }
-  return states;
-}
-
-/// The forward's initial states for `c`: given ones, or zeros and scan inits.
-Tensors initialStates(const decay::SpecSummary &spec, const Case &c, const Tensors &inputs) {
-  Tensors initial;
-  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec)) {
-    if (inputs.count(h0Name)) {
-      initial[h0Name] = inputs.at(h0Name);
-      continue;
-    }
-    std::vector<int64_t> shape = {c.B, c.H};
-    if (h0Name == "h0")
-      shape = {c.B, c.H, c.K, c.V};
-    else if (h0Name == "norm_h0" || spec.perChannel)
-      shape = {c.B, c.H, c.K};
-    int64_t count = 1;
-    for (int64_t d : shape)
-      count *= d;
-    initial[h0Name] = HostTensor{shape, std::vector<double>(static_cast<size_t>(count), init)};
-  }
-  return initial;
-}
-
-/// `tensor` [B, T, ...] restricted to tokens [first, first + count).
-HostTensor tokens(const HostTensor &tensor, int64_t first, int64_t count) {
-  HostTensor part{tensor.shape, {}};
-  part.shape[1] = count;
-  int64_t inner = 1;
-  for (size_t d = 2; d < tensor.shape.size(); ++d)
-    inner *= tensor.shape[d];
-  for (int64_t b = 0; b < tensor.shape[0]; ++b)
-    for (int64_t t = first; t < first + count; ++t) {
-      auto begin = tensor.data.begin() + (b * tensor.shape[1] + t) * inner;
-      part.data.insert(part.data.end(), begin, begin + inner);
-    }
-  return part;
-}
-
-/// The per-token tensors of `inputs` (dims B, T, ...) cut to tokens [first, first + count).
-Tensors tokenSlice(const SpecProgram &program, const Tensors &inputs, int64_t first, int64_t count) {
-  Tensors part;
-  for (const decay::TensorSpec &spec : program.inputsOf(Entry::Forward)) {
-    auto found = inputs.find(spec.name);
-    if (found == inputs.end())
-      continue;
-    part[spec.name] = spec.dims.rfind("BT", 0) == 0 ? tokens(found->second, first, count)
-                                                    : found->second;
-  }
-  return part;
-}
-
-/// Expects the step's slot `slots[n]` to hold the reference's final state of
-/// sequence n and every other slot to be untouched (0.25).
-void expectSlots(const decay::SpecSummary &spec, const Tensors &expected, const Tensors &actual,
-                 const std::vector<int64_t> &slots) {
-  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec)) {
-    SCOPED_TRACE(slotName);
-    const HostTensor &final = expected.at(htName), &slot = actual.at(slotName);
-    int64_t row = rowSize(final);
-    Tensors want, got;
-    want[htName] = final;
-    got[htName] = HostTensor{final.shape, {}};
-    for (size_t n = 0; n < slots.size(); ++n)
-      got[htName].data.insert(got[htName].data.end(), slot.data.begin() + slots[n] * row,
-                              slot.data.begin() + (slots[n] + 1) * row);
-    decay::test::expectMatches(want, got);
-    for (int64_t s = 0; s < slot.shape[0]; ++s)
-      if (std::find(slots.begin(), slots.end(), s) == slots.end())
-        for (int64_t i = 0; i < row; ++i)
-          ASSERT_EQ(slot.data[s * row + i], 0.25) << "slot " << s << " was touched";
-  }
-}
-
-const Case kStepCases[] = {
-    {"T1", 2, 1, 2, 16, 12, true, {}},
-    {"T37_odd_dims", 2, 37, 2, 5, 7, true, {}},
-    {"T40_no_h0", 1, 40, 3, 16, 16, false, {}},
-    {"strong_decay", 2, 30, 2, 8, 8, true, {}, 10.0},
-};
-
-// Recurrent mode: the step kernel over all T tokens from slots holding h0
-// gives the reference forward's o, and its final states in those slots.
-void checkRecurrentMode(const Programs &programs, const Case &c, uint64_t seed) {
-  const decay::SpecSummary &spec = programs.kernels->spec();
-  Tensors inputs = decay::test::randomInputs(*programs.reference, c, seed);
-  Tensors expected;
-  llvm::Error error = programs.reference->run(Entry::Forward, inputs, nullptr, expected);
-  ASSERT_FALSE(error) << llvm::toString(std::move(error));
-  std::vector<int64_t> slots;
-  for (int64_t b = 0; b < c.B; ++b)
-    slots.push_back(c.B - b); // rows in reverse order, slot 0 unused
-  Tensors step = tokenSlice(*programs.kernels, inputs, 0, c.T);
-  for (auto &[name, tensor] : slotStates(spec, initialStates(spec, c, inputs), slots, c.B + 1))
-    step[name] = tensor;
-  step["slots"] = HostTensor{{c.B}, std::vector<double>(slots.begin(), slots.end())};
-  step["positions"] = HostTensor{{c.B}, std::vector<double>(static_cast<size_t>(c.B), 0.0)};
-  Tensors actual;
-  error = programs.kernels->run(Entry::Step, step, nullptr, actual);
-  if (error)
-    FAIL() << llvm::toString(std::move(error));
-  Tensors wantO{{"o", expected.at("o")}}, gotO{{"o", actual.at("o")}};
-  decay::test::expectMatches(wantO, gotO);
-  expectSlots(spec, expected, actual, slots);
-}
-
-// Prefill then decode: the chunked forward over the first tokens, its final
-// states moved into slots, then one step per remaining token at positions
-// T1, T1 + 1, ... gives the outputs and final states of one forward over all.
-void checkPrefillThenDecode(const Programs &programs, const Case &c, int64_t prefill,
-                            uint64_t seed) {
-  const decay::SpecSummary &spec = programs.kernels->spec();
-  Tensors inputs = decay::test::randomInputs(*programs.reference, c, seed);
-  Tensors expected;
-  llvm::Error error = programs.reference->run(Entry::Forward, inputs, nullptr, expected);
-  ASSERT_FALSE(error) << llvm::toString(std::move(error));
-  Tensors prompt = tokenSlice(*programs.kernels, inputs, 0, prefill);
-  for (auto &[name, tensor] : initialStates(spec, c, inputs))
-    prompt[name] = tensor;
-  Tensors prefilled;
-  error = programs.kernels->run(Entry::Forward, prompt, nullptr, prefilled);
-  ASSERT_FALSE(error) << llvm::toString(std::move(error));
-  std::vector<int64_t> slots;
-  for (int64_t b = 0; b < c.B; ++b)
-    slots.push_back(b);
-  Tensors finals;
-  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec))
-    finals[h0Name] = prefilled.at(htName);
-  Tensors states = slotStates(spec, finals, slots, c.B);
-  HostTensor o = expected.at("o"); // the prompt's outputs from the prefill, the rest from steps
-  int64_t V = c.V;
-  auto place = [&](const HostTensor &part, int64_t first) {
-    int64_t count = part.shape[1], inner = c.H * V;
-    for (int64_t b = 0; b < c.B; ++b)
-      for (int64_t t = 0; t < count; ++t)
-        std::copy_n(part.data.begin() + (b * count + t) * inner, inner,
-                    o.data.begin() + (b * c.T + first + t) * inner);
+/// The step kernels of a SpecProgram (JIT-compiled CPU kernels).
+decay::test::EntryRunner cpuRunner(const Programs &programs) {
+  return [&programs](Entry entry, const Tensors &inputs, Tensors &outputs) {
+    return programs.kernels->run(entry, inputs, nullptr, outputs);
   };
-  place(prefilled.at("o"), 0);
-  for (int64_t t = prefill; t < c.T; ++t) {
-    Tensors step = tokenSlice(*programs.kernels, inputs, t, 1);
-    for (auto &[name, tensor] : states)
-      step[name] = tensor;
-    step["slots"] = HostTensor{{c.B}, std::vector<double>(slots.begin(), slots.end())};
-    step["positions"] = HostTensor{{c.B}, std::vector<double>(static_cast<size_t>(c.B),
-                                                              static_cast<double>(t))};
-    Tensors stepped;
-    error = programs.kernels->run(Entry::Step, step, nullptr, stepped);
-    if (error)
-      FAIL() << llvm::toString(std::move(error));
-    for (auto &[name, tensor] : states)
-      tensor = stepped.at(name);
-    place(stepped.at("o"), t);
-  }
-  Tensors wantO{{"o", expected.at("o")}}, gotO{{"o", o}};
-  decay::test::expectMatches(wantO, gotO);
-  expectSlots(spec, expected, states, slots);
 }
 
 class StepKernels : public ::testing::TestWithParam<std::string> {};
@@ -214,7 +43,7 @@ TEST_P(StepKernels, RecurrentModeMatchesTheReference) {
   uint64_t seed = 5;
   for (const Case &c : kStepCases) {
     SCOPED_TRACE(c.label);
-    checkRecurrentMode(programs, c, seed++);
+    checkRecurrentMode(*programs.reference, cpuRunner(programs), c, seed++);
   }
 }
 
@@ -224,7 +53,7 @@ TEST_P(StepKernels, PrefillThenDecodeEqualsOneForward) {
   const Case c{"T37", 2, 37, 2, 16, 12, true, {}};
   for (int64_t prefill : {0, 1, 20, 36}) {
     SCOPED_TRACE("prefill " + std::to_string(prefill));
-    checkPrefillThenDecode(programs, c, prefill, 70 + prefill);
+    checkPrefillThenDecode(*programs.reference, cpuRunner(programs), c, prefill, 70 + prefill);
   }
 }
 
@@ -244,9 +73,9 @@ decay.recurrence @opt vector inputs(%gk : [B, T, H, K])
   Programs programs = compileBoth(source, "opt", 16);
   ASSERT_TRUE(programs.kernels);
   const Case c{"T33", 2, 33, 2, 8, 6, true, {}};
-  checkRecurrentMode(programs, c, 3);
+  checkRecurrentMode(*programs.reference, cpuRunner(programs), c, 3);
   for (int64_t prefill : {5, 32})
-    checkPrefillThenDecode(programs, c, prefill, 9 + prefill);
+    checkPrefillThenDecode(*programs.reference, cpuRunner(programs), c, prefill, 9 + prefill);
 }
 
 // ---- The decoder (decayrt) on compiled packages ----

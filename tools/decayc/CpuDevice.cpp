@@ -190,12 +190,8 @@ std::vector<float> DeviceTensor::values() const {
 llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, DeviceTensor> &inputs,
                            const std::vector<int64_t> *cuSeqlens,
                            std::map<std::string, DeviceTensor> &outputs) const {
-  if (entry == Entry::Step) {
-    if (kind != DeviceKind::Cpu)
-      return makeError("--entry step runs the package's CPU step kernel: use --device cpu "
-                       "(GPU step kernels are not built yet)");
-    return runRecurrentMode(package, summary, inputs, cuSeqlens, outputs);
-  }
+  if (entry == Entry::Step)
+    return runRecurrentMode(package, kind, summary, inputs, cuSeqlens, outputs);
   std::vector<decayrt_tensor> tensors;
   auto add = [&](const std::string &name, const DeviceTensor &tensor) {
     tensors.push_back({name.c_str(), tensor.data(), tensor.bf16 ? DECAYRT_BF16 : DECAYRT_F32,
@@ -205,16 +201,16 @@ llvm::Error CpuDevice::run(Entry entry, const std::map<std::string, DeviceTensor
     add(name, tensor);
   for (auto &[name, tensor] : outputs)
     add(name, tensor);
-  std::vector<bool> isOutput(inputs.size(), false);
-  isOutput.resize(tensors.size(), true);
+  std::vector<Transfer> transfers(inputs.size(), Transfer::In);
+  transfers.resize(tensors.size(), Transfer::Out);
   int64_t cuCount = cuSeqlens ? static_cast<int64_t>(cuSeqlens->size()) : 0;
   if (cuSeqlens) {
     tensors.push_back({"cu_seqlens", const_cast<int64_t *>(cuSeqlens->data()), DECAYRT_I64, 1,
                        &cuCount, nullptr});
-    isOutput.push_back(false);
+    transfers.push_back(Transfer::In);
   }
   if (kind == DeviceKind::Cuda)
-    return runOnCuda(package, decay::entryName(entry), tensors, isOutput);
+    return runOnCuda(package, decay::entryName(entry), tensors, transfers);
   if (kind == DeviceKind::Simt) {
     if (decayrt_run_simt(package, decay::entryName(entry), tensors.data(), tensors.size(),
                          nullptr) != DECAYRT_OK)

@@ -29,7 +29,7 @@ using DeviceMemory = std::unique_ptr<void, DeviceFree>;
 
 llvm::Error decayc::runOnCuda(decayrt_package *package, const char *entry,
                               const std::vector<decayrt_tensor> &tensors,
-                              const std::vector<bool> &isOutput) {
+                              const std::vector<Transfer> &transfers) {
   std::vector<DeviceMemory> memory;
   std::vector<decayrt_tensor> onDevice = tensors;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -40,7 +40,7 @@ llvm::Error decayc::runOnCuda(decayrt_package *package, const char *entry,
     if (decayrt_cuda_alloc(bytes, &device) != DECAYRT_OK)
       return decayrtError();
     memory.emplace_back(device);
-    if (!isOutput[i] && decayrt_cuda_copy_to_device(device, tensors[i].data, bytes) != DECAYRT_OK)
+    if (transfers[i] != Transfer::Out && decayrt_cuda_copy_to_device(device, tensors[i].data, bytes) != DECAYRT_OK)
       return decayrtError();
     onDevice[i].data = device;
   }
@@ -49,7 +49,7 @@ llvm::Error decayc::runOnCuda(decayrt_package *package, const char *entry,
     return decayrtError();
   // Copies on the default stream wait for the kernels.
   for (size_t i = 0; i < tensors.size(); ++i)
-    if (isOutput[i] &&
+    if (transfers[i] != Transfer::In &&
         decayrt_cuda_copy_to_host(tensors[i].data, onDevice[i].data, bytesOf(tensors[i])) !=
             DECAYRT_OK)
       return decayrtError();

@@ -1,6 +1,7 @@
 // decayc's recurrent mode (`run --entry step`): the forward's tensors run token by token through a package's step kernel, the final states kept in place.
 #include "RecurrentMode.h"
 
+#include "CudaTransfer.h"
 #include "TensorList.h"
 
 #include "decayrt/decayrt.h"
@@ -22,15 +23,18 @@ int64_t elementsPerToken(const DeviceTensor &tensor) {
   return count;
 }
 
-/// One step call: the decayrt tensors and the slots and positions they point to.
+/// One step call: the decayrt tensors and the slots and positions they point
+/// to; how each moves to and from a CUDA device.
 struct StepCall {
   TensorList tensors;
   std::vector<int64_t> slots, positions;
+  std::vector<Transfer> transfers;
 
   /// `tensor`, or its tokens [first, first + count) of batch row 0 when it is per token.
   void add(const std::string &name, const DeviceTensor &tensor, bool perToken, int64_t first,
-           int64_t count) {
+           int64_t count, Transfer transfer = Transfer::In) {
     decayrt_dtype dtype = tensor.bf16 ? DECAYRT_BF16 : DECAYRT_F32;
+    transfers.push_back(transfer);
     if (!perToken)
       return tensors.add(name, tensor.data(), dtype, tensor.shape);
     std::vector<int64_t> shape = tensor.shape;
@@ -40,9 +44,29 @@ struct StepCall {
     tensors.add(name, base + first * elementsPerToken(tensor) * element, dtype, std::move(shape));
   }
 };
+
+/// Runs the package's step kernel on `call` on the device `kind`.
+llvm::Error launchStep(decayrt_package *package, DeviceKind kind, const StepCall &call) {
+  decayrt_status status = DECAYRT_OK;
+  switch (kind) {
+  case DeviceKind::Cpu:
+    status = decayrt_run(package, "step", call.tensors.data(), call.tensors.size());
+    break;
+  case DeviceKind::Simt:
+    status = decayrt_run_simt(package, "step", call.tensors.data(), call.tensors.size(), nullptr);
+    break;
+  case DeviceKind::Cuda:
+    return runOnCuda(package, "step",
+                     std::vector<decayrt_tensor>(call.tensors.data(),
+                                                 call.tensors.data() + call.tensors.size()),
+                     call.transfers);
+  }
+  return status == DECAYRT_OK ? llvm::Error::success() : makeError(decayrt_last_error());
+}
 } // namespace
 
-llvm::Error decayc::runRecurrentMode(decayrt_package *package, const decay::SpecSummary &spec,
+llvm::Error decayc::runRecurrentMode(decayrt_package *package, DeviceKind kind,
+                                     const decay::SpecSummary &spec,
                                      const std::map<std::string, DeviceTensor> &inputs,
                                      const std::vector<int64_t> *cuSeqlens,
                                      std::map<std::string, DeviceTensor> &outputs) {
@@ -87,6 +111,7 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, const decay::Spec
     }
     call.tensors.add("slots", call.slots.data(), DECAYRT_I64, {rows});
     call.tensors.add("positions", call.positions.data(), DECAYRT_I64, {rows});
+    call.transfers.insert(call.transfers.end(), 2, Transfer::In);
     for (auto &[name, tensor] : inputs) {
       bool isState = false;
       for (const decay::StepState &names : states)
@@ -95,10 +120,10 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, const decay::Spec
         call.add(name, tensor, isPerToken(spec, name), first, count);
     }
     for (const decay::StepState &names : states)
-      call.add(names.slots, outputs.at(names.final), /*perToken=*/false, 0, 0);
-    call.add("o", outputs.at("o"), /*perToken=*/true, first, count);
-    if (decayrt_run(package, "step", call.tensors.data(), call.tensors.size()) != DECAYRT_OK)
-      return makeError(decayrt_last_error());
+      call.add(names.slots, outputs.at(names.final), /*perToken=*/false, 0, 0, Transfer::InOut);
+    call.add("o", outputs.at("o"), /*perToken=*/true, first, count, Transfer::Out);
+    if (llvm::Error error = launchStep(package, kind, call))
+      return error;
   }
   return llvm::Error::success();
 }

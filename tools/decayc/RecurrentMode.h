@@ -22,8 +22,10 @@ namespace decayc {
 /// zero, scans at their init) are copied into the final ones, which serve as
 /// the step's state slots, slot n for sequence n; every sequence then advances
 /// through its tokens from position 0 (one call per sequence with cu_seqlens,
-/// one call for all batch rows without).
-llvm::Error runRecurrentMode(decayrt_package *package, const decay::SpecSummary &spec,
+/// one call for all batch rows without), on the CPU, the CUDA device (the
+/// states copied to it and back) or under SIMT emulation as `kind` says.
+llvm::Error runRecurrentMode(decayrt_package *package, DeviceKind kind,
+                             const decay::SpecSummary &spec,
                              const std::map<std::string, DeviceTensor> &inputs,
                              const std::vector<int64_t> *cuSeqlens,
                              std::map<std::string, DeviceTensor> &outputs);

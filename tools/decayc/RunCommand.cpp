@@ -30,7 +30,10 @@ OPTIONS:
                        in and out, computed token by token by the package's
                        step kernel (the decoding kernel), every sequence from
                        its initial states at position 0; it must agree with
-                       the chunked forward to rounding. CPU only.
+                       the chunked forward to rounding. On every device: the
+                       CPU step kernel, the GPU one (cuda: the states are
+                       copied to the device and back) or the GPU one under
+                       emulation (simt).
   --device cpu|cuda|simt
                        cpu (the default): run the chunked CPU kernels; a spec
                        is compiled to a temporary package first (like decayc

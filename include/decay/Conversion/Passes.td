@@ -78,7 +78,10 @@ def DecayExpandGpuKernelsPass : Pass<"decay-expand-gpu-kernels", "mlir::ModuleOp
     tensor cores with nvgpu.mma.sync m16n8k8 tf32, each product split
     3xTF32 for fp32 accuracy). Each gpu.func records its launch
     (`decay.threads`, `decay.grid`, `decay.dynamic_shared_bytes`); each
-    gpu.module its entry, head dims, chunk size and workspace buffers. The
+    gpu.module its entry, head dims, chunk size and workspace buffers. With
+    `step=true` it also creates `gpu.module @<name>_step_k<D>_v<D>` with
+    `<name>_step` (one block of D threads per (batch row, head): the row's
+    state slot advanced in place token by token, no workspace). The
     module becomes a `gpu.container_module`; the spec ops are removed.
   }];
   let options = [
@@ -87,6 +90,8 @@ def DecayExpandGpuKernelsPass : Pass<"decay-expand-gpu-kernels", "mlir::ModuleOp
            "Tokens per chunk of the GPU kernels (32: two 16-token sub-blocks)">,
     Option<"backward", "backward", "bool", /*default=*/"false",
            "Also create the backward's modules (needs decay-derive-gradients first)">,
+    Option<"step", "step", "bool", /*default=*/"false",
+           "Also create the step's modules (@<name>_step_k<D>_v<D>: state slots advanced in place)">,
     Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
            "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">,
     Option<"testOmitBarrier", "test-omit-barrier", "int64_t", /*default=*/"-1",

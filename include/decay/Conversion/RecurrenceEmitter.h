@@ -40,6 +40,15 @@ struct RecurrenceArgs {
   llvm::SmallVector<mlir::Value> dInputs, dParams, dScanH0;
 };
 
+/// The memref arguments of a step function (decay::signatureOf, Entry::Step);
+/// the spec's own inputs and params are bound to the emitter.
+struct StepArgs {
+  mlir::Value q, k, v, slots, positions; ///< slots, positions: [B] i64
+  mlir::Value state, normState;          ///< [S,H,K,V], [S,H,K] (in place)
+  llvm::SmallVector<mlir::Value> scanStates; ///< [S,H] or [S,H,K] (in place)
+  mlir::Value o;
+};
+
 /// The values every pair of a RoPE rotation shares: K/2, log(theta), K and
 /// the position in the float type.
 struct RopeFrame {
@@ -139,6 +148,16 @@ public:
   /// Binds `args`, the spec's inputs and params to `values`, which follow
   /// createFunction's signature.
   void bindArguments(mlir::ValueRange values, bool backward, RecurrenceArgs &args);
+  /// The dims of each argument of the step's signature (q, k, v, slots,
+  /// positions, inputs..., params..., state, [norm_state], scan states...,
+  /// o): letters of B, T, H, K, V, S (state slots); "B" for the i64 slots
+  /// and positions.
+  llvm::SmallVector<std::string> stepArgumentDims();
+  /// The argument types of the step's signature, from their dims.
+  llvm::SmallVector<mlir::Type> stepArgumentTypes();
+  /// Binds `args`, the spec's inputs and params to `values`, which follow the
+  /// step's signature.
+  void bindStepArguments(mlir::ValueRange values, StepArgs &args);
 
   /// Creates `func.func @name` with the forward signature
   ///   (q, k, v, h0, seqs, inputs..., params..., [norm_h0], scan_h0...,

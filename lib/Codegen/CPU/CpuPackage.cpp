@@ -61,13 +61,14 @@ llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry);
 
 /// The manifest item of a GPU module (docs/package.md, "GPU kernels").
 llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule &m) {
-  Entry entry = m.entry == "forward" ? Entry::Forward : Entry::Backward;
+  Entry entry = m.entry == "forward" ? Entry::Forward : m.entry == "backward" ? Entry::Backward : Entry::Step;
   llvm::json::Array parameters;
   for (const Argument &argument : signatureOf(summary, entry))
     parameters.push_back(argument.kind == Argument::Sequences ? std::string("seqs") : argument.tensor.name);
   if (m.workspace.token || m.workspace.chunk || m.workspace.sequence || m.workspace.fixed)
     parameters.push_back("workspace");
-  for (llvm::StringRef size : {"B", "T", "H", "N"})
+  // The kernels' i64 sizes (GpuKernelEmitter): a step's state slots S instead of the sequences N.
+  for (llvm::StringRef size : {"B", "T", "H", entry == Entry::Step ? "S" : "N"})
     parameters.push_back(size);
   bool simt = m.target == "simt";
   llvm::json::Array launches;

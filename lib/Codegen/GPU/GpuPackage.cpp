@@ -143,6 +143,32 @@ ByteModel forwardTraffic(const SpecSummary &summary, const GpuModule &m, int64_t
   return moves;
 }
 
+/// The global-memory traffic of the step as generated: per token and head
+/// its q, k, inputs, v and o, and the [K, V] state read and written (every
+/// token sweeps it); per row and head the carried normalizer and scans read
+/// and written, the params, its slot and position.
+ByteModel stepTraffic(const SpecSummary &summary, const GpuModule &m) {
+  int64_t element = summary.dtype == "bf16" ? 2 : 4;
+  ByteModel moves;
+  moves.token += element * m.keyDim * (summary.derivedKey ? 1 : 2) + tokenInputBytes(summary, m);
+  moves.token += 2 * element * m.valueDim + 2 * 4 * m.keyDim * m.valueDim;
+  int64_t scanState = summary.perChannel ? m.keyDim : 1;
+  moves.sequence += 2 * 4 * scanState * static_cast<int64_t>(summary.scans.size()) + 2 * 8;
+  if (summary.normalizer)
+    moves.sequence += 2 * 4 * m.keyDim;
+  for (auto &[name, dims] : summary.params)
+    moves.sequence += 4 * elementsPerRow(dims, m.keyDim, m.valueDim);
+  return moves;
+}
+
+/// The traffic model of a module of `m.entry`.
+ByteModel trafficOf(const SpecSummary &summary, const GpuModule &m) {
+  if (m.entry == "step")
+    return stepTraffic(summary, m);
+  return m.entry == "forward" ? forwardTraffic(summary, m, /*valueTile=*/64)
+                              : backwardTraffic(summary, m, /*valueTile=*/64);
+}
+
 /// The most shared memory a block may opt in to on `chip` (CUDA C
 /// Programming Guide, "Technical Specifications per Compute Capability").
 int64_t sharedMemoryLimit(llvm::StringRef chip) {
@@ -341,8 +367,7 @@ llvm::Error compileForChip(ModuleOp expanded, const std::vector<ExpandedModule> 
       return error;
     if (llvm::Error error = checkResources(m))
       return error;
-    m.moves = m.entry == "forward" ? forwardTraffic(summary, m, /*valueTile=*/64)
-                                   : backwardTraffic(summary, m, /*valueTile=*/64);
+    m.moves = trafficOf(summary, m);
     if (!options.emitPtxDir.empty())
       if (llvm::Error error = writePtx(options.emitPtxDir, item.name, m))
         return error;
@@ -366,8 +391,7 @@ llvm::Error compileForSimt(ModuleOp expanded, const std::vector<ExpandedModule> 
     m.target = "simt";
     for (GpuLaunch &launch : m.launches)
       launch.symbol = "decay_simt_" + item.name + "_" + launch.function;
-    m.moves = m.entry == "forward" ? forwardTraffic(summary, m, /*valueTile=*/64)
-                                   : backwardTraffic(summary, m, /*valueTile=*/64);
+    m.moves = trafficOf(summary, m);
     out.modules.push_back(std::move(m));
   }
   llvm::LLVMContext llvmContext;
@@ -408,6 +432,7 @@ llvm::Expected<GpuCompilation> decay::compileGpuModules(ModuleOp specModule,
   DecayExpandGpuKernelsPassOptions expandOptions;
   expandOptions.headDims = llvm::SmallVector<int64_t>(headDims->begin(), headDims->end());
   expandOptions.backward = true;
+  expandOptions.step = true;
   expandOptions.testOmitBarrier = options.testOmitBarrier;
   expand.addPass(createDecayDeriveGradientsPass());
   expand.addPass(createDecayExpandGpuKernelsPass(expandOptions));

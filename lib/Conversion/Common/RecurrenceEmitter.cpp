@@ -324,6 +324,54 @@ void RecurrenceEmitter::bindArguments(ValueRange values, bool backward, Recurren
   }
 }
 
+SmallVector<std::string> RecurrenceEmitter::stepArgumentDims() {
+  SmallVector<std::string> dims = {"BTHK", "BTHK", "BTHV", "B", "B"};
+  for (Attribute specDims : spec.getInputDims().getValue())
+    dims.push_back(cast<StringAttr>(specDims).str());
+  for (Attribute specDims : spec.getParamDims().getValue())
+    dims.push_back(cast<StringAttr>(specDims).str());
+  dims.push_back("SHKV");
+  if (spec.getNormalizer())
+    dims.push_back("SHK");
+  dims.append(scans.size(), spec.isPerChannel() ? "SHK" : "SH");
+  dims.push_back("BTHV");
+  return dims;
+}
+
+SmallVector<Type> RecurrenceEmitter::stepArgumentTypes() {
+  // Slots and positions are i64; per-token tensors in the storage type;
+  // params and states in the float type.
+  SmallVector<Type> types;
+  for (StringRef dims : stepArgumentDims()) {
+    if (dims == "B")
+      types.push_back(MemRefType::get({ShapedType::kDynamic}, b.getI64Type()));
+    else if (dims.starts_with("BT"))
+      types.push_back(tokenMemRef(dims.size()));
+    else
+      types.push_back(dynamicMemRef(dims.size()));
+  }
+  return types;
+}
+
+void RecurrenceEmitter::bindStepArguments(ValueRange values, StepArgs &args) {
+  args = StepArgs();
+  inputs.clear();
+  params.clear();
+  auto next = values.begin();
+  auto take = [&] { return Value(*next++); };
+  args.q = take(), args.k = take(), args.v = take(), args.slots = take(), args.positions = take();
+  for (size_t i = 0; i < spec.getInputNames().size(); ++i)
+    inputs.push_back(take());
+  for (size_t i = 0; i < spec.getParamNames().size(); ++i)
+    params.push_back(take());
+  args.state = take();
+  if (spec.getNormalizer())
+    args.normState = take();
+  for (size_t i = 0; i < scans.size(); ++i)
+    args.scanStates.push_back(take());
+  args.o = take();
+}
+
 bool RecurrenceEmitter::isSharedInputGradient(unsigned i) {
   StringRef dims = cast<StringAttr>(spec.getInputDims()[i]).getValue();
   return !dims.contains('H') || (spec.isPerChannel() && !dims.contains('K'));

@@ -68,15 +68,16 @@ struct DecayExpandGpuKernelsPass
                                 "decay-expand-gpu-kernels{backward=true}";
           return signalPassFailure();
         }
-        for (StringRef entry : {"forward", "backward"}) {
-          if (entry == "backward" && !backward)
+        for (StringRef entry : {"forward", "backward", "step"}) {
+          if ((entry == "backward" && !backward) || (entry == "step" && !step))
             continue;
           OpBuilder builder(spec);
           std::string name = (spec.getSymName() + "_" + entry + "_k" + Twine(dim) + "_v" + Twine(dim)).str();
           auto gpuModule = gpu::GPUModuleOp::create(builder, spec.getLoc(), name);
-          SmallVector<WorkspaceBuffer> workspace = entry == "forward"
-                                                       ? buildGpuForward(spec, shape, gpuModule)
-                                                       : buildGpuBackward(spec, adjoint, shape, gpuModule);
+          SmallVector<WorkspaceBuffer> workspace =
+              entry == "forward"    ? buildGpuForward(spec, shape, gpuModule)
+              : entry == "backward" ? buildGpuBackward(spec, adjoint, shape, gpuModule)
+                                    : buildGpuStep(spec, shape, gpuModule);
           SmallVector<Attribute> buffers;
           for (const WorkspaceBuffer &buffer : workspace)
             buffers.push_back(attrs.getDictionaryAttr(

@@ -44,17 +44,19 @@ Value GpuKernelEmitter::wrapPointer(Value pointer, MemRefType type, ArrayRef<Val
   return UnrealizedConversionCastOp::create(b, type, descriptor).getResult(0);
 }
 
-gpu::GPUFuncOp GpuKernelEmitter::createKernel(StringRef name, bool backward, int64_t threads,
-                                              ArrayRef<WorkspaceBuffer> workspace,
-                                              RecurrenceArgs &args,
-                                              SmallVectorImpl<Value> &workspaceMemrefs) {
+ArrayRef<StringRef> GpuKernelEmitter::stepSizeParameters() {
+  static const StringRef names[] = {"B", "T", "H", "S"};
+  return names;
+}
+
+gpu::GPUFuncOp GpuKernelEmitter::openKernel(StringRef name, int64_t threads, ArrayRef<Type> tensorTypes,
+                                            ArrayRef<std::string> tensorDims, bool withWorkspace,
+                                            ArrayRef<StringRef> sizeNames, SmallVectorImpl<Value> &tensors) {
   Type pointer = LLVM::LLVMPointerType::get(b.getContext());
-  SmallVector<Type> tensorTypes = argumentTypes(backward);
-  SmallVector<std::string> tensorDims = argumentDims(backward);
   SmallVector<Type> parameters(tensorTypes.size(), pointer);
-  if (!workspace.empty())
+  if (withWorkspace)
     parameters.push_back(pointer);
-  parameters.append(sizeParameters().size(), b.getI64Type());
+  parameters.append(sizeNames.size(), b.getI64Type());
   auto fn = gpu::GPUFuncOp::create(b, name, b.getFunctionType(parameters, {}));
   fn->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   // Not known_block_size: its .maxntid makes ptxas trade registers for
@@ -65,38 +67,78 @@ gpu::GPUFuncOp GpuKernelEmitter::createKernel(StringRef name, bool backward, int
   gpu::ReturnOp::create(b);
   b.setInsertionPointToStart(&entry);
 
-  ValueRange sizeArgs = entry.getArguments().take_back(sizeParameters().size());
-  Value b64 = sizeArgs[0], t64 = sizeArgs[1], h64 = sizeArgs[2], n64 = sizeArgs[3];
+  ValueRange sizeArgs = entry.getArguments().take_back(sizeNames.size());
+  sizeValues.clear();
+  for (auto [sizeName, value] : llvm::zip(sizeNames, sizeArgs))
+    sizeValues[sizeName] = value;
   Type i64 = b.getI64Type();
-  Value k64 = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(shape.keyDim));
-  Value v64 = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(shape.valueDim));
-  Value three = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(3));
-  Value zero = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(0));
-  auto sizeOf = [&](char dim) {
-    switch (dim) {
-    case 'B': return b64;
-    case 'T': return t64;
-    case 'H': return h64;
-    case 'K': return k64;
-    case 'V': return v64;
-    case 'N': return n64;
-    default: return three;
-    }
+  auto constant = [&](int64_t value) {
+    return LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(value)).getResult();
   };
-  SmallVector<Value> tensors;
+  auto sizeOf = [&](char dim) {
+    if (Value size = sizeValues.lookup(StringRef(&dim, 1)))
+      return size;
+    return constant(dim == 'K' ? shape.keyDim : dim == 'V' ? shape.valueDim : 3);
+  };
   for (auto [i, type] : llvm::enumerate(tensorTypes)) {
     SmallVector<Value> sizes;
     for (char dim : tensorDims[i])
       sizes.push_back(sizeOf(dim));
-    tensors.push_back(wrapPointer(entry.getArgument(i), cast<MemRefType>(type), sizes, zero));
+    tensors.push_back(wrapPointer(entry.getArgument(i), cast<MemRefType>(type), sizes, constant(0)));
   }
+  return fn;
+}
+
+void GpuKernelEmitter::bindKernelSizes(Value q, Value v) {
+  auto toIndex = [&](Value x) { return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult(); };
+  sizeB = toIndex(sizeValues.lookup("B")), sizeT = toIndex(sizeValues.lookup("T"));
+  if (Value n = sizeValues.lookup("N"))
+    sizeN = toIndex(n);
+  if (Value s = sizeValues.lookup("S"))
+    sizeS = toIndex(s);
+  bindSizes(q, v);
+  numHeads = toIndex(sizeValues.lookup("H"));
+  keyDim = index(shape.keyDim);
+  valueDim = index(shape.valueDim);
+  auto sharedType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface{},
+                                    gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
+  dynamicShared = gpu::DynamicSharedMemoryOp::create(b, sharedType);
+  sharedOffset = 0;
+}
+
+gpu::GPUFuncOp GpuKernelEmitter::createStepKernel(StringRef name, int64_t threads, StepArgs &args) {
+  SmallVector<Value> tensors;
+  SmallVector<Type> types = stepArgumentTypes();
+  SmallVector<std::string> dims = stepArgumentDims();
+  gpu::GPUFuncOp fn = openKernel(name, threads, types, dims, /*withWorkspace=*/false,
+                                 stepSizeParameters(), tensors);
+  bindStepArguments(tensors, args);
+  workspaceBuffers.clear();
+  bindKernelSizes(args.q, args.v);
+  return fn;
+}
+
+gpu::GPUFuncOp GpuKernelEmitter::createKernel(StringRef name, bool backward, int64_t threads,
+                                              ArrayRef<WorkspaceBuffer> workspace,
+                                              RecurrenceArgs &args,
+                                              SmallVectorImpl<Value> &workspaceMemrefs) {
+  SmallVector<Type> tensorTypes = argumentTypes(backward);
+  SmallVector<std::string> tensorDims = argumentDims(backward);
+  SmallVector<Value> tensors;
+  gpu::GPUFuncOp fn = openKernel(name, threads, tensorTypes, tensorDims, !workspace.empty(),
+                                 sizeParameters(), tensors);
   bindArguments(tensors, backward, args);
+  Block &entry = fn.getBody().front();
+  Value b64 = sizeValues.lookup("B"), t64 = sizeValues.lookup("T"), h64 = sizeValues.lookup("H"),
+        n64 = sizeValues.lookup("N");
+  Type i64 = b.getI64Type();
+  auto constant = [&](int64_t value) {
+    return LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(value)).getResult();
+  };
+  Value zero = constant(0), one = constant(1), chunk = constant(shape.chunkSize);
   // Slots of per-chunk buffers: B (ceil(T / C) + 2) + N.
-  Value chunk = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(shape.chunkSize));
-  Value one = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(1));
-  Value two = LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(2));
   Value chunksPerRow = LLVM::SDivOp::create(b, LLVM::AddOp::create(b, t64, LLVM::SubOp::create(b, chunk, one)), chunk);
-  Value slots = LLVM::AddOp::create(b, LLVM::MulOp::create(b, b64, LLVM::AddOp::create(b, chunksPerRow, two)), n64);
+  Value slots = LLVM::AddOp::create(b, LLVM::MulOp::create(b, b64, LLVM::AddOp::create(b, chunksPerRow, constant(2))), n64);
   // The workspace holds two regions of records: per (token, head) the rows
   // of every per-token buffer side by side, then per (slot, head) those of
   // every per-slot buffer. A buffer is a column range of its region, so all
@@ -105,9 +147,6 @@ gpu::GPUFuncOp GpuKernelEmitter::createKernel(StringRef name, bool backward, int
   int64_t tokenRows = 0, slotRows = 0;
   for (const WorkspaceBuffer &buffer : workspace)
     (buffer.perSlot ? slotRows : tokenRows) += buffer.rows;
-  auto constant = [&](int64_t value) {
-    return LLVM::ConstantOp::create(b, i64, b.getI64IntegerAttr(value)).getResult();
-  };
   auto toIndex = [&](Value x) { return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult(); };
   Value base = workspace.empty() ? Value() : entry.getArgument(tensorTypes.size());
   SmallVector<Value> tokenSizes = {b64, t64, h64, constant(tokenRows)};
@@ -133,15 +172,7 @@ gpu::GPUFuncOp GpuKernelEmitter::createKernel(StringRef name, bool backward, int
     workspaceMemrefs.push_back(memref);
     workspaceBuffers[buffer.name] = memref;
   }
-  sizeB = toIndex(b64), sizeT = toIndex(t64), sizeN = toIndex(n64);
-  bindSizes(args.q, args.v);
-  numHeads = toIndex(h64);
-  keyDim = index(shape.keyDim);
-  valueDim = index(shape.valueDim);
-  auto sharedType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface{},
-                                    gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
-  dynamicShared = gpu::DynamicSharedMemoryOp::create(b, sharedType);
-  sharedOffset = 0;
+  bindKernelSizes(args.q, args.v);
   return fn;
 }
 

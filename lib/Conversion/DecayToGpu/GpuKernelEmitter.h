@@ -42,6 +42,8 @@ public:
 
   /// The names of the size parameters after the pointers, in order.
   static llvm::ArrayRef<llvm::StringRef> sizeParameters();
+  /// Those of a step kernel: B, T, H and S (the state slots).
+  static llvm::ArrayRef<llvm::StringRef> stepSizeParameters();
 
 protected:
   /// Creates `gpu.func @name kernel` at the builder's insertion point (in a
@@ -52,6 +54,10 @@ protected:
                                     llvm::ArrayRef<WorkspaceBuffer> workspace,
                                     RecurrenceArgs &args,
                                     llvm::SmallVectorImpl<mlir::Value> &workspaceMemrefs);
+  /// Creates `gpu.func @name kernel` with the step's signature (raw
+  /// pointers, then B, T, H, S as i64), `threads` threads per block, binds
+  /// `args`, the spec's tensors and the sizes, and leaves the builder in its body.
+  mlir::gpu::GPUFuncOp createStepKernel(llvm::StringRef name, int64_t threads, StepArgs &args);
   /// A memref of `type` over the memory at `pointer` + `offset` elements,
   /// row-major with the given sizes (i64 values).
   mlir::Value wrapPointer(mlir::Value pointer, mlir::MemRefType type, llvm::ArrayRef<mlir::Value> sizes,
@@ -75,9 +81,23 @@ protected:
 
   GpuShape shape;
   int64_t barriersEmitted = 0; ///< by barrier(), for GpuShape::omittedBarrier
-  mlir::Value sizeB, sizeT, sizeN; ///< index values of the size parameters (H is numHeads)
+  mlir::Value sizeB, sizeT, sizeN, sizeS; ///< index values of the size parameters (H is numHeads)
 
 private:
+  /// Creates the kernel: one pointer per tensor (`tensorTypes`, `tensorDims`),
+  /// the workspace pointer when `withWorkspace`, the i64 sizes `sizeNames`;
+  /// each tensor's pointer wrapped as a memref into `tensors`. Leaves the
+  /// builder in the body.
+  mlir::gpu::GPUFuncOp openKernel(llvm::StringRef name, int64_t threads,
+                                  llvm::ArrayRef<mlir::Type> tensorTypes,
+                                  llvm::ArrayRef<std::string> tensorDims, bool withWorkspace,
+                                  llvm::ArrayRef<llvm::StringRef> sizeNames,
+                                  llvm::SmallVectorImpl<mlir::Value> &tensors);
+  /// Binds the sizes (index values, H, K, V, the scale) and the dynamic
+  /// shared memory, from the size parameters and q, v.
+  void bindKernelSizes(mlir::Value q, mlir::Value v);
+
+  llvm::StringMap<mlir::Value> sizeValues; ///< the size parameters (i64) by name
   llvm::StringMap<mlir::Value> workspaceBuffers;
   mlir::Value dynamicShared;
   int64_t sharedOffset = 0;
@@ -96,6 +116,12 @@ llvm::SmallVector<WorkspaceBuffer> buildGpuBackward(RecurrenceOp spec, AdjointOp
 /// state per chunk). Returns the workspace buffers they share.
 llvm::SmallVector<WorkspaceBuffer> buildGpuForward(RecurrenceOp spec, const GpuShape &shape,
                                                    mlir::gpu::GPUModuleOp module);
+
+/// Creates the step's GPU kernel for `spec` at `shape` in `module`:
+/// `<name>_step`, one block of K threads per (batch row, head), advancing the
+/// row's state slot in place token by token (no workspace).
+llvm::SmallVector<WorkspaceBuffer> buildGpuStep(RecurrenceOp spec, const GpuShape &shape,
+                                                mlir::gpu::GPUModuleOp module);
 
 } // namespace decay
 

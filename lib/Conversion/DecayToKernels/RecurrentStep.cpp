@@ -52,38 +52,15 @@ private:
 };
 
 func::FuncOp StepBuilder::createStepFunction() {
-  // q, k, v, slots, positions, inputs..., params..., state, [norm_state],
-  // scan states..., o.
-  auto indices = MemRefType::get({ShapedType::kDynamic}, b.getI64Type());
-  SmallVector<Type> types = {tokenMemRef(4), tokenMemRef(4), tokenMemRef(4), indices, indices};
-  for (Attribute dims : spec.getInputDims().getValue())
-    types.push_back(tokenMemRef(cast<StringAttr>(dims).size()));
-  for (Attribute dims : spec.getParamDims().getValue())
-    types.push_back(dynamicMemRef(cast<StringAttr>(dims).size()));
-  types.push_back(dynamicMemRef(4));
-  if (spec.getNormalizer())
-    types.push_back(dynamicMemRef(3));
-  types.append(scans.size(), dynamicMemRef(spec.isPerChannel() ? 3 : 2));
-  types.push_back(tokenMemRef(4));
-  auto fn = func::FuncOp::create(b, (spec.getSymName() + "_step").str(), b.getFunctionType(types, {}));
+  auto fn = func::FuncOp::create(b, (spec.getSymName() + "_step").str(),
+                                 b.getFunctionType(stepArgumentTypes(), {}));
   fn->setAttr("llvm.emit_c_interface", b.getUnitAttr());
   Block *entry = fn.addEntryBlock();
   b.setInsertionPointToStart(entry);
-  auto next = entry->args_begin();
-  auto take = [&] { return Value(*next++); };
-  q = take(), k = take(), v = take(), slots = take(), positions = take();
-  inputs.clear();
-  params.clear();
-  for (size_t i = 0; i < spec.getInputNames().size(); ++i)
-    inputs.push_back(take());
-  for (size_t i = 0; i < spec.getParamNames().size(); ++i)
-    params.push_back(take());
-  state = take();
-  if (spec.getNormalizer())
-    normState = take();
-  for (size_t i = 0; i < scans.size(); ++i)
-    scanStates.push_back(take());
-  o = take();
+  StepArgs args;
+  bindStepArguments(entry->getArguments(), args);
+  q = args.q, k = args.k, v = args.v, slots = args.slots, positions = args.positions;
+  state = args.state, normState = args.normState, scanStates = args.scanStates, o = args.o;
   bindSizes(q, v);
   return fn;
 }

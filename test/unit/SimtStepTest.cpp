@@ -1,0 +1,202 @@
+// The GPU step kernel of every example spec under SIMT emulation: recurrent mode against the float64 reference, and the GPU forward's prefill then emulated decoding steps against one forward.
+#include "Oracle.h"
+#include "SimtPackage.h"
+#include "StepChecks.h"
+#include "TempDir.h"
+
+#include "decay/Runner/Signature.h"
+#include "decayrt/decayrt.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <fstream>
+
+using decay::HostTensor;
+using decay::SpecProgram;
+using decay::test::Case;
+using decay::test::Entry;
+using decay::test::Tensors;
+
+namespace {
+
+/// The size a dims letter names, from q [B,T,H,K], v [B,T,H,V] and a step's state [S,H,K,V].
+int64_t sizeOf(char dim, const Tensors &inputs) {
+  const std::vector<int64_t> &q = inputs.at("q").shape, &v = inputs.at("v").shape;
+  switch (dim) {
+  case 'B':
+  case 'N':
+    return q[0];
+  case 'T':
+    return q[1];
+  case 'H':
+    return q[2];
+  case 'K':
+    return q[3];
+  case 'V':
+    return v[3];
+  case 'S':
+    return inputs.at("state").shape[0];
+  default:
+    return 3;
+  }
+}
+
+/// decayrt tensors over f32 (or i64) copies of host tensors, kept alive with their names and shapes.
+struct EmulatedCall {
+  std::deque<std::vector<float>> floats;
+  std::deque<std::vector<int64_t>> integers, shapes;
+  std::deque<std::string> names;
+  std::vector<decayrt_tensor> list;
+  std::map<std::string, size_t> written; ///< outputs and in-out tensors: their float buffers
+
+  void add(const decay::TensorSpec &spec, const HostTensor &tensor, bool isWritten) {
+    names.push_back(spec.name);
+    shapes.push_back(tensor.shape);
+    void *data = nullptr;
+    if (spec.dtype == "i64") {
+      integers.emplace_back(tensor.data.begin(), tensor.data.end());
+      data = integers.back().data();
+    } else {
+      if (isWritten)
+        written[spec.name] = floats.size();
+      floats.emplace_back(tensor.data.begin(), tensor.data.end());
+      data = floats.back().data();
+    }
+    list.push_back({names.back().c_str(), data, spec.dtype == "i64" ? DECAYRT_I64 : DECAYRT_F32,
+                    static_cast<int32_t>(shapes.back().size()), shapes.back().data(), nullptr});
+  }
+};
+
+/// Runs `entry` of a simt package with decayrt_run_simt: the signature's
+/// inputs from `inputs` (absent optional ones left out), its outputs shaped
+/// by their dims; returns the outputs and the updated in-out tensors.
+llvm::Error runEmulated(decayrt_package *package, const decay::SpecSummary &spec, Entry entry,
+                        const Tensors &inputs, Tensors &outputs) {
+  EmulatedCall call;
+  decay::Entry signatureEntry = entry == Entry::Step ? decay::Entry::Step : decay::Entry::Forward;
+  for (const decay::Argument &argument : decay::signatureOf(spec, signatureEntry)) {
+    const decay::TensorSpec &tensor = argument.tensor;
+    if (argument.kind == decay::Argument::Sequences)
+      continue;
+    if (argument.kind == decay::Argument::Output) {
+      std::vector<int64_t> shape;
+      for (char dim : tensor.dims)
+        shape.push_back(sizeOf(dim, inputs));
+      int64_t count = 1;
+      for (int64_t extent : shape)
+        count *= extent;
+      call.add(tensor, HostTensor{shape, std::vector<double>(static_cast<size_t>(count), 0.0)}, true);
+      continue;
+    }
+    auto found = inputs.find(tensor.name);
+    if (found == inputs.end()) {
+      if (tensor.optional || argument.placeholder)
+        continue;
+      return llvm::createStringError("missing input '" + tensor.name + "'");
+    }
+    call.add(tensor, found->second, argument.kind == decay::Argument::InOut);
+  }
+  const char *name = entry == Entry::Step ? "step" : "forward";
+  if (decayrt_run_simt(package, name, call.list.data(), call.list.size(), nullptr) != DECAYRT_OK)
+    return llvm::createStringError(std::string("decayrt_run_simt: ") + decayrt_last_error());
+  for (auto &[written, index] : call.written) {
+    const decayrt_tensor *tensor = nullptr;
+    for (const decayrt_tensor &candidate : call.list)
+      if (candidate.name == written)
+        tensor = &candidate;
+    const std::vector<float> &values = call.floats[index];
+    outputs[written] = HostTensor{std::vector<int64_t>(tensor->shape, tensor->shape + tensor->rank),
+                                  std::vector<double>(values.begin(), values.end())};
+  }
+  return llvm::Error::success();
+}
+
+decay::test::EntryRunner emulatedRunner(decayrt_package *package, const decay::SpecSummary &spec) {
+  return [package, &spec](Entry entry, const Tensors &inputs, Tensors &outputs) {
+    return runEmulated(package, spec, entry, inputs, outputs);
+  };
+}
+
+/// The GPU modules' head dims (K = V = 64 or 128): odd T, one token, no
+/// initial state, strong decay, several rows and heads in reversed slots.
+const Case kEmulatedStepCases[] = {
+    {"T1", 2, 1, 2, 64, 64, true, {}},
+    {"T37_B2_H2", 2, 37, 2, 64, 64, true, {}},
+    {"T20_no_h0", 1, 20, 3, 64, 64, false, {}},
+    {"strong_decay", 2, 30, 1, 64, 64, true, {}, 10.0},
+    {"K128_V128", 1, 9, 2, 128, 128, true, {}},
+};
+
+class EmulatedStepKernels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EmulatedStepKernels, RecurrentModeMatchesTheReference) {
+  auto reference = SpecProgram::compile(decay::test::readExample(GetParam()), GetParam());
+  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+  std::unique_ptr<decay::test::SimtPackage> package = decay::test::compileSimt(GetParam());
+  ASSERT_TRUE(package);
+  decay::test::EntryRunner run = emulatedRunner(package->package, (*reference)->spec());
+  uint64_t seed = 23;
+  for (const Case &c : kEmulatedStepCases) {
+    SCOPED_TRACE(c.label);
+    decay::test::checkRecurrentMode(**reference, run, c, seed++);
+  }
+}
+
+// The GPU forward's final states handed to the GPU step: prefill then
+// decoding equals one forward.
+TEST_P(EmulatedStepKernels, PrefillThenDecodeEqualsOneForward) {
+  auto reference = SpecProgram::compile(decay::test::readExample(GetParam()), GetParam());
+  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+  std::unique_ptr<decay::test::SimtPackage> package = decay::test::compileSimt(GetParam());
+  ASSERT_TRUE(package);
+  decay::test::EntryRunner run = emulatedRunner(package->package, (*reference)->spec());
+  const Case c{"T21", 2, 21, 2, 64, 64, true, {}};
+  for (int64_t prefill : {0, 1, 20}) {
+    SCOPED_TRACE("prefill " + std::to_string(prefill));
+    decay::test::checkPrefillThenDecode(**reference, run, c, prefill, 90 + prefill);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Emulated, EmulatedStepKernels,
+                         ::testing::ValuesIn(decay::oracle::variants()),
+                         [](const auto &info) { return info.param; });
+
+// RoPE at each sequence's own position (rotated by pairs across threads),
+// the normalizer (z advanced per channel, z . q' summed by every thread),
+// elu1, and a scalar decay with a scan (evaluated alike by every thread,
+// stored by one): across the GPU hand-off.
+TEST(EmulatedStepKernels, RopeNormalizerAndScansContinueAcrossTheHandOff) {
+  const char *sources[] = {R"(
+decay.recurrence @opt vector inputs(%gk : [B, T, H, K])
+    attributes {feature_map = "elu1", rope_theta = 500.0, normalizer} {
+  %g = decay.logsigmoid %gk : f32
+  decay.yield %g : f32
+}
+)",
+                           R"(
+decay.recurrence @opt scalar inputs(%dt : [B, T, H])
+    attributes {rope_theta = 500.0, normalizer} {
+  %prev, %c = decay.cumsum "c" %dt init 0.0 : f32
+  %g = arith.subf %prev, %c : f32
+  decay.yield %g : f32
+}
+)"};
+  for (const char *source : sources) {
+    SCOPED_TRACE(source);
+    auto reference = SpecProgram::compile(source, "opt");
+    ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+    decay::test::TempDir dir;
+    std::string specPath = dir / "opt.mlir";
+    std::ofstream(specPath) << source;
+    std::unique_ptr<decay::test::SimtPackage> package = decay::test::compileSimtFile(specPath);
+    ASSERT_TRUE(package);
+    decay::test::EntryRunner run = emulatedRunner(package->package, (*reference)->spec());
+    const Case c{"T19", 2, 19, 2, 64, 64, true, {}};
+    decay::test::checkRecurrentMode(**reference, run, c, 3);
+    for (int64_t prefill : {5, 18})
+      decay::test::checkPrefillThenDecode(**reference, run, c, prefill, 9 + prefill);
+  }
+}
+
+} // namespace
