@@ -29,6 +29,7 @@ SpecSummary decay::summarize(RecurrenceOp op) {
   summary.perChannel = op.isPerChannel();
   summary.rope = op.getRopeTheta().has_value();
   summary.dtype = op.getEffectiveDtype().isBF16() ? "bf16" : "f32";
+  summary.stateDtype = op.getEffectiveStateDtype().isBF16() ? "bf16" : "f32";
   summary.keyDim = op.getKeyDim();
   summary.valueDim = op.getValueDim();
   auto collect = [](ArrayAttr names, ArrayAttr dims,
@@ -81,7 +82,7 @@ std::vector<Argument> decay::signatureOf(const SpecSummary &summary, Entry entry
     for (const char *name : {"slots", "positions"})
       slots.push_back({Argument::Input, {name, "B", false, "i64"}});
     specTensors([&](std::string name, std::string dims) { in(name, dims); }, "");
-    slots.push_back({Argument::InOut, {"state", "SHKV"}});
+    slots.push_back({Argument::InOut, {"state", "SHKV", false, summary.stateDtype}});
     states([&](std::string name, std::string dims) {
       slots.push_back({Argument::InOut, {std::move(name), "S" + dims.substr(1)}});
     }, "", "state");

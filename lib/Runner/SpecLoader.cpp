@@ -22,7 +22,8 @@ llvm::Error makeError(const llvm::Twine &message) {
 llvm::Expected<OwningOpRef<ModuleOp>> decay::loadSpec(MLIRContext &context, llvm::StringRef source,
                                                       llvm::StringRef bufferName,
                                                       llvm::StringRef recurrence,
-                                                      llvm::StringRef dtype) {
+                                                      llvm::StringRef dtype,
+                                                      llvm::StringRef stateDtype) {
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, bufferName),
                                llvm::SMLoc());
@@ -53,15 +54,18 @@ llvm::Expected<OwningOpRef<ModuleOp>> decay::loadSpec(MLIRContext &context, llvm
       spec.erase();
   if (!dtype.empty() && failed(chosen.setDtypeByName(dtype)))
     return makeError("dtype must be f32 or bf16, got '" + dtype + "'");
+  if (!stateDtype.empty() && failed(chosen.setStateDtypeByName(stateDtype)))
+    return makeError("state dtype must be f32 or bf16, got '" + stateDtype + "'");
   return module;
 }
 
 llvm::Expected<OwningOpRef<ModuleOp>> decay::loadSpecFile(MLIRContext &context, llvm::StringRef path,
                                                           llvm::StringRef recurrence,
-                                                          llvm::StringRef dtype) {
+                                                          llvm::StringRef dtype,
+                                                          llvm::StringRef stateDtype) {
   std::string error;
   std::unique_ptr<llvm::MemoryBuffer> file = openInputFile(path, &error);
   if (!file)
     return makeError("cannot read spec '" + path + "': " + error);
-  return loadSpec(context, file->getBuffer(), path, recurrence, dtype);
+  return loadSpec(context, file->getBuffer(), path, recurrence, dtype, stateDtype);
 }

@@ -130,8 +130,9 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
   registerBuiltinDialectTranslation(impl->context);
   registerLLVMDialectTranslation(impl->context);
 
+  bool kernels = options.target != Target::Reference;
   auto module = loadSpec(impl->context, source, bufferName, recurrence,
-                         options.target == Target::Reference ? "" : options.dtype);
+                         kernels ? options.dtype : "", kernels ? options.stateDtype : "");
   if (!module)
     return module.takeError();
   RecurrenceOp chosen = *(*module)->getOps<RecurrenceOp>().begin();

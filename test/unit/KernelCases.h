@@ -57,7 +57,14 @@ inline Tensors randomInputs(const SpecProgram &program, const Case &c, uint64_t 
 
 /// MATH.md section 6: rel-rms below 1e-5 for fp32, or max-abs below 1e-6; never NaN.
 /// Every tensor, the gradients of params (sums over every token of dg) included.
-inline void expectMatches(const Tensors &expected, const Tensors &actual) {
+/// How close a kernel's tensor must be to the reference's: its relative RMS
+/// error below `relRms`, unless its largest absolute error is at most `maxAbs`.
+struct Tolerance {
+  double relRms = 1e-5, maxAbs = 1e-6; ///< fp32 kernels (MATH.md section 6)
+};
+
+inline void expectMatches(const Tensors &expected, const Tensors &actual,
+                          const Tolerance &tolerance = {}) {
   ASSERT_EQ(expected.size(), actual.size());
   for (auto &[name, reference] : expected) {
     SCOPED_TRACE(name);
@@ -69,8 +76,8 @@ inline void expectMatches(const Tensors &expected, const Tensors &actual) {
       ASSERT_TRUE(std::isfinite(values[i])) << "element " << i;
       maxAbs = std::max(maxAbs, std::fabs(values[i] - reference.data[i]));
     }
-    if (maxAbs > 1e-6)
-      EXPECT_LT(relativeRms(reference.data, values), 1e-5) << "max abs error " << maxAbs;
+    if (maxAbs > tolerance.maxAbs)
+      EXPECT_LT(relativeRms(reference.data, values), tolerance.relRms) << "max abs error " << maxAbs;
   }
 }
 
@@ -108,14 +115,17 @@ struct Programs {
   std::unique_ptr<SpecProgram> reference, kernels;
 };
 
-/// The reference and the kernels (chunks of `chunkSize`) of `source`; a test
-/// failure and null programs when either does not compile.
-inline Programs compileBoth(const std::string &source, const std::string &name, int64_t chunkSize) {
+/// The reference and the kernels (chunks of `chunkSize`, the step's state
+/// stored in `stateDtype`) of `source`; a test failure and null programs when
+/// either does not compile.
+inline Programs compileBoth(const std::string &source, const std::string &name, int64_t chunkSize,
+                            const std::string &stateDtype = "") {
   Programs programs;
   auto reference = SpecProgram::compile(source, name);
   decay::CompileOptions options;
   options.target = decay::Target::CpuKernels;
   options.chunkSize = chunkSize;
+  options.stateDtype = stateDtype;
   auto kernels = SpecProgram::compile(source, name, options);
   if (!reference || !kernels) {
     ADD_FAILURE() << (reference ? "" : llvm::toString(reference.takeError()))

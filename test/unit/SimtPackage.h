@@ -21,11 +21,13 @@ struct SimtPackage {
   ~SimtPackage() { decayrt_package_free(package); }
 };
 
-/// The simt package of the spec file `specPath` (head dims 64 and 128); a
-/// test failure and null when it does not compile or load.
+/// The simt package of the spec file `specPath` (head dims 64 and 128;
+/// `dtype`, `stateDtype`: decayc compile's --dtype, --state-dtype); a test
+/// failure and null when it does not compile or load.
 inline std::unique_ptr<SimtPackage> compileSimtFile(const std::string &specPath,
                                                     int64_t omitBarrier = -1,
-                                                    const std::string &dtype = "") {
+                                                    const std::string &dtype = "",
+                                                    const std::string &stateDtype = "") {
   auto result = std::make_unique<SimtPackage>();
   std::string path = result->dir / "package.so";
   decay::CpuPackageOptions options;
@@ -34,6 +36,7 @@ inline std::unique_ptr<SimtPackage> compileSimtFile(const std::string &specPath,
   options.gpu.headDims = {64, 128};
   options.gpu.testOmitBarrier = omitBarrier;
   options.dtype = dtype;
+  options.stateDtype = stateDtype;
   if (llvm::Error error = decay::compileCpuPackage(specPath, path, options)) {
     ADD_FAILURE() << llvm::toString(std::move(error));
     return nullptr;
@@ -47,9 +50,10 @@ inline std::unique_ptr<SimtPackage> compileSimtFile(const std::string &specPath,
 
 /// The simt package of the example spec `variant`.
 inline std::unique_ptr<SimtPackage> compileSimt(const std::string &variant, int64_t omitBarrier = -1,
-                                                const std::string &dtype = "") {
+                                                const std::string &dtype = "",
+                                                const std::string &stateDtype = "") {
   return compileSimtFile(std::string(DECAY_EXAMPLES_DIR) + "/" + variant + ".mlir", omitBarrier,
-                         dtype);
+                         dtype, stateDtype);
 }
 
 } // namespace decay::test

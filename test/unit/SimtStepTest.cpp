@@ -5,6 +5,7 @@
 #include "TempDir.h"
 
 #include "decay/Runner/Signature.h"
+#include "decay/Support/Bfloat16.h"
 #include "decayrt/decayrt.h"
 
 #include <gtest/gtest.h>
@@ -42,29 +43,55 @@ int64_t sizeOf(char dim, const Tensors &inputs) {
   }
 }
 
-/// decayrt tensors over f32 (or i64) copies of host tensors, kept alive with their names and shapes.
+/// decayrt tensors over f32, bf16 or i64 copies of host tensors (by their
+/// signature's dtype), kept alive with their names and shapes.
 struct EmulatedCall {
   std::deque<std::vector<float>> floats;
+  std::deque<std::vector<uint16_t>> halves;
   std::deque<std::vector<int64_t>> integers, shapes;
   std::deque<std::string> names;
   std::vector<decayrt_tensor> list;
-  std::map<std::string, size_t> written; ///< outputs and in-out tensors: their float buffers
+  std::vector<std::string> written; ///< outputs and in-out tensors
 
   void add(const decay::TensorSpec &spec, const HostTensor &tensor, bool isWritten) {
     names.push_back(spec.name);
     shapes.push_back(tensor.shape);
     void *data = nullptr;
+    decayrt_dtype dtype = DECAYRT_F32;
     if (spec.dtype == "i64") {
-      integers.emplace_back(tensor.data.begin(), tensor.data.end());
-      data = integers.back().data();
+      data = integers.emplace_back(tensor.data.begin(), tensor.data.end()).data();
+      dtype = DECAYRT_I64;
+    } else if (spec.dtype == "bf16") {
+      std::vector<uint16_t> &bits = halves.emplace_back();
+      for (double value : tensor.data)
+        bits.push_back(decay::toBfloat16(static_cast<float>(value)));
+      data = bits.data();
+      dtype = DECAYRT_BF16;
     } else {
-      if (isWritten)
-        written[spec.name] = floats.size();
-      floats.emplace_back(tensor.data.begin(), tensor.data.end());
-      data = floats.back().data();
+      data = floats.emplace_back(tensor.data.begin(), tensor.data.end()).data();
     }
-    list.push_back({names.back().c_str(), data, spec.dtype == "i64" ? DECAYRT_I64 : DECAYRT_F32,
-                    static_cast<int32_t>(shapes.back().size()), shapes.back().data(), nullptr});
+    if (isWritten)
+      written.push_back(spec.name);
+    list.push_back({names.back().c_str(), data, dtype, static_cast<int32_t>(shapes.back().size()),
+                    shapes.back().data(), nullptr});
+  }
+
+  /// The tensor `name` as it is now, widened to float64.
+  HostTensor read(const std::string &name) const {
+    for (const decayrt_tensor &tensor : list) {
+      if (tensor.name != name)
+        continue;
+      HostTensor out{std::vector<int64_t>(tensor.shape, tensor.shape + tensor.rank), {}};
+      size_t count = 1;
+      for (int64_t extent : out.shape)
+        count *= static_cast<size_t>(extent);
+      for (size_t i = 0; i < count; ++i)
+        out.data.push_back(tensor.dtype == DECAYRT_BF16
+                               ? decay::fromBfloat16(static_cast<const uint16_t *>(tensor.data)[i])
+                               : static_cast<const float *>(tensor.data)[i]);
+      return out;
+    }
+    return {};
   }
 };
 
@@ -100,15 +127,8 @@ llvm::Error runEmulated(decayrt_package *package, const decay::SpecSummary &spec
   const char *name = entry == Entry::Step ? "step" : "forward";
   if (decayrt_run_simt(package, name, call.list.data(), call.list.size(), nullptr) != DECAYRT_OK)
     return llvm::createStringError(std::string("decayrt_run_simt: ") + decayrt_last_error());
-  for (auto &[written, index] : call.written) {
-    const decayrt_tensor *tensor = nullptr;
-    for (const decayrt_tensor &candidate : call.list)
-      if (candidate.name == written)
-        tensor = &candidate;
-    const std::vector<float> &values = call.floats[index];
-    outputs[written] = HostTensor{std::vector<int64_t>(tensor->shape, tensor->shape + tensor->rank),
-                                  std::vector<double>(values.begin(), values.end())};
-  }
+  for (const std::string &name : call.written)
+    outputs[name] = call.read(name);
   return llvm::Error::success();
 }
 
@@ -156,6 +176,23 @@ TEST_P(EmulatedStepKernels, PrefillThenDecodeEqualsOneForward) {
     SCOPED_TRACE("prefill " + std::to_string(prefill));
     decay::test::checkPrefillThenDecode(**reference, run, c, prefill, 90 + prefill);
   }
+}
+
+// bf16 storage of the attention state on the GPU: the same tolerances as
+// the CPU's (StepTest): o within 5e-3, the stored state within 1e-2.
+TEST_P(EmulatedStepKernels, Bf16StateStaysWithinTheBf16Tolerance) {
+  auto reference = SpecProgram::compile(decay::test::readExample(GetParam()), GetParam());
+  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+  std::unique_ptr<decay::test::SimtPackage> package =
+      decay::test::compileSimt(GetParam(), -1, "", "bf16");
+  ASSERT_TRUE(package);
+  decay::SpecSummary spec = (*reference)->spec();
+  spec.stateDtype = "bf16"; // the package's step stores its state in bf16
+  decay::test::EntryRunner run = emulatedRunner(package->package, spec);
+  const decay::test::StepTolerance bf16{{5e-3, 1e-6}, {1e-2, 1e-6}};
+  decay::test::checkRecurrentMode(**reference, run, kEmulatedStepCases[1], 71, bf16);
+  decay::test::checkPrefillThenDecode(**reference, run, {"T21", 2, 21, 2, 64, 64, true, {}}, 12, 72,
+                                      bf16);
 }
 
 INSTANTIATE_TEST_SUITE_P(Emulated, EmulatedStepKernels,

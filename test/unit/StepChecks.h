@@ -20,6 +20,11 @@ using Entry = SpecProgram::Entry;
 /// updated state slots).
 using EntryRunner = std::function<llvm::Error(Entry entry, const Tensors &inputs, Tensors &outputs)>;
 
+/// How close a step's outputs (o) and its final states must be to the reference's.
+struct StepTolerance {
+  Tolerance outputs, states;
+};
+
 /// Values per sequence of a state tensor [N, ...].
 inline int64_t rowSize(const HostTensor &tensor) {
   int64_t size = 1;
@@ -99,7 +104,7 @@ inline Tensors tokenSlice(const SpecProgram &program, const Tensors &inputs, int
 /// Expects the step's slot `slots[n]` to hold the reference's final state of
 /// sequence n and every other slot to be untouched (0.25).
 inline void expectSlots(const decay::SpecSummary &spec, const Tensors &expected, const Tensors &actual,
-                 const std::vector<int64_t> &slots) {
+                 const std::vector<int64_t> &slots, const Tolerance &tolerance) {
   for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec)) {
     SCOPED_TRACE(slotName);
     const HostTensor &final = expected.at(htName), &slot = actual.at(slotName);
@@ -110,7 +115,7 @@ inline void expectSlots(const decay::SpecSummary &spec, const Tensors &expected,
     for (size_t n = 0; n < slots.size(); ++n)
       got[htName].data.insert(got[htName].data.end(), slot.data.begin() + slots[n] * row,
                               slot.data.begin() + (slots[n] + 1) * row);
-    expectMatches(want, got);
+    expectMatches(want, got, tolerance);
     for (int64_t s = 0; s < slot.shape[0]; ++s)
       if (std::find(slots.begin(), slots.end(), s) == slots.end())
         for (int64_t i = 0; i < row; ++i)
@@ -128,7 +133,7 @@ inline const Case kStepCases[] = {
 // Recurrent mode: the step kernel over all T tokens from slots holding h0
 // gives the reference forward's o, and its final states in those slots.
 inline void checkRecurrentMode(const SpecProgram &reference, const EntryRunner &run, const Case &c,
-                               uint64_t seed) {
+                               uint64_t seed, const StepTolerance &tolerance = {}) {
   const decay::SpecSummary &spec = reference.spec();
   Tensors inputs = randomInputs(reference, c, seed);
   Tensors expected;
@@ -147,15 +152,16 @@ inline void checkRecurrentMode(const SpecProgram &reference, const EntryRunner &
   if (error)
     FAIL() << llvm::toString(std::move(error));
   Tensors wantO{{"o", expected.at("o")}}, gotO{{"o", actual.at("o")}};
-  expectMatches(wantO, gotO);
-  expectSlots(spec, expected, actual, slots);
+  expectMatches(wantO, gotO, tolerance.outputs);
+  expectSlots(spec, expected, actual, slots, tolerance.states);
 }
 
 // Prefill then decode: the chunked forward over the first tokens, its final
 // states moved into slots, then one step per remaining token at positions
 // T1, T1 + 1, ... gives the outputs and final states of one forward over all.
 inline void checkPrefillThenDecode(const SpecProgram &reference, const EntryRunner &run,
-                                   const Case &c, int64_t prefill, uint64_t seed) {
+                                   const Case &c, int64_t prefill, uint64_t seed,
+                                   const StepTolerance &tolerance = {}) {
   const decay::SpecSummary &spec = reference.spec();
   Tensors inputs = randomInputs(reference, c, seed);
   Tensors expected;
@@ -200,8 +206,8 @@ inline void checkPrefillThenDecode(const SpecProgram &reference, const EntryRunn
     place(stepped.at("o"), t);
   }
   Tensors wantO{{"o", expected.at("o")}}, gotO{{"o", o}};
-  expectMatches(wantO, gotO);
-  expectSlots(spec, expected, states, slots);
+  expectMatches(wantO, gotO, tolerance.outputs);
+  expectSlots(spec, expected, states, slots, tolerance.states);
 }
 
 } // namespace decay::test

@@ -23,9 +23,10 @@ bool parseArguments(int argc, char **argv, int first,
                     const std::vector<std::string> &valueOptions,
                     const std::vector<std::string> &flags, Arguments &out);
 
-/// Reads `--dtype` into `dtype` ("" when absent: the spec's). False, with
-/// `error` set, when it is neither f32 nor bf16.
-bool readDtypeOption(const Arguments &args, std::string &dtype, std::string &error);
+/// Reads `--<option>` (--dtype, --state-dtype) into `dtype` ("" when
+/// absent: the spec's). False, with `error` set, when it is neither f32 nor bf16.
+bool readDtypeOption(const Arguments &args, std::string &dtype, std::string &error,
+                     const std::string &option = "dtype");
 
 /// `decayc run`: returns the process exit code.
 int runCommand(int argc, char **argv);

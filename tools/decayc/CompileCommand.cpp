@@ -49,6 +49,14 @@ OPTIONS:
                          written rounded to nearest even; arithmetic, states
                          and params stay f32. The manifest states each
                          tensor's dtype.
+  --state-dtype f32|bf16 How the step kernels store the attention state S
+                         (the decoder's largest cache; default: the spec's
+                         state_dtype option, else f32): bf16 halves a
+                         decoding step's memory traffic; the step still
+                         computes in f32 and rounds S to nearest even when
+                         it writes it back. The normalizer's and scans'
+                         states and the forward's and backward's states
+                         (h0, ht, ...) stay f32.
   --recurrence NAME      Which recurrence of SPEC (default: its only one).
   --emit-llvm FILE       Also write the LLVM IR of the package to FILE.
   --help                 Print this help.
@@ -60,7 +68,7 @@ run their (sequence, head) work items on OpenMP threads (OMP_NUM_THREADS).
 int decayc::compileCommand(int argc, char **argv) {
   Arguments args;
   if (!parseArguments(argc, argv, 2,
-                      {"output", "target", "chunk-size", "cpu", "recurrence", "emit-llvm", "dtype",
+                      {"output", "target", "chunk-size", "cpu", "recurrence", "emit-llvm", "dtype", "state-dtype",
                        "gpu-head-dims", "emit-ptx", "ptxas"},
                       {"help"}, args))
     return 1;
@@ -108,7 +116,8 @@ int decayc::compileCommand(int argc, char **argv) {
   options.recurrence = args.get("recurrence").value_or("");
   options.cpu = args.get("cpu").value_or("native");
   options.emitLLVMPath = args.get("emit-llvm").value_or("");
-  if (std::string error; !readDtypeOption(args, options.dtype, error))
+  if (std::string error; !readDtypeOption(args, options.dtype, error) ||
+                          !readDtypeOption(args, options.stateDtype, error, "state-dtype"))
     return fail(error);
   if (auto chunk = args.get("chunk-size")) {
     char *end = nullptr;

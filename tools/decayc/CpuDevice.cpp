@@ -26,6 +26,22 @@ bool isSharedObject(const std::string &path) {
   return buffer && (*buffer)->getBuffer() == "\x7f" "ELF";
 }
 
+/// The dtype of the `state` of the manifest's step kernels (they agree): f32 or bf16.
+std::string stepStateDtype(const llvm::json::Object &manifest) {
+  if (const llvm::json::Array *kernels = manifest.getArray("kernels"))
+    for (const llvm::json::Value &kernel : *kernels) {
+      const llvm::json::Object *item = kernel.getAsObject();
+      const llvm::json::Array *arguments = item ? item->getArray("arguments") : nullptr;
+      if (!arguments || item->getString("entry") != "step")
+        continue;
+      for (const llvm::json::Value &argument : *arguments)
+        if (const llvm::json::Object *object = argument.getAsObject();
+            object && object->getString("name") == "state")
+          return object->getString("dtype").value_or("f32").str();
+    }
+  return "f32";
+}
+
 /// The spec summary recorded in a package's manifest.
 llvm::Expected<decay::SpecSummary> summaryFromManifest(llvm::StringRef text) {
   auto parsed = llvm::json::parse(text);
@@ -43,6 +59,7 @@ llvm::Expected<decay::SpecSummary> summaryFromManifest(llvm::StringRef text) {
   summary.derivedKey = spec->getBoolean("derived_key").value_or(false);
   summary.rope = spec->getBoolean("rope").value_or(false);
   summary.dtype = spec->getString("dtype").value_or("f32").str();
+  summary.stateDtype = stepStateDtype(*parsed->getAsObject());
   summary.perChannel = llvm::StringRef(summary.granularity).ends_with("vector");
   summary.keyDim = spec->getInteger("key_dim");
   summary.valueDim = spec->getInteger("value_dim");

@@ -92,6 +92,14 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, DeviceKind kind,
       final->second.f32 = initial->second.f32;
     }
   }
+  // The slots: the final states themselves, or bf16 copies of them where
+  // the step stores its state in bf16 (copied back when every call is done).
+  std::map<std::string, DeviceTensor> slotCaches;
+  for (const decay::StepState &names : states) {
+    const DeviceTensor &final = outputs.at(names.final);
+    slotCaches[names.slots] = DeviceTensor::of(
+        final.shape, final.f32, names.slots == "state" && spec.stateDtype == "bf16");
+  }
   // Without cu_seqlens one call advances every batch row from slot b; with
   // it, one call per sequence advances slot n through its tokens.
   std::vector<std::array<int64_t, 3>> calls; // (first token, tokens, slot)
@@ -120,11 +128,13 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, DeviceKind kind,
         call.add(name, tensor, isPerToken(spec, name), first, count);
     }
     for (const decay::StepState &names : states)
-      call.add(names.slots, outputs.at(names.final), /*perToken=*/false, 0, 0, Transfer::InOut);
+      call.add(names.slots, slotCaches.at(names.slots), /*perToken=*/false, 0, 0, Transfer::InOut);
     call.add("o", outputs.at("o"), /*perToken=*/true, first, count, Transfer::Out);
     if (llvm::Error error = launchStep(package, kind, call))
       return error;
   }
+  for (const decay::StepState &names : states)
+    outputs.at(names.final).f32 = slotCaches.at(names.slots).values();
   return llvm::Error::success();
 }
 

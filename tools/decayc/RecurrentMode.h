@@ -20,7 +20,8 @@ namespace decayc {
 /// section 4's recurrent form) into the forward's `outputs` (o, ht, and the
 /// normalizer's and scans' final states): the initial states (absent ones
 /// zero, scans at their init) are copied into the final ones, which serve as
-/// the step's state slots, slot n for sequence n; every sequence then advances
+/// the step's state slots (as bf16 copies where the package stores the state
+/// in bf16), slot n for sequence n; every sequence then advances
 /// through its tokens from position 0 (one call per sequence with cu_seqlens,
 /// one call for all batch rows without), on the CPU, the CUDA device (the
 /// states copied to it and back) or under SIMT emulation as `kind` says.

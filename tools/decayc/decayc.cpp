@@ -72,13 +72,14 @@ bool decayc::parseArguments(int argc, char **argv, int first,
   return true;
 }
 
-bool decayc::readDtypeOption(const Arguments &args, std::string &dtype, std::string &error) {
-  dtype = args.get("dtype").value_or("");
-  if (dtype.empty() && !args.has("dtype"))
+bool decayc::readDtypeOption(const Arguments &args, std::string &dtype, std::string &error,
+                             const std::string &option) {
+  dtype = args.get(option).value_or("");
+  if (dtype.empty() && !args.has(option))
     return true;
   if (dtype == "f32" || dtype == "bf16")
     return true;
-  error = "--dtype must be f32 or bf16, got '" + dtype + "'";
+  error = "--" + option + " must be f32 or bf16, got '" + dtype + "'";
   return false;
 }
 

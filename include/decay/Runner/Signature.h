@@ -35,6 +35,9 @@ struct SpecSummary {
   /// do, dq, dk, dv, the spec's inputs and their gradients) in the kernels:
   /// "f32" or "bf16". States and params are always f32.
   std::string dtype = "f32";
+  /// Storage of the step's attention state (its `state` slots): "f32" or
+  /// "bf16" (f32 arithmetic). Every other state is f32.
+  std::string stateDtype = "f32";
   std::optional<int64_t> keyDim, valueDim;
   std::vector<std::pair<std::string, std::string>> inputs, params; // name, dims
   std::vector<std::pair<std::string, double>> scans;               // name, init

@@ -35,6 +35,9 @@ struct CompileOptions {
   /// CpuKernels: storage of the per-token tensors, "f32" or "bf16" (empty:
   /// the spec's dtype). The reference ignores it.
   std::string dtype = {};
+  /// CpuKernels: storage of the step's attention state, "f32" or "bf16"
+  /// (empty: the spec's state_dtype). The reference ignores it.
+  std::string stateDtype = {};
 };
 
 /// One recurrence lowered for a target and compiled for this CPU.

@@ -288,7 +288,8 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
   context.printOpOnDiagnostic(false);
   registerOpenMPDialectTranslation(context);
 
-  auto module = loadSpecFile(context, specPath, options.recurrence, options.dtype);
+  auto module =
+      loadSpecFile(context, specPath, options.recurrence, options.dtype, options.stateDtype);
   if (!module)
     return module.takeError();
   RecurrenceOp spec = *(*module)->getOps<RecurrenceOp>().begin();

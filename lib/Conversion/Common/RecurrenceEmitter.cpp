@@ -339,12 +339,16 @@ SmallVector<std::string> RecurrenceEmitter::stepArgumentDims() {
 }
 
 SmallVector<Type> RecurrenceEmitter::stepArgumentTypes() {
-  // Slots and positions are i64; per-token tensors in the storage type;
-  // params and states in the float type.
+  // Slots and positions are i64; per-token tensors in the storage type; the
+  // attention state in the spec's state storage type; params and the other
+  // states in the float type.
   SmallVector<Type> types;
   for (StringRef dims : stepArgumentDims()) {
     if (dims == "B")
       types.push_back(MemRefType::get({ShapedType::kDynamic}, b.getI64Type()));
+    else if (dims == "SHKV")
+      types.push_back(MemRefType::get(SmallVector<int64_t>(4, ShapedType::kDynamic),
+                                      spec.getEffectiveStateDtype()));
     else if (dims.starts_with("BT"))
       types.push_back(tokenMemRef(dims.size()));
     else

@@ -21,6 +21,7 @@ struct CpuPackageOptions {
   std::string recurrence;       ///< which decay.recurrence (empty: the file's only one)
   int64_t chunkSize = 0;        ///< tokens per chunk (0: the spec's hint, else 64)
   std::string dtype;            ///< per-token tensors: "f32" or "bf16" (empty: the spec's dtype)
+  std::string stateDtype;       ///< the step's attention state: "f32" or "bf16" (empty: the spec's)
   std::string cpu = "native";   ///< -march for the kernels
   std::string compiler = "clang-22"; ///< compiles and links the LLVM IR
   std::string emitLLVMPath;     ///< when set, also write the LLVM IR there

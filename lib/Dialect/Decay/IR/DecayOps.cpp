@@ -50,7 +50,7 @@ bool isOrderedSubset(StringRef dims, StringRef order) {
 ArrayRef<llvm::StringLiteral> RecurrenceOp::getOptionNames() {
   static constexpr llvm::StringLiteral names[] = {
       "key_dim", "value_dim",  "scale", "feature_map", "normalizer",
-      "eps",     "rope_theta", "dtype", "chunk_size"};
+      "eps",     "rope_theta", "dtype", "state_dtype", "chunk_size"};
   return names;
 }
 
@@ -90,20 +90,39 @@ FeatureMap RecurrenceOp::getEffectiveFeatureMap() {
   return FeatureMap::identity;
 }
 
-FloatType RecurrenceOp::getEffectiveDtype() {
-  if (auto dtype = getDtype(); dtype && dtype->isBF16())
-    return BFloat16Type::get(getContext());
-  return Float32Type::get(getContext());
+namespace {
+/// f32 or bf16 by name; null for any other name.
+Type floatTypeNamed(MLIRContext *context, StringRef name) {
+  return name == "f32"    ? Type(Float32Type::get(context))
+         : name == "bf16" ? Type(BFloat16Type::get(context))
+                          : Type();
 }
 
+/// bf16 when `option` says so, else f32.
+FloatType storageOf(std::optional<Type> option, MLIRContext *context) {
+  if (option && option->isBF16())
+    return BFloat16Type::get(context);
+  return Float32Type::get(context);
+}
+} // namespace
+
+FloatType RecurrenceOp::getEffectiveDtype() { return storageOf(getDtype(), getContext()); }
+
 LogicalResult RecurrenceOp::setDtypeByName(StringRef name) {
-  MLIRContext *context = getContext();
-  Type type = name == "f32"    ? Type(Float32Type::get(context))
-              : name == "bf16" ? Type(BFloat16Type::get(context))
-                               : Type();
+  Type type = floatTypeNamed(getContext(), name);
   if (!type)
     return failure();
   setDtype(type);
+  return success();
+}
+
+FloatType RecurrenceOp::getEffectiveStateDtype() { return storageOf(getStateDtype(), getContext()); }
+
+LogicalResult RecurrenceOp::setStateDtypeByName(StringRef name) {
+  Type type = floatTypeNamed(getContext(), name);
+  if (!type)
+    return failure();
+  setStateDtype(type);
   return success();
 }
 
@@ -304,7 +323,7 @@ LogicalResult verifyOptions(RecurrenceOp op) {
       return op.emitOpError() << "has unknown option '" << name
                               << "'; known options: key_dim, value_dim, scale, "
                                  "feature_map, normalizer, eps, rope_theta, dtype, "
-                                 "chunk_size";
+                                 "state_dtype, chunk_size";
   }
   for (auto [name, value] : {std::pair{"key_dim", op.getKeyDim()},
                              std::pair{"value_dim", op.getValueDim()}})
@@ -338,6 +357,8 @@ LogicalResult verifyOptions(RecurrenceOp op) {
                             << "': expected identity, elu1, exp, silu or relu";
   if (auto dtype = op.getDtype(); dtype && !dtype->isF32() && !dtype->isBF16())
     return op.emitOpError() << "dtype must be f32 or bf16, got " << *dtype;
+  if (auto dtype = op.getStateDtype(); dtype && !dtype->isF32() && !dtype->isBF16())
+    return op.emitOpError() << "state_dtype must be f32 or bf16, got " << *dtype;
   return success();
 }
 

@@ -34,7 +34,8 @@ def Decay_RecurrenceOp : Decay_Op<"recurrence", [
     granularities); each block argument is the declared tensor at that element.
     A `none` recurrence has no region (log-decay 0). Options (all optional):
     key_dim, value_dim, scale, feature_map, normalizer, eps, rope_theta, dtype,
-    chunk_size. docs/semantics.md states what the recurrence computes.
+    state_dtype, chunk_size. docs/semantics.md states what the recurrence
+    computes.
   }];
   let arguments = (ins
     SymbolNameAttr:$sym_name,
@@ -51,6 +52,7 @@ def Decay_RecurrenceOp : Decay_Op<"recurrence", [
     OptionalAttr<F64Attr>:$eps,
     OptionalAttr<F64Attr>:$rope_theta,
     OptionalAttr<TypeAttr>:$dtype,
+    OptionalAttr<TypeAttr>:$state_dtype,
     OptionalAttr<I64Attr>:$chunk_size
   );
   let regions = (region MaxSizedRegion<1>:$body);
@@ -79,6 +81,14 @@ def Decay_RecurrenceOp : Decay_Op<"recurrence", [
     /// Sets the `dtype` option from its name, "f32" or "bf16"; fails on any
     /// other name (and leaves the op unchanged).
     llvm::LogicalResult setDtypeByName(llvm::StringRef name);
+    /// The element type the step kernels store the attention state S in
+    /// (the `state_dtype` option: f32, the default, or bf16, read and
+    /// written around f32 arithmetic); the normalizer's and scans' states
+    /// and every forward and backward state stay f32.
+    mlir::FloatType getEffectiveStateDtype();
+    /// Sets the `state_dtype` option from its name, "f32" or "bf16"; fails
+    /// on any other name (and leaves the op unchanged).
+    llvm::LogicalResult setStateDtypeByName(llvm::StringRef name);
   }];
 }
 
