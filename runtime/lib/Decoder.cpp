@@ -51,13 +51,19 @@ Error setInit(const Spec &spec, CacheComponent &component) {
   return Error::success();
 }
 
-/// Describes one step cache from its inout argument and checks that the
-/// forward takes its initial state and returns its final state.
+/// Describes one step cache from its inout argument (kept in its dtype, f32
+/// or bf16) and checks that the forward takes its f32 initial state and
+/// returns its f32 final state.
 Error describeComponent(const decayrt_decoder &decoder, const Argument &argument,
                         CacheComponent &component) {
   const Spec &spec = decoder.package->manifest.spec;
   component.name = argument.name;
   component.dims = argument.dims;
+  component.dtype = argument.dtype;
+  if (argument.dtype != DECAYRT_F32 && argument.dtype != DECAYRT_BF16)
+    return fail(DECAYRT_ERROR_UNSUPPORTED, "package @" + spec.name + ": the step's state cache '" +
+                                               argument.name + "' is " + dtypeName(argument.dtype) +
+                                               "; the decoder keeps f32 or bf16 caches");
   forwardNamesOf(argument.name, component.initialName, component.finalName);
   component.slotElements = 1;
   for (char dim : argument.dims.substr(1)) {
@@ -85,7 +91,8 @@ Error describeComponent(const decayrt_decoder &decoder, const Argument &argument
     return fail(DECAYRT_ERROR_UNSUPPORTED,
                 "package @" + spec.name + ": the forward lacks the f32 states '" +
                     component.initialName + "' and '" + component.finalName + "' " +
-                    formatDims(dims) + " of the step's state cache '" + argument.name + "'");
+                    formatDims(dims) + " of the step's state cache '" + argument.name + "' (" +
+                    dtypeName(argument.dtype) + ")");
   return Error::success();
 }
 
@@ -123,8 +130,9 @@ template <typename List, typename Dims> std::string listOf(const List &list, Dim
 }
 
 /// What identifies the recurrence a saved state belongs to, besides the
-/// spec's name and the sizes: "key=value;..." (docs/decoding.md).
-std::string describeRecurrence(const decayrt_decoder &decoder) {
+/// spec's name and the sizes: "key=value;..." (docs/decoding.md), each state
+/// as name:dims:dtype, or name:dims without `stateDtypes` (format version 1).
+std::string describeRecurrence(const decayrt_decoder &decoder, bool stateDtypes) {
   const Spec &spec = decoder.package->manifest.spec;
   auto flag = [](bool value) { return value ? "true" : "false"; };
   const Argument *q = argumentNamed(*decoder.step->kernel, "q");
@@ -140,7 +148,9 @@ std::string describeRecurrence(const decayrt_decoder &decoder) {
          ";rope=" + flag(spec.rope) + ";dtype=" + dtypeName(q->dtype) +
          ";inputs=" + listOf(spec.inputs, declaredDims) +
          ";params=" + listOf(spec.params, declaredDims) + ";scans=" + scans +
-         ";states=" + listOf(decoder.components, [](const CacheComponent &c) { return c.dims; });
+         ";states=" + listOf(decoder.components, [&](const CacheComponent &c) {
+           return stateDtypes ? c.dims + ":" + dtypeName(c.dtype) : c.dims;
+         });
 }
 
 /// Makes a decoder of `slots` empty sequences on the package's forward and step kernels.
@@ -179,10 +189,14 @@ Error create(const decayrt_package *package, int64_t slots, int64_t heads, int64
   decoder->V = valueDim;
   if (Error error = describeComponents(*decoder); !error.ok())
     return error;
-  for (CacheComponent &component : decoder->components)
-    component.values.assign(static_cast<size_t>(slots * component.slotElements), component.init);
+  for (CacheComponent &component : decoder->components) {
+    component.bytes.resize(static_cast<size_t>(slots * component.slotBytes()));
+    fillBuffer(component.bytes.data(), component.dtype, slots * component.slotElements,
+               component.init);
+  }
   decoder->positions.assign(static_cast<size_t>(slots), 0);
-  decoder->recurrence = describeRecurrence(*decoder);
+  decoder->recurrence = describeRecurrence(*decoder, true);
+  decoder->recurrenceV1 = describeRecurrence(*decoder, false);
   out = std::move(decoder);
   return Error::success();
 }
@@ -206,7 +220,7 @@ struct CallTensors {
     for (CacheComponent &component : decoder.components) {
       std::vector<int64_t> shape = {decoder.slots};
       shape.insert(shape.end(), component.slotShape.begin(), component.slotShape.end());
-      add(component.name.c_str(), component.values.data(), DECAYRT_F32, std::move(shape));
+      add(component.name.c_str(), component.bytes.data(), component.dtype, std::move(shape));
     }
   }
 };
@@ -258,16 +272,21 @@ int64_t tokensOf(const decayrt_tensor *tensors, size_t count) {
   return 0;
 }
 
-/// Runs a prompt at position 0 through the chunked forward: h0 (and the other
-/// initial states) from the slot, the final states into runtime buffers that
-/// replace the slot's states once the kernel has run.
+/// Runs a prompt at position 0 through the chunked forward, whose states are
+/// f32: h0 (and the other initial states) widened from the slot, the final
+/// states into runtime buffers stored into the slot (bf16 caches rounded to
+/// nearest even) once the kernel has run.
 Error prefillForward(decayrt_decoder &decoder, int64_t slot, CallTensors &call) {
-  std::vector<std::vector<float>> finals;
+  std::vector<std::vector<float>> initials, finals;
+  initials.reserve(decoder.components.size());
   finals.reserve(decoder.components.size());
   for (CacheComponent &component : decoder.components) {
     std::vector<int64_t> shape = {1};
     shape.insert(shape.end(), component.slotShape.begin(), component.slotShape.end());
-    call.add(component.initialName.c_str(), component.slot(slot), DECAYRT_F32, shape);
+    initials.emplace_back(static_cast<size_t>(component.slotElements));
+    widenToF32(component.slot(slot), component.dtype, component.slotElements,
+               initials.back().data());
+    call.add(component.initialName.c_str(), initials.back().data(), DECAYRT_F32, shape);
     finals.emplace_back(static_cast<size_t>(component.slotElements));
     call.add(component.finalName.c_str(), finals.back().data(), DECAYRT_F32, std::move(shape));
   }
@@ -275,8 +294,10 @@ Error prefillForward(decayrt_decoder &decoder, int64_t slot, CallTensors &call) 
           runCpuKernel(*decoder.package, *decoder.forward, call.list.data(), call.list.size());
       !error.ok())
     return error;
-  for (size_t i = 0; i < finals.size(); ++i)
-    std::copy(finals[i].begin(), finals[i].end(), decoder.components[i].slot(slot));
+  for (size_t i = 0; i < finals.size(); ++i) {
+    CacheComponent &component = decoder.components[i];
+    narrowFromF32(finals[i].data(), component.slotElements, component.dtype, component.slot(slot));
+  }
   return Error::success();
 }
 
@@ -363,7 +384,7 @@ Error decayrt::detail::checkSlot(const decayrt_decoder &decoder, int64_t slot,
 
 void decayrt::detail::resetSlot(decayrt_decoder &decoder, int64_t slot) {
   for (CacheComponent &component : decoder.components)
-    std::fill(component.slot(slot), component.slot(slot) + component.slotElements, component.init);
+    fillBuffer(component.slot(slot), component.dtype, component.slotElements, component.init);
   decoder.positions[static_cast<size_t>(slot)] = 0;
 }
 

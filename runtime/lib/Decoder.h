@@ -2,6 +2,7 @@
 #ifndef DECAYRT_LIB_DECODER_H
 #define DECAYRT_LIB_DECODER_H
 
+#include "Dtype.h"
 #include "Error.h"
 #include "Package.h"
 
@@ -13,19 +14,22 @@ namespace decayrt::detail {
 
 /// One state of the recurrence, for every slot: the step kernel's inout
 /// argument `name` ("state", "norm_state", "scan_<name>_state") with dims S
-/// then letters of HKV, and the forward's initial and final states of the
-/// same shape with N in place of S ("h0"/"ht", "norm_h0"/"norm_ht", ...).
+/// then letters of HKV, stored in that argument's dtype (f32, or bf16 bits
+/// for a bf16 `state`), and the forward's f32 initial and final states of
+/// the same shape with N in place of S ("h0"/"ht", "norm_h0"/"norm_ht", ...).
 struct CacheComponent {
   std::string name;
   std::string initialName, finalName;
   std::string dims;
-  std::vector<int64_t> slotShape; ///< the shape of one slot's state
+  decayrt_dtype dtype = DECAYRT_F32; ///< the step argument's: f32 or bf16
+  std::vector<int64_t> slotShape;    ///< the shape of one slot's state
   int64_t slotElements = 0;
-  float init = 0.0f;         ///< every element of an empty sequence's state
-  std::vector<float> values; ///< [S, slotShape...]
+  float init = 0.0f;                ///< every element of an empty sequence's state
+  std::vector<unsigned char> bytes; ///< [S, slotShape...] elements of `dtype`
 
-  float *slot(int64_t s) { return values.data() + s * slotElements; }
-  const float *slot(int64_t s) const { return values.data() + s * slotElements; }
+  int64_t slotBytes() const { return slotElements * dtypeSize(dtype); }
+  unsigned char *slot(int64_t s) { return bytes.data() + s * slotBytes(); }
+  const unsigned char *slot(int64_t s) const { return bytes.data() + s * slotBytes(); }
 };
 
 } // namespace decayrt::detail
@@ -38,8 +42,9 @@ struct decayrt_decoder {
   std::vector<decayrt::detail::CacheComponent> components; ///< in the step kernel's order
   std::vector<int64_t> positions;                          ///< tokens each slot has consumed
   /// What identifies the recurrence a saved state belongs to, as
-  /// "key=value;..." (spec name apart): see docs/decoding.md.
-  std::string recurrence;
+  /// "key=value;..." (spec name apart): see docs/decoding.md. Version-1
+  /// bytes hold it without the states' dtypes (their states are all f32).
+  std::string recurrence, recurrenceV1;
 };
 
 namespace decayrt::detail {

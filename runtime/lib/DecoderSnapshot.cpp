@@ -1,6 +1,8 @@
 // decayrt_decoder_save / _restore: one slot's states as versioned, checksummed little-endian bytes (docs/decoding.md).
 #include "Decoder.h"
 
+#include "Dtype.h"
+
 #include <cstring>
 
 using namespace decayrt::detail;
@@ -9,8 +11,10 @@ namespace {
 
 /// "DCYSTATE": the first 8 bytes of a saved state.
 constexpr char kMagic[8] = {'D', 'C', 'Y', 'S', 'T', 'A', 'T', 'E'};
-/// The format this decayrt writes and reads.
-constexpr uint32_t kFormatVersion = 1;
+/// The format this decayrt writes (each state with its dtype). It also
+/// reads version 1, whose states are all f32 and carry no dtype.
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kVersionWithoutDtypes = 1;
 
 /// FNV-1a, 64 bits, of `size` bytes.
 uint64_t checksum(const unsigned char *bytes, size_t size) {
@@ -18,6 +22,28 @@ uint64_t checksum(const unsigned char *bytes, size_t size) {
   for (size_t i = 0; i < size; ++i)
     hash = (hash ^ bytes[i]) * 0x100000001b3ull;
   return hash;
+}
+
+/// Element `i` of an array of `width`-byte (2 or 4) elements, as an integer.
+uint32_t loadElement(const unsigned char *values, int64_t i, int width) {
+  if (width == 2) {
+    uint16_t half = 0;
+    std::memcpy(&half, values + 2 * i, 2);
+    return half;
+  }
+  uint32_t word = 0;
+  std::memcpy(&word, values + 4 * i, 4);
+  return word;
+}
+
+/// Sets element `i` of an array of `width`-byte (2 or 4) elements.
+void storeElement(unsigned char *values, int64_t i, int width, uint32_t value) {
+  if (width == 2) {
+    auto half = static_cast<uint16_t>(value);
+    std::memcpy(values + 2 * i, &half, 2);
+    return;
+  }
+  std::memcpy(values + 4 * i, &value, 4);
 }
 
 /// Appends little-endian values.
@@ -35,13 +61,11 @@ struct Writer {
     u32(static_cast<uint32_t>(value.size()));
     bytes.insert(bytes.end(), value.begin(), value.end());
   }
-  void floats(const float *values, int64_t count) {
-    bytes.reserve(bytes.size() + static_cast<size_t>(count) * 4);
-    for (int64_t i = 0; i < count; ++i) {
-      uint32_t word = 0;
-      std::memcpy(&word, &values[i], 4);
-      u32(word);
-    }
+  /// `count` elements of `width` bytes (a state's dtype: 4 for f32, 2 for bf16).
+  void elements(const unsigned char *values, int64_t count, int width) {
+    bytes.reserve(bytes.size() + static_cast<size_t>(count * width));
+    for (int64_t i = 0; i < count; ++i)
+      unsignedValue(loadElement(values, i, width), width);
   }
 };
 
@@ -57,8 +81,10 @@ std::vector<unsigned char> serialize(const decayrt_decoder &decoder, int64_t slo
   out.u32(static_cast<uint32_t>(decoder.components.size()));
   for (const CacheComponent &component : decoder.components) {
     out.text(component.name);
+    out.text(dtypeName(component.dtype));
     out.u64(static_cast<uint64_t>(component.slotElements));
-    out.floats(component.slot(slot), component.slotElements);
+    out.elements(component.slot(slot), component.slotElements,
+                 static_cast<int>(dtypeSize(component.dtype)));
   }
   out.u64(checksum(out.bytes.data(), out.bytes.size()));
   return out.bytes;
@@ -126,17 +152,18 @@ std::string firstDifference(const std::string &saved, const std::string &own) {
 }
 
 /// Checks the header of saved bytes against the decoder: magic, version,
-/// spec, recurrence, H, K, V; reads the position.
-Error readHeader(const decayrt_decoder &decoder, Reader &in, int64_t &position) {
+/// spec, recurrence, H, K, V; reads the version and the position.
+Error readHeader(const decayrt_decoder &decoder, Reader &in, uint32_t &version,
+                 int64_t &position) {
   if (in.size < sizeof kMagic || std::memcmp(in.bytes, kMagic, sizeof kMagic) != 0)
     return mismatch("not a saved decoder state (bad magic: the bytes do not start with "
                     "\"DCYSTATE\")");
   in.at = sizeof kMagic;
-  uint32_t version = 0;
   if (Error error = in.u32(version, "format version"); !error.ok())
     return error;
-  if (version != kFormatVersion)
-    return mismatch("format version " + std::to_string(version) + ", this decayrt reads version " +
+  if (version != kFormatVersion && version != kVersionWithoutDtypes)
+    return mismatch("format version " + std::to_string(version) + ", this decayrt reads versions " +
+                    std::to_string(kVersionWithoutDtypes) + " and " +
                     std::to_string(kFormatVersion));
   std::string spec, recurrence;
   if (Error error = in.text(spec, "spec name"); !error.ok())
@@ -146,9 +173,11 @@ Error readHeader(const decayrt_decoder &decoder, Reader &in, int64_t &position) 
     return mismatch("the state is of spec @" + spec + ", this decoder runs @" + own);
   if (Error error = in.text(recurrence, "recurrence"); !error.ok())
     return error;
-  if (recurrence != decoder.recurrence)
+  const std::string &ownRecurrence =
+      version == kVersionWithoutDtypes ? decoder.recurrenceV1 : decoder.recurrence;
+  if (recurrence != ownRecurrence)
     return mismatch("the state is of another recurrence @" + spec + ": " +
-                    firstDifference(recurrence, decoder.recurrence));
+                    firstDifference(recurrence, ownRecurrence));
   int64_t sizes[3] = {0, 0, 0};
   for (int64_t &size : sizes)
     if (Error error = in.i64(size, "sizes"); !error.ok())
@@ -168,7 +197,8 @@ Error readHeader(const decayrt_decoder &decoder, Reader &in, int64_t &position) 
 /// Checks saved bytes completely and finds where each state's values start.
 Error parse(const decayrt_decoder &decoder, Reader &in, int64_t &position,
             std::vector<size_t> &valuesAt) {
-  if (Error error = readHeader(decoder, in, position); !error.ok())
+  uint32_t version = 0;
+  if (Error error = readHeader(decoder, in, version, position); !error.ok())
     return error;
   uint32_t count = 0;
   if (Error error = in.u32(count, "number of states"); !error.ok())
@@ -177,20 +207,27 @@ Error parse(const decayrt_decoder &decoder, Reader &in, int64_t &position,
     return mismatch("the state has " + std::to_string(count) + " states, this decoder " +
                     std::to_string(decoder.components.size()));
   for (const CacheComponent &component : decoder.components) {
-    std::string name;
+    std::string name, dtype = dtypeName(DECAYRT_F32);
     int64_t elements = 0;
     if (Error error = in.text(name, "state name"); !error.ok())
       return error;
+    if (version != kVersionWithoutDtypes)
+      if (Error error = in.text(dtype, "state dtype"); !error.ok())
+        return error;
     if (Error error = in.i64(elements, "state size"); !error.ok())
       return error;
     if (name != component.name || elements != component.slotElements)
       return mismatch("saved state '" + name + "' of " + std::to_string(elements) +
                       " values where this decoder has '" + component.name + "' of " +
                       std::to_string(component.slotElements));
-    if ((in.size - in.at) / 4 < static_cast<size_t>(elements))
+    if (dtype != dtypeName(component.dtype))
+      return mismatch("saved state '" + name + "' is " + dtype + ", this decoder keeps it in " +
+                      dtypeName(component.dtype));
+    size_t width = static_cast<size_t>(dtypeSize(component.dtype));
+    if ((in.size - in.at) / width < static_cast<size_t>(elements))
       return in.truncated("state values");
     valuesAt.push_back(in.at);
-    in.at += static_cast<size_t>(elements) * 4;
+    in.at += static_cast<size_t>(elements) * width;
   }
   size_t body = in.at;
   uint64_t sum = 0;
@@ -212,12 +249,12 @@ Error restore(decayrt_decoder &decoder, int64_t slot, const unsigned char *bytes
     return error;
   for (size_t i = 0; i < valuesAt.size(); ++i) {
     CacheComponent &component = decoder.components[i];
-    float *values = component.slot(slot);
+    int width = static_cast<int>(dtypeSize(component.dtype));
     for (int64_t j = 0; j < component.slotElements; ++j) {
       uint32_t word = 0;
-      for (int b = 0; b < 4; ++b)
-        word |= static_cast<uint32_t>(bytes[valuesAt[i] + 4 * j + b]) << (8 * b);
-      std::memcpy(&values[j], &word, 4);
+      for (int b = 0; b < width; ++b)
+        word |= static_cast<uint32_t>(bytes[valuesAt[i] + width * j + b]) << (8 * b);
+      storeElement(component.slot(slot), j, width, word);
     }
   }
   decoder.positions[static_cast<size_t>(slot)] = position;

@@ -1,4 +1,4 @@
-// Element types: their manifest names ("f32", ...), sizes in bytes, and filling buffers with a value.
+// Element types: their manifest names ("f32", ...), sizes in bytes, filling buffers, and f32 <-> bf16 copies.
 #ifndef DECAYRT_LIB_DTYPE_H
 #define DECAYRT_LIB_DTYPE_H
 
@@ -90,6 +90,27 @@ inline void fillBuffer(void *data, decayrt_dtype dtype, int64_t count, double va
   case DECAYRT_I64:
     return fill(static_cast<int64_t>(value));
   }
+}
+
+/// Copies `count` elements of `dtype` (f32 or bf16) at `from` into floats:
+/// bf16 widens exactly.
+inline void widenToF32(const void *from, decayrt_dtype dtype, int64_t count, float *to) {
+  if (dtype == DECAYRT_F32) {
+    std::memcpy(to, from, static_cast<size_t>(count) * sizeof(float));
+    return;
+  }
+  const auto *bits = static_cast<const uint16_t *>(from);
+  std::transform(bits, bits + count, to, decay::fromBfloat16);
+}
+
+/// Stores `count` floats into elements of `dtype` (f32 or bf16) at `to`: bf16
+/// rounds to nearest even, as the kernels store it.
+inline void narrowFromF32(const float *from, int64_t count, decayrt_dtype dtype, void *to) {
+  if (dtype == DECAYRT_F32) {
+    std::memcpy(to, from, static_cast<size_t>(count) * sizeof(float));
+    return;
+  }
+  std::transform(from, from + count, static_cast<uint16_t *>(to), decay::toBfloat16);
 }
 
 } // namespace decayrt::detail

@@ -126,8 +126,9 @@ bool checkArgumentDims(Reader &reader, const std::string &where, const Kernel &k
   return true;
 }
 
-/// Checks an argument's dtype: f32, bf16 or i64, and i64 only for the
-/// sequence table and a step kernel's slots and positions (dims B).
+/// Checks an argument's dtype: f32, bf16 or i64, i64 only for the sequence
+/// table and a step kernel's slots and positions (dims B), and the state
+/// caches f32 but for the attention state `state`, which may be bf16.
 bool checkArgumentDtype(Reader &reader, const std::string &where, const Kernel &kernel,
                         const Argument &argument) {
   if (argument.dtype != DECAYRT_F32 && argument.dtype != DECAYRT_BF16 &&
@@ -145,8 +146,11 @@ bool checkArgumentDtype(Reader &reader, const std::string &where, const Kernel &
     return reader.fail(where + ".dtype", "only the sequence table and a step kernel's slots and "
                                          "positions (dims B) are i64");
   }
-  if (argument.role == Role::Inout && argument.dtype != DECAYRT_F32)
-    return reader.fail(where + ".dtype", "state caches are f32");
+  bool bf16State = argument.name == "state" && argument.dtype == DECAYRT_BF16;
+  if (argument.role == Role::Inout && argument.dtype != DECAYRT_F32 && !bf16State)
+    return reader.fail(where + ".dtype", "state caches are f32 (only 'state' may be bf16), got " +
+                                             std::string(dtypeName(argument.dtype)) + " for '" +
+                                             argument.name + "'");
   return true;
 }
 
@@ -200,16 +204,17 @@ bool hasArgument(const Kernel &kernel, const char *name, Role role, const char *
 }
 
 /// Checks what a step kernel needs besides q and v: no sequence table, i64
-/// inputs slots and positions [B], the state cache `state` [S,H,K,V], and
-/// state caches named <what>_state.
+/// inputs slots and positions [B], the state cache `state` [S,H,K,V] (f32,
+/// or bf16 storage), and state caches named <what>_state.
 bool checkStepArguments(Reader &reader, const std::string &where, const Kernel &kernel) {
   if (!hasArgument(kernel, "slots", Role::Input, "B", DECAYRT_I64) ||
       !hasArgument(kernel, "positions", Role::Input, "B", DECAYRT_I64))
     return reader.fail(where + ".arguments",
                        "a step kernel takes inputs slots and positions (dims B, dtype i64)");
-  if (!hasArgument(kernel, "state", Role::Inout, "SHKV", DECAYRT_F32))
-    return reader.fail(where + ".arguments",
-                       "a step kernel takes the inout state cache 'state' (dims SHKV, dtype f32)");
+  if (!hasArgument(kernel, "state", Role::Inout, "SHKV", DECAYRT_F32) &&
+      !hasArgument(kernel, "state", Role::Inout, "SHKV", DECAYRT_BF16))
+    return reader.fail(where + ".arguments", "a step kernel takes the inout state cache 'state' "
+                                             "(dims SHKV, dtype f32 or bf16)");
   for (const Argument &argument : kernel.arguments) {
     const std::string suffix = "_state";
     bool named =

@@ -1,9 +1,13 @@
 // Tests of decayrt's step entry and decoder on fake packages whose forward and step kernels, compiled from C at test time, run a real recurrence.
 #include "FakePackages.h"
 
+#include "decay/Support/Bfloat16.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -23,8 +27,10 @@ namespace {
 /// q and k (pair i turns by a fixed angle per position), a normalizer:
 ///   S <- a S + k v^T, z <- a z + k, o = S^T q / (z . q + 1e-6).
 /// `plain` (spec `plain`): S <- 0.9 S + k v^T, o = S^T q.
+/// `fake_full_step_bf16`: the step of `full` on a bf16 `state` cache.
 const char *const kRecurrenceKernels = R"C(
 #include <stdint.h>
+#include <string.h>
 
 typedef struct { float *allocated, *aligned; int64_t offset; int64_t sizes_strides[]; } Desc;
 typedef struct { int64_t *allocated, *aligned; int64_t offset; int64_t sizes_strides[]; } IDesc;
@@ -119,6 +125,38 @@ static void step(void **args, int full) {
       int64_t state = I(3)[b] * H + h;
       float *z = full ? F(8) + state * K : 0, *c = full ? F(9) + state : 0;
       run(args, full, b, h, 0, T, I(4)[b], F(cache) + state * K * V, z, c, full ? 10 : 6);
+    }
+}
+
+/* bf16 bits nearest to x (ties to even; NaN kept quiet), and back. */
+static uint16_t to_bf16(float x) {
+  uint32_t bits;
+  memcpy(&bits, &x, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return (uint16_t)(bits >> 16);
+}
+static float from_bf16(uint16_t half) {
+  uint32_t bits = (uint32_t)half << 16;
+  float x;
+  memcpy(&x, &bits, 4);
+  return x;
+}
+
+/* The step of `full` with a bf16 state cache: per token, the slot's state
+   widened to f32, advanced, and stored back rounded to nearest even. */
+void fake_full_step_bf16(void **args) {
+  int64_t B = SIZE(0, 0), T = SIZE(0, 1), H = SIZE(0, 2), K = SIZE(0, 3), V = SIZE(2, 3);
+  float S[64 * 64];
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      int64_t state = I(3)[b] * H + h;
+      uint16_t *cache = (uint16_t *)F(7) + state * K * V;
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t i = 0; i < K * V; ++i) S[i] = from_bf16(cache[i]);
+        run(args, 1, b, h, t, t + 1, I(4)[b] + t, S, F(8) + state * K, F(9) + state, 10);
+        for (int64_t i = 0; i < K * V; ++i) cache[i] = to_bf16(S[i]);
+      }
     }
 }
 
@@ -274,21 +312,35 @@ struct Batch {
   }
 };
 
-/// The outputs of a forward over a whole sequence from the empty state:
-/// L * H * V values.
-std::vector<float> forwardOutputs(decayrt_package *package, bool full, const Sequence &sequence) {
-  Batch batch({{&sequence, 0}}, sequence.L);
+/// What a forward from the empty state returns: o [T,H,V] and the final
+/// states ht [H,K,V], norm_ht [H,K], scan_c_ht [H] (those two for `full`).
+struct ForwardRun {
+  std::vector<float> o, ht, zt, ct;
+};
+
+/// The forward over the first `count` tokens of `sequence` from the empty state.
+ForwardRun forwardRun(decayrt_package *package, bool full, const Sequence &sequence,
+                      int64_t count) {
+  Batch batch({{&sequence, 0}}, count);
   std::vector<int64_t> hShape{1, kH, kK, kV}, zShape{1, kH, kK}, cShape{1, kH};
-  std::vector<float> ht(kH * kK * kV), zt(kH * kK), ct(kH);
+  ForwardRun run{{}, std::vector<float>(kH * kK * kV), std::vector<float>(kH * kK),
+                 std::vector<float>(kH)};
   std::vector<decayrt_tensor> tensors = batch.tensors(full);
-  tensors.push_back(view("ht", ht, hShape));
+  tensors.push_back(view("ht", run.ht, hShape));
   if (full) {
-    tensors.push_back(view("norm_ht", zt, zShape));
-    tensors.push_back(view("scan_c_ht", ct, cShape));
+    tensors.push_back(view("norm_ht", run.zt, zShape));
+    tensors.push_back(view("scan_c_ht", run.ct, cShape));
   }
   EXPECT_EQ(decayrt_run(package, "forward", tensors.data(), tensors.size()), DECAYRT_OK)
       << decayrt_last_error();
-  return batch.o;
+  run.o = batch.o;
+  return run;
+}
+
+/// The outputs of a forward over a whole sequence from the empty state:
+/// L * H * V values.
+std::vector<float> forwardOutputs(decayrt_package *package, bool full, const Sequence &sequence) {
+  return forwardRun(package, full, sequence, sequence.L).o;
 }
 
 /// The outputs of tokens [first, first + count) of a forward's outputs.
@@ -368,6 +420,15 @@ protected:
     return package;
   }
 
+  /// A decoder of `slots` slots on `package` (freed when the test ends).
+  decayrt_decoder *decoderOn(decayrt_package *package, int64_t slots) {
+    decayrt_decoder *made = nullptr;
+    EXPECT_EQ(decayrt_decoder_create(package, slots, kH, kK, kV, &made), DECAYRT_OK)
+        << decayrt_last_error();
+    decoders.emplace_back(made);
+    return made;
+  }
+
   /// Prefills tokens [first, first + count) of `sequence` into `slot`; the outputs.
   std::vector<float> prefill(decayrt_decoder *into, int64_t slot, const Sequence &sequence,
                              int64_t first, int64_t count, bool isFull = true) {
@@ -404,12 +465,16 @@ protected:
   struct PackageDeleter {
     void operator()(decayrt_package *package) const { decayrt_package_free(package); }
   };
+  struct DecoderDeleter {
+    void operator()(decayrt_decoder *made) const { decayrt_decoder_free(made); }
+  };
 
   static TempDir *directory;
   static std::string *fullPath, *plainPath;
   decayrt_package *full = nullptr, *plain = nullptr;
   decayrt_decoder *decoder = nullptr;
   std::vector<std::unique_ptr<decayrt_package, PackageDeleter>> extra;
+  std::vector<std::unique_ptr<decayrt_decoder, DecoderDeleter>> decoders; ///< freed before `extra`
 };
 
 TempDir *Decoding::directory = nullptr;
@@ -419,24 +484,42 @@ std::string *Decoding::fullPath = nullptr, *Decoding::plainPath = nullptr;
 
 // ---- The step entry through decayrt_run ----
 
-/// The tensors of a direct step call on caches of kSlots slots.
-struct StepCall {
-  Sequence first{3, 10}, second{3, 20};
-  Batch batch{{{&first, 0}, {&second, 0}}, 3};
-  std::vector<int64_t> slots{2, 0}, positions{0, 0}, rowShape{2};
+/// The state caches of `full` for kSlots slots, `state` of element type
+/// State (float, or uint16_t for bf16 bits), as a direct step call takes them.
+template <typename State> struct StepCaches {
   std::vector<int64_t> stateShape{kSlots, kH, kK, kV}, normShape{kSlots, kH, kK},
       scanShape{kSlots, kH};
-  std::vector<float> state = values(kSlots * kH * kK * kV, 7), norm = values(kSlots * kH * kK, 8),
-                     scan = values(kSlots * kH, 9, 0.5f, 1.0f);
-  std::vector<float> state0 = state, norm0 = norm, scan0 = scan;
+  std::vector<State> state;
+  std::vector<float> norm, scan;
 
-  std::vector<decayrt_tensor> tensors() {
-    std::vector<decayrt_tensor> list = batch.tensors(true);
+  StepCaches(std::vector<State> state, std::vector<float> norm, std::vector<float> scan)
+      : state(std::move(state)), norm(std::move(norm)), scan(std::move(scan)) {}
+
+  /// Appends slots and positions [rows] and the caches to `list`.
+  void append(std::vector<decayrt_tensor> &list, std::vector<int64_t> &slots,
+              std::vector<int64_t> &positions, const std::vector<int64_t> &rowShape) {
     for (decayrt_tensor tensor :
          {view("slots", slots, rowShape), view("positions", positions, rowShape),
           view("state", state, stateShape), view("norm_state", norm, normShape),
           view("scan_c_state", scan, scanShape)})
       list.push_back(tensor);
+  }
+};
+
+/// The tensors of a direct step call on caches of kSlots slots.
+struct StepCall : StepCaches<float> {
+  Sequence first{3, 10}, second{3, 20};
+  Batch batch{{{&first, 0}, {&second, 0}}, 3};
+  std::vector<int64_t> slots{2, 0}, positions{0, 0}, rowShape{2};
+  std::vector<float> state0 = state, norm0 = norm, scan0 = scan;
+
+  StepCall()
+      : StepCaches(values(kSlots * kH * kK * kV, 7), values(kSlots * kH * kK, 8),
+                   values(kSlots * kH, 9, 0.5f, 1.0f)) {}
+
+  std::vector<decayrt_tensor> tensors() {
+    std::vector<decayrt_tensor> list = batch.tensors(true);
+    append(list, slots, positions, rowShape);
     return list;
   }
   bool untouched() const {
@@ -648,8 +731,12 @@ TEST_F(Decoding, MalformedStepManifestsAreRejected) {
        [&](json &m) { stepArgs(m)[0]["dtype"] = "f64"; }},
       {"i64 input", "kernels[1].arguments[5].dtype: only the sequence table",
        [&](json &m) { stepArgs(m)[5]["dtype"] = "i64"; }},
-      {"bf16 state", "kernels[1].arguments[7].dtype: state caches are f32",
-       [&](json &m) { stepArgs(m)[7]["dtype"] = "bf16"; }},
+      {"bf16 norm state",
+       "kernels[1].arguments[8].dtype: state caches are f32 (only 'state' may be bf16), got bf16 "
+       "for 'norm_state'",
+       [&](json &m) { stepArgs(m)[8]["dtype"] = "bf16"; }},
+      {"bf16 scan state", "got bf16 for 'scan_c_state'",
+       [&](json &m) { stepArgs(m)[9]["dtype"] = "bf16"; }},
       {"optional in a step", "a step kernel has no optional arguments",
        [&](json &m) { stepArgs(m)[5]["optional"] = true; }},
       {"unused state", "cannot be unused", [&](json &m) { stepArgs(m)[8]["unused"] = true; }},
@@ -698,7 +785,8 @@ TEST_F(Decoding, PlainPackageDecodesWithTheStateAlone) {
   size_t size = 0;
   ASSERT_EQ(decayrt_decoder_save(plainDecoder, 0, nullptr, 0, &size), DECAYRT_OK);
   size_t header = 8 + 4 + (4 + 5) + 4 + 8 * 4 + 4; // magic, version, "plain", recurrence, sizes
-  size_t recurrenceLength = size - header - (4 + 5 + 8 + 4 * kH * kK * kV) - 8;
+  // state: name "state", dtype "f32", n, n f32 values; then the checksum.
+  size_t recurrenceLength = size - header - (4 + 5 + 4 + 3 + 8 + 4 * kH * kK * kV) - 8;
   EXPECT_GT(recurrenceLength, 0u);
   EXPECT_LT(recurrenceLength, 200u);
   decayrt_decoder_free(plainDecoder);
@@ -817,8 +905,8 @@ TEST_F(Decoding, RestoreRejectsWhatIsNotThisDecodersStateAndKeepsTheSlot) {
   bytes[0] = 'X';
   expectRejected(bytes, "bad magic");
   bytes = good;
-  bytes[8] = 2;
-  expectRejected(bytes, "format version 2, this decayrt reads version 1");
+  bytes[8] = 3;
+  expectRejected(bytes, "format version 3, this decayrt reads versions 1 and 2");
   bytes = good;
   bytes.push_back(0);
   expectRejected(bytes, "1 bytes after the end of the state");
@@ -1047,4 +1135,270 @@ TEST_F(Decoding, NullArgumentsAreErrors) {
   decayrt_decoder_free(nullptr);
   EXPECT_STREQ(decayrt_status_name(DECAYRT_ERROR_STATE), "ERROR_STATE");
   EXPECT_EQ(positionOf(decoder, 0), 0);
+}
+
+// ---- bf16 state caches ----
+
+namespace {
+
+/// The manifest of `full` whose step kernel keeps `state` in bf16
+/// (fake_full_step_bf16); the forward's states stay f32.
+json bf16StateManifest() {
+  json manifest = recurrenceManifest(true);
+  json &step = manifest["kernels"][1];
+  step["symbol"] = "fake_full_step_bf16";
+  step["arguments"][7]["dtype"] = "bf16";
+  return manifest;
+}
+
+/// The little-endian bytes of `values` as f32, or rounded to bf16 (how a saved state holds them).
+std::vector<unsigned char> savedBytes(const std::vector<float> &values, bool bf16) {
+  std::vector<unsigned char> bytes;
+  for (float value : values) {
+    uint32_t word = 0;
+    std::memcpy(&word, &value, 4);
+    if (bf16)
+      word = decay::toBfloat16(value);
+    for (int b = 0; b < (bf16 ? 2 : 4); ++b)
+      bytes.push_back(static_cast<unsigned char>(word >> (8 * b)));
+  }
+  return bytes;
+}
+
+/// Whether `bytes` hold `run` somewhere, contiguous.
+bool holds(const std::vector<unsigned char> &bytes, const std::vector<unsigned char> &run) {
+  return std::search(bytes.begin(), bytes.end(), run.begin(), run.end()) != bytes.end();
+}
+
+/// Caller-owned caches of kSlots slots for decayrt_run "step" on the
+/// bf16-state package: the state as bf16 bits, the normalizer and scan f32.
+struct Bf16Caches : StepCaches<uint16_t> {
+  std::vector<int64_t> rowShape{1};
+
+  Bf16Caches()
+      : StepCaches(std::vector<uint16_t>(kSlots * kH * kK * kV, 0),
+                   std::vector<float>(kSlots * kH * kK, 0.0f),
+                   std::vector<float>(kSlots * kH, 0.5f)) {}
+
+  /// Puts a forward's final states into `slot`, the state rounded to bf16.
+  void handOff(int64_t slot, const ForwardRun &run) {
+    std::transform(run.ht.begin(), run.ht.end(), state.begin() + slot * kH * kK * kV,
+                   decay::toBfloat16);
+    std::copy(run.zt.begin(), run.zt.end(), norm.begin() + slot * kH * kK);
+    std::copy(run.ct.begin(), run.ct.end(), scan.begin() + slot * kH);
+  }
+
+  /// Runs tokens [first, first + count) of `sequence` in `slot` from position
+  /// `first`; the outputs.
+  std::vector<float> run(decayrt_package *package, int64_t slot, const Sequence &sequence,
+                         int64_t first, int64_t count) {
+    Batch batch({{&sequence, first}}, count);
+    std::vector<int64_t> slots{slot}, positions{first};
+    std::vector<decayrt_tensor> tensors = batch.tensors(true);
+    append(tensors, slots, positions, rowShape);
+    EXPECT_EQ(decayrt_run(package, "step", tensors.data(), tensors.size()), DECAYRT_OK)
+        << decayrt_last_error();
+    return batch.o;
+  }
+
+  /// The saved bytes of `slot`'s values: state (bf16), norm_state, scan_c_state.
+  std::vector<unsigned char> slotBytes(int64_t slot) const {
+    std::vector<unsigned char> bytes;
+    for (int64_t i = 0; i < kH * kK * kV; ++i)
+      for (int b = 0; b < 2; ++b)
+        bytes.push_back(static_cast<unsigned char>(state[slot * kH * kK * kV + i] >> (8 * b)));
+    return bytes;
+  }
+};
+
+/// Saved bytes (format 2) of an all-f32 decoder rewritten in format version
+/// 1 (docs/decoding.md): no dtypes in the recurrence's states nor per state.
+std::vector<unsigned char> asVersion1(const std::vector<unsigned char> &saved) {
+  size_t at = 12;
+  std::vector<unsigned char> out(saved.begin(), saved.begin() + 8);
+  auto read = [&](int width) { // a little-endian integer at `at`, not consumed
+    uint64_t value = 0;
+    for (int b = width - 1; b >= 0; --b)
+      value = value << 8 | saved.at(at + static_cast<size_t>(b));
+    return value;
+  };
+  auto copy = [&](size_t count) {
+    out.insert(out.end(), saved.begin() + static_cast<long>(at),
+               saved.begin() + static_cast<long>(at + count));
+    at += count;
+  };
+  auto u32 = [&](uint64_t value) {
+    for (int b = 0; b < 4; ++b)
+      out.push_back(static_cast<unsigned char>(value >> (8 * b)));
+  };
+  auto text = [&] {
+    size_t length = read(4);
+    std::string value(saved.begin() + static_cast<long>(at + 4),
+                      saved.begin() + static_cast<long>(at + 4 + length));
+    at += 4 + length;
+    return value;
+  };
+  u32(1);
+  copy(4 + read(4)); // the spec's name
+  std::string recurrence = text();
+  for (size_t p; (p = recurrence.find(":f32")) != std::string::npos;)
+    recurrence.erase(p, 4);
+  u32(recurrence.size());
+  out.insert(out.end(), recurrence.begin(), recurrence.end());
+  copy(4 * 8); // H, K, V, position
+  size_t count = read(4);
+  copy(4);
+  for (size_t i = 0; i < count; ++i) {
+    copy(4 + read(4)); // the name
+    EXPECT_EQ(text(), "f32");
+    copy(8 + 4 * read(8)); // n and the values
+  }
+  uint64_t hash = 0xcbf29ce484222325ull; // FNV-1a
+  for (unsigned char byte : out)
+    hash = (hash ^ byte) * 0x100000001b3ull;
+  for (int b = 0; b < 8; ++b)
+    out.push_back(static_cast<unsigned char>(hash >> (8 * b)));
+  return out;
+}
+
+} // namespace
+
+TEST_F(Decoding, Bf16StateSlotsHoldTheRoundedForwardAndStepLikeTheStepEntry) {
+  decayrt_package *package = loadManifest(bf16StateManifest());
+  decayrt_decoder *bf16 = decoderOn(package, kSlots);
+  Sequence sequence(9, 150);
+  // The prompt runs through the f32 forward; the slot keeps bf16(ht) and the
+  // f32 norm and scan states.
+  ForwardRun prompt = forwardRun(package, true, sequence, 4);
+  EXPECT_EQ(prefill(bf16, 1, sequence, 0, 4), prompt.o);
+  std::vector<unsigned char> saved = saveSlot(bf16, 1);
+  EXPECT_TRUE(holds(saved, savedBytes(prompt.ht, true)));
+  EXPECT_TRUE(holds(saved, savedBytes(prompt.zt, false)));
+  EXPECT_TRUE(holds(saved, savedBytes(prompt.ct, false)));
+  // Then the step kernel on the slot, as decayrt_run on caches holding the same.
+  Bf16Caches caches;
+  caches.handOff(1, prompt);
+  EXPECT_TRUE(holds(saved, caches.slotBytes(1)));
+  EXPECT_EQ(prefill(bf16, 1, sequence, 4, 2), caches.run(package, 1, sequence, 4, 2));
+  std::vector<float> expected = forwardOutputs(full, true, sequence), last;
+  for (int64_t t = 6; t < 9; ++t) {
+    last = step(bf16, {{1, &sequence, t}})[0];
+    EXPECT_EQ(last, caches.run(package, 1, sequence, t, 1)) << "token " << t;
+  }
+  EXPECT_EQ(positionOf(bf16, 1), 9);
+  EXPECT_TRUE(holds(saveSlot(bf16, 1), caches.slotBytes(1)));
+  // bf16 storage changes the outputs, by its rounding only.
+  std::vector<float> exact = tokens(expected, 8);
+  EXPECT_NE(last, exact);
+  for (size_t i = 0; i < exact.size(); ++i)
+    EXPECT_NEAR(last[i], exact[i], 0.02 * std::max(1.0f, std::abs(exact[i]))) << i;
+}
+
+TEST_F(Decoding, Bf16StateSlotsResetSaveAndRestore) {
+  decayrt_package *package = loadManifest(bf16StateManifest());
+  decayrt_decoder *bf16 = decoderOn(package, kSlots), *other = decoderOn(package, 1);
+  // An empty slot: zero state, the scan at its init; 2 bytes per state value.
+  std::vector<unsigned char> empty = saveSlot(bf16, 2);
+  EXPECT_TRUE(holds(empty, std::vector<unsigned char>(2 * kH * kK * kV, 0)));
+  EXPECT_TRUE(holds(empty, savedBytes({0.5f, 0.5f}, false)));
+  // f32 saves 2 more bytes per state value; "bf16" and ":bf16" 1 more each.
+  EXPECT_EQ(saveSlot(decoder, 2).size() - empty.size(), size_t(2 * kH * kK * kV - 2));
+  Sequence a(8, 160), b(8, 170);
+  prefill(bf16, 2, b, 0, 3);
+  EXPECT_NE(saveSlot(bf16, 2), empty);
+  ASSERT_EQ(decayrt_decoder_reset(bf16, 2), DECAYRT_OK);
+  EXPECT_EQ(saveSlot(bf16, 2), empty);
+  EXPECT_EQ(positionOf(bf16, 2), 0);
+
+  prefill(bf16, 0, a, 0, 3);
+  step(bf16, {{0, &a, 3}});
+  std::vector<unsigned char> bytes = saveSlot(bf16, 0);
+  ASSERT_EQ(decayrt_decoder_restore(bf16, 3, bytes.data(), bytes.size()), DECAYRT_OK)
+      << decayrt_last_error();
+  ASSERT_EQ(decayrt_decoder_restore(other, 0, bytes.data(), bytes.size()), DECAYRT_OK)
+      << decayrt_last_error();
+  for (int64_t t = 4; t < 8; ++t) {
+    auto outputs = step(bf16, {{3, &a, t}, {0, &a, t}});
+    EXPECT_EQ(outputs[0], outputs[1]);
+    EXPECT_EQ(step(other, {{0, &a, t}})[0], outputs[0]);
+  }
+  EXPECT_EQ(saveSlot(bf16, 3), saveSlot(bf16, 0));
+  EXPECT_EQ(saveSlot(other, 0), saveSlot(bf16, 0));
+  EXPECT_EQ(positionOf(other, 0), 8);
+
+  // A failed prefill changes no bf16 slot, through the forward or the step.
+  std::vector<std::vector<unsigned char>> before = snapshot(bf16);
+  for (int64_t slot : {1, 0}) {
+    Batch batch({{&b, 0}}, 2);
+    std::vector<decayrt_tensor> tensors = batch.tensors(true);
+    tensors.pop_back(); // A
+    expectError(decayrt_decoder_prefill(bf16, slot, tensors.data(), tensors.size()),
+                DECAYRT_ERROR_MISSING_TENSOR, "missing tensor 'A'");
+    EXPECT_TRUE(batch.untouched());
+    EXPECT_EQ(snapshot(bf16), before);
+  }
+}
+
+TEST_F(Decoding, StatesOfOneDtypeDoNotRestoreIntoTheOther) {
+  decayrt_package *package = loadManifest(bf16StateManifest());
+  decayrt_decoder *bf16 = decoderOn(package, kSlots);
+  Sequence sequence(5, 180);
+  prefill(bf16, 0, sequence, 0, 5);
+  prefill(bf16, 1, sequence, 0, 2);
+  prefill(decoder, 0, sequence, 0, 5);
+  prefill(decoder, 1, sequence, 0, 3);
+  std::vector<unsigned char> fromBf16 = saveSlot(bf16, 0), fromF32 = saveSlot(decoder, 0);
+  std::vector<std::vector<unsigned char>> bf16Before = snapshot(bf16),
+                                          f32Before = snapshot(decoder);
+  const std::string f32States = "states=state:SHKV:f32,norm_state:SHK:f32,scan_c_state:SH:f32'";
+  const std::string bf16States = "states=state:SHKV:bf16,norm_state:SHK:f32,scan_c_state:SH:f32'";
+  expectError(decayrt_decoder_restore(decoder, 1, fromBf16.data(), fromBf16.size()),
+              DECAYRT_ERROR_STATE, "saved '" + bf16States + ", this decoder's '" + f32States);
+  EXPECT_EQ(snapshot(decoder), f32Before);
+  EXPECT_EQ(positionOf(decoder, 1), 3);
+  expectError(decayrt_decoder_restore(bf16, 1, fromF32.data(), fromF32.size()),
+              DECAYRT_ERROR_STATE, "saved '" + f32States + ", this decoder's '" + bf16States);
+  EXPECT_EQ(snapshot(bf16), bf16Before);
+  EXPECT_EQ(positionOf(bf16, 1), 2);
+
+  // Version-1 bytes (f32 states, no dtypes) restore into f32 caches only.
+  std::vector<unsigned char> version1 = asVersion1(fromF32);
+  ASSERT_EQ(version1.size(), fromF32.size() - 3 * (4 + 3) - 3 * 4);
+  ASSERT_EQ(decayrt_decoder_restore(decoder, 2, version1.data(), version1.size()), DECAYRT_OK)
+      << decayrt_last_error();
+  EXPECT_EQ(saveSlot(decoder, 2), fromF32);
+  EXPECT_EQ(positionOf(decoder, 2), 5);
+  expectError(decayrt_decoder_restore(bf16, 1, version1.data(), version1.size()),
+              DECAYRT_ERROR_STATE, "saved state 'state' is f32, this decoder keeps it in bf16");
+  EXPECT_EQ(snapshot(bf16), bf16Before);
+}
+
+TEST_F(Decoding, StepEntryRefusesAStateCacheOfTheOtherDtype) {
+  decayrt_package *package = loadManifest(bf16StateManifest());
+  StepCall call;
+  std::vector<decayrt_tensor> tensors = call.tensors();
+  expectError(decayrt_run(package, "step", tensors.data(), tensors.size()), DECAYRT_ERROR_DTYPE,
+              "tensor 'state': expected dtype bf16, got f32");
+  EXPECT_TRUE(call.untouched());
+  std::vector<uint16_t> bits(kSlots * kH * kK * kV, 0x3f80), bits0 = bits;
+  *named(tensors, "state") = view("state", bits, call.stateShape);
+  expectError(decayrt_run(full, "step", tensors.data(), tensors.size()), DECAYRT_ERROR_DTYPE,
+              "tensor 'state': expected dtype f32, got bf16");
+  EXPECT_TRUE(call.untouched());
+  EXPECT_EQ(bits, bits0);
+  // With the bf16 cache the bf16-state kernel runs.
+  EXPECT_EQ(decayrt_run(package, "step", tensors.data(), tensors.size()), DECAYRT_OK)
+      << decayrt_last_error();
+  EXPECT_NE(bits, bits0);
+}
+
+TEST_F(Decoding, Bf16StateNeedsTheForwardsF32States) {
+  json bf16Forward = bf16StateManifest();
+  bf16Forward["kernels"][0]["arguments"][10]["dtype"] = "bf16"; // ht
+  decayrt_decoder *made = nullptr;
+  expectError(decayrt_decoder_create(loadManifest(bf16Forward), 2, kH, kK, kV, &made),
+              DECAYRT_ERROR_UNSUPPORTED,
+              "the forward lacks the f32 states 'h0' and 'ht' [N, H, K, V] of the step's state "
+              "cache 'state' (bf16)");
+  EXPECT_EQ(made, nullptr);
 }

@@ -93,8 +93,9 @@ typedef struct decayrt_tensor {
       any other tensor of the call. May be NULL only when the tensor has no elements. */
   void *data;
   /** The element type: the manifest's `dtype` of the tensor (f32, or bf16 for the
-      per-token tensors of a package compiled with dtype bf16), int32 or int64 for
-      cu_seqlens. */
+      per-token tensors of a package compiled with dtype bf16 and for the step's
+      `state` cache of a package compiled with state dtype bf16), int32 or int64
+      for cu_seqlens. */
   decayrt_dtype dtype;
   /** The number of dimensions. */
   int32_t rank;
@@ -143,11 +144,13 @@ DECAYRT_API const char *decayrt_package_spec_name(const decayrt_package *package
  * [B]: the state slot of batch row b and the RoPE position of its first
  * token) and the state caches it updates in place: `state` [S,H,K,V] (S, the
  * number of slots, is its first size), `norm_state` [S,H,K] with a
- * normalizer, `scan_<name>_state` [S,H] or [S,H,K] for every scan, all f32
- * and all required. Row b advances slot slots[b] through its T tokens. Every
- * slot must lie in [0, S) and appear once, every position must be >= 0; the
- * state caches count as written for the aliasing check. docs/decoding.md
- * has a decoder that keeps the caches for you.
+ * normalizer, `scan_<name>_state` [S,H] or [S,H,K] for every scan, all
+ * required and f32, except `state` in bf16 (uint16_t bits) when the package
+ * was compiled with state dtype bf16 (its manifest says which; the other
+ * dtype fails with DECAYRT_ERROR_DTYPE). Row b advances slot slots[b]
+ * through its T tokens. Every slot must lie in [0, S) and appear once,
+ * every position must be >= 0; the state caches count as written for the
+ * aliasing check. docs/decoding.md has a decoder that keeps the caches for you.
  *
  * B, T, H, K come from q [B,T,H,K], V from v [B,T,H,V], N from cu_seqlens
  * (offsets from 0 to T that never decrease), else N = B. Every tensor is checked
@@ -318,8 +321,9 @@ DECAYRT_API decayrt_status decayrt_cuda_copy_to_host(void *host, const void *dev
 /* ---- Decoding (docs/decoding.md) ----
  *
  * A decoder holds a cache of `slots` state slots for one package, each the
- * state of one sequence: the f32 state [H,K,V], the normalizer's [H,K] if the
- * spec has one, every scan's [H] or [H,K], and the sequence's position (the
+ * state of one sequence: the state [H,K,V] (f32, or bf16 when the package's
+ * step kernel keeps it so), the normalizer's [H,K] if the spec has one, every
+ * scan's [H] or [H,K] (f32), and the sequence's position (the
  * tokens it has consumed, where its RoPE continues). A prompt goes into a slot
  * with decayrt_decoder_prefill (the chunked forward kernel for a fresh slot,
  * the step kernel in recurrent mode for a slot that already holds tokens);
@@ -370,7 +374,9 @@ DECAYRT_API decayrt_status decayrt_decoder_reset(decayrt_decoder *decoder, int64
  * Runs a prompt of T >= 0 tokens into `slot`: q [1,T,H,K], k, v [1,T,H,V], the
  * spec's inputs (B = 1) and params, and the output o [1,T,H,V], with the
  * decoder's H, K, V. At position 0 it runs the chunked forward kernel with the
- * slot's states as initial states and stores the final states into the slot;
+ * slot's states as initial states and stores the final states into the slot
+ * (the forward's states are f32: a bf16 state cache is widened for it, and its
+ * final state rounded to nearest even bf16);
  * at a later position it runs the step kernel over the T tokens, from the
  * slot's position. Advances the slot's position by T.
  */
@@ -395,11 +401,11 @@ DECAYRT_API decayrt_status decayrt_decoder_position(const decayrt_decoder *decod
 
 /**
  * Saves `slot` (its states and position) as bytes that decayrt_decoder_restore
- * takes back, in this or another decoder of the same recurrence and sizes
- * (the format: docs/decoding.md). Stores the size the state needs in `*size`;
- * with a NULL `buffer` or `capacity` 0 writes nothing else. A smaller
- * non-zero capacity fails with DECAYRT_ERROR_INVALID_ARGUMENT, writing
- * nothing into `buffer`.
+ * takes back, in this or another decoder of the same recurrence, sizes and
+ * state dtypes (the format: docs/decoding.md). Stores the size the state
+ * needs in `*size`; with a NULL `buffer` or `capacity` 0 writes nothing
+ * else. A smaller non-zero capacity fails with DECAYRT_ERROR_INVALID_ARGUMENT,
+ * writing nothing into `buffer`.
  */
 DECAYRT_API decayrt_status decayrt_decoder_save(const decayrt_decoder *decoder, int64_t slot,
                                                 void *buffer, size_t capacity, size_t *size);
@@ -407,7 +413,7 @@ DECAYRT_API decayrt_status decayrt_decoder_save(const decayrt_decoder *decoder, 
 /**
  * Replaces `slot` with a state saved by decayrt_decoder_save. Checks all the
  * bytes first (magic, format version, spec name, recurrence, H, K, V, the
- * states' names and sizes, the exact length, a checksum) and fails with
+ * states' names, dtypes and sizes, the exact length, a checksum) and fails with
  * DECAYRT_ERROR_STATE and a message saying what differs, leaving the slot
  * unchanged.
  */
