@@ -474,7 +474,7 @@ std::vector<std::pair<json, std::string>> brokenGpuManifests() {
   mutate("kernels[0].launches[0].grid: expected 1 to 3 dimensions, got 4", [&](json &m) {
     firstLaunch(m)["grid"] = {gridDim("N", 1), gridDim("H", 1), gridDim("", 1), gridDim("", 1)};
   });
-  mutate("kernels[0].launches[0].grid[1].dims: 'VX' is not made of the letters B, T, H, K, V, N",
+  mutate("kernels[0].launches[0].grid[1].dims: 'VX' is not made of the letters B, T, H, K, V, N, S",
          [&](json &m) { firstLaunch(m)["grid"][1]["dims"] = "VX"; });
   mutate("kernels[0].launches[0].grid[1].divide: expected an integer >= 1",
          [&](json &m) { firstLaunch(m)["grid"][1]["divide"] = 0; });
@@ -482,7 +482,7 @@ std::vector<std::pair<json, std::string>> brokenGpuManifests() {
          [&](json &m) { firstLaunch(m)["registers"] = -1; });
   mutate("kernels[0].launches[0].spills: missing", [&](json &m) { firstLaunch(m).erase("spills"); });
   mutate("kernels[0].launches[0].parameters[1]: 'w' is neither an argument, the workspace nor one "
-         "of B, T, H, K, V, N",
+         "of B, T, H, K, V, N, S",
          [&](json &m) { firstLaunch(m)["parameters"][1] = "w"; });
   mutate("kernels[0].launches[0].parameters[1]: parameter 'q' is listed twice",
          [&](json &m) { firstLaunch(m)["parameters"][1] = "q"; });

@@ -655,8 +655,6 @@ TEST_F(Decoding, MalformedStepManifestsAreRejected) {
       {"unused state", "cannot be unused", [&](json &m) { stepArgs(m)[8]["unused"] = true; }},
       {"oddly named cache", "inout argument 'zz' is not named state or <name>_state",
        [&](json &m) { stepArgs(m)[9]["name"] = "zz"; }},
-      {"gpu step", "kernels[1].target: step kernels run on the cpu only",
-       [](json &m) { m["kernels"][1]["target"] = "sm_90"; }},
   };
   for (const auto &[what, fragment, mutate] : cases) {
     SCOPED_TRACE(what);
