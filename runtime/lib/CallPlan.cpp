@@ -122,12 +122,18 @@ Error resolveStateSlots(const Kernel &kernel, const TensorMap &tensors, Sizes &s
 }
 
 /// Checks the values of a step call's slots and positions (already checked
-/// as i64 [B] host tensors): every slot in [0, S) and used by one row only,
-/// every position >= 0 and far enough from overflow to advance by T.
-Error checkStepValues(const Plan &plan, const TensorMap &tensors) {
+/// as i64 [B] tensors; read with `readIntegers`): every slot in [0, S) and
+/// used by one row only, every position >= 0 and far enough from overflow to
+/// advance by T.
+Error checkStepValues(const Plan &plan, const TensorMap &tensors,
+                      const IntegerReader &readIntegers) {
   const Sizes &sizes = plan.sizes;
-  const auto *slots = static_cast<const int64_t *>(tensors.at("slots")->data);
-  const auto *positions = static_cast<const int64_t *>(tensors.at("positions")->data);
+  std::vector<int64_t> slots, positions;
+  bool inKernelMemory = true; // they are kernel arguments: checked for aliasing as such
+  if (Error error = readIntegers(*tensors.at("slots"), slots, inKernelMemory); !error.ok())
+    return error;
+  if (Error error = readIntegers(*tensors.at("positions"), positions, inKernelMemory); !error.ok())
+    return error;
   std::map<int64_t, int64_t> rowOfSlot;
   for (int64_t b = 0; b < sizes.B; ++b) {
     std::string at = "[" + std::to_string(b) + "] = ";
@@ -187,8 +193,8 @@ Error checkOffsets(const std::vector<int64_t> &offsets, int64_t T) {
   return Error::success();
 }
 
-/// Reads (with `readOffsets`) and checks the optional cu_seqlens; sets N and the offsets.
-Error resolveSequences(const TensorMap &tensors, const OffsetReader &readOffsets, Plan &plan) {
+/// Reads (with `readIntegers`) and checks the optional cu_seqlens; sets N and the offsets.
+Error resolveSequences(const TensorMap &tensors, const IntegerReader &readIntegers, Plan &plan) {
   auto found = tensors.find("cu_seqlens");
   if (found == tensors.end())
     return Error::success();
@@ -199,7 +205,7 @@ Error resolveSequences(const TensorMap &tensors, const OffsetReader &readOffsets
     return fail(DECAYRT_ERROR_SHAPE, "tensor 'cu_seqlens': varlen packing needs B = 1, got B = " +
                                          std::to_string(plan.sizes.B));
   std::vector<int64_t> offsets;
-  if (Error error = readOffsets(tensor, offsets, plan.cuSeqlensInKernelMemory); !error.ok())
+  if (Error error = readIntegers(tensor, offsets, plan.cuSeqlensInKernelMemory); !error.ok())
     return error;
   if (Error error = checkOffsets(offsets, plan.sizes.T); !error.ok())
     return error;
@@ -313,6 +319,8 @@ std::vector<int64_t> Sizes::shapeOf(const std::string &dims) const {
 
 std::vector<int64_t> Plan::sequences() const {
   std::vector<int64_t> seqs;
+  if (!sequenceTable)
+    return seqs;
   seqs.reserve(static_cast<size_t>(sizes.N) * 3);
   for (int64_t n = 0; n < sizes.N; ++n) {
     if (offsets.empty())
@@ -323,12 +331,12 @@ std::vector<int64_t> Plan::sequences() const {
   return seqs;
 }
 
-Error readHostOffsets(const decayrt_tensor &tensor, std::vector<int64_t> &offsets,
-                      bool &inKernelMemory) {
-  offsets.resize(static_cast<size_t>(tensor.shape[0]));
-  for (size_t i = 0; i < offsets.size(); ++i)
-    offsets[i] = tensor.dtype == DECAYRT_I32 ? static_cast<const int32_t *>(tensor.data)[i]
-                                             : static_cast<const int64_t *>(tensor.data)[i];
+Error readHostIntegers(const decayrt_tensor &tensor, std::vector<int64_t> &values,
+                       bool &inKernelMemory) {
+  values.resize(static_cast<size_t>(tensor.shape[0]));
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = tensor.dtype == DECAYRT_I32 ? static_cast<const int32_t *>(tensor.data)[i]
+                                            : static_cast<const int64_t *>(tensor.data)[i];
   inKernelMemory = true;
   return Error::success();
 }
@@ -342,7 +350,7 @@ Error checkEntry(const char *entry) {
 }
 
 Error planCall(const decayrt_package &package, const Kernel &kernel, const decayrt_tensor *tensors,
-               size_t count, const OffsetReader &readOffsets, Plan &plan) {
+               size_t count, const IntegerReader &readIntegers, Plan &plan) {
   const Spec &spec = package.manifest.spec;
   TensorMap byName;
   if (Error error = indexTensors(kernel, spec, tensors, count, byName); !error.ok())
@@ -351,12 +359,13 @@ Error planCall(const decayrt_package &package, const Kernel &kernel, const decay
     return error;
   if (Error error = resolveStateSlots(kernel, byName, plan.sizes); !error.ok())
     return error;
-  if (Error error = resolveSequences(byName, readOffsets, plan); !error.ok())
+  if (Error error = resolveSequences(byName, readIntegers, plan); !error.ok())
     return error;
+  plan.sequenceTable = !kernel.isStep();
   if (Error error = bindArguments(spec, kernel, byName, plan); !error.ok())
     return error;
   if (kernel.isStep())
-    if (Error error = checkStepValues(plan, byName); !error.ok())
+    if (Error error = checkStepValues(plan, byName, readIntegers); !error.ok())
       return error;
   return checkAliasing(extentsOf(plan));
 }

@@ -51,32 +51,35 @@ struct Plan {
   std::vector<int64_t> offsets; ///< cu_seqlens as int64; empty without it
   const decayrt_tensor *cuSeqlens = nullptr; ///< the caller's cu_seqlens, if passed
   bool cuSeqlensInKernelMemory = true; ///< whether it lives where the kernels' tensors do
+  bool sequenceTable = true;    ///< whether the kernel takes the sequence table (a step does not)
   std::vector<Slot> slots;      ///< one per non-sequence kernel argument, in order
 
   /// The sequence table: (batch row, first token, end token) per sequence,
-  /// from cu_seqlens (batch row 0) or one row (n, 0, T) per batch row.
+  /// from cu_seqlens (batch row 0) or one row (n, 0, T) per batch row; empty
+  /// when the kernel takes none.
   std::vector<int64_t> sequences() const;
 };
 
-/// Reads the values of a checked cu_seqlens (rank 1, i32 or i64, N+1 >= 0
-/// elements) as int64; sets `inKernelMemory` to whether the tensor lives in
-/// the kernels' address space (and so takes part in the aliasing check).
-using OffsetReader = std::function<Error(const decayrt_tensor &tensor,
-                                         std::vector<int64_t> &offsets, bool &inKernelMemory)>;
+/// Reads the values of a checked rank-1 i32 or i64 tensor whose values the
+/// runtime needs on the host (cu_seqlens; a step call's slots and positions)
+/// as int64; sets `inKernelMemory` to whether the tensor lives in the
+/// kernels' address space (a cu_seqlens elsewhere is no kernel argument and
+/// stays out of the aliasing check).
+using IntegerReader = std::function<Error(const decayrt_tensor &tensor,
+                                          std::vector<int64_t> &values, bool &inKernelMemory)>;
 
-/// Reads cu_seqlens from host memory (the CPU path's reader).
-Error readHostOffsets(const decayrt_tensor &tensor, std::vector<int64_t> &offsets,
-                      bool &inKernelMemory);
+/// Reads such a tensor from host memory (the reader of the CPU and simt paths).
+Error readHostIntegers(const decayrt_tensor &tensor, std::vector<int64_t> &values,
+                       bool &inKernelMemory);
 
 /// Fails unless `entry` is "forward", "backward" or "step".
 Error checkEntry(const char *entry);
 
 /// Checks every tensor of a call to `kernel` and builds its plan; reads
-/// cu_seqlens with `readOffsets`, and a step call's slots and positions from
-/// host memory (each slot in [0, S) and used once, positions >= 0); writes
-/// nothing.
+/// cu_seqlens and a step call's slots and positions with `readIntegers`
+/// (each slot in [0, S) and used once, positions >= 0); writes nothing.
 Error planCall(const decayrt_package &package, const Kernel &kernel, const decayrt_tensor *tensors,
-               size_t count, const OffsetReader &readOffsets, Plan &plan);
+               size_t count, const IntegerReader &readIntegers, Plan &plan);
 
 /// A memory range of a call, for the aliasing check.
 struct Extent {

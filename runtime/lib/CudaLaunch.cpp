@@ -15,13 +15,15 @@ using namespace decayrt::detail::cuda;
 
 namespace {
 
-/// Reads cu_seqlens for a CUDA call: host memory in place; device or managed
-/// memory copied back on `stream` (in the current context, else device 0's
-/// primary one), then waited for. Without a driver (only
-/// decayrt_cuda_workspace_bytes gets there) there is no device memory.
-OffsetReader cudaOffsetReader(const Driver *driver, CUstream stream) {
-  return [driver, stream](const decayrt_tensor &tensor, std::vector<int64_t> &offsets,
+/// Reads the values of cu_seqlens, slots or positions for a CUDA call: host
+/// memory in place; device or managed memory copied back on `stream` (in the
+/// current context, else device 0's primary one), then waited for. Without a
+/// driver (only decayrt_cuda_workspace_bytes gets there) there is no device
+/// memory.
+IntegerReader cudaIntegerReader(const Driver *driver, CUstream stream) {
+  return [driver, stream](const decayrt_tensor &tensor, std::vector<int64_t> &values,
                           bool &inKernelMemory) -> Error {
+    const std::string name = tensor.name;
     size_t count = static_cast<size_t>(tensor.shape[0]);
     unsigned memoryType = 0;
     CUresult result = CUDA_ERROR_INVALID_VALUE; // what the driver says of host memory
@@ -29,9 +31,9 @@ OffsetReader cudaOffsetReader(const Driver *driver, CUstream stream) {
       result = driver->cuPointerGetAttribute(&memoryType, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
                                              deviceAddress(tensor.data));
     if (result != CUDA_SUCCESS && result != CUDA_ERROR_INVALID_VALUE)
-      return driver->check(result, "cuPointerGetAttribute(MEMORY_TYPE) of cu_seqlens");
+      return driver->check(result, "cuPointerGetAttribute(MEMORY_TYPE) of " + name);
     if (result != CUDA_SUCCESS || memoryType == CU_MEMORYTYPE_HOST) {
-      Error error = readHostOffsets(tensor, offsets, inKernelMemory);
+      Error error = readHostIntegers(tensor, values, inKernelMemory);
       inKernelMemory = false;
       return error;
     }
@@ -43,16 +45,16 @@ OffsetReader cudaOffsetReader(const Driver *driver, CUstream stream) {
     if (Error error = driver->check(driver->cuMemcpyDtoHAsync(copy.data(),
                                                               deviceAddress(tensor.data), bytes,
                                                               stream),
-                                    "cuMemcpyDtoHAsync of cu_seqlens");
+                                    "cuMemcpyDtoHAsync of " + name);
         !error.ok())
       return error;
     if (Error error = driver->check(driver->cuStreamSynchronize(stream),
-                                    "cuStreamSynchronize after copying cu_seqlens");
+                                    "cuStreamSynchronize after copying " + name);
         !error.ok())
       return error;
     decayrt_tensor onHost = tensor;
     onHost.data = copy.data();
-    return readHostOffsets(onHost, offsets, inKernelMemory);
+    return readHostIntegers(onHost, values, inKernelMemory);
   };
 }
 
@@ -101,7 +103,7 @@ Error checkCallerWorkspace(const CudaCall &call, const void *workspace, size_t b
 Error prepareCall(const decayrt_package &package, const Kernel &kernel, const Driver &driver,
                   const ContextScope &scope, CUstream stream, const char *entry,
                   const decayrt_tensor *tensors, size_t count, CudaCall &call) {
-  if (Error error = planCall(package, kernel, tensors, count, cudaOffsetReader(&driver, stream),
+  if (Error error = planCall(package, kernel, tensors, count, cudaIntegerReader(&driver, stream),
                              call.plan);
       !error.ok())
     return error;
@@ -257,7 +259,7 @@ Error workspaceBytes(const decayrt_package *package, const char *entry,
     driver = nullptr;
   Plan plan;
   if (Error error = planCall(*package, *kernel, tensors, count,
-                             cudaOffsetReader(driver, static_cast<CUstream>(streamHandle)), plan);
+                             cudaIntegerReader(driver, static_cast<CUstream>(streamHandle)), plan);
       !error.ok())
     return error;
   std::vector<const ModuleImage *> candidates;

@@ -100,7 +100,8 @@ Error layoutWorkspace(const Plan &plan, const GpuModule &module, int64_t chunkSi
       !error.ok())
     return error;
   uint64_t end = layout.moduleBytes, scratchBytes = 0;
-  uint64_t sequenceBytes = static_cast<uint64_t>(plan.sizes.N) * 3 * sizeof(int64_t);
+  uint64_t sequenceBytes =
+      plan.sequenceTable ? static_cast<uint64_t>(plan.sizes.N) * 3 * sizeof(int64_t) : 0;
   if (!appendRegion(end, sequenceBytes, layout.sequencesOffset))
     return tooLarge("the workspace");
   std::vector<size_t> scratchSlots;

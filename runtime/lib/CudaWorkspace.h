@@ -17,7 +17,7 @@ namespace decayrt::detail::cuda {
 /// region starts at a multiple of kWorkspaceAlignment.
 struct WorkspaceLayout {
   uint64_t moduleBytes = 0;        ///< the module's scratch, at offset 0
-  uint64_t sequencesOffset = 0;    ///< the sequence table (N x 3 int64)
+  uint64_t sequencesOffset = 0;    ///< the sequence table (N x 3 int64; none for a step)
   std::vector<uint64_t> slotOffsets; ///< per plan slot: its runtime buffer (unused for Caller slots)
   uint64_t total = 0;
 };
@@ -43,8 +43,9 @@ int64_t chunkCount(const Plan &plan, int64_t chunkSize);
 Error evaluateSize(const SizeModel &model, const Sizes &sizes, int64_t chunks, uint64_t &bytes);
 
 /// Lays out the workspace of a call of `module`: its scratch, the sequence
-/// table, the buffers of absent optional inputs and one scratch buffer for
-/// unused arguments.
+/// table (if the kernel takes one), the buffers of absent optional inputs and
+/// one scratch buffer for unused arguments. A step call without unused
+/// arguments needs none: its total is 0.
 Error layoutWorkspace(const Plan &plan, const GpuModule &module, int64_t chunkSize,
                       WorkspaceLayout &out);
 

@@ -28,9 +28,22 @@ bool readSizeModel(Reader &reader, const json &item, const std::string &where, c
          reader.readInteger(*object, path, "fixed", 0, out.fixed);
 }
 
-/// Whether every letter of `dims` is one of BTHKVN ("" is allowed: size 1).
+/// Whether every letter of `dims` is one of BTHKVNS ("" is allowed: size 1).
 bool isSizeDims(const std::string &dims) {
-  return dims.find_first_not_of("BTHKVN") == std::string::npos;
+  return dims.find_first_not_of("BTHKVNS") == std::string::npos;
+}
+
+/// Checks that the sizes named by the letters `sizes` exist in a call of
+/// `kernel`: S (the state slots) only in a step module, N (the sequences)
+/// only in the others.
+bool checkSizesOfEntry(Reader &reader, const std::string &path, const Kernel &kernel,
+                       const std::string &sizes) {
+  if (!kernel.isStep() && sizes.find('S') != std::string::npos)
+    return reader.fail(path, "S (the state slots) is a size of step modules only");
+  if (kernel.isStep() && sizes.find('N') != std::string::npos)
+    return reader.fail(path, "a step module has no sequences (N); it is one sequence per "
+                             "batch row (B)");
+  return true;
 }
 
 /// Reads a launch's grid: 1 to 3 dimensions {"dims", "divide"}.
@@ -50,7 +63,7 @@ bool readGrid(Reader &reader, const json &launch, const std::string &where, Laun
       return false;
     if (!isSizeDims(dim.dims))
       return reader.fail(dimWhere + ".dims",
-                         "'" + dim.dims + "' is not made of the letters B, T, H, K, V, N");
+                         "'" + dim.dims + "' is not made of the letters B, T, H, K, V, N, S");
     out.grid.push_back(std::move(dim));
   }
   return true;
@@ -163,10 +176,18 @@ bool checkGpuParameters(Reader &reader, const std::string &where, const Kernel &
       if (!arguments.count(name) && !isSizeParameter(name) && name != kWorkspaceParameter)
         return reader.fail(path, "'" + name +
                                      "' is neither an argument, the workspace nor one of B, T, "
-                                     "H, K, V, N");
+                                     "H, K, V, N, S");
+      if (isSizeParameter(name) && !checkSizesOfEntry(reader, path, kernel, name))
+        return false;
       if (!seen.insert(name).second)
         return reader.fail(path, "parameter '" + name + "' is listed twice");
     }
+    for (size_t j = 0; j < launch.grid.size(); ++j)
+      if (!checkSizesOfEntry(reader,
+                             where + ".launches[" + std::to_string(i) + "].grid[" +
+                                 std::to_string(j) + "].dims",
+                             kernel, launch.grid[j].dims))
+        return false;
   }
   return true;
 }

@@ -1,4 +1,4 @@
-// Reading the GPU module items of a manifest (target sm_XY: head dims, PTX/cubin symbols, launches, size models).
+// Reading the GPU module items of a manifest (targets sm_XY and simt: head dims, PTX/cubin symbols, launches, size models).
 #ifndef DECAYRT_LIB_GPUMANIFEST_H
 #define DECAYRT_LIB_GPUMANIFEST_H
 
@@ -19,7 +19,9 @@ bool readGpuModule(Reader &reader, const nlohmann::json &item, const std::string
 
 /// Checks the launches' parameters against the module's arguments (read
 /// after readGpuModule): each names an argument, the workspace or a size,
-/// once per launch; no argument is called like a size or the workspace.
+/// once per launch; no argument is called like a size or the workspace; the
+/// sizes of parameters and grids exist for the entry (S in step modules
+/// only, N in the others only).
 bool checkGpuParameters(Reader &reader, const std::string &where, const Kernel &kernel);
 
 } // namespace decayrt::detail

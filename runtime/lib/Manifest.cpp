@@ -295,9 +295,6 @@ bool readKernel(Reader &reader, const json &item, const std::string &where, Kern
   if (!gpu && kernel.target != "cpu")
     return reader.fail(where + ".target",
                        "unknown target '" + kernel.target + "' (expected cpu, sm_XY or simt)");
-  if (gpu && kernel.isStep())
-    return reader.fail(where + ".target",
-                       "step kernels run on the cpu only, got target '" + kernel.target + "'");
   if (!(gpu ? readGpuModule(reader, item, where, capability, kernel)
             : readCpuKernel(reader, item, where, kernel)))
     return false;
@@ -340,7 +337,9 @@ bool readKernels(Reader &reader, const json &root, std::vector<Kernel> &kernels)
 
 } // namespace
 
-bool isSizeParameter(const std::string &name) { return isOneOf(name, {"B", "T", "H", "K", "V", "N"}); }
+bool isSizeParameter(const std::string &name) {
+  return isOneOf(name, {"B", "T", "H", "K", "V", "N", "S"});
+}
 
 bool parseManifest(const std::string &text, Manifest &out, std::string &error) {
   error.clear();

@@ -74,7 +74,7 @@ struct GridDim {
 /// One kernel launch of a GPU module.
 struct Launch {
   std::string function;                ///< the .entry name in the PTX
-  std::vector<std::string> parameters; ///< argument names, "workspace", B, T, H, K, V, N
+  std::vector<std::string> parameters; ///< argument names, "workspace", B, T, H, K, V, N, S
   int64_t threads = 0;                 ///< threads per (1-d) block
   std::vector<GridDim> grid;           ///< 1 to 3 dimensions (x, y, z)
   int64_t dynamicSharedBytes = 0, staticSharedBytes = 0;
@@ -103,7 +103,7 @@ struct GpuModule {
 /// One compiled entry point: a CPU kernel (target "cpu") or a GPU module
 /// (target "sm_XY" or "simt").
 struct Kernel {
-  std::string entry;  ///< "forward", "backward" or "step" (CPU only)
+  std::string entry;  ///< "forward", "backward" or "step"
   std::string target; ///< "cpu", "sm_XY" or "simt"
   std::vector<Argument> arguments;
   // CPU kernels only:
@@ -125,7 +125,8 @@ struct Manifest {
 };
 
 /// The parameters of a GPU launch that are not arguments: the sizes (64-bit
-/// integers) and the module's workspace (a device address).
+/// integers: B, T, H, K, V, N, and S, a step module's state slots) and the
+/// module's workspace (a device address).
 bool isSizeParameter(const std::string &name);
 constexpr const char *kWorkspaceParameter = "workspace";
 

@@ -127,7 +127,7 @@ Error decayrt::detail::runCpuKernel(const decayrt_package &package, const Loaded
   // Plan (checks only), allocate everything, then zero the accumulating
   // outputs and call the kernel: the only steps that write.
   Plan plan;
-  if (Error error = planCall(package, *kernel.kernel, tensors, count, readHostOffsets, plan);
+  if (Error error = planCall(package, *kernel.kernel, tensors, count, readHostIntegers, plan);
       !error.ok())
     return error;
   RuntimeBuffers buffers;

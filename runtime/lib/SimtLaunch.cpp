@@ -49,7 +49,7 @@ Error checkCall(const decayrt_package *package, const char *entry, const decayrt
 /// and the workspace's layout. Writes nothing.
 Error prepareCall(const decayrt_package &package, const Kernel &kernel, const char *entry,
                   const decayrt_tensor *tensors, size_t count, SimtCall &call) {
-  if (Error error = planCall(package, kernel, tensors, count, readHostOffsets, call.plan);
+  if (Error error = planCall(package, kernel, tensors, count, readHostIntegers, call.plan);
       !error.ok())
     return error;
   const Sizes &sizes = call.plan.sizes;
@@ -68,16 +68,18 @@ Error prepareCall(const decayrt_package &package, const Kernel &kernel, const ch
   return cuda::layoutWorkspace(call.plan, gpu, gpu.chunkSize, call.layout);
 }
 
-/// Host memory standing in for device memory: the workspace, and a copy of
-/// every caller output that the kernels write instead.
+/// Host memory standing in for device memory: the workspace, and a staging
+/// copy of every caller tensor the kernels write (outputs and a step's state
+/// caches), which they write instead.
 struct SimtMemory {
   std::unique_ptr<HostBuffer> workspace;
-  std::vector<std::unique_ptr<HostBuffer>> outputs; ///< per plan slot; null for inputs
+  std::vector<std::unique_ptr<HostBuffer>> staged; ///< per plan slot; null for inputs
 };
 
 /// Allocates the memory, fills what the runtime provides (sequence table,
-/// absent inputs, zeroed outputs) and NaN everywhere else, and points every
-/// slot at its buffer. Returns every argument's address by name.
+/// absent inputs, zeroed outputs, the state caches' current values) and NaN
+/// everywhere else, and points every slot at its buffer. Returns every
+/// argument's address by name.
 std::map<std::string, cuda::CUdeviceptr> prepareMemory(SimtCall &call, const Kernel &kernel,
                                                        SimtMemory &memory) {
   memory.workspace = std::make_unique<HostBuffer>(static_cast<size_t>(call.layout.total));
@@ -88,14 +90,19 @@ std::map<std::string, cuda::CUdeviceptr> prepareMemory(SimtCall &call, const Ker
     std::memcpy(base + call.layout.sequencesOffset, sequences.data(),
                 sequences.size() * sizeof(int64_t));
   std::map<std::string, cuda::CUdeviceptr> addresses;
-  memory.outputs.resize(call.plan.slots.size());
+  memory.staged.resize(call.plan.slots.size());
   for (size_t i = 0; i < call.plan.slots.size(); ++i) {
     Slot &slot = call.plan.slots[i];
     auto bytes = static_cast<size_t>(slot.bytes);
-    if (slot.source == Source::Caller && slot.argument->role == Role::Output) {
-      memory.outputs[i] = std::make_unique<HostBuffer>(bytes);
-      slot.data = memory.outputs[i]->data();
-      std::memset(slot.data, slot.zeroOnEntry ? 0 : kUnwrittenByte, bytes);
+    Role role = slot.argument->role;
+    bool written = role == Role::Output || role == Role::Inout;
+    if (slot.source == Source::Caller && written && bytes > 0) {
+      memory.staged[i] = std::make_unique<HostBuffer>(bytes);
+      slot.data = memory.staged[i]->data();
+      if (role == Role::Inout)
+        std::memcpy(slot.data, slot.given->data, bytes);
+      else
+        std::memset(slot.data, slot.zeroOnEntry ? 0 : kUnwrittenByte, bytes);
     } else if (slot.source == Source::Caller) {
       slot.data = slot.given->data;
     } else {
@@ -140,11 +147,11 @@ Error runLaunches(const SimtCall &call, const std::map<std::string, cuda::CUdevi
   return Error::success();
 }
 
-/// Copies the kernels' outputs into the caller's tensors.
-void deliverOutputs(const SimtCall &call, const SimtMemory &memory) {
+/// Copies what the kernels wrote (outputs, updated state caches) into the caller's tensors.
+void deliverStaged(const SimtCall &call, const SimtMemory &memory) {
   for (size_t i = 0; i < call.plan.slots.size(); ++i)
-    if (memory.outputs[i])
-      std::memcpy(call.plan.slots[i].given->data, memory.outputs[i]->data(),
+    if (memory.staged[i])
+      std::memcpy(call.plan.slots[i].given->data, memory.staged[i]->data(),
                   static_cast<size_t>(call.plan.slots[i].bytes));
 }
 
@@ -166,7 +173,7 @@ Error runSimt(decayrt_package *package, const char *entry, const decayrt_tensor 
   std::map<std::string, cuda::CUdeviceptr> addresses = prepareMemory(call, *kernel, memory);
   if (Error error = runLaunches(call, addresses, memory, options); !error.ok())
     return error;
-  deliverOutputs(call, memory);
+  deliverStaged(call, memory);
   return Error::success();
 }
 

@@ -1,10 +1,9 @@
 // Unit tests of decayrt's CUDA back end on a mock driver (MockCudaDriver.c) and fake GPU packages: selection, launches, workspace, errors.
 #include "FakePackages.h"
+#include "MockCudaDriver.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -12,7 +11,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,104 +18,9 @@
 using nlohmann::json;
 using namespace decayrt::test;
 
-// ---- The mock driver ----
-
-// What the mock records: the structs of MockCudaDriver.c, at global scope
-// under the same tags, so that the functions returning them are called
-// through pointers of their exact type (UBSan checks it).
-struct MockLaunch {
-  char function[64];
-  unsigned grid[3], block[3];
-  unsigned sharedBytes;
-  void *stream;
-  int parameterCount;
-  uint64_t parameters[32];
-  unsigned long long context;
-};
-struct MockWrite {
-  uint64_t address;
-  size_t bytes;
-  int value;
-};
-struct MockLoad {
-  int cubin;
-  int target;
-  unsigned long long context;
-};
-/// A CUDA context (CUcontext is a pointer to it, as in cuda.h).
-struct CUctx_st;
-
 namespace {
 
-/// The mock driver's control functions, from the very library decayrt loads.
-class MockDriver {
-public:
-  /// Points decayrt at the mock (before its first CUDA call) and opens it.
-  static MockDriver &get() {
-    static MockDriver driver;
-    return driver;
-  }
-
-  void reset() { call<void (*)()>("mock_cuda_reset")(); }
-  void setCapability(int major, int minor) {
-    call<void (*)(int, int)>("mock_cuda_set_capability")(major, minor);
-  }
-  void fail(const char *function, int result) {
-    call<void (*)(const char *, int)>("mock_cuda_fail")(function, result);
-  }
-  std::vector<MockLaunch> launches() { return records<MockLaunch>("launch"); }
-  std::vector<MockWrite> writes() { return records<MockWrite>("write"); }
-  std::vector<MockLoad> loads() { return records<MockLoad>("load"); }
-  int unloads() { return count("mock_cuda_unload_count"); }
-  int attributes() { return count("mock_cuda_attribute_count"); }
-  int synchronizations() { return count("mock_cuda_synchronize_count"); }
-  int liveAllocations() { return count("mock_cuda_live_allocations"); }
-
-  /// Pushes a new context on this thread (as a framework's own context would be).
-  void pushNewContext() {
-    CUctx_st *context = call<CUctx_st *(*)()>("mock_cuda_new_context")();
-    call<int (*)(CUctx_st *)>("cuCtxPushCurrent_v2")(context);
-  }
-  void popContext() {
-    CUctx_st *context = nullptr;
-    call<int (*)(CUctx_st **)>("cuCtxPopCurrent_v2")(&context);
-  }
-
-private:
-  MockDriver() {
-    setenv("DECAYRT_CUDA_DRIVER", DECAY_MOCK_CUDA_DRIVER, 1);
-    library = dlopen(DECAY_MOCK_CUDA_DRIVER, RTLD_NOW | RTLD_LOCAL);
-    if (!library)
-      ADD_FAILURE() << "cannot open the mock driver: " << dlerror();
-  }
-
-  template <typename Function> Function call(const char *name) {
-    void *address = library ? dlsym(library, name) : nullptr;
-    if (!address)
-      throw std::runtime_error(std::string("the mock driver lacks ") + name);
-    return reinterpret_cast<Function>(address);
-  }
-  int count(const char *name) { return call<int (*)()>(name)(); }
-  template <typename Record> std::vector<Record> records(const std::string &kind) {
-    int total = count(("mock_cuda_" + kind + "_count").c_str());
-    auto at = call<const Record *(*)(int)>(("mock_cuda_" + kind).c_str());
-    std::vector<Record> result;
-    for (int i = 0; i < total; ++i)
-      result.push_back(*at(i));
-    return result;
-  }
-
-  void *library = nullptr;
-};
-
 // ---- Fake GPU packages ----
-
-/// A fake image the package exports: "functions=name:count" gives each
-/// function's parameter count (see MockCudaDriver.c).
-struct Image {
-  const char *symbol;
-  std::string text;
-};
 
 const std::string kFunctions = " functions=fwd:12,fwd_tail:5,bwd:14,huge:1\n";
 
@@ -142,21 +45,9 @@ int64_t imageSize(const std::string &symbol) {
   return 0;
 }
 
-/// The C source of the images (a cubin's 0x7f byte escaped).
-std::string imageSource() {
-  std::string source;
-  for (const Image &image : images()) {
-    bool elf = image.text[0] == '\x7f';
-    source += std::string(elf ? "const unsigned char " : "const char ") + image.symbol + "[] = " +
-              (elf ? "\"\\x7f\" " + cStringLiteral(image.text.substr(1)) : cStringLiteral(image.text)) +
-              ";\n";
-  }
-  return source;
-}
-
 /// Builds packages from one compiled template holding every image.
 std::string buildGpuPackage(const TempDir &dir, const json &manifest) {
-  static PackageTemplate gpuTemplate(imageSource());
+  static PackageTemplate gpuTemplate(imageSource(images()));
   return gpuTemplate.build(dir, manifest.dump());
 }
 
@@ -474,7 +365,7 @@ std::vector<std::pair<json, std::string>> brokenGpuManifests() {
   mutate("kernels[0].launches[0].grid: expected 1 to 3 dimensions, got 4", [&](json &m) {
     firstLaunch(m)["grid"] = {gridDim("N", 1), gridDim("H", 1), gridDim("", 1), gridDim("", 1)};
   });
-  mutate("kernels[0].launches[0].grid[1].dims: 'VX' is not made of the letters B, T, H, K, V, N",
+  mutate("kernels[0].launches[0].grid[1].dims: 'VX' is not made of the letters B, T, H, K, V, N, S",
          [&](json &m) { firstLaunch(m)["grid"][1]["dims"] = "VX"; });
   mutate("kernels[0].launches[0].grid[1].divide: expected an integer >= 1",
          [&](json &m) { firstLaunch(m)["grid"][1]["divide"] = 0; });
@@ -482,7 +373,7 @@ std::vector<std::pair<json, std::string>> brokenGpuManifests() {
          [&](json &m) { firstLaunch(m)["registers"] = -1; });
   mutate("kernels[0].launches[0].spills: missing", [&](json &m) { firstLaunch(m).erase("spills"); });
   mutate("kernels[0].launches[0].parameters[1]: 'w' is neither an argument, the workspace nor one "
-         "of B, T, H, K, V, N",
+         "of B, T, H, K, V, N, S",
          [&](json &m) { firstLaunch(m)["parameters"][1] = "w"; });
   mutate("kernels[0].launches[0].parameters[1]: parameter 'q' is listed twice",
          [&](json &m) { firstLaunch(m)["parameters"][1] = "q"; });

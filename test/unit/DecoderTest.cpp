@@ -168,59 +168,10 @@ void fake_plain_step(void **args) { step(args, 0); }
 
 constexpr int64_t kH = 2, kK = 4, kV = 3, kSlots = 4;
 
-/// A spec object; `full` adds dt, A, the scan c (init `scanInit`), the normalizer and RoPE.
-json specOf(const std::string &name, bool full, double scanInit = 0.5) {
-  json none = json::array();
-  return {{"name", name},
-          {"granularity", full ? "scalar" : "constant_scalar"},
-          {"feature_map", "identity"},
-          {"normalizer", full},
-          {"derived_key", false},
-          {"rope", full},
-          {"key_dim", nullptr},
-          {"value_dim", nullptr},
-          {"chunk_size", 64},
-          {"inputs", full ? json{{{"name", "dt"}, {"dims", "BTH"}}} : none},
-          {"params", full ? json{{{"name", "A"}, {"dims", "H"}}} : none},
-          {"scans", full ? json{{{"name", "c"}, {"init", scanInit}}} : none}};
-}
-
 /// A CPU kernel item.
 json cpuKernel(const char *entry, const std::string &symbol, const json &arguments) {
   return {{"entry", entry},  {"target", "cpu"},     {"symbol", symbol},
           {"cpu", "native"}, {"threads", "openmp"}, {"arguments", arguments}};
-}
-
-json forwardArguments(bool full) {
-  json arguments = {argument("q", "BTHK", "input"), argument("k", "BTHK", "input"),
-                    argument("v", "BTHV", "input"), optionalInput("h0", "NHKV"),
-                    argument("seqs", "N3", "sequences", "i64")};
-  if (full)
-    for (json more : {argument("dt", "BTH", "input"), argument("A", "H", "input"),
-                      optionalInput("norm_h0", "NHK"), optionalInput("scan_c_h0", "NH")})
-      arguments.push_back(more);
-  arguments.push_back(argument("o", "BTHV", "output"));
-  arguments.push_back(argument("ht", "NHKV", "output"));
-  if (full)
-    for (json more : {argument("norm_ht", "NHK", "output"), argument("scan_c_ht", "NH", "output")})
-      arguments.push_back(more);
-  return arguments;
-}
-
-json stepArguments(bool full) {
-  json arguments = {argument("q", "BTHK", "input"), argument("k", "BTHK", "input"),
-                    argument("v", "BTHV", "input"), argument("slots", "B", "input", "i64"),
-                    argument("positions", "B", "input", "i64")};
-  if (full)
-    for (json more : {argument("dt", "BTH", "input"), argument("A", "H", "input")})
-      arguments.push_back(more);
-  arguments.push_back(argument("state", "SHKV", "inout"));
-  if (full)
-    for (json more :
-         {argument("norm_state", "SHK", "inout"), argument("scan_c_state", "SH", "inout")})
-      arguments.push_back(more);
-  arguments.push_back(argument("o", "BTHV", "output"));
-  return arguments;
 }
 
 /// The manifest of a package with forward and step kernels; `name` renames
@@ -229,10 +180,10 @@ json recurrenceManifest(bool full, const std::string &name = "", double scanInit
   std::string kind = full ? "full" : "plain";
   return {{"format", "decayc-package"},
           {"version", 1},
-          {"spec", specOf(name.empty() ? kind : name, full, scanInit)},
+          {"spec", recurrenceSpec(name.empty() ? kind : name, full, scanInit)},
           {"kernels",
-           {cpuKernel("forward", "fake_" + kind + "_forward", forwardArguments(full)),
-            cpuKernel("step", "fake_" + kind + "_step", stepArguments(full))}}};
+           {cpuKernel("forward", "fake_" + kind + "_forward", recurrenceForwardArguments(full)),
+            cpuKernel("step", "fake_" + kind + "_step", recurrenceStepArguments(full))}}};
 }
 
 PackageTemplate &recurrenceKernels() {
@@ -742,8 +693,6 @@ TEST_F(Decoding, MalformedStepManifestsAreRejected) {
       {"unused state", "cannot be unused", [&](json &m) { stepArgs(m)[8]["unused"] = true; }},
       {"oddly named cache", "inout argument 'zz' is not named state or <name>_state",
        [&](json &m) { stepArgs(m)[9]["name"] = "zz"; }},
-      {"gpu step", "kernels[1].target: step kernels run on the cpu only",
-       [](json &m) { m["kernels"][1]["target"] = "sm_90"; }},
   };
   for (const auto &[what, fragment, mutate] : cases) {
     SCOPED_TRACE(what);

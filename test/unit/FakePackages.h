@@ -53,15 +53,16 @@ inline std::string cStringLiteral(const std::string &text) {
 }
 
 /// Compiles C `source` into the shared object `dir/name.so` with the system
-/// compiler ($CC or cc); returns its path, or "" (and a test failure).
+/// compiler ($CC or cc) and the extra `flags`; returns its path, or "" (and a
+/// test failure).
 inline std::string compileSharedObject(const TempDir &dir, const std::string &name,
-                                       const std::string &source) {
+                                       const std::string &source, const std::string &flags = "") {
   std::string cFile = dir / (name + ".c"), soFile = dir / (name + ".so"),
               log = dir / (name + ".log");
   writeFile(cFile, source);
   const char *compiler = std::getenv("CC");
   std::string command = std::string(compiler && *compiler ? compiler : "cc") +
-                        " -std=c99 -shared -fPIC -O1 -o '" + soFile + "' '" + cFile + "' > '" +
+                        " -std=c99 -shared -fPIC -O1 " + flags + " -o '" + soFile + "' '" + cFile + "' > '" +
                         log + "' 2>&1";
   if (std::system(command.c_str()) != 0) {
     std::ifstream in(log);
@@ -76,8 +77,10 @@ inline std::string compileSharedObject(const TempDir &dir, const std::string &na
 /// each manifest patched in (one compile per process instead of one per manifest).
 class PackageTemplate {
 public:
-  /// `source`: the C code of the package besides its manifest (kernels, images).
-  explicit PackageTemplate(std::string source) : source(std::move(source)) {}
+  /// `source`: the C code of the package besides its manifest (kernels,
+  /// images); `flags`: extra compiler flags (include folders).
+  explicit PackageTemplate(std::string source, std::string flags = "")
+      : source(std::move(source)), flags(std::move(flags)) {}
 
   /// A package with `manifestText` in `dir`; its path, or "" (and a test failure).
   std::string build(const TempDir &dir, const std::string &manifestText) {
@@ -106,14 +109,15 @@ private:
       std::string path = compileSharedObject(
           folder, "template",
           "const char decay_package_manifest[" + std::to_string(kCapacity) +
-              "] = " + cStringLiteral(kMarker) + ";\n" + source);
+              "] = " + cStringLiteral(kMarker) + ";\n" + source,
+          flags);
       std::ifstream in(path, std::ios::binary);
       compiled.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
     return compiled;
   }
 
-  std::string source, compiled;
+  std::string source, flags, compiled;
   TempDir folder;
 };
 
@@ -181,6 +185,59 @@ inline nlohmann::json gatedBackwardArguments() {
         argument("ddt", "BTH", "output"), argument("dA", "H", "output"),
         argument("dscan_z_h0", "NH", "output")})
     arguments.push_back(more);
+  return arguments;
+}
+
+/// The spec of a fake recurrence (DecoderTest.cpp's kernels): `plain` has
+/// the state alone; `full` adds the input dt, the param A, the scan c (init
+/// `scanInit`), the normalizer and RoPE.
+inline nlohmann::json recurrenceSpec(const std::string &name, bool full, double scanInit = 0.5) {
+  nlohmann::json none = nlohmann::json::array();
+  return {{"name", name},
+          {"granularity", full ? "scalar" : "constant_scalar"},
+          {"feature_map", "identity"},
+          {"normalizer", full},
+          {"derived_key", false},
+          {"rope", full},
+          {"key_dim", nullptr},
+          {"value_dim", nullptr},
+          {"chunk_size", 64},
+          {"inputs", full ? nlohmann::json{{{"name", "dt"}, {"dims", "BTH"}}} : none},
+          {"params", full ? nlohmann::json{{{"name", "A"}, {"dims", "H"}}} : none},
+          {"scans", full ? nlohmann::json{{{"name", "c"}, {"init", scanInit}}} : none}};
+}
+
+/// The forward arguments of a fake recurrence (recurrenceSpec).
+inline nlohmann::json recurrenceForwardArguments(bool full) {
+  nlohmann::json arguments = {argument("q", "BTHK", "input"), argument("k", "BTHK", "input"),
+                    argument("v", "BTHV", "input"), optionalInput("h0", "NHKV"),
+                    argument("seqs", "N3", "sequences", "i64")};
+  if (full)
+    for (nlohmann::json more : {argument("dt", "BTH", "input"), argument("A", "H", "input"),
+                      optionalInput("norm_h0", "NHK"), optionalInput("scan_c_h0", "NH")})
+      arguments.push_back(more);
+  arguments.push_back(argument("o", "BTHV", "output"));
+  arguments.push_back(argument("ht", "NHKV", "output"));
+  if (full)
+    for (nlohmann::json more : {argument("norm_ht", "NHK", "output"), argument("scan_c_ht", "NH", "output")})
+      arguments.push_back(more);
+  return arguments;
+}
+
+/// The step arguments of a fake recurrence (recurrenceSpec).
+inline nlohmann::json recurrenceStepArguments(bool full) {
+  nlohmann::json arguments = {argument("q", "BTHK", "input"), argument("k", "BTHK", "input"),
+                    argument("v", "BTHV", "input"), argument("slots", "B", "input", "i64"),
+                    argument("positions", "B", "input", "i64")};
+  if (full)
+    for (nlohmann::json more : {argument("dt", "BTH", "input"), argument("A", "H", "input")})
+      arguments.push_back(more);
+  arguments.push_back(argument("state", "SHKV", "inout"));
+  if (full)
+    for (nlohmann::json more :
+         {argument("norm_state", "SHK", "inout"), argument("scan_c_state", "SH", "inout")})
+      arguments.push_back(more);
+  arguments.push_back(argument("o", "BTHV", "output"));
   return arguments;
 }
 

@@ -187,9 +187,9 @@ typedef struct decayrt_simt_options {
 } decayrt_simt_options;
 
 /**
- * Runs the GPU kernels of `entry` ("forward" or "backward") of `package`
- * under SIMT emulation, on host tensors passed exactly as to decayrt_run
- * (same names, shapes, dtypes and checks). The module is the package's simt
+ * Runs the GPU kernels of `entry` ("forward", "backward" or "step") of
+ * `package` under SIMT emulation, on host tensors passed exactly as to
+ * decayrt_run (same names, shapes, dtypes and checks). The module is the package's simt
  * module of `entry` whose key_dim and value_dim equal the call's K and V
  * (none: DECAYRT_ERROR_UNSUPPORTED listing what the package has). Its
  * launches run in order, each on every block of its grid.
@@ -198,6 +198,9 @@ typedef struct decayrt_simt_options {
  * (or zeros, for accumulating outputs) before the first launch, so that an
  * output the kernels fail to write shows; the caller's outputs are written
  * only when every launch succeeded. The workspace is likewise filled with NaN.
+ * A step call's state caches (updated in place) are staged the same way:
+ * the kernels update runtime-owned copies of them, which are copied back
+ * only when every launch succeeded, so a failed call leaves them untouched.
  *
  * Errors: those of decayrt_run, plus DECAYRT_ERROR_SIMT (a kernel deadlocked,
  * diverged at a warp-collective operation or accessed shared memory out of
@@ -233,8 +236,9 @@ DECAYRT_API decayrt_status decayrt_run_simt(decayrt_package *package, const char
 DECAYRT_API decayrt_status decayrt_cuda_available(void);
 
 /**
- * Runs the GPU kernels of `entry` ("forward" or "backward") on device
- * tensors, asynchronously on `stream`.
+ * Runs the GPU kernels of `entry` ("forward", "backward" or "step") on device
+ * tensors, asynchronously on `stream`. A step call's state caches are updated
+ * in place on the device; it needs no workspace.
  *
  * Tensors are passed as to decayrt_run (same names, shapes, dtypes and
  * checks, the same absent optional inputs and zeroed accumulating outputs),
@@ -270,7 +274,9 @@ DECAYRT_API decayrt_status decayrt_cuda_available(void);
  * cu_seqlens: its values set the sequence table and the grids, so decayrt
  * reads them on the host: host memory (pageable or pinned) is read in place;
  * device or managed memory is copied back with cuMemcpyDtoHAsync on `stream`
- * and cuStreamSynchronize, so that such a call waits for the stream.
+ * and cuStreamSynchronize, so that such a call waits for the stream. A step
+ * call's slots and positions (device memory the kernel reads) are read the
+ * same way for their checks, before anything is enqueued.
  *
  * Errors: those of decayrt_run, plus DECAYRT_ERROR_NO_CUDA_DRIVER,
  * DECAYRT_ERROR_NO_DEVICE, DECAYRT_ERROR_UNSUPPORTED (above) and
@@ -290,7 +296,8 @@ DECAYRT_API decayrt_status decayrt_run_cuda(decayrt_package *package, const char
  * arguments, each aligned to 256 bytes. It is the largest any module of
  * `entry` for the call's K and V needs, so it holds on every device. The
  * tensors are checked as by decayrt_run_cuda; the driver is needed only when
- * cu_seqlens is device memory (it is then read on `stream` as there).
+ * cu_seqlens (or a step's slots and positions) is device memory (it is then
+ * read on `stream` as there). A step call without unused arguments needs 0.
  * Errors: those of the checks, DECAYRT_ERROR_UNSUPPORTED without a module for
  * `entry`, K and V, and the driver's when cu_seqlens must be copied.
  */
