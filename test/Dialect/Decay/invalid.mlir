@@ -58,7 +58,7 @@ decay.recurrence @undeclared vector inputs(%f : [B, T, H, K]) {
 // Options
 //===----------------------------------------------------------------------===//
 
-// expected-error @+1 {{has unknown option 'temperature'; known options: key_dim, value_dim, scale, feature_map, normalizer, eps, rope_theta, dtype, chunk_size}}
+// expected-error @+1 {{has unknown option 'temperature'; known options: key_dim, value_dim, scale, feature_map, normalizer, eps, rope_theta, dtype, state_dtype, chunk_size}}
 decay.recurrence @unknown_option scalar inputs(%x : [B, T, H]) attributes {temperature = 16.0} {
   decay.yield %x : f32
 }
