@@ -7,6 +7,7 @@
 
 #include "decay/Codegen/CPU/CpuPackage.h"
 #include "decay/Runner/SpecProgram.h"
+#include "decay/Support/Bfloat16.h"
 #include "decayrt/decayrt.h"
 
 #include <gtest/gtest.h>
@@ -99,34 +100,57 @@ decay.recurrence @opt vector inputs(%gk : [B, T, H, K])
 
 // ---- The decoder (decayrt) on compiled packages ----
 
-/// decayrt tensors over f32 copies of host tensors, by name.
-struct F32Call {
+/// decayrt tensors over f32 (or, with `bf16Tokens`, bf16 for the per-token
+/// ones) copies of host tensors, by name.
+struct DecoderCall {
+  bool bf16Tokens = false;
   std::deque<std::vector<float>> values;
+  std::deque<std::vector<uint16_t>> halves;
   std::deque<std::vector<int64_t>> shapes;
   std::deque<std::string> names;
   std::vector<decayrt_tensor> list;
 
-  float *add(const std::string &name, const HostTensor &tensor) {
+  void add(const std::string &name, const HostTensor &tensor, bool perToken) {
     names.push_back(name);
-    values.emplace_back(tensor.data.begin(), tensor.data.end());
     shapes.push_back(tensor.shape);
-    list.push_back({names.back().c_str(), values.back().data(), DECAYRT_F32,
+    void *data = nullptr;
+    bool bf16 = perToken && bf16Tokens;
+    if (bf16) {
+      std::vector<uint16_t> &bits = halves.emplace_back();
+      for (double value : tensor.data)
+        bits.push_back(decay::toBfloat16(static_cast<float>(value)));
+      data = bits.data();
+    } else {
+      data = values.emplace_back(tensor.data.begin(), tensor.data.end()).data();
+    }
+    list.push_back({names.back().c_str(), data, bf16 ? DECAYRT_BF16 : DECAYRT_F32,
                     static_cast<int32_t>(shapes.back().size()), shapes.back().data(), nullptr});
-    return values.back().data();
+  }
+  /// The last tensor (o) as f32.
+  std::vector<float> output() const {
+    if (!bf16Tokens)
+      return values.back();
+    std::vector<float> out;
+    for (uint16_t bits : halves.back())
+      out.push_back(decay::fromBfloat16(bits));
+    return out;
   }
 };
 
 /// One prompt or step call of sequence `row`'s tokens [first, first + count)
 /// (or of several rows, one token each, with `rows`); o is the last tensor.
-F32Call decoderCall(const SpecProgram &program, const Tensors &inputs,
-                    const std::vector<int64_t> &rows, int64_t first, int64_t count) {
-  F32Call call;
+DecoderCall decoderCall(const SpecProgram &program, const Tensors &inputs,
+                        const std::vector<int64_t> &rows, int64_t first, int64_t count,
+                        bool bf16Tokens) {
+  DecoderCall call;
+  call.bf16Tokens = bf16Tokens;
   for (const decay::TensorSpec &spec : program.inputsOf(Entry::Forward)) {
     auto found = inputs.find(spec.name);
     if (spec.optional || found == inputs.end())
       continue;
     HostTensor tensor = found->second;
-    if (spec.dims.rfind("BT", 0) == 0) {
+    bool perToken = spec.dims.rfind("BT", 0) == 0;
+    if (perToken) {
       HostTensor part = tokens(tensor, first, count);
       int64_t inner = static_cast<int64_t>(part.data.size()) / (part.shape[0] * count);
       tensor = HostTensor{part.shape, {}};
@@ -135,111 +159,133 @@ F32Call decoderCall(const SpecProgram &program, const Tensors &inputs,
         tensor.data.insert(tensor.data.end(), part.data.begin() + row * count * inner,
                            part.data.begin() + (row + 1) * count * inner);
     }
-    call.add(spec.name, tensor);
+    call.add(spec.name, tensor, perToken);
   }
   const HostTensor &v = inputs.at("v");
   call.add("o", HostTensor{{static_cast<int64_t>(rows.size()), count, v.shape[2], v.shape[3]},
-                           std::vector<double>(rows.size() * count * v.shape[2] * v.shape[3], 0.0)});
+                           std::vector<double>(rows.size() * count * v.shape[2] * v.shape[3], 0.0)},
+           /*perToken=*/true);
   return call;
 }
 
-// Prefill a prompt into a slot, then decode: two sequences in slots 2 and 0
-// of a decoder, prefilled to different lengths, stepped together and alone
-// (continuous batching), one saved and restored into a second decoder
-// midway: every output equals the float64 reference forward's. Specs with a
-// scan (lightnet), a normalizer (d2d_exp), a vector gate (gla) and a derived
-// key (hgrn2, whose k the decoder does not take).
-TEST(DecoderOnPackages, PrefillThenStepsMatchTheReference) {
-  for (const char *variant : {"lightnet", "d2d_exp", "gla", "hgrn2"}) {
-    SCOPED_TRACE(variant);
-    std::string source = decay::test::readExample(variant);
-    Programs programs = compileBoth(source, variant, 16);
-    ASSERT_TRUE(programs.kernels);
-    decay::test::TempDir dir;
-    decay::CpuPackageOptions options;
-    std::string path = dir / "package.so";
-    if (llvm::Error error = decay::compileCpuPackage(
-            std::string(DECAY_EXAMPLES_DIR) + "/" + variant + ".mlir", path, options))
-      FAIL() << llvm::toString(std::move(error));
-    decayrt_package *package = nullptr;
-    ASSERT_EQ(decayrt_package_load(path.c_str(), &package), DECAYRT_OK) << decayrt_last_error();
-    const Case c{"B2_T24", 2, 24, 2, 8, 6, false, {}};
-    Tensors inputs = decay::test::randomInputs(*programs.reference, c, 17), expected;
-    ASSERT_FALSE(bool(programs.reference->run(Entry::Forward, inputs, nullptr, expected)));
-    decayrt_decoder *decoder = nullptr, *other = nullptr;
-    ASSERT_EQ(decayrt_decoder_create(package, 3, c.H, c.K, c.V, &decoder), DECAYRT_OK)
+/// Prefill a prompt into a slot, then decode: two sequences in slots 2 and 0
+/// of a decoder on the package of `variant` (compiled with `options`),
+/// prefilled to different lengths, stepped together and alone (continuous
+/// batching), one saved and restored into a second decoder midway: every
+/// output equals the float64 reference forward's within `tolerance`.
+void checkDecoderOnPackage(const char *variant, const decay::CpuPackageOptions &options,
+                           const decay::test::Tolerance &tolerance) {
+  SCOPED_TRACE(variant);
+  std::string source = decay::test::readExample(variant);
+  Programs programs = compileBoth(source, variant, 16);
+  ASSERT_TRUE(programs.kernels);
+  decay::test::TempDir dir;
+  std::string path = dir / "package.so";
+  if (llvm::Error error = decay::compileCpuPackage(
+          std::string(DECAY_EXAMPLES_DIR) + "/" + variant + ".mlir", path, options))
+    FAIL() << llvm::toString(std::move(error));
+  decayrt_package *package = nullptr;
+  ASSERT_EQ(decayrt_package_load(path.c_str(), &package), DECAYRT_OK) << decayrt_last_error();
+  const Case c{"B2_T24", 2, 24, 2, 8, 6, false, {}};
+  Tensors inputs = decay::test::randomInputs(*programs.reference, c, 17), expected;
+  bool bf16Tokens = options.dtype == "bf16";
+  if (bf16Tokens) // the reference sees the values the kernels get
+    for (const decay::TensorSpec &spec : programs.reference->inputsOf(Entry::Forward))
+      if (spec.dims.rfind("BT", 0) == 0 && inputs.count(spec.name))
+        for (double &value : inputs.at(spec.name).data)
+          value = decay::roundToBfloat16(value);
+  ASSERT_FALSE(bool(programs.reference->run(Entry::Forward, inputs, nullptr, expected)));
+  decayrt_decoder *decoder = nullptr, *other = nullptr;
+  ASSERT_EQ(decayrt_decoder_create(package, 3, c.H, c.K, c.V, &decoder), DECAYRT_OK)
+      << decayrt_last_error();
+  ASSERT_EQ(decayrt_decoder_create(package, 1, c.H, c.K, c.V, &other), DECAYRT_OK);
+  HostTensor o = expected.at("o");
+  std::fill(o.data.begin(), o.data.end(), std::nan(""));
+  int64_t inner = c.H * c.V;
+  auto place = [&](const DecoderCall &call, const std::vector<int64_t> &rows, int64_t first,
+                   int64_t count) {
+    std::vector<float> out = call.output();
+    for (size_t r = 0; r < rows.size(); ++r)
+      for (int64_t t = 0; t < count; ++t)
+        for (int64_t i = 0; i < inner; ++i)
+          o.data[(rows[r] * c.T + first + t) * inner + i] = out[(r * count + t) * inner + i];
+  };
+  // Prompts: sequence 0 (slot 2) of 10 tokens, sequence 1 (slot 0) of 3.
+  const int64_t slotOf[] = {2, 0}, prompt[] = {10, 3};
+  for (int64_t row : {0, 1}) {
+    DecoderCall call = decoderCall(*programs.kernels, inputs, {row}, 0, prompt[row], bf16Tokens);
+    ASSERT_EQ(decayrt_decoder_reset(decoder, slotOf[row]), DECAYRT_OK);
+    ASSERT_EQ(decayrt_decoder_prefill(decoder, slotOf[row], call.list.data(), call.list.size()),
+              DECAYRT_OK)
         << decayrt_last_error();
-    ASSERT_EQ(decayrt_decoder_create(package, 1, c.H, c.K, c.V, &other), DECAYRT_OK);
-    HostTensor o = expected.at("o");
-    std::fill(o.data.begin(), o.data.end(), std::nan(""));
-    int64_t inner = c.H * c.V;
-    auto place = [&](const F32Call &call, const std::vector<int64_t> &rows, int64_t first,
-                     int64_t count) {
-      const std::vector<float> &out = call.values.back();
-      for (size_t r = 0; r < rows.size(); ++r)
-        for (int64_t t = 0; t < count; ++t)
-          for (int64_t i = 0; i < inner; ++i)
-            o.data[(rows[r] * c.T + first + t) * inner + i] = out[(r * count + t) * inner + i];
-    };
-    // Prompts: sequence 0 (slot 2) of 10 tokens, sequence 1 (slot 0) of 3.
-    const int64_t slotOf[] = {2, 0}, prompt[] = {10, 3};
-    for (int64_t row : {0, 1}) {
-      F32Call call = decoderCall(*programs.kernels, inputs, {row}, 0, prompt[row]);
-      ASSERT_EQ(decayrt_decoder_reset(decoder, slotOf[row]), DECAYRT_OK);
-      ASSERT_EQ(decayrt_decoder_prefill(decoder, slotOf[row], call.list.data(), call.list.size()),
-                DECAYRT_OK)
-          << decayrt_last_error();
-      place(call, {row}, 0, prompt[row]);
-    }
-    // Sequence 1 decodes alone up to token 10, then both together.
-    for (int64_t t = 3; t < 10; ++t) {
-      F32Call call = decoderCall(*programs.kernels, inputs, {1}, t, 1);
-      ASSERT_EQ(decayrt_decoder_step(decoder, &slotOf[1], 1, call.list.data(), call.list.size()),
-                DECAYRT_OK)
-          << decayrt_last_error();
-      place(call, {1}, t, 1);
-    }
-    for (int64_t t = 10; t < c.T; ++t) {
-      if (t == 17) { // sequence 0 moves to the other decoder through its saved bytes
-        size_t size = 0;
-        ASSERT_EQ(decayrt_decoder_save(decoder, 2, nullptr, 0, &size), DECAYRT_OK);
-        std::vector<char> bytes(size);
-        ASSERT_EQ(decayrt_decoder_save(decoder, 2, bytes.data(), bytes.size(), &size), DECAYRT_OK);
-        ASSERT_EQ(decayrt_decoder_restore(other, 0, bytes.data(), size), DECAYRT_OK)
-            << decayrt_last_error();
-      }
-      bool moved = t >= 17;
-      F32Call both = decoderCall(*programs.kernels, inputs, {0, 1}, t, 1);
-      if (!moved) {
-        int64_t slots[] = {2, 0};
-        ASSERT_EQ(decayrt_decoder_step(decoder, slots, 2, both.list.data(), both.list.size()),
-                  DECAYRT_OK)
-            << decayrt_last_error();
-        place(both, {0, 1}, t, 1);
-        continue;
-      }
-      F32Call first = decoderCall(*programs.kernels, inputs, {0}, t, 1);
-      F32Call second = decoderCall(*programs.kernels, inputs, {1}, t, 1);
-      int64_t zero = 0;
-      ASSERT_EQ(decayrt_decoder_step(other, &zero, 1, first.list.data(), first.list.size()),
-                DECAYRT_OK)
-          << decayrt_last_error();
-      ASSERT_EQ(decayrt_decoder_step(decoder, &slotOf[1], 1, second.list.data(),
-                                     second.list.size()),
-                DECAYRT_OK)
-          << decayrt_last_error();
-      place(first, {0}, t, 1);
-      place(second, {1}, t, 1);
-    }
-    int64_t position = 0;
-    ASSERT_EQ(decayrt_decoder_position(other, 0, &position), DECAYRT_OK);
-    EXPECT_EQ(position, c.T);
-    Tensors want{{"o", expected.at("o")}}, got{{"o", o}};
-    decay::test::expectMatches(want, got);
-    decayrt_decoder_free(other);
-    decayrt_decoder_free(decoder);
-    decayrt_package_free(package);
+    place(call, {row}, 0, prompt[row]);
   }
+  // Sequence 1 decodes alone up to token 10, then both together.
+  for (int64_t t = 3; t < 10; ++t) {
+    DecoderCall call = decoderCall(*programs.kernels, inputs, {1}, t, 1, bf16Tokens);
+    ASSERT_EQ(decayrt_decoder_step(decoder, &slotOf[1], 1, call.list.data(), call.list.size()),
+              DECAYRT_OK)
+        << decayrt_last_error();
+    place(call, {1}, t, 1);
+  }
+  for (int64_t t = 10; t < c.T; ++t) {
+    if (t == 17) { // sequence 0 moves to the other decoder through its saved bytes
+      size_t size = 0;
+      ASSERT_EQ(decayrt_decoder_save(decoder, 2, nullptr, 0, &size), DECAYRT_OK);
+      std::vector<char> bytes(size);
+      ASSERT_EQ(decayrt_decoder_save(decoder, 2, bytes.data(), bytes.size(), &size), DECAYRT_OK);
+      ASSERT_EQ(decayrt_decoder_restore(other, 0, bytes.data(), size), DECAYRT_OK)
+          << decayrt_last_error();
+    }
+    bool moved = t >= 17;
+    DecoderCall both = decoderCall(*programs.kernels, inputs, {0, 1}, t, 1, bf16Tokens);
+    if (!moved) {
+      int64_t slots[] = {2, 0};
+      ASSERT_EQ(decayrt_decoder_step(decoder, slots, 2, both.list.data(), both.list.size()),
+                DECAYRT_OK)
+          << decayrt_last_error();
+      place(both, {0, 1}, t, 1);
+      continue;
+    }
+    DecoderCall first = decoderCall(*programs.kernels, inputs, {0}, t, 1, bf16Tokens);
+    DecoderCall second = decoderCall(*programs.kernels, inputs, {1}, t, 1, bf16Tokens);
+    int64_t zero = 0;
+    ASSERT_EQ(decayrt_decoder_step(other, &zero, 1, first.list.data(), first.list.size()),
+              DECAYRT_OK)
+        << decayrt_last_error();
+    ASSERT_EQ(decayrt_decoder_step(decoder, &slotOf[1], 1, second.list.data(),
+                                   second.list.size()),
+              DECAYRT_OK)
+        << decayrt_last_error();
+    place(first, {0}, t, 1);
+    place(second, {1}, t, 1);
+  }
+  int64_t position = 0;
+  ASSERT_EQ(decayrt_decoder_position(other, 0, &position), DECAYRT_OK);
+  EXPECT_EQ(position, c.T);
+  Tensors want{{"o", expected.at("o")}}, got{{"o", o}};
+  decay::test::expectMatches(want, got, tolerance);
+  decayrt_decoder_free(other);
+  decayrt_decoder_free(decoder);
+  decayrt_package_free(package);
+}
+
+// Specs with a scan (lightnet), a normalizer (d2d_exp), a vector gate (gla)
+// and a derived key (hgrn2, whose k the decoder does not take).
+TEST(DecoderOnPackages, PrefillThenStepsMatchTheReference) {
+  for (const char *variant : {"lightnet", "d2d_exp", "gla", "hgrn2"})
+    checkDecoderOnPackage(variant, {}, {});
+}
+
+// bf16 packages: bf16 per-token tensors, and the attention state cached in
+// bf16 (the prefill's f32 final state rounded into the slot), within the
+// bf16 tolerance of MATH.md (the reference on the same bf16 inputs).
+TEST(DecoderOnPackages, Bf16PackagesAndBf16StateCachesMatchTheReference) {
+  decay::CpuPackageOptions bf16;
+  bf16.dtype = "bf16";
+  bf16.stateDtype = "bf16";
+  for (const char *variant : {"lightnet", "gla", "mamba2"})
+    checkDecoderOnPackage(variant, bf16, {5e-3, 1e-6});
 }
 
 } // namespace
