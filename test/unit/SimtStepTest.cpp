@@ -95,11 +95,9 @@ struct EmulatedCall {
   }
 };
 
-/// Runs `entry` of a simt package with decayrt_run_simt: the signature's
-/// inputs from `inputs` (absent optional ones left out), its outputs shaped
-/// by their dims; returns the outputs and the updated in-out tensors.
-llvm::Error runEmulated(decayrt_package *package, const decay::SpecSummary &spec, Entry entry,
-                        const Tensors &inputs, Tensors &outputs) {
+/// The arguments of `entry` (its signature) for decayrt_run_simt: its inputs
+/// from `inputs` (absent ones left out), its outputs shaped by their dims.
+EmulatedCall emulatedCall(const decay::SpecSummary &spec, Entry entry, const Tensors &inputs) {
   EmulatedCall call;
   decay::Entry signatureEntry = entry == Entry::Step ? decay::Entry::Step : decay::Entry::Forward;
   for (const decay::Argument &argument : decay::signatureOf(spec, signatureEntry)) {
@@ -114,21 +112,23 @@ llvm::Error runEmulated(decayrt_package *package, const decay::SpecSummary &spec
       for (int64_t extent : shape)
         count *= extent;
       call.add(tensor, HostTensor{shape, std::vector<double>(static_cast<size_t>(count), 0.0)}, true);
-      continue;
+    } else if (auto found = inputs.find(tensor.name); found != inputs.end()) {
+      call.add(tensor, found->second, argument.kind == decay::Argument::InOut);
     }
-    auto found = inputs.find(tensor.name);
-    if (found == inputs.end()) {
-      if (tensor.optional || argument.placeholder)
-        continue;
-      return llvm::createStringError("missing input '" + tensor.name + "'");
-    }
-    call.add(tensor, found->second, argument.kind == decay::Argument::InOut);
   }
+  return call;
+}
+
+/// Runs `entry` of a simt package with decayrt_run_simt; returns the outputs
+/// and the updated in-out tensors.
+llvm::Error runEmulated(decayrt_package *package, const decay::SpecSummary &spec, Entry entry,
+                        const Tensors &inputs, Tensors &outputs) {
+  EmulatedCall call = emulatedCall(spec, entry, inputs);
   const char *name = entry == Entry::Step ? "step" : "forward";
   if (decayrt_run_simt(package, name, call.list.data(), call.list.size(), nullptr) != DECAYRT_OK)
     return llvm::createStringError(std::string("decayrt_run_simt: ") + decayrt_last_error());
-  for (const std::string &name : call.written)
-    outputs[name] = call.read(name);
+  for (const std::string &written : call.written)
+    outputs[written] = call.read(written);
   return llvm::Error::success();
 }
 
@@ -193,6 +193,30 @@ TEST_P(EmulatedStepKernels, Bf16StateStaysWithinTheBf16Tolerance) {
   decay::test::checkRecurrentMode(**reference, run, kEmulatedStepCases[1], 71, bf16);
   decay::test::checkPrefillThenDecode(**reference, run, {"T21", 2, 21, 2, 64, 64, true, {}}, 12, 72,
                                       bf16);
+}
+
+// The emulator's race detector on the step kernel: without the barrier
+// between preparing a token's channels and sweeping the state, the step
+// fails with a race, and the caller's state caches and o are untouched.
+TEST(EmulatedStepKernels, AMissingBarrierIsARaceThatLeavesTheCachesUntouched) {
+  auto reference = SpecProgram::compile(decay::test::readExample("gla"), "gla");
+  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
+  std::unique_ptr<decay::test::SimtPackage> racy =
+      decay::test::compileSimt("gla", /*omitBarrier=*/0); // the step's first barrier
+  ASSERT_TRUE(racy);
+  const Case c = kEmulatedStepCases[1];
+  Tensors step = decay::test::recurrentCall(**reference, c, decay::test::randomInputs(**reference, c, 5));
+  EmulatedCall call = emulatedCall((*reference)->spec(), Entry::Step, step);
+  EXPECT_EQ(decayrt_run_simt(racy->package, "step", call.list.data(), call.list.size(), nullptr),
+            DECAYRT_ERROR_SIMT_RACE);
+  EXPECT_NE(std::string(decayrt_last_error()).find("gla_step"), std::string::npos)
+      << decayrt_last_error();
+  std::vector<double> given;
+  for (double value : step.at("state").data)
+    given.push_back(static_cast<float>(value));
+  EXPECT_EQ(call.read("state").data, given);
+  for (double value : call.read("o").data)
+    ASSERT_EQ(value, 0.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Emulated, EmulatedStepKernels,

@@ -132,6 +132,28 @@ inline const Case kStepCases[] = {
 
 // Recurrent mode: the step kernel over all T tokens from slots holding h0
 // gives the reference forward's o, and its final states in those slots.
+/// The rows' slots of a recurrent-mode call: in reverse order, slot 0 unused.
+inline std::vector<int64_t> recurrentSlots(const Case &c) {
+  std::vector<int64_t> slots;
+  for (int64_t b = 0; b < c.B; ++b)
+    slots.push_back(c.B - b);
+  return slots;
+}
+
+/// A recurrent-mode step call over all of `inputs`' tokens (the forward's
+/// tensors): the rows in recurrentSlots(c) of B + 1 slots holding the
+/// forward's initial states (the other slot 0.25), at position 0.
+inline Tensors recurrentCall(const SpecProgram &reference, const Case &c, const Tensors &inputs) {
+  const decay::SpecSummary &spec = reference.spec();
+  std::vector<int64_t> slots = recurrentSlots(c);
+  Tensors step = tokenSlice(reference, inputs, 0, c.T);
+  for (auto &[name, tensor] : slotStates(spec, initialStates(spec, c, inputs), slots, c.B + 1))
+    step[name] = tensor;
+  step["slots"] = HostTensor{{c.B}, std::vector<double>(slots.begin(), slots.end())};
+  step["positions"] = HostTensor{{c.B}, std::vector<double>(static_cast<size_t>(c.B), 0.0)};
+  return step;
+}
+
 inline void checkRecurrentMode(const SpecProgram &reference, const EntryRunner &run, const Case &c,
                                uint64_t seed, const StepTolerance &tolerance = {}) {
   const decay::SpecSummary &spec = reference.spec();
@@ -139,16 +161,9 @@ inline void checkRecurrentMode(const SpecProgram &reference, const EntryRunner &
   Tensors expected;
   llvm::Error error = reference.run(Entry::Forward, inputs, nullptr, expected);
   ASSERT_FALSE(error) << llvm::toString(std::move(error));
-  std::vector<int64_t> slots;
-  for (int64_t b = 0; b < c.B; ++b)
-    slots.push_back(c.B - b); // rows in reverse order, slot 0 unused
-  Tensors step = tokenSlice(reference, inputs, 0, c.T);
-  for (auto &[name, tensor] : slotStates(spec, initialStates(spec, c, inputs), slots, c.B + 1))
-    step[name] = tensor;
-  step["slots"] = HostTensor{{c.B}, std::vector<double>(slots.begin(), slots.end())};
-  step["positions"] = HostTensor{{c.B}, std::vector<double>(static_cast<size_t>(c.B), 0.0)};
+  std::vector<int64_t> slots = recurrentSlots(c);
   Tensors actual;
-  error = run(Entry::Step, step, actual);
+  error = run(Entry::Step, recurrentCall(reference, c, inputs), actual);
   if (error)
     FAIL() << llvm::toString(std::move(error));
   Tensors wantO{{"o", expected.at("o")}}, gotO{{"o", actual.at("o")}};

@@ -69,8 +69,8 @@ StepBuffers makeStep(const decay::SpecSummary &spec, const ProblemShape &shape) 
     if (argument.kind == decay::Argument::Input)
       for (float &value : values)
         value = data ? 0.5f * unit(rng) : 2.0f * unit(rng) - 1.0f;
-    if (argument.kind == decay::Argument::InOut)
-      buffers.stateBytes += count * static_cast<int64_t>(sizeof(float));
+    if (argument.kind == decay::Argument::InOut) // as stored: 2 bytes per bf16 element
+      buffers.stateBytes += count * (tensor.dtype == "bf16" ? 2 : 4);
     if (tensor.dtype == "bf16") {
       std::vector<uint16_t> bits;
       for (float value : values)
@@ -125,10 +125,11 @@ llvm::Error decayc::benchStep(const CpuDevice &device, const ProblemShape &shape
   double bandwidth = moved / seconds / 1e9;
   double triad = measureTriadGBps(options.threads);
   std::printf("decayc bench: @%s step, B=%lld H=%lld K=%lld V=%lld (one token per sequence, "
-              "%lld slots), %lld threads, %s\n",
+              "%lld slots), %lld threads, %s, state %s\n",
               device.spec().name.c_str(), (long long)shape.B, (long long)shape.H,
               (long long)shape.K, (long long)shape.V, (long long)shape.B,
-              (long long)options.threads, device.spec().dtype.c_str());
+              (long long)options.threads, device.spec().dtype.c_str(),
+              device.spec().stateDtype.c_str());
   std::printf("  median %.3f us per step over %lld runs of %lld steps (min %.3f, max %.3f)\n",
               seconds * 1e6, (long long)options.runs, (long long)repeats,
               *std::min_element(times.begin(), times.end()) * 1e6,
@@ -142,6 +143,7 @@ llvm::Error decayc::benchStep(const CpuDevice &device, const ProblemShape &shape
                               {"B", shape.B}, {"H", shape.H}, {"K", shape.K}, {"V", shape.V},
                               {"threads", options.threads},
                               {"dtype", device.spec().dtype},
+                              {"state_dtype", device.spec().stateDtype},
                               {"median_s", seconds},
                               {"tokens_per_s", static_cast<double>(shape.B) / seconds},
                               {"state_bytes", step.stateBytes},
