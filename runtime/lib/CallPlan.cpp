@@ -129,11 +129,17 @@ Error checkStepValues(const Plan &plan, const TensorMap &tensors,
                       const IntegerReader &readIntegers) {
   const Sizes &sizes = plan.sizes;
   std::vector<int64_t> slots, positions;
-  bool inKernelMemory = true; // they are kernel arguments: checked for aliasing as such
-  if (Error error = readIntegers(*tensors.at("slots"), slots, inKernelMemory); !error.ok())
-    return error;
-  if (Error error = readIntegers(*tensors.at("positions"), positions, inKernelMemory); !error.ok())
-    return error;
+  for (auto [name, values] : {std::pair{"slots", &slots}, std::pair{"positions", &positions}}) {
+    bool inKernelMemory = true;
+    if (Error error = readIntegers(*tensors.at(name), *values, inKernelMemory); !error.ok())
+      return error;
+    // The step kernel reads them itself: on a GPU, host memory would fault there.
+    if (!inKernelMemory)
+      return fail(DECAYRT_ERROR_INVALID_ARGUMENT,
+                  std::string("tensor '") + name +
+                      "' is in host memory, but the GPU step module reads it on the device: "
+                      "pass device (or managed) memory");
+  }
   std::map<int64_t, int64_t> rowOfSlot;
   for (int64_t b = 0; b < sizes.B; ++b) {
     std::string at = "[" + std::to_string(b) + "] = ";

@@ -361,11 +361,14 @@ TEST_F(CudaStep, LaunchesOnTheCallersBuffersWithTheSlotsReadFromTheDevice) {
   EXPECT_TRUE(call.untouched()); // the mock runs no kernel
 }
 
-TEST_F(CudaStep, HostSlotsAreReadInPlace) {
+// The kernel reads slots and positions on the device: host memory would
+// fault there, so it is refused before anything runs.
+TEST_F(CudaStep, HostSlotsAreRefused) {
   StepCall call;
-  ASSERT_EQ(run(call), DECAYRT_OK) << decayrt_last_error();
-  EXPECT_EQ(MockDriver::get().synchronizations(), 0);
-  EXPECT_EQ(MockDriver::get().launches().size(), 1u);
+  expectError(run(call), DECAYRT_ERROR_INVALID_ARGUMENT,
+              "tensor 'slots' is in host memory, but the GPU step module reads it on the device");
+  EXPECT_TRUE(MockDriver::get().launches().empty());
+  EXPECT_TRUE(MockDriver::get().writes().empty());
 }
 
 TEST_F(CudaStep, BadSlotsInDeviceMemoryAreRefusedBeforeAnything) {

@@ -171,9 +171,36 @@ inline void checkRecurrentMode(const SpecProgram &reference, const EntryRunner &
   expectSlots(spec, expected, actual, slots, tolerance.states);
 }
 
-// Prefill then decode: the chunked forward over the first tokens, its final
-// states moved into slots, then one step per remaining token at positions
-// T1, T1 + 1, ... gives the outputs and final states of one forward over all.
+/// Row `row` of `tensor` [B, ...] as a tensor [1, ...].
+inline HostTensor rowOf(const HostTensor &tensor, int64_t row) {
+  HostTensor part{tensor.shape, {}};
+  part.shape[0] = 1;
+  int64_t inner = static_cast<int64_t>(tensor.data.size()) / tensor.shape[0];
+  part.data.assign(tensor.data.begin() + row * inner, tensor.data.begin() + (row + 1) * inner);
+  return part;
+}
+
+/// One token of each of `rows` of a per-token tensor [B, T, ...]: row
+/// rows[i]'s token at[i], as a tensor [rows.size(), 1, ...].
+inline HostTensor gatherTokens(const HostTensor &tensor, const std::vector<int64_t> &rows,
+                               const std::vector<int64_t> &at) {
+  HostTensor part{tensor.shape, {}};
+  part.shape[0] = static_cast<int64_t>(rows.size());
+  part.shape[1] = 1;
+  int64_t inner = static_cast<int64_t>(tensor.data.size()) / (tensor.shape[0] * tensor.shape[1]);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto begin = tensor.data.begin() + (rows[i] * tensor.shape[1] + at[i]) * inner;
+    part.data.insert(part.data.end(), begin, begin + inner);
+  }
+  return part;
+}
+
+// Prefill then decode, each sequence at its own position: the chunked
+// forward over the first prefill + b tokens of row b (one call per row), its
+// final states moved into slot b, then decoding steps over the rows that
+// still have tokens, each row at its own position (RoPE must rotate at it),
+// rows leaving the batch as they finish: the outputs and final states equal
+// one forward over all tokens.
 inline void checkPrefillThenDecode(const SpecProgram &reference, const EntryRunner &run,
                                    const Case &c, int64_t prefill, uint64_t seed,
                                    const StepTolerance &tolerance = {}) {
@@ -182,43 +209,72 @@ inline void checkPrefillThenDecode(const SpecProgram &reference, const EntryRunn
   Tensors expected;
   llvm::Error error = reference.run(Entry::Forward, inputs, nullptr, expected);
   ASSERT_FALSE(error) << llvm::toString(std::move(error));
-  Tensors prompt = tokenSlice(reference, inputs, 0, prefill);
-  for (auto &[name, tensor] : initialStates(spec, c, inputs))
-    prompt[name] = tensor;
-  Tensors prefilled;
-  error = run(Entry::Forward, prompt, prefilled);
-  ASSERT_FALSE(error) << llvm::toString(std::move(error));
-  std::vector<int64_t> slots;
-  for (int64_t b = 0; b < c.B; ++b)
-    slots.push_back(b);
-  Tensors finals;
-  for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec))
-    finals[h0Name] = prefilled.at(htName);
-  Tensors states = slotStates(spec, finals, slots, c.B);
-  HostTensor o = expected.at("o"); // the prompt's outputs from the prefill, the rest from steps
-  int64_t V = c.V;
-  auto place = [&](const HostTensor &part, int64_t first) {
-    int64_t count = part.shape[1], inner = c.H * V;
-    for (int64_t b = 0; b < c.B; ++b)
-      for (int64_t t = 0; t < count; ++t)
-        std::copy_n(part.data.begin() + (b * count + t) * inner, inner,
-                    o.data.begin() + (b * c.T + first + t) * inner);
+  Tensors initial = initialStates(spec, c, inputs);
+  HostTensor o = expected.at("o"); // the prompts' outputs from the prefills, the rest from steps
+  std::fill(o.data.begin(), o.data.end(), std::nan(""));
+  int64_t inner = c.H * c.V;
+  auto place = [&](const HostTensor &part, int64_t row, int64_t partRow, int64_t first) {
+    int64_t count = part.shape[1];
+    for (int64_t t = 0; t < count; ++t)
+      std::copy_n(part.data.begin() + (partRow * count + t) * inner, inner,
+                  o.data.begin() + (row * c.T + first + t) * inner);
   };
-  place(prefilled.at("o"), 0);
-  for (int64_t t = prefill; t < c.T; ++t) {
-    Tensors step = tokenSlice(reference, inputs, t, 1);
+  std::vector<int64_t> slots, next;
+  Tensors finals;
+  for (int64_t b = 0; b < c.B; ++b) {
+    int64_t length = std::min(prefill + b, c.T);
+    Tensors prompt;
+    for (const decay::TensorSpec &tensor : reference.inputsOf(Entry::Forward)) {
+      auto found = inputs.find(tensor.name);
+      if (found == inputs.end() || initial.count(tensor.name))
+        continue;
+      prompt[tensor.name] = tensor.dims.rfind("BT", 0) == 0
+                                ? rowOf(tokens(found->second, 0, length), b)
+                                : found->second;
+    }
+    for (auto &[name, tensor] : initial)
+      prompt[name] = rowOf(tensor, b);
+    Tensors prefilled;
+    error = run(Entry::Forward, prompt, prefilled);
+    ASSERT_FALSE(error) << llvm::toString(std::move(error));
+    place(prefilled.at("o"), b, 0, 0);
+    for (auto &[slotName, h0Name, htName, init] : decay::stepStatesOf(spec)) {
+      HostTensor &all = finals[h0Name];
+      const HostTensor &mine = prefilled.at(htName);
+      all.shape = mine.shape;
+      all.shape[0] = c.B;
+      all.data.insert(all.data.end(), mine.data.begin(), mine.data.end());
+    }
+    slots.push_back(b);
+    next.push_back(length);
+  }
+  Tensors states = slotStates(spec, finals, slots, c.B);
+  for (;;) {
+    std::vector<int64_t> rows, at;
+    for (int64_t b = 0; b < c.B; ++b)
+      if (next[b] < c.T)
+        rows.push_back(b), at.push_back(next[b]);
+    if (rows.empty())
+      break;
+    Tensors step;
+    for (const decay::TensorSpec &tensor : reference.inputsOf(Entry::Forward))
+      if (auto found = inputs.find(tensor.name); found != inputs.end() && !initial.count(tensor.name))
+        step[tensor.name] = tensor.dims.rfind("BT", 0) == 0 ? gatherTokens(found->second, rows, at)
+                                                            : found->second;
     for (auto &[name, tensor] : states)
       step[name] = tensor;
-    step["slots"] = HostTensor{{c.B}, std::vector<double>(slots.begin(), slots.end())};
-    step["positions"] = HostTensor{{c.B}, std::vector<double>(static_cast<size_t>(c.B),
-                                                              static_cast<double>(t))};
+    step["slots"] = HostTensor{{static_cast<int64_t>(rows.size())}, std::vector<double>(rows.begin(), rows.end())};
+    step["positions"] = HostTensor{{static_cast<int64_t>(rows.size())}, std::vector<double>(at.begin(), at.end())};
     Tensors stepped;
     error = run(Entry::Step, step, stepped);
     if (error)
       FAIL() << llvm::toString(std::move(error));
     for (auto &[name, tensor] : states)
       tensor = stepped.at(name);
-    place(stepped.at("o"), t);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      place(stepped.at("o"), rows[i], static_cast<int64_t>(i), at[i]);
+      ++next[rows[i]];
+    }
   }
   Tensors wantO{{"o", expected.at("o")}}, gotO{{"o", o}};
   expectMatches(wantO, gotO, tolerance.outputs);

@@ -144,14 +144,15 @@ ByteModel forwardTraffic(const SpecSummary &summary, const GpuModule &m, int64_t
 }
 
 /// The global-memory traffic of the step as generated: per token and head
-/// its q, k, inputs, v and o, and the [K, V] state read and written (every
-/// token sweeps it); per row and head the carried normalizer and scans read
+/// its q, k, inputs, v and o, and the [K, V] state read and written in its
+/// storage type (every token sweeps it); per row and head the carried normalizer and scans read
 /// and written, the params, its slot and position.
 ByteModel stepTraffic(const SpecSummary &summary, const GpuModule &m) {
   int64_t element = summary.dtype == "bf16" ? 2 : 4;
+  int64_t stateElement = summary.stateDtype == "bf16" ? 2 : 4;
   ByteModel moves;
   moves.token += element * m.keyDim * (summary.derivedKey ? 1 : 2) + tokenInputBytes(summary, m);
-  moves.token += 2 * element * m.valueDim + 2 * 4 * m.keyDim * m.valueDim;
+  moves.token += 2 * element * m.valueDim + 2 * stateElement * m.keyDim * m.valueDim;
   int64_t scanState = summary.perChannel ? m.keyDim : 1;
   moves.sequence += 2 * 4 * scanState * static_cast<int64_t>(summary.scans.size()) + 2 * 8;
   if (summary.normalizer)
