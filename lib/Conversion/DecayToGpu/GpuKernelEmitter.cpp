@@ -92,10 +92,8 @@ gpu::GPUFuncOp GpuKernelEmitter::openKernel(StringRef name, int64_t threads, Arr
 void GpuKernelEmitter::bindKernelSizes(Value q, Value v) {
   auto toIndex = [&](Value x) { return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult(); };
   sizeB = toIndex(sizeValues.lookup("B")), sizeT = toIndex(sizeValues.lookup("T"));
-  if (Value n = sizeValues.lookup("N"))
+  if (Value n = sizeValues.lookup("N")) // a step kernel has S (state slots) instead
     sizeN = toIndex(n);
-  if (Value s = sizeValues.lookup("S"))
-    sizeS = toIndex(s);
   bindSizes(q, v);
   numHeads = toIndex(sizeValues.lookup("H"));
   keyDim = index(shape.keyDim);

@@ -81,7 +81,7 @@ protected:
 
   GpuShape shape;
   int64_t barriersEmitted = 0; ///< by barrier(), for GpuShape::omittedBarrier
-  mlir::Value sizeB, sizeT, sizeN, sizeS; ///< index values of the size parameters (H is numHeads)
+  mlir::Value sizeB, sizeT, sizeN; ///< index values of the size parameters (H is numHeads)
 
 private:
   /// Creates the kernel: one pointer per tensor (`tensorTypes`, `tensorDims`),
