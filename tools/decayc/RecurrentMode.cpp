@@ -92,14 +92,18 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, DeviceKind kind,
       final->second.f32 = initial->second.f32;
     }
   }
-  // The slots: the final states themselves, or bf16 copies of them where
-  // the step stores its state in bf16 (copied back when every call is done).
-  std::map<std::string, DeviceTensor> slotCaches;
-  for (const decay::StepState &names : states) {
-    const DeviceTensor &final = outputs.at(names.final);
-    slotCaches[names.slots] = DeviceTensor::of(
-        final.shape, final.f32, names.slots == "state" && spec.stateDtype == "bf16");
-  }
+  // A state the step stores in bf16 is staged: its slots are a bf16 copy of
+  // the final state, widened back into it when every call is done.
+  std::map<std::string, DeviceTensor> bf16Slots;
+  for (const decay::StepState &names : states)
+    if (names.slots == "state" && spec.stateDtype == "bf16") {
+      const DeviceTensor &final = outputs.at(names.final);
+      bf16Slots[names.slots] = DeviceTensor::of(final.shape, final.f32, /*bf16=*/true);
+    }
+  auto slotsOf = [&](const decay::StepState &names) -> const DeviceTensor & {
+    auto staged = bf16Slots.find(names.slots);
+    return staged != bf16Slots.end() ? staged->second : outputs.at(names.final);
+  };
   // Without cu_seqlens one call advances every batch row from slot b; with
   // it, one call per sequence advances slot n through its tokens.
   std::vector<std::array<int64_t, 3>> calls; // (first token, tokens, slot)
@@ -128,13 +132,14 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, DeviceKind kind,
         call.add(name, tensor, isPerToken(spec, name), first, count);
     }
     for (const decay::StepState &names : states)
-      call.add(names.slots, slotCaches.at(names.slots), /*perToken=*/false, 0, 0, Transfer::InOut);
+      call.add(names.slots, slotsOf(names), /*perToken=*/false, 0, 0, Transfer::InOut);
     call.add("o", outputs.at("o"), /*perToken=*/true, first, count, Transfer::Out);
     if (llvm::Error error = launchStep(package, kind, call))
       return error;
   }
   for (const decay::StepState &names : states)
-    outputs.at(names.final).f32 = slotCaches.at(names.slots).values();
+    if (auto staged = bf16Slots.find(names.slots); staged != bf16Slots.end())
+      outputs.at(names.final).f32 = staged->second.values();
   return llvm::Error::success();
 }
 
