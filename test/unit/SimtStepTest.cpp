@@ -148,51 +148,70 @@ const Case kEmulatedStepCases[] = {
     {"K128_V128", 1, 9, 2, 128, 128, true, {}},
 };
 
+/// An example spec's float64 reference, its simt package (the step storing
+/// its state in `stateDtype`) and a runner of the package's entries.
+struct EmulatedExample {
+  std::unique_ptr<SpecProgram> reference;
+  std::unique_ptr<decay::test::SimtPackage> package;
+  decay::SpecSummary spec; ///< the package's tensors (the reference's, but the state dtype)
+  decay::test::EntryRunner run;
+};
+
+/// Compiles example `variant` both ways; a test failure and null when
+/// either does not compile.
+std::unique_ptr<EmulatedExample> openEmulated(const std::string &variant,
+                                              const std::string &stateDtype = "") {
+  auto example = std::make_unique<EmulatedExample>();
+  auto reference = SpecProgram::compile(decay::test::readExample(variant), variant);
+  if (!reference) {
+    ADD_FAILURE() << llvm::toString(reference.takeError());
+    return nullptr;
+  }
+  example->reference = std::move(*reference);
+  example->package = decay::test::compileSimt(variant, -1, "", stateDtype);
+  if (!example->package)
+    return nullptr;
+  example->spec = example->reference->spec();
+  if (!stateDtype.empty())
+    example->spec.stateDtype = stateDtype;
+  example->run = emulatedRunner(example->package->package, example->spec);
+  return example;
+}
+
 class EmulatedStepKernels : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EmulatedStepKernels, RecurrentModeMatchesTheReference) {
-  auto reference = SpecProgram::compile(decay::test::readExample(GetParam()), GetParam());
-  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
-  std::unique_ptr<decay::test::SimtPackage> package = decay::test::compileSimt(GetParam());
-  ASSERT_TRUE(package);
-  decay::test::EntryRunner run = emulatedRunner(package->package, (*reference)->spec());
+  std::unique_ptr<EmulatedExample> example = openEmulated(GetParam());
+  ASSERT_TRUE(example);
   uint64_t seed = 23;
   for (const Case &c : kEmulatedStepCases) {
     SCOPED_TRACE(c.label);
-    decay::test::checkRecurrentMode(**reference, run, c, seed++);
+    decay::test::checkRecurrentMode(*example->reference, example->run, c, seed++);
   }
 }
 
 // The GPU forward's final states handed to the GPU step: prefill then
 // decoding equals one forward.
 TEST_P(EmulatedStepKernels, PrefillThenDecodeEqualsOneForward) {
-  auto reference = SpecProgram::compile(decay::test::readExample(GetParam()), GetParam());
-  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
-  std::unique_ptr<decay::test::SimtPackage> package = decay::test::compileSimt(GetParam());
-  ASSERT_TRUE(package);
-  decay::test::EntryRunner run = emulatedRunner(package->package, (*reference)->spec());
+  std::unique_ptr<EmulatedExample> example = openEmulated(GetParam());
+  ASSERT_TRUE(example);
   const Case c{"T21", 2, 21, 2, 64, 64, true, {}};
   for (int64_t prefill : {0, 1, 20}) {
     SCOPED_TRACE("prefill " + std::to_string(prefill));
-    decay::test::checkPrefillThenDecode(**reference, run, c, prefill, 90 + prefill);
+    decay::test::checkPrefillThenDecode(*example->reference, example->run, c, prefill, 90 + prefill);
   }
 }
 
 // bf16 storage of the attention state on the GPU: the same tolerances as
 // the CPU's (StepTest): o within 5e-3, the stored state within 1e-2.
 TEST_P(EmulatedStepKernels, Bf16StateStaysWithinTheBf16Tolerance) {
-  auto reference = SpecProgram::compile(decay::test::readExample(GetParam()), GetParam());
-  ASSERT_TRUE(bool(reference)) << llvm::toString(reference.takeError());
-  std::unique_ptr<decay::test::SimtPackage> package =
-      decay::test::compileSimt(GetParam(), -1, "", "bf16");
-  ASSERT_TRUE(package);
-  decay::SpecSummary spec = (*reference)->spec();
-  spec.stateDtype = "bf16"; // the package's step stores its state in bf16
-  decay::test::EntryRunner run = emulatedRunner(package->package, spec);
+  std::unique_ptr<EmulatedExample> example = openEmulated(GetParam(), "bf16");
+  ASSERT_TRUE(example);
   const decay::test::StepTolerance bf16{{5e-3, 1e-6}, {1e-2, 1e-6}};
-  decay::test::checkRecurrentMode(**reference, run, kEmulatedStepCases[1], 71, bf16);
-  decay::test::checkPrefillThenDecode(**reference, run, {"T21", 2, 21, 2, 64, 64, true, {}}, 12, 72,
-                                      bf16);
+  decay::test::checkRecurrentMode(*example->reference, example->run, kEmulatedStepCases[1], 71,
+                                  bf16);
+  decay::test::checkPrefillThenDecode(*example->reference, example->run,
+                                      {"T21", 2, 21, 2, 64, 64, true, {}}, 12, 72, bf16);
 }
 
 // The emulator's race detector on the step kernel: without the barrier
