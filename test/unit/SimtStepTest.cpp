@@ -1,4 +1,5 @@
 // The GPU step kernel of every example spec under SIMT emulation: recurrent mode against the float64 reference, and the GPU forward's prefill then emulated decoding steps against one forward.
+#include "DecayrtCall.h"
 #include "Oracle.h"
 #include "SimtPackage.h"
 #include "StepChecks.h"
@@ -43,62 +44,10 @@ int64_t sizeOf(char dim, const Tensors &inputs) {
   }
 }
 
-/// decayrt tensors over f32, bf16 or i64 copies of host tensors (by their
-/// signature's dtype), kept alive with their names and shapes.
-struct EmulatedCall {
-  std::deque<std::vector<float>> floats;
-  std::deque<std::vector<uint16_t>> halves;
-  std::deque<std::vector<int64_t>> integers, shapes;
-  std::deque<std::string> names;
-  std::vector<decayrt_tensor> list;
-  std::vector<std::string> written; ///< outputs and in-out tensors
-
-  void add(const decay::TensorSpec &spec, const HostTensor &tensor, bool isWritten) {
-    names.push_back(spec.name);
-    shapes.push_back(tensor.shape);
-    void *data = nullptr;
-    decayrt_dtype dtype = DECAYRT_F32;
-    if (spec.dtype == "i64") {
-      data = integers.emplace_back(tensor.data.begin(), tensor.data.end()).data();
-      dtype = DECAYRT_I64;
-    } else if (spec.dtype == "bf16") {
-      std::vector<uint16_t> &bits = halves.emplace_back();
-      for (double value : tensor.data)
-        bits.push_back(decay::toBfloat16(static_cast<float>(value)));
-      data = bits.data();
-      dtype = DECAYRT_BF16;
-    } else {
-      data = floats.emplace_back(tensor.data.begin(), tensor.data.end()).data();
-    }
-    if (isWritten)
-      written.push_back(spec.name);
-    list.push_back({names.back().c_str(), data, dtype, static_cast<int32_t>(shapes.back().size()),
-                    shapes.back().data(), nullptr});
-  }
-
-  /// The tensor `name` as it is now, widened to float64.
-  HostTensor read(const std::string &name) const {
-    for (const decayrt_tensor &tensor : list) {
-      if (tensor.name != name)
-        continue;
-      HostTensor out{std::vector<int64_t>(tensor.shape, tensor.shape + tensor.rank), {}};
-      size_t count = 1;
-      for (int64_t extent : out.shape)
-        count *= static_cast<size_t>(extent);
-      for (size_t i = 0; i < count; ++i)
-        out.data.push_back(tensor.dtype == DECAYRT_BF16
-                               ? decay::fromBfloat16(static_cast<const uint16_t *>(tensor.data)[i])
-                               : static_cast<const float *>(tensor.data)[i]);
-      return out;
-    }
-    return {};
-  }
-};
-
 /// The arguments of `entry` (its signature) for decayrt_run_simt: its inputs
 /// from `inputs` (absent ones left out), its outputs shaped by their dims.
-EmulatedCall emulatedCall(const decay::SpecSummary &spec, Entry entry, const Tensors &inputs) {
-  EmulatedCall call;
+decay::test::DecayrtCall emulatedCall(const decay::SpecSummary &spec, Entry entry, const Tensors &inputs) {
+  decay::test::DecayrtCall call;
   decay::Entry signatureEntry = entry == Entry::Step ? decay::Entry::Step : decay::Entry::Forward;
   for (const decay::Argument &argument : decay::signatureOf(spec, signatureEntry)) {
     const decay::TensorSpec &tensor = argument.tensor;
@@ -123,7 +72,7 @@ EmulatedCall emulatedCall(const decay::SpecSummary &spec, Entry entry, const Ten
 /// and the updated in-out tensors.
 llvm::Error runEmulated(decayrt_package *package, const decay::SpecSummary &spec, Entry entry,
                         const Tensors &inputs, Tensors &outputs) {
-  EmulatedCall call = emulatedCall(spec, entry, inputs);
+  decay::test::DecayrtCall call = emulatedCall(spec, entry, inputs);
   const char *name = entry == Entry::Step ? "step" : "forward";
   if (decayrt_run_simt(package, name, call.list.data(), call.list.size(), nullptr) != DECAYRT_OK)
     return llvm::createStringError(std::string("decayrt_run_simt: ") + decayrt_last_error());
@@ -225,7 +174,7 @@ TEST(EmulatedStepKernels, AMissingBarrierIsARaceThatLeavesTheCachesUntouched) {
   ASSERT_TRUE(racy);
   const Case c = kEmulatedStepCases[1];
   Tensors step = decay::test::recurrentCall(**reference, c, decay::test::randomInputs(**reference, c, 5));
-  EmulatedCall call = emulatedCall((*reference)->spec(), Entry::Step, step);
+  decay::test::DecayrtCall call = emulatedCall((*reference)->spec(), Entry::Step, step);
   EXPECT_EQ(decayrt_run_simt(racy->package, "step", call.list.data(), call.list.size(), nullptr),
             DECAYRT_ERROR_SIMT_RACE);
   EXPECT_NE(std::string(decayrt_last_error()).find("gla_step"), std::string::npos)

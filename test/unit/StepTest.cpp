@@ -1,4 +1,5 @@
 // The step kernel of every example spec: recurrent mode against the float64 reference forward, and prefill (chunked forward) then decoding steps against one forward.
+#include "DecayrtCall.h"
 #include "KernelCases.h"
 #include "Oracle.h"
 #include "StepChecks.h"
@@ -22,6 +23,7 @@ using decay::test::compileBoth;
 using decay::test::Programs;
 using decay::test::Tensors;
 using decay::test::checkPrefillThenDecode;
+using decay::test::DecayrtCall;
 using decay::test::checkRecurrentMode;
 using decay::test::kStepCases;
 using decay::test::tokens;
@@ -101,50 +103,15 @@ decay.recurrence @opt vector inputs(%gk : [B, T, H, K])
 
 // ---- The decoder (decayrt) on compiled packages ----
 
-/// decayrt tensors over f32 (or, with `bf16Tokens`, bf16 for the per-token
-/// ones) copies of host tensors, by name.
-struct DecoderCall {
-  bool bf16Tokens = false;
-  std::deque<std::vector<float>> values;
-  std::deque<std::vector<uint16_t>> halves;
-  std::deque<std::vector<int64_t>> shapes;
-  std::deque<std::string> names;
-  std::vector<decayrt_tensor> list;
-
-  void add(const std::string &name, const HostTensor &tensor, bool perToken) {
-    names.push_back(name);
-    shapes.push_back(tensor.shape);
-    void *data = nullptr;
-    bool bf16 = perToken && bf16Tokens;
-    if (bf16) {
-      std::vector<uint16_t> &bits = halves.emplace_back();
-      for (double value : tensor.data)
-        bits.push_back(decay::toBfloat16(static_cast<float>(value)));
-      data = bits.data();
-    } else {
-      data = values.emplace_back(tensor.data.begin(), tensor.data.end()).data();
-    }
-    list.push_back({names.back().c_str(), data, bf16 ? DECAYRT_BF16 : DECAYRT_F32,
-                    static_cast<int32_t>(shapes.back().size()), shapes.back().data(), nullptr});
-  }
-  /// The last tensor (o) as f32.
-  std::vector<float> output() const {
-    if (!bf16Tokens)
-      return values.back();
-    std::vector<float> out;
-    for (uint16_t bits : halves.back())
-      out.push_back(decay::fromBfloat16(bits));
-    return out;
-  }
-};
-
 /// One prompt or step call of sequence `row`'s tokens [first, first + count)
 /// (or of several rows, one token each, with `rows`); o is the last tensor.
-DecoderCall decoderCall(const SpecProgram &program, const Tensors &inputs,
+DecayrtCall decoderCall(const SpecProgram &program, const Tensors &inputs,
                         const std::vector<int64_t> &rows, int64_t first, int64_t count,
                         bool bf16Tokens) {
-  DecoderCall call;
-  call.bf16Tokens = bf16Tokens;
+  DecayrtCall call;
+  auto add = [&](const std::string &name, const HostTensor &tensor, bool perToken) {
+    call.add({name, "", false, perToken && bf16Tokens ? "bf16" : "f32"}, tensor, false);
+  };
   for (const decay::TensorSpec &spec : program.inputsOf(Entry::Forward)) {
     auto found = inputs.find(spec.name);
     if (spec.optional || found == inputs.end())
@@ -160,12 +127,12 @@ DecoderCall decoderCall(const SpecProgram &program, const Tensors &inputs,
         tensor.data.insert(tensor.data.end(), part.data.begin() + row * count * inner,
                            part.data.begin() + (row + 1) * count * inner);
     }
-    call.add(spec.name, tensor, perToken);
+    add(spec.name, tensor, perToken);
   }
   const HostTensor &v = inputs.at("v");
-  call.add("o", HostTensor{{static_cast<int64_t>(rows.size()), count, v.shape[2], v.shape[3]},
-                           std::vector<double>(rows.size() * count * v.shape[2] * v.shape[3], 0.0)},
-           /*perToken=*/true);
+  add("o", HostTensor{{static_cast<int64_t>(rows.size()), count, v.shape[2], v.shape[3]},
+                      std::vector<double>(rows.size() * count * v.shape[2] * v.shape[3], 0.0)},
+      /*perToken=*/true);
   return call;
 }
 
@@ -203,9 +170,9 @@ void checkDecoderOnPackage(const char *variant, const decay::CpuPackageOptions &
   HostTensor o = expected.at("o");
   std::fill(o.data.begin(), o.data.end(), std::nan(""));
   int64_t inner = c.H * c.V;
-  auto place = [&](const DecoderCall &call, const std::vector<int64_t> &rows, int64_t first,
+  auto place = [&](const DecayrtCall &call, const std::vector<int64_t> &rows, int64_t first,
                    int64_t count) {
-    std::vector<float> out = call.output();
+    std::vector<double> out = call.read("o").data;
     for (size_t r = 0; r < rows.size(); ++r)
       for (int64_t t = 0; t < count; ++t)
         for (int64_t i = 0; i < inner; ++i)
@@ -214,7 +181,7 @@ void checkDecoderOnPackage(const char *variant, const decay::CpuPackageOptions &
   // Prompts: sequence 0 (slot 2) of 10 tokens, sequence 1 (slot 0) of 3.
   const int64_t slotOf[] = {2, 0}, prompt[] = {10, 3};
   for (int64_t row : {0, 1}) {
-    DecoderCall call = decoderCall(*programs.kernels, inputs, {row}, 0, prompt[row], bf16Tokens);
+    DecayrtCall call = decoderCall(*programs.kernels, inputs, {row}, 0, prompt[row], bf16Tokens);
     ASSERT_EQ(decayrt_decoder_reset(decoder, slotOf[row]), DECAYRT_OK);
     ASSERT_EQ(decayrt_decoder_prefill(decoder, slotOf[row], call.list.data(), call.list.size()),
               DECAYRT_OK)
@@ -223,7 +190,7 @@ void checkDecoderOnPackage(const char *variant, const decay::CpuPackageOptions &
   }
   // Sequence 1 decodes alone up to token 10, then both together.
   for (int64_t t = 3; t < 10; ++t) {
-    DecoderCall call = decoderCall(*programs.kernels, inputs, {1}, t, 1, bf16Tokens);
+    DecayrtCall call = decoderCall(*programs.kernels, inputs, {1}, t, 1, bf16Tokens);
     ASSERT_EQ(decayrt_decoder_step(decoder, &slotOf[1], 1, call.list.data(), call.list.size()),
               DECAYRT_OK)
         << decayrt_last_error();
@@ -239,7 +206,7 @@ void checkDecoderOnPackage(const char *variant, const decay::CpuPackageOptions &
           << decayrt_last_error();
     }
     bool moved = t >= 17;
-    DecoderCall both = decoderCall(*programs.kernels, inputs, {0, 1}, t, 1, bf16Tokens);
+    DecayrtCall both = decoderCall(*programs.kernels, inputs, {0, 1}, t, 1, bf16Tokens);
     if (!moved) {
       int64_t slots[] = {2, 0};
       ASSERT_EQ(decayrt_decoder_step(decoder, slots, 2, both.list.data(), both.list.size()),
@@ -248,8 +215,8 @@ void checkDecoderOnPackage(const char *variant, const decay::CpuPackageOptions &
       place(both, {0, 1}, t, 1);
       continue;
     }
-    DecoderCall first = decoderCall(*programs.kernels, inputs, {0}, t, 1, bf16Tokens);
-    DecoderCall second = decoderCall(*programs.kernels, inputs, {1}, t, 1, bf16Tokens);
+    DecayrtCall first = decoderCall(*programs.kernels, inputs, {0}, t, 1, bf16Tokens);
+    DecayrtCall second = decoderCall(*programs.kernels, inputs, {1}, t, 1, bf16Tokens);
     int64_t zero = 0;
     ASSERT_EQ(decayrt_decoder_step(other, &zero, 1, first.list.data(), first.list.size()),
               DECAYRT_OK)
