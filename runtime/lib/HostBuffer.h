@@ -15,13 +15,17 @@ public:
   static constexpr size_t kAlignment = 256;
 
   explicit HostBuffer(size_t bytes)
-      : data_(::operator new(std::max<size_t>(bytes, kAlignment), std::align_val_t(kAlignment))) {}
+      : capacity_(std::max<size_t>(bytes, kAlignment)),
+        data_(::operator new(capacity_, std::align_val_t(kAlignment))) {}
   ~HostBuffer() { ::operator delete(data_, std::align_val_t(kAlignment)); }
   HostBuffer(const HostBuffer &) = delete;
   HostBuffer &operator=(const HostBuffer &) = delete;
   void *data() const { return data_; }
+  /// The usable bytes (at least what was asked for).
+  size_t capacity() const { return capacity_; }
 
 private:
+  size_t capacity_;
   void *data_;
 };
 

@@ -3,6 +3,7 @@
 #define DECAYRT_LIB_PACKAGE_H
 
 #include "CudaModules.h"
+#include "HostBufferPool.h"
 #include "Manifest.h"
 #include "decayrt/simt_abi.h"
 
@@ -28,8 +29,8 @@ struct LoadedKernel {
 
 } // namespace decayrt::detail
 
-/// Immutable once loaded but for the CUDA module cache, which guards itself,
-/// so any number of threads may run it at once.
+/// Immutable once loaded but for the CUDA module cache and the host buffer
+/// pool, which guard themselves, so any number of threads may run it at once.
 struct decayrt_package {
   void *library = nullptr;  ///< the dlopen handle
   std::string manifestText; ///< a copy of decay_package_manifest
@@ -39,6 +40,8 @@ struct decayrt_package {
   std::vector<decayrt::detail::SimtImage> simtModules;       ///< target simt
   /// The GPU modules loaded so far, per context (filled by decayrt_run_cuda).
   mutable decayrt::detail::cuda::ModuleCache cudaModules;
+  /// The CPU calls' runtime buffers, reused across calls (guards itself).
+  mutable decayrt::detail::HostBufferPool hostBuffers;
 
   /// The CPU kernel of `entry`, or null when the package has none.
   const decayrt::detail::LoadedKernel *findKernel(const std::string &entry) const {

@@ -4,7 +4,7 @@
 #include "CallPlan.h"
 #include "Dtype.h"
 #include "Error.h"
-#include "HostBuffer.h"
+#include "HostBufferPool.h"
 #include "Package.h"
 
 #include <algorithm>
@@ -16,8 +16,18 @@ using namespace decayrt::detail;
 
 namespace {
 
-/// The runtime buffers of one call: zeros, scan initial states, scratch.
+/// The runtime buffers of one call: zeros, scan initial states, scratch,
+/// taken from the package's pool and given back when the call ends.
 struct RuntimeBuffers {
+  explicit RuntimeBuffers(HostBufferPool &pool) : pool(pool) {}
+  ~RuntimeBuffers() {
+    for (std::unique_ptr<HostBuffer> &buffer : owned)
+      pool.give(std::move(buffer));
+  }
+  RuntimeBuffers(const RuntimeBuffers &) = delete;
+  RuntimeBuffers &operator=(const RuntimeBuffers &) = delete;
+
+  HostBufferPool &pool;
   std::vector<std::unique_ptr<HostBuffer>> owned;
   std::vector<int64_t> seqs;                     ///< N rows of (batch row, first token, end token)
   std::vector<std::vector<int64_t>> descriptors; ///< one memref descriptor per argument
@@ -37,7 +47,7 @@ void allocateBuffers(Plan &plan, RuntimeBuffers &buffers) {
     }
   void *scratch = nullptr;
   if (needsScratch) {
-    buffers.owned.push_back(std::make_unique<HostBuffer>(static_cast<size_t>(scratchBytes)));
+    buffers.owned.push_back(buffers.pool.take(static_cast<size_t>(scratchBytes)));
     scratch = buffers.owned.back()->data();
     std::memset(scratch, 0, static_cast<size_t>(scratchBytes));
   }
@@ -51,7 +61,7 @@ void allocateBuffers(Plan &plan, RuntimeBuffers &buffers) {
       break;
     case Source::Zeros:
     case Source::Init:
-      buffers.owned.push_back(std::make_unique<HostBuffer>(static_cast<size_t>(slot.bytes)));
+      buffers.owned.push_back(buffers.pool.take(static_cast<size_t>(slot.bytes)));
       slot.data = buffers.owned.back()->data();
       fillBuffer(slot.data, slot.argument->dtype, slot.bytes / dtypeSize(slot.argument->dtype),
                  slot.fill);
@@ -130,7 +140,7 @@ Error decayrt::detail::runCpuKernel(const decayrt_package &package, const Loaded
   if (Error error = planCall(package, *kernel.kernel, tensors, count, readHostIntegers, plan);
       !error.ok())
     return error;
-  RuntimeBuffers buffers;
+  RuntimeBuffers buffers(package.hostBuffers);
   allocateBuffers(plan, buffers);
   buildDescriptors(*kernel.kernel, plan, buffers);
   zeroOutputs(plan);
