@@ -18,6 +18,8 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -59,12 +61,27 @@ struct ApproximateExpLogPass : PassWrapper<ApproximateExpLogPass, OperationPass<
       signalPassFailure();
   }
 };
+/// Hands out the kernels' parallel work items one at a time (OpenMP's
+/// dynamic schedule, chunk 1) instead of in equal shares.
+struct DynamicSchedulePass : PassWrapper<DynamicSchedulePass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DynamicSchedulePass)
+  StringRef getArgument() const override { return "decay-dynamic-schedule"; }
+  void runOnOperation() override {
+    getOperation().walk([](omp::WsloopOp loop) {
+      OpBuilder b(loop);
+      Value one = arith::ConstantOp::create(b, loop.getLoc(), b.getI32IntegerAttr(1));
+      loop.setScheduleKind(omp::ClauseScheduleKind::Dynamic);
+      loop.getScheduleChunkMutable().assign(one);
+    });
+  }
+};
 } // namespace
 
 void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createConvertSCFToOpenMPPass());
+  pm.addPass(std::make_unique<DynamicSchedulePass>());
   // log1p and expm1 go to libm, which keeps them accurate near 0 (MathToLLVM
   // would expand them to log(1 + x) and exp(x) - 1); exp and log become
   // polynomials in f32 arithmetic; the rest become LLVM intrinsics, which LLVM
@@ -77,7 +94,10 @@ void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch)
   memrefOptions.useGenericFunctions = cachedScratch;
   pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));
   pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(createConvertVectorToLLVMPass());
+  // The chunk kernels' 16x16 transposes (TileTranspose.cpp) as shuffles.
+  ConvertVectorToLLVMPassOptions vectorOptions;
+  vectorOptions.vectorTransposeLowering = vector::VectorTransposeLowering::Shuffle16x16;
+  pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
   pm.addPass(decay::createDecayExpandBf16Pass()); // loads and stores of bf16 tensors
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());

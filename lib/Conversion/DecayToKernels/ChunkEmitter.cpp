@@ -1,5 +1,6 @@
 // The chunk algorithm shared by the chunked forward and backward kernels (MATH.md sections 2 and 3).
 #include "ChunkEmitter.h"
+#include "TileTranspose.h"
 
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -37,12 +38,16 @@ func::FuncOp ChunkEmitter::buildKernel(StringRef name, bool backward, Recurrence
 
 Value ChunkEmitter::row(const Chunk &chunk, Value i) { return arith::AddIOp::create(b, chunk.base, i); }
 
+Value ChunkEmitter::decayChannel(Value c) { return spec.isPerChannel() ? c : index(0); }
+
 Value ChunkEmitter::cumulative(const Chunk &chunk, Value t, Value c) {
   Value r = row(chunk, t);
+  c = decayChannel(c);
   return add(load(chunk.g, {r, c}), load(chunk.gLow, {r, c}));
 }
 
 Value ChunkEmitter::exponentBetweenRows(const Chunk &chunk, Value rt, Value rs, Value c) {
+  c = decayChannel(c);
   return add(sub(load(chunk.g, {rt, c}), load(chunk.g, {rs, c})),
              sub(load(chunk.gLow, {rt, c}), load(chunk.gLow, {rs, c})));
 }
@@ -55,8 +60,10 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
   Value size = index(chunkSize);
   chunk.q = alloc({rows, keyDim});
   chunk.k = alloc({rows, keyDim});
-  chunk.g = alloc({rows, keyDim});
-  chunk.gLow = alloc({rows, keyDim});
+  // A scalar (or no) decay's G is the same in every channel: one column.
+  Value decayColumns = spec.isPerChannel() ? keyDim : index(1);
+  chunk.g = alloc({rows, decayColumns});
+  chunk.gLow = alloc({rows, decayColumns});
   chunk.step = alloc({rows, keyDim});
   chunk.carried = alloc(keyDim);
   chunk.runningHigh = alloc(keyDim);
@@ -117,7 +124,7 @@ void ChunkEmitter::prepareChunk(
       return evaluateRegion(e, [&](unsigned s, Operation *op, Value x) { return scan(e, s, op, x); });
     };
     if (spec.getGranularity() == Granularity::none) {
-      loop(zero, keyDim, [&](Value c) { accumulate(c, real(0.0)); });
+      accumulate(zero, real(0.0));
     } else if (spec.isPerChannel()) {
       // The region per channel, its g parked in the step row; then G and exp(g).
       loop(zero, keyDim, [&](Value c) {
@@ -134,8 +141,7 @@ void ChunkEmitter::prepareChunk(
         store(exp(g), chunk.step, {r, c});
       });
     } else {
-      Value g = evaluate(element)[0];
-      loop(zero, keyDim, [&](Value c) { accumulate(c, g); });
+      accumulate(zero, evaluate(element)[0]);
     }
     loop(zero, keyDim, [&](Value c) {
       store(featureMap(load(q, {at.b, element.t, at.h, c})), chunk.q, {r, c});
@@ -269,15 +275,12 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
 }
 
 void ChunkEmitter::scalarScores(const Chunk &chunk) {
-  Value zero = index(0);
   // Scalar decay: A = (Q K^T) * exp(G_t - G_s), masked; Q K^T as a matmul
   // against K transposed into the work buffer ([K, C]).
-  // Rows of the transpose are written contiguously (strided reads are cheaper than scattered writes).
-  loop(zero, keyDim, [&](Value c) {
-    loop(zero, chunk.length, [&](Value s) { store(load(chunk.k, {row(chunk, s), c}), chunk.work, {c, s}); });
-  });
   MatrixView scores{chunk.a, [](Value t, Value s) -> SmallVector<Value> { return {t, s}; }};
   MatrixView keysT{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
+  MatrixView keys{chunk.k, [&](Value s, Value c) -> SmallVector<Value> { return {row(chunk, s), c}; }};
+  emitTranspose(b, keysT, keys, chunk.length, keyDim);
   emitTileMatmul(b, scores, [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
                  chunk.length, chunk.length, keyDim, /*accumulate=*/false, Triangle::LowerC);
   applyScalarDecayMask(chunk, chunk.a, /*strict=*/false);

@@ -13,8 +13,8 @@ struct Chunk {
   mlir::Value length; ///< tokens in the chunk (<= chunk size)
   mlir::Value base;   ///< row of the chunk's first token in q, k, g
   mlir::Value q, k;   ///< [rows, K]: feature-mapped, rotated query and key
-  mlir::Value g;      ///< [rows, K]: log-decay cumulated from the chunk's first token
-  mlir::Value gLow;   ///< [rows, K]: the rounding error of g (g + gLow is the exact f32 sum)
+  mlir::Value g;      ///< [rows, K] ([rows, 1] unless per channel): log-decay cumulated from the chunk's first token
+  mlir::Value gLow;   ///< like g: the rounding error of g (g + gLow is the exact f32 sum)
   mlir::Value step;   ///< [rows, K]: exp(g_t), the decay of one step (vector decays)
   mlir::Value carried; ///< [K] scratch: a key (or factor) decayed step by step
   mlir::Value runningHigh, runningLow; ///< [K]: G and its rounding error so far (prepareChunk)
@@ -64,6 +64,8 @@ protected:
   void stageValues(const ElementIndex &at, const Chunk &chunk);
   /// Row `i` of the chunk in its q, k and g buffers.
   mlir::Value row(const Chunk &chunk, mlir::Value i);
+  /// The column of g and gLow that holds channel `c`'s decay (0 unless per channel).
+  mlir::Value decayChannel(mlir::Value c);
   /// G_tc of the chunk (t a chunk-local index).
   mlir::Value cumulative(const Chunk &chunk, mlir::Value t, mlir::Value c);
   /// G_tc - G_sc for rows `rt`, `rs` of the chunk's buffers, as (g_t - g_s) +

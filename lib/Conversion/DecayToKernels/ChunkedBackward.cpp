@@ -25,6 +25,7 @@
 // off-diagonal ones, of the size of the result.
 #include "ChunkEmitter.h"
 #include "KernelBuilders.h"
+#include "TileTranspose.h"
 
 using namespace mlir;
 using namespace decay;
@@ -157,10 +158,8 @@ void ChunkedBackwardBuilder::outputGradients(const ElementIndex &at, Value ci, S
 void ChunkedBackwardBuilder::scoreGradients(Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
-  // dA = dnum V^T, against V transposed ([V, C], written row by row).
-  loop(zero, valueDim, [&](Value j) {
-    loop(zero, chunk.length, [&](Value src) { store(load(chunk.values, {src, j}), s.valuesT, {j, src}); });
-  });
+  // dA = dnum V^T, against V transposed ([V, C]).
+  emitTranspose(b, squareView(s.valuesT), valueRows(chunk), chunk.length, valueDim);
   emitTileMatmul(b, squareView(s.dA), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
                  squareView(s.valuesT), chunk.length, chunk.length, valueDim, /*accumulate=*/false,
                  Triangle::LowerC);
@@ -186,9 +185,11 @@ void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
       store(in, s.decayIn, {t, c});
       store(out, s.decayOut, {t, c});
       store(mul(load(chunk.q, {rt, c}), in), s.qd, {t, c});
-      store(mul(load(chunk.k, {rt, c}), out), s.kdT, {c, t});
+      store(mul(load(chunk.k, {rt, c}), out), chunk.work, {t, c});
     });
   });
+  // Kd, formed in rows in the work buffer, transposed into Kd^T.
+  emitTranspose(b, squareView(s.kdT), squareView(chunk.work), chunk.length, keyDim);
 }
 
 void ChunkedBackwardBuilder::stateGradients(Value ci, Scratch &s) {
@@ -345,10 +346,10 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
                  valueDim, chunk.length, chunk.length, /*accumulate=*/false);
   emitTileMatmul(b, dvRows, [&](Value j, Value c) { return load(s.dStateT, {j, c}); }, squareView(s.kdT),
                  valueDim, chunk.length, keyDim, /*accumulate=*/true);
-  loop(zero, chunk.length, [&](Value src) {
-    Value ts = arith::AddIOp::create(b, chunk.first, src);
-    loop(zero, valueDim, [&](Value j) { store(load(s.dvT, {j, src}), args.dv, {at.b, ts, at.h, j}); });
-  });
+  MatrixView dvOut{args.dv, [&](Value src, Value j) -> SmallVector<Value> {
+                     return {at.b, arith::AddIOp::create(b, chunk.first, src), at.h, j};
+                   }};
+  emitTranspose(b, dvOut, dvRows, valueDim, chunk.length);
   // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd; dz likewise with dden.
   loop(zero, keyDim, [&](Value c) {
     Value decay = load(s.decayIn, {last, c});

@@ -36,7 +36,7 @@
 
 // EXAMPLE:       llvm.func @[[NAME]]_forward(
 // EXAMPLE:         omp.parallel {
-// EXAMPLE-NEXT:      omp.wsloop {
+// EXAMPLE-NEXT:      omp.wsloop schedule(dynamic = %{{.*}} : i32) {
 // EXAMPLE-NEXT:        omp.loop_nest (%{{.*}}, %{{.*}}) : i64 = (%{{.*}}, %{{.*}}) to (%{{.*}}, %{{.*}}) step (%{{.*}}, %{{.*}}) collapse(2) {
 // EXAMPLE:               llvm.intr.fmuladd(%{{.*}}, %{{.*}}, %{{.*}}) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
 // EXAMPLE:               omp.yield
@@ -46,7 +46,7 @@
 // EXAMPLE:         llvm.call @[[NAME]]_forward(
 // EXAMPLE:       llvm.func @[[NAME]]_backward(
 // EXAMPLE:         omp.parallel {
-// EXAMPLE-NEXT:      omp.wsloop {
+// EXAMPLE-NEXT:      omp.wsloop schedule(dynamic = %{{.*}} : i32) {
 // EXAMPLE-NEXT:        omp.loop_nest (%{{.*}}, %{{.*}}) : i64 = (%{{.*}}, %{{.*}}) to (%{{.*}}, %{{.*}}) step (%{{.*}}, %{{.*}}) collapse(2) {
 // EXAMPLE:               llvm.intr.fmuladd(%{{.*}}, %{{.*}}, %{{.*}}) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
 // EXAMPLE:               llvm.fpext %{{.*}} : f32 to f64
@@ -71,12 +71,14 @@
 // CHECK-DAG:     %[[SEQSD:[0-9]+]] = llvm.insertvalue %arg50, %{{[0-9]+}}[4, 1] : !llvm.struct<(ptr, ptr, i64, array<2 x i64>, array<2 x i64>)>
 // CHECK-DAG:     %[[QD:[0-9]+]] = llvm.insertvalue %arg10, %{{[0-9]+}}[4, 3] : !llvm.struct<(ptr, ptr, i64, array<4 x i64>, array<4 x i64>)>
 // CHECK-DAG:     %[[NINF:[0-9]+]] = llvm.mlir.constant(0xFF800000 : f32) : f32
+// CHECK-DAG:     %[[ONE:[0-9]+]] = llvm.mlir.constant(1 : i32) : i32
 // CHECK:         %[[NH:[0-9]+]] = llvm.extractvalue %[[QD]][3, 2] : !llvm.struct<(ptr, ptr, i64, array<4 x i64>, array<4 x i64>)>
 // CHECK:         %[[NSEQ:[0-9]+]] = llvm.extractvalue %[[SEQSD]][3, 0] : !llvm.struct<(ptr, ptr, i64, array<2 x i64>, array<2 x i64>)>
 // One OpenMP worksharing loop over the collapsed (sequence, head) nest,
-// holding the whole work item.
+// holding the whole work item, handed out one item at a time (dynamic
+// schedule, chunk 1).
 // CHECK-NEXT:    omp.parallel {
-// CHECK-NEXT:      omp.wsloop {
+// CHECK-NEXT:      omp.wsloop schedule(dynamic = %[[ONE]] : i32) {
 // CHECK-NEXT:        omp.loop_nest (%[[N:arg[0-9]+]], %[[H:arg[0-9]+]]) : i64 = (%[[Z:[0-9]+]], %[[Z]]) to (%[[NSEQ]], %[[NH]]) step (%[[S:[0-9]+]], %[[S]]) collapse(2) {
 // The sequence's row of seqs (3 i64 per row).
 // CHECK:               llvm.mul %[[N]], %{{[0-9]+}} overflow<nsw, nuw> : i64
@@ -131,7 +133,7 @@
 
 // CHECK-LABEL: llvm.func @mamba2_backward(
 // CHECK:         omp.parallel {
-// CHECK-NEXT:      omp.wsloop {
+// CHECK-NEXT:      omp.wsloop schedule(dynamic = %{{[0-9]+}} : i32) {
 // CHECK-NEXT:        omp.loop_nest (%[[N:arg[0-9]+]], %[[H:arg[0-9]+]]) : i64 = (%[[Z:[0-9]+]], %[[Z]]) to (%{{[0-9]+}}, %{{[0-9]+}}) step (%[[S:[0-9]+]], %[[S]]) collapse(2) {
 // CHECK:               llvm.intr.fmuladd(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
 // dLambda in f64.

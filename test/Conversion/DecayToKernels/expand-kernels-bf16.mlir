@@ -46,8 +46,14 @@
 // CHECK-SAME:    %[[DDT:[a-z0-9_]+]]: memref<?x?x?xbf16>, %[[DALOG:[a-z0-9_]+]]: memref<?xf32>, %[[DDTB:[a-z0-9_]+]]: memref<?xf32>)
 // CHECK:         %[[DORAW:.+]] = memref.load %[[DO]][{{.+}}] : memref<?x?x?x?xbf16>
 // CHECK-NEXT:    arith.extf %[[DORAW]] : bf16 to f32
-// CHECK:         %[[DVB:.+]] = arith.truncf %{{.+}} : f32 to bf16
-// CHECK-NEXT:    memref.store %[[DVB]], %[[DV]][{{.+}}] : memref<?x?x?x?xbf16>
+// dv leaves dv^T through the 16x16 transposes, a vector of 16 rounded at a time.
+// CHECK:         %[[DVB:.+]] = arith.truncf %{{.+}} : vector<16xf32> to vector<16xbf16>
+// CHECK:         vector.store %[[DVB]], %[[DV]][{{.+}}] : memref<?x?x?x?xbf16>, vector<16xbf16>
+// The columns, then the rows left over, one element at a time.
+// CHECK:         %[[DVC:.+]] = arith.truncf %{{.+}} : f32 to bf16
+// CHECK:         memref.store %[[DVC]], %[[DV]][{{.+}}] : memref<?x?x?x?xbf16>
+// CHECK:         %[[DVR:.+]] = arith.truncf %{{.+}} : f32 to bf16
+// CHECK:         memref.store %[[DVR]], %[[DV]][{{.+}}] : memref<?x?x?x?xbf16>
 // CHECK:         %[[DQB:.+]] = arith.truncf %{{.+}} : f32 to bf16
 // CHECK-NEXT:    memref.store %[[DQB]], %[[DQ]][{{.+}}] : memref<?x?x?x?xbf16>
 // CHECK:         %[[DKB:.+]] = arith.truncf %{{.+}} : f32 to bf16

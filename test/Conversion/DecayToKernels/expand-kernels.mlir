@@ -57,12 +57,14 @@
 // The running state lives in ht, starting from h0.
 // CHECK:           %[[H0V:.*]] = memref.load %[[H0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // CHECK-NEXT:      memref.store %[[H0V]], %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// Per-chunk buffers: q, k, G and G's rounding error [C, K]; A [C, C]; work [max(C, K)]^2; out, values [C, V].
+// Per-chunk buffers: q, k [C, K]; G and G's rounding error [C, 1] (a scalar
+// decay's G is the same in every channel); A [C, C]; work [max(C, K)]^2; out, values [C, V].
 // CHECK:           %[[CSA:.*]] = arith.constant 64 : index
 // CHECK-NEXT:      %[[QC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[KC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
-// CHECK-NEXT:      %[[GC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
-// CHECK-NEXT:      %[[GLOW:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[ONECOL:.*]] = arith.constant 1 : index
+// CHECK-NEXT:      %[[GC:.*]] = memref.alloc(%[[CS]], %[[ONECOL]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[GLOW:.*]] = memref.alloc(%[[CS]], %[[ONECOL]]) : memref<?x?xf32>
 // Per-step decays exp(g) [C, K] (vector decays); a decayed key, and G and its
 // rounding error so far, per channel [K].
 // CHECK-NEXT:      memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
@@ -93,22 +95,21 @@
 // CHECK-NEXT:          memref.load %[[ALOG]][%[[H]]] : memref<?xf32>
 // CHECK-NEXT:          memref.load %[[DTB]][%[[H]]] : memref<?xf32>
 // CHECK:               %[[G:.*]] = arith.mulf %{{.*}}, %{{.*}} : f32
-// The inclusive cumsum G of g, every channel, with its rounding error
+// The inclusive cumsum G of g, once (column 0), with its rounding error
 // (TwoSum) in GLOW; the running pair carries them to the next token.
-// CHECK:               scf.for %[[C:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
-// CHECK-NEXT:            %[[BEFORE:.*]] = memref.load %[[RUNHIGH]][%[[C]]] : memref<?xf32>
-// CHECK-NEXT:            %[[CUM:.*]] = arith.addf %[[BEFORE]], %[[G]] : f32
-// CHECK-NEXT:            %[[GPART:.*]] = arith.subf %[[CUM]], %[[BEFORE]] : f32
-// CHECK-NEXT:            %[[BPART:.*]] = arith.subf %[[CUM]], %[[GPART]] : f32
-// CHECK-NEXT:            %[[BERR:.*]] = arith.subf %[[BEFORE]], %[[BPART]] : f32
-// CHECK-NEXT:            %[[GERR:.*]] = arith.subf %[[G]], %[[GPART]] : f32
-// CHECK-NEXT:            %[[ROUNDING:.*]] = arith.addf %[[BERR]], %[[GERR]] : f32
-// CHECK-NEXT:            %[[LOWBEFORE:.*]] = memref.load %[[RUNLOW]][%[[C]]] : memref<?xf32>
-// CHECK-NEXT:            %[[LOW:.*]] = arith.addf %[[LOWBEFORE]], %[[ROUNDING]] : f32
-// CHECK-NEXT:            memref.store %[[CUM]], %[[GC]][%{{.*}}, %[[C]]] : memref<?x?xf32>
-// CHECK-NEXT:            memref.store %[[CUM]], %[[RUNHIGH]][%[[C]]] : memref<?xf32>
-// CHECK-NEXT:            memref.store %[[LOW]], %[[GLOW]][%{{.*}}, %[[C]]] : memref<?x?xf32>
-// CHECK-NEXT:            memref.store %[[LOW]], %[[RUNLOW]][%[[C]]] : memref<?xf32>
+// CHECK-NEXT:          %[[BEFORE:.*]] = memref.load %[[RUNHIGH]][%[[C:[a-z0-9_]+]]] : memref<?xf32>
+// CHECK-NEXT:          %[[CUM:.*]] = arith.addf %[[BEFORE]], %[[G]] : f32
+// CHECK-NEXT:          %[[GPART:.*]] = arith.subf %[[CUM]], %[[BEFORE]] : f32
+// CHECK-NEXT:          %[[BPART:.*]] = arith.subf %[[CUM]], %[[GPART]] : f32
+// CHECK-NEXT:          %[[BERR:.*]] = arith.subf %[[BEFORE]], %[[BPART]] : f32
+// CHECK-NEXT:          %[[GERR:.*]] = arith.subf %[[G]], %[[GPART]] : f32
+// CHECK-NEXT:          %[[ROUNDING:.*]] = arith.addf %[[BERR]], %[[GERR]] : f32
+// CHECK-NEXT:          %[[LOWBEFORE:.*]] = memref.load %[[RUNLOW]][%[[C]]] : memref<?xf32>
+// CHECK-NEXT:          %[[LOW:.*]] = arith.addf %[[LOWBEFORE]], %[[ROUNDING]] : f32
+// CHECK-NEXT:          memref.store %[[CUM]], %[[GC]][%{{.*}}, %[[C]]] : memref<?x?xf32>
+// CHECK-NEXT:          memref.store %[[CUM]], %[[RUNHIGH]][%[[C]]] : memref<?xf32>
+// CHECK-NEXT:          memref.store %[[LOW]], %[[GLOW]][%{{.*}}, %[[C]]] : memref<?x?xf32>
+// CHECK-NEXT:          memref.store %[[LOW]], %[[RUNLOW]][%[[C]]] : memref<?xf32>
 // The rows of q and k.
 // CHECK:                 memref.load %[[Q]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // CHECK-NEXT:            memref.store %{{.*}}, %[[QC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
@@ -117,7 +118,12 @@
 // The chunk's rows of v, staged contiguously.
 // CHECK:               memref.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // CHECK-NEXT:          memref.store %{{.*}}, %[[VALS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// K transposed into the work buffer.
+// K transposed into the work buffer in 16x16 blocks (16 rows of K as
+// vectors, transposed in registers, stored as 16 rows of K^T), then the
+// columns and rows left over element by element.
+// CHECK:               vector.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK:               vector.transpose %{{.*}}, [1, 0] : vector<16x16xf32> to vector<16x16xf32>
+// CHECK:               vector.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:               memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // CHECK-NEXT:          memref.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // A = Q K^T as a register-tiled matmul: 8 rows x 32 columns, 16 vector<16xf32>
@@ -265,12 +271,14 @@
 // BWD:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
 // BWD-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %[[START]] : index
 // BWD-NEXT:      %[[NCHUNKS:.*]] = arith.ceildivsi %[[SEQLEN]], %[[CS]] : index
-// q, k, G and G's rounding error of the whole sequence, the chunk buffers;
-// the state entering each chunk, H^T [V, K] (states are held transposed).
+// q, k, G and G's rounding error (one column: a scalar decay) of the whole
+// sequence, the chunk buffers; the state entering each chunk, H^T [V, K]
+// (states are held transposed).
 // BWD:           %[[QS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[KS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[GS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[GLOWS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[ONECOL:.*]] = arith.constant 1 : index
+// BWD-NEXT:      %[[GS:.*]] = memref.alloc(%[[SEQLEN]], %[[ONECOL]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[GLOWS:.*]] = memref.alloc(%[[SEQLEN]], %[[ONECOL]]) : memref<?x?xf32>
 // BWD:           %[[ENTERING:.*]] = memref.alloc(%[[NCHUNKS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
 // BWD-NEXT:      memref.alloc(%[[NCHUNKS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[STATE:.*]] = memref.alloc(%[[VD]], %[[KD]]) : memref<?x?xf32>

@@ -1,0 +1,88 @@
+// Transposes f32 matrices between memref views in 16x16 register blocks, for the chunk kernels.
+#include "TileTranspose.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/TypeUtilities.h"
+
+using namespace mlir;
+using namespace decay;
+
+namespace {
+constexpr int64_t kBlock = 16; // f32 lanes of an AVX-512 vector
+
+/// Emits body(i) for i in [from, to) by `step`.
+void forRange(ImplicitLocOpBuilder &b, Value from, Value to, int64_t step, function_ref<void(Value)> body) {
+  auto loop = scf::ForOp::create(b, from, to, arith::ConstantIndexOp::create(b, step));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  body(loop.getInductionVar());
+}
+
+/// `value` (scalar or vector, as loaded) widened to f32 when stored narrower (bf16).
+Value widened(ImplicitLocOpBuilder &b, Value value) {
+  Type f32 = b.getF32Type();
+  if (getElementTypeOrSelf(value.getType()) == f32)
+    return value;
+  auto vector = dyn_cast<VectorType>(value.getType());
+  return arith::ExtFOp::create(b, vector ? Type(vector.clone(f32)) : f32, value);
+}
+/// f32 `value` rounded to nearest even to `memref`'s element type when narrower (bf16).
+Value narrowed(ImplicitLocOpBuilder &b, Value value, Value memref) {
+  Type stored = cast<MemRefType>(memref.getType()).getElementType();
+  if (stored == b.getF32Type())
+    return value;
+  auto vector = dyn_cast<VectorType>(value.getType());
+  return arith::TruncFOp::create(b, vector ? Type(vector.clone(stored)) : stored, value);
+}
+
+/// One 16 x 16 block: source rows [i, i + 16), columns [j, j + 16).
+void transposeBlock(ImplicitLocOpBuilder &b, const MatrixView &dest, const MatrixView &source, Value i,
+                    Value j) {
+  auto rowType = VectorType::get({kBlock}, b.getF32Type());
+  auto blockType = VectorType::get({kBlock, kBlock}, b.getF32Type());
+  auto offset = [&](Value base, int64_t r) {
+    return arith::AddIOp::create(b, base, arith::ConstantIndexOp::create(b, r)).getResult();
+  };
+  Value block = arith::ConstantOp::create(b, DenseElementsAttr::get(blockType, 0.0f));
+  auto sourceRowType = rowType.clone(cast<MemRefType>(source.memref.getType()).getElementType());
+  for (int64_t r = 0; r < kBlock; ++r) {
+    Value row = widened(b, vector::LoadOp::create(b, sourceRowType, source.memref,
+                                                  source.indices(offset(i, r), j)));
+    block = vector::InsertOp::create(b, row, block, ArrayRef<int64_t>{r});
+  }
+  Value transposed = vector::TransposeOp::create(b, block, ArrayRef<int64_t>{1, 0});
+  for (int64_t r = 0; r < kBlock; ++r) {
+    Value row = narrowed(b, vector::ExtractOp::create(b, transposed, ArrayRef<int64_t>{r}), dest.memref);
+    vector::StoreOp::create(b, row, dest.memref, dest.indices(offset(j, r), i));
+  }
+}
+
+/// dest[j, i] = source[i, j] element by element over rows [i0, i1), columns [j0, j1).
+void transposeElements(ImplicitLocOpBuilder &b, const MatrixView &dest, const MatrixView &source, Value i0,
+                       Value i1, Value j0, Value j1) {
+  forRange(b, j0, j1, 1, [&](Value j) {
+    forRange(b, i0, i1, 1, [&](Value i) {
+      Value element = widened(b, memref::LoadOp::create(b, source.memref, source.indices(i, j)));
+      memref::StoreOp::create(b, narrowed(b, element, dest.memref), dest.memref, dest.indices(j, i));
+    });
+  });
+}
+} // namespace
+
+void decay::emitTranspose(ImplicitLocOpBuilder &b, const MatrixView &dest, const MatrixView &source, Value rows,
+                          Value cols) {
+  auto floorToBlock = [&](Value x) {
+    Value step = arith::ConstantIndexOp::create(b, kBlock);
+    return arith::MulIOp::create(b, arith::DivUIOp::create(b, x, step), step).getResult();
+  };
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value rows16 = floorToBlock(rows), cols16 = floorToBlock(cols);
+  forRange(b, zero, rows16, kBlock, [&](Value i) {
+    forRange(b, zero, cols16, kBlock, [&](Value j) { transposeBlock(b, dest, source, i, j); });
+  });
+  transposeElements(b, dest, source, zero, rows16, cols16, cols); // columns left over
+  transposeElements(b, dest, source, rows16, rows, zero, cols);   // rows left over
+}
