@@ -208,9 +208,9 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
   // t = r + i, decayed row by row in the work buffer (contiguous, so the exps
   // vectorize), then transposed.
   decayRows(chunk, chunk.q, r, blockEnd, r, chunk.work, /*later=*/true);
-  loop(zero, keyDim, [&](Value c) {
-    loop(zero, blockLength, [&](Value i) { store(load(chunk.work, {i, c}), chunk.sub, {c, i}); });
-  });
+  MatrixView decayedQueries{chunk.work, [](Value i, Value c) -> SmallVector<Value> { return {i, c}; }};
+  MatrixView queriesT{chunk.sub, [](Value c, Value i) -> SmallVector<Value> { return {c, i}; }};
+  emitTranspose(b, queriesT, decayedQueries, blockLength, keyDim);
   // A[r + i, s] for the earlier tokens, kEarlier at a time: one
   // vector<16xf32> per token over the sub-block's rows, accumulated over the
   // channels (r is a multiple of kSubBlock, so of kEarlier).

@@ -543,6 +543,9 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:            %[[DIFF:.*]] = arith.addf %[[HIGH]], %[[LOWD]] : f32
 // CHECK:                 %[[F:.*]] = math.exp %[[DIFF]] : f32
 // CHECK:                 memref.store %{{.*}}, %[[DKEYS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// The decayed queries transposed into SUBC in 16x16 register blocks.
+// CHECK:               vector.transpose %{{.*}}, [1, 0] : vector<16x16xf32> to vector<16x16xf32>
+// CHECK:               vector.store %{{.*}}, %[[SUBC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:               memref.store %{{.*}}, %[[SUBC]]
 // CHECK:               %[[TILE:.*]]:8 = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
 // CHECK-NEXT:            %[[QROW:.*]] = vector.load %[[SUBC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
