@@ -61,13 +61,19 @@ struct ApproximateExpLogPass : PassWrapper<ApproximateExpLogPass, OperationPass<
       signalPassFailure();
   }
 };
-/// Hands out the kernels' parallel work items one at a time (OpenMP's
-/// dynamic schedule, chunk 1) instead of in equal shares.
+/// Hands out the chunked kernels' work items, (sequence, head) pairs of
+/// unequal length under varlen, one at a time (OpenMP's dynamic schedule,
+/// chunk 1) instead of in equal shares. The step kernels (`*_step`) keep the
+/// static schedule: their items are equal, and a decoding step is short
+/// enough for the dispatch to show.
 struct DynamicSchedulePass : PassWrapper<DynamicSchedulePass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DynamicSchedulePass)
   StringRef getArgument() const override { return "decay-dynamic-schedule"; }
   void runOnOperation() override {
     getOperation().walk([](omp::WsloopOp loop) {
+      auto function = loop->getParentOfType<func::FuncOp>();
+      if (function && function.getSymName().ends_with("_step"))
+        return;
       OpBuilder b(loop);
       Value one = arith::ConstantOp::create(b, loop.getLoc(), b.getI32IntegerAttr(1));
       loop.setScheduleKind(omp::ClauseScheduleKind::Dynamic);

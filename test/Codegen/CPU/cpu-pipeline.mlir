@@ -16,6 +16,14 @@
 // RUN: decay-opt %examples/d2d_exp.mlir --decay-derive-gradients --decay-expand-kernels=backward=true --decay-cpu-kernels-to-llvm > %t.d2d_exp && FileCheck %s --check-prefix=EXAMPLE -DNAME=d2d_exp < %t.d2d_exp && FileCheck %s --check-prefix=ONLY < %t.d2d_exp
 // RUN: decay-opt %examples/d2d_elu.mlir --decay-derive-gradients --decay-expand-kernels=backward=true --decay-cpu-kernels-to-llvm > %t.d2d_elu && FileCheck %s --check-prefix=EXAMPLE -DNAME=d2d_elu < %t.d2d_elu && FileCheck %s --check-prefix=ONLY < %t.d2d_elu
 
+// The chunked kernels hand out their work items one at a time (dynamic
+// schedule); the step kernel keeps equal static shares.
+// RUN: decay-opt %examples/mamba2.mlir --decay-expand-kernels=step=true --decay-cpu-kernels-to-llvm | FileCheck %s --check-prefix=SCHED
+// SCHED-LABEL: llvm.func @mamba2_forward(
+// SCHED:         omp.wsloop schedule(dynamic = %{{[0-9]+}} : i32) {
+// SCHED-LABEL: llvm.func @mamba2_step(
+// SCHED:         omp.wsloop {
+
 // Only the llvm dialect remains, plus the OpenMP ops that carry the
 // (sequence, head) loop (omp.parallel, omp.wsloop, omp.loop_nest, with llvm
 // types) for the LLVM IR translation.
