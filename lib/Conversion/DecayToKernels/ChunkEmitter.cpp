@@ -157,9 +157,17 @@ void ChunkEmitter::prepareChunk(
   stageValues(at, chunk);
 }
 
-MatrixView ChunkEmitter::valueRows(const Chunk &chunk) {
-  return {chunk.values, [](Value s, Value j) -> SmallVector<Value> { return {s, j}; }};
+MatrixView ChunkEmitter::rowMajor(Value buffer) {
+  return {buffer, [](Value i, Value j) -> SmallVector<Value> { return {i, j}; }};
 }
+
+MatrixView ChunkEmitter::tokenRows(const Chunk &chunk, Value buffer) {
+  return {buffer, [this, base = chunk.base](Value i, Value c) -> SmallVector<Value> {
+            return {arith::AddIOp::create(b, base, i), c};
+          }};
+}
+
+MatrixView ChunkEmitter::valueRows(const Chunk &chunk) { return rowMajor(chunk.values); }
 
 void ChunkEmitter::decayRows(const Chunk &chunk, Value source, Value from, Value to, Value ref,
                              Value dest, bool later) {
@@ -208,9 +216,7 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
   // t = r + i, decayed row by row in the work buffer (contiguous, so the exps
   // vectorize), then transposed.
   decayRows(chunk, chunk.q, r, blockEnd, r, chunk.work, /*later=*/true);
-  MatrixView decayedQueries{chunk.work, [](Value i, Value c) -> SmallVector<Value> { return {i, c}; }};
-  MatrixView queriesT{chunk.sub, [](Value c, Value i) -> SmallVector<Value> { return {c, i}; }};
-  emitTranspose(b, queriesT, decayedQueries, blockLength, keyDim);
+  emitTranspose(b, rowMajor(chunk.sub), rowMajor(chunk.work), blockLength, keyDim);
   // A[r + i, s] for the earlier tokens, kEarlier at a time: one
   // vector<16xf32> per token over the sub-block's rows, accumulated over the
   // channels (r is a multiple of kSubBlock, so of kEarlier).
@@ -277,11 +283,9 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
 void ChunkEmitter::scalarScores(const Chunk &chunk) {
   // Scalar decay: A = (Q K^T) * exp(G_t - G_s), masked; Q K^T as a matmul
   // against K transposed into the work buffer ([K, C]).
-  MatrixView scores{chunk.a, [](Value t, Value s) -> SmallVector<Value> { return {t, s}; }};
-  MatrixView keysT{chunk.work, [](Value c, Value s) -> SmallVector<Value> { return {c, s}; }};
-  MatrixView keys{chunk.k, [&](Value s, Value c) -> SmallVector<Value> { return {row(chunk, s), c}; }};
-  emitTranspose(b, keysT, keys, chunk.length, keyDim);
-  emitTileMatmul(b, scores, [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
+  MatrixView keysT = rowMajor(chunk.work);
+  emitTranspose(b, keysT, tokenRows(chunk, chunk.k), chunk.length, keyDim);
+  emitTileMatmul(b, rowMajor(chunk.a), [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
                  chunk.length, chunk.length, keyDim, /*accumulate=*/false, Triangle::LowerC);
   applyScalarDecayMask(chunk, chunk.a, /*strict=*/false);
 }
@@ -325,7 +329,7 @@ void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, V
     });
   });
   SmallVector<Value> prefix(statePrefix);
-  MatrixView out{chunk.out, [](Value t, Value j) -> SmallVector<Value> { return {t, j}; }};
+  MatrixView out = rowMajor(chunk.out);
   MatrixView stateRows{state, [prefix](Value c, Value j) {
                          SmallVector<Value> indices(prefix);
                          indices.append({c, j});
@@ -386,9 +390,8 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
                          return indices;
                        }};
   if (transposed) {
-    MatrixView decayedKeys{chunk.work, [](Value s, Value c) -> SmallVector<Value> { return {s, c}; }};
     emitTileMatmul(b, stateRows, [&](Value j, Value s) { return load(chunk.values, {s, j}); },
-                   decayedKeys, valueDim, keyDim, chunk.length, /*accumulate=*/true);
+                   rowMajor(chunk.work), valueDim, keyDim, chunk.length, /*accumulate=*/true);
   } else {
     emitTileMatmul(b, stateRows, [&](Value c, Value s) { return load(chunk.work, {s, c}); },
                    valueRows(chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true);

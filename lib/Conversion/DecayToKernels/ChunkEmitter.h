@@ -103,6 +103,11 @@ protected:
   void advanceState(const ElementIndex &at, const Chunk &chunk, mlir::Value state,
                     mlir::ValueRange statePrefix, mlir::Value norm, mlir::ValueRange normPrefix,
                     bool transposed = false);
+  /// A row-major [rows, cols] buffer as a matmul or transpose operand.
+  static MatrixView rowMajor(mlir::Value buffer);
+  /// The chunk's tokens' rows of a per-token buffer (chunk.q, chunk.k): row i
+  /// is the buffer's row(chunk, i).
+  MatrixView tokenRows(const Chunk &chunk, mlir::Value buffer);
   /// The chunk's rows of v (row s is v[b, first + s, h, :]), as staged in
   /// `chunk.values` by prepareChunk: contiguous, where v's rows are H * V apart
   /// (4 KiB at H = 8, V = 128: the same cache set for every row).

@@ -84,10 +84,6 @@ private:
   void finishChunk(const ElementIndex &at, Value start, Scratch &s);
   /// Chunk `index` of the sequence [start, end).
   void locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex);
-  /// A row-major [rows, cols] buffer as a matmul operand.
-  static MatrixView squareView(Value buffer) {
-    return {buffer, [](Value i, Value j) -> SmallVector<Value> { return {i, j}; }};
-  }
 
   AdjointOp adjoint;
   RecurrenceArgs args;
@@ -159,9 +155,9 @@ void ChunkedBackwardBuilder::scoreGradients(Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   // dA = dnum V^T, against V transposed ([V, C]).
-  emitTranspose(b, squareView(s.valuesT), valueRows(chunk), chunk.length, valueDim);
-  emitTileMatmul(b, squareView(s.dA), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
-                 squareView(s.valuesT), chunk.length, chunk.length, valueDim, /*accumulate=*/false,
+  emitTranspose(b, rowMajor(s.valuesT), valueRows(chunk), chunk.length, valueDim);
+  emitTileMatmul(b, rowMajor(s.dA), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
+                 rowMajor(s.valuesT), chunk.length, chunk.length, valueDim, /*accumulate=*/false,
                  Triangle::LowerC);
   if (spec.getNormalizer())
     loop(zero, chunk.length, [&](Value t) {
@@ -189,7 +185,7 @@ void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
     });
   });
   // Kd, formed in rows in the work buffer, transposed into Kd^T.
-  emitTranspose(b, squareView(s.kdT), squareView(chunk.work), chunk.length, keyDim);
+  emitTranspose(b, rowMajor(s.kdT), rowMajor(chunk.work), chunk.length, keyDim);
 }
 
 void ChunkedBackwardBuilder::stateGradients(Value ci, Scratch &s) {
@@ -199,10 +195,10 @@ void ChunkedBackwardBuilder::stateGradients(Value ci, Scratch &s) {
   // dq = exp(G) (dnum H^T + dden z), dkH = exp(G_last - G) (V dH^T + dz),
   // against the states held transposed.
   MatrixView enteringT{s.entering, [ci](Value j, Value c) -> SmallVector<Value> { return {ci, j, c}; }};
-  emitTileMatmul(b, squareView(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
+  emitTileMatmul(b, rowMajor(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
                  enteringT, chunk.length, keyDim, valueDim, /*accumulate=*/false);
-  emitTileMatmul(b, squareView(s.dkState), [&](Value src, Value j) { return load(chunk.values, {src, j}); },
-                 squareView(s.dStateT), chunk.length, keyDim, valueDim, /*accumulate=*/false);
+  emitTileMatmul(b, rowMajor(s.dkState), [&](Value src, Value j) { return load(chunk.values, {src, j}); },
+                 rowMajor(s.dStateT), chunk.length, keyDim, valueDim, /*accumulate=*/false);
   loop(zero, chunk.length, [&](Value t) {
     loop(zero, keyDim, [&](Value c) {
       Value fromState = load(s.dq, {t, c}), toState = load(s.dkState, {t, c});
@@ -218,8 +214,7 @@ void ChunkedBackwardBuilder::stateGradients(Value ci, Scratch &s) {
 
 void ChunkedBackwardBuilder::pairGradients(Scratch &s) {
   Chunk &chunk = s.chunk;
-  MatrixView keys{chunk.k, [&](Value src, Value c) -> SmallVector<Value> { return {row(chunk, src), c}; }};
-  MatrixView queries{chunk.q, [&](Value t, Value c) -> SmallVector<Value> { return {row(chunk, t), c}; }};
+  MatrixView keys = tokenRows(chunk, chunk.k), queries = tokenRows(chunk, chunk.q);
   if (!spec.isPerChannel()) {
     // D = dA * exp(G_t - G_s), strictly below the diagonal; dq += D K, dk' = D^T Q.
     Value zero = index(0);
@@ -227,9 +222,9 @@ void ChunkedBackwardBuilder::pairGradients(Scratch &s) {
       loop(zero, chunk.length, [&](Value src) { store(load(s.dA, {t, src}), s.pairs, {t, src}); });
     });
     applyScalarDecayMask(chunk, s.pairs, /*strict=*/true);
-    emitTileMatmul(b, squareView(s.dq), [&](Value t, Value src) { return load(s.pairs, {t, src}); }, keys,
+    emitTileMatmul(b, rowMajor(s.dq), [&](Value t, Value src) { return load(s.pairs, {t, src}); }, keys,
                    chunk.length, keyDim, chunk.length, /*accumulate=*/true, Triangle::LowerA);
-    emitTileMatmul(b, squareView(s.dkPairs), [&](Value src, Value t) { return load(s.pairs, {t, src}); },
+    emitTileMatmul(b, rowMajor(s.dkPairs), [&](Value src, Value t) { return load(s.pairs, {t, src}); },
                    queries, chunk.length, keyDim, chunk.length, /*accumulate=*/false, Triangle::UpperA);
     return;
   }
@@ -251,8 +246,8 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   Value r = block.first, blockEnd = block.end, blockLength = block.length;
   Value blockLast = arith::SubIOp::create(b, blockEnd, index(1));
   Value rr = row(chunk, r), rLast = row(chunk, blockLast);
-  MatrixView temp = squareView(s.blockTemp);
-  MatrixView decayed = squareView(chunk.decayedKeys);
+  MatrixView temp = rowMajor(s.blockTemp);
+  MatrixView decayed = rowMajor(chunk.decayedKeys);
   // Inside the sub-block, pair by pair (channel innermost, contiguous), the
   // decay from src to t carried as a product of steps exp(g) (each <= 1).
   loop(r, blockEnd, [&](Value src) {
@@ -341,10 +336,10 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
   Chunk &chunk = s.chunk;
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
   // dv^T = dnum^T A + dH^T Kd^T (dH held transposed), then into dv.
-  MatrixView dvRows = squareView(s.dvT);
-  emitTileMatmul(b, dvRows, [&](Value j, Value t) { return load(s.dnum, {t, j}); }, squareView(chunk.a),
+  MatrixView dvRows = rowMajor(s.dvT);
+  emitTileMatmul(b, dvRows, [&](Value j, Value t) { return load(s.dnum, {t, j}); }, rowMajor(chunk.a),
                  valueDim, chunk.length, chunk.length, /*accumulate=*/false);
-  emitTileMatmul(b, dvRows, [&](Value j, Value c) { return load(s.dStateT, {j, c}); }, squareView(s.kdT),
+  emitTileMatmul(b, dvRows, [&](Value j, Value c) { return load(s.dStateT, {j, c}); }, rowMajor(s.kdT),
                  valueDim, chunk.length, keyDim, /*accumulate=*/true);
   MatrixView dvOut{args.dv, [&](Value src, Value j) -> SmallVector<Value> {
                      return {at.b, arith::AddIOp::create(b, chunk.first, src), at.h, j};
@@ -362,8 +357,8 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
   loop(zero, valueDim, [&](Value j) {
     loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.carried, c), load(s.dStateT, {j, c})), s.dStateT, {j, c}); });
   });
-  emitTileMatmul(b, squareView(s.dStateT), [&](Value j, Value t) { return load(s.dnum, {t, j}); },
-                 squareView(s.qd), valueDim, keyDim, chunk.length, /*accumulate=*/true);
+  emitTileMatmul(b, rowMajor(s.dStateT), [&](Value j, Value t) { return load(s.dnum, {t, j}); },
+                 rowMajor(s.qd), valueDim, keyDim, chunk.length, /*accumulate=*/true);
 }
 
 void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Scratch &s) {

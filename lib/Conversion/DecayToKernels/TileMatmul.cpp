@@ -139,16 +139,17 @@ void TileMatmulEmitter::scalarBlock(Value i0, Value i1, Value j0, Value j1) {
 }
 } // namespace
 
+Value decay::floorToMultiple(ImplicitLocOpBuilder &b, Value x, int64_t multiple) {
+  Value step = arith::ConstantIndexOp::create(b, multiple);
+  return arith::MulIOp::create(b, arith::DivUIOp::create(b, x, step), step).getResult();
+}
+
 void decay::emitTileMatmul(ImplicitLocOpBuilder &b, const MatrixView &c,
                            function_ref<Value(Value, Value)> a, const MatrixView &bMatrix, Value m,
                            Value n, Value k, bool accumulate, Triangle triangle) {
   TileMatmulEmitter emitter(b, c, a, bMatrix, k, accumulate, triangle);
-  auto floorTo = [&](Value x, int64_t multiple) {
-    Value step = arith::ConstantIndexOp::create(b, multiple);
-    return arith::MulIOp::create(b, arith::DivUIOp::create(b, x, step), step).getResult();
-  };
   Value zero = arith::ConstantIndexOp::create(b, 0);
-  Value m8 = floorTo(m, kRows), n32 = floorTo(n, kWidth * kVectors);
+  Value m8 = floorToMultiple(b, m, kRows), n32 = floorToMultiple(b, n, kWidth * kVectors);
   emitter.vectorTiles(zero, m8, kRows, n32);  // full tiles
   emitter.vectorTiles(m8, m, 1, n32);         // leftover rows, one at a time
   emitter.scalarBlock(zero, m, n32, n);       // leftover columns

@@ -23,6 +23,9 @@ enum class Triangle {
   LowerC, ///< only C[i, j] for j <= i is needed; the rest is left unwritten
 };
 
+/// x rounded down to a multiple of `multiple` (x >= 0): where full tiles end.
+mlir::Value floorToMultiple(mlir::ImplicitLocOpBuilder &b, mlir::Value x, int64_t multiple);
+
 /// Emits C[M,N] (+)= A[M,K] B[K,N] in f32: 8x32 register tiles of
 /// vector<16xf32> accumulators over k, with B and C read along their
 /// contiguous columns and A's elements, from `a(i, k)`, broadcast (so A may

@@ -74,12 +74,8 @@ void transposeElements(ImplicitLocOpBuilder &b, const MatrixView &dest, const Ma
 
 void decay::emitTranspose(ImplicitLocOpBuilder &b, const MatrixView &dest, const MatrixView &source, Value rows,
                           Value cols) {
-  auto floorToBlock = [&](Value x) {
-    Value step = arith::ConstantIndexOp::create(b, kBlock);
-    return arith::MulIOp::create(b, arith::DivUIOp::create(b, x, step), step).getResult();
-  };
   Value zero = arith::ConstantIndexOp::create(b, 0);
-  Value rows16 = floorToBlock(rows), cols16 = floorToBlock(cols);
+  Value rows16 = floorToMultiple(b, rows, kBlock), cols16 = floorToMultiple(b, cols, kBlock);
   forRange(b, zero, rows16, kBlock, [&](Value i) {
     forRange(b, zero, cols16, kBlock, [&](Value j) { transposeBlock(b, dest, source, i, j); });
   });
