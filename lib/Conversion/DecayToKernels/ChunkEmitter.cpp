@@ -66,6 +66,7 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
   chunk.gLow = alloc({rows, decayColumns});
   chunk.step = alloc({rows, keyDim});
   chunk.carried = alloc(keyDim);
+  chunk.product = alloc(keyDim);
   chunk.runningHigh = alloc(keyDim);
   chunk.runningLow = alloc(keyDim);
   chunk.a = alloc({size, size});
@@ -78,7 +79,7 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
 }
 
 void ChunkEmitter::releaseChunk(const Chunk &chunk) {
-  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.gLow, chunk.step, chunk.carried,
+  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.gLow, chunk.step, chunk.carried, chunk.product,
                        chunk.runningHigh, chunk.runningLow, chunk.a,
                        chunk.work, chunk.out, chunk.values, chunk.sub, chunk.decayedKeys})
     memref::DeallocOp::create(b, buffer);
@@ -171,14 +172,46 @@ MatrixView ChunkEmitter::valueRows(const Chunk &chunk) { return rowMajor(chunk.v
 
 void ChunkEmitter::decayRows(const Chunk &chunk, Value source, Value from, Value to, Value ref,
                              Value dest, bool later) {
-  Value rRef = row(chunk, ref);
-  loop(from, to, [&](Value i) {
-    Value ri = row(chunk, i);
-    Value di = arith::SubIOp::create(b, i, from);
-    loop(index(0), keyDim, [&](Value c) {
-      Value exponent = later ? exponentBetweenRows(chunk, ri, rRef, c) : exponentBetweenRows(chunk, rRef, ri, c);
-      store(mul(load(source, {ri, c}), exp(exponent)), dest, {di, c});
+  runningDecay(chunk, from, to, ref, later, [&](Value i, Value c, Value decay) {
+    store(mul(load(source, {row(chunk, i), c}), decay), dest, {arith::SubIOp::create(b, i, from), c});
+  });
+}
+
+void ChunkEmitter::runningDecay(const Chunk &chunk, Value from, Value to, Value ref, bool later,
+                                function_ref<void(Value, Value, Value)> use) {
+  Value zero = index(0), one = index(1);
+  auto multiplyStep = [&](Value u) {
+    Value ru = row(chunk, u);
+    loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.product, c), load(chunk.step, {ru, c})), chunk.product, c); });
+  };
+  loop(zero, keyDim, [&](Value c) { store(real(1.0), chunk.product, c); });
+  // Token i's decay is its neighbour's (nearer ref) times one step, unless i
+  // is ref itself (decay 1); the steps between ref and the range come first.
+  auto visit = [&](Value i, Value applies, Value stepRow) {
+    loop(zero, keyDim, [&](Value c) {
+      Value factor = arith::SelectOp::create(b, applies, load(chunk.step, {stepRow, c}), real(1.0));
+      Value decay = mul(load(chunk.product, c), factor);
+      store(decay, chunk.product, c);
+      use(i, c, decay);
     });
+  };
+  if (later) {
+    // exp(G_i - G_ref) = prod of the steps of tokens ref+1 .. i.
+    loop(ref ? arith::AddIOp::create(b, ref, one).getResult() : zero, from, multiplyStep);
+    loop(from, to, [&](Value i) {
+      Value applies = ref ? arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, i, ref).getResult()
+                          : arith::ConstantIntOp::create(b, 1, 1).getResult();
+      visit(i, applies, row(chunk, i));
+    });
+    return;
+  }
+  // exp(G_ref - G_i) = prod of the steps of tokens i+1 .. ref.
+  loop(arith::AddIOp::create(b, to, one), arith::AddIOp::create(b, ref, one), multiplyStep);
+  reverseLoop(from, to, [&](Value i) {
+    Value applies = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, ref);
+    // At i = ref the step is not applied; its row stays within the chunk.
+    Value next = arith::MinUIOp::create(b, arith::AddIOp::create(b, i, one), ref);
+    visit(i, applies, row(chunk, next));
   });
 }
 
@@ -320,14 +353,14 @@ void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, V
                                    ValueRange statePrefix) {
   Value zero = index(0);
   // out = (Q * exp(G)) H + A V
-  bool perChannel = spec.isPerChannel();
-  loop(zero, chunk.length, [&](Value t) {
-    Value shared = perChannel ? Value() : exp(cumulative(chunk, t, zero));
-    loop(zero, keyDim, [&](Value c) {
-      Value decay = perChannel ? exp(cumulative(chunk, t, c)) : shared;
-      store(mul(load(chunk.q, {row(chunk, t), c}), decay), chunk.work, {t, c});
+  if (spec.isPerChannel()) {
+    decayRows(chunk, chunk.q, zero, chunk.length, /*ref=*/nullptr, chunk.work, /*later=*/true);
+  } else {
+    loop(zero, chunk.length, [&](Value t) {
+      Value decay = exp(cumulative(chunk, t, zero));
+      loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.q, {row(chunk, t), c}), decay), chunk.work, {t, c}); });
     });
-  });
+  }
   SmallVector<Value> prefix(statePrefix);
   MatrixView out = rowMajor(chunk.out);
   MatrixView stateRows{state, [prefix](Value c, Value j) {
@@ -375,14 +408,14 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
   });
   // Kd = K * exp(G_last - G) in the work buffer; H += Kd^T V (H^T += V^T Kd),
   // z += sum_s Kd_s.
-  bool perChannel = spec.isPerChannel();
-  loop(zero, chunk.length, [&](Value s) {
-    Value shared = perChannel ? Value() : decayBetween(chunk, last, s, zero);
-    loop(zero, keyDim, [&](Value c) {
-      Value decay = perChannel ? decayBetween(chunk, last, s, c) : shared;
-      store(mul(load(chunk.k, {row(chunk, s), c}), decay), chunk.work, {s, c});
+  if (spec.isPerChannel()) {
+    decayRows(chunk, chunk.k, zero, chunk.length, last, chunk.work, /*later=*/false);
+  } else {
+    loop(zero, chunk.length, [&](Value s) {
+      Value decay = decayBetween(chunk, last, s, zero);
+      loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.k, {row(chunk, s), c}), decay), chunk.work, {s, c}); });
     });
-  });
+  }
   SmallVector<Value> prefix(statePrefix);
   MatrixView stateRows{state, [prefix](Value i, Value j) {
                          SmallVector<Value> indices(prefix);

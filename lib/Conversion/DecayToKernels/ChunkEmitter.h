@@ -17,6 +17,7 @@ struct Chunk {
   mlir::Value gLow;   ///< like g: the rounding error of g (g + gLow is the exact f32 sum)
   mlir::Value step;   ///< [rows, K]: exp(g_t), the decay of one step (vector decays)
   mlir::Value carried; ///< [K] scratch: a key (or factor) decayed step by step
+  mlir::Value product; ///< [K] scratch: the running product of runningDecay
   mlir::Value runningHigh, runningLow; ///< [K]: G and its rounding error so far (prepareChunk)
   mlir::Value a;      ///< [C, C]: masked decayed scores (0 above the diagonal)
   mlir::Value work;   ///< [C, K] scratch: decayed q or k, and transposed k
@@ -78,9 +79,20 @@ protected:
   void computeScores(const Chunk &chunk);
   /// dest[i - from, c] = source[row i, c] * exp(G_ic - G_refc) for the chunk's
   /// tokens i in [from, to): rows decayed to (`later`: from) the token `ref`.
-  /// The exponent is always later minus earlier (<= 0).
+  /// The exponent is always later minus earlier (<= 0). Vector decays only
+  /// (see runningDecay).
   void decayRows(const Chunk &chunk, mlir::Value source, mlir::Value from, mlir::Value to,
                  mlir::Value ref, mlir::Value dest, bool later);
+  /// Vector decays: calls `use(i, c, decay)` for the chunk's tokens i in
+  /// [from, to) and every channel c, with decay = exp(G_ic - G_refc) when
+  /// `later` (ref <= from; a null ref is the start of the chunk, G = 0), else
+  /// exp(G_refc - G_ic) (ref >= to - 1). The decay is a running product of
+  /// the steps exp(g) (chunk.step), each <= 1, so that no exponential is
+  /// evaluated: a product underflows only where the decay itself is below
+  /// f32's range. Tokens are visited away from ref (reverse order unless
+  /// `later`).
+  void runningDecay(const Chunk &chunk, mlir::Value from, mlir::Value to, mlir::Value ref, bool later,
+                    llvm::function_ref<void(mlir::Value i, mlir::Value c, mlir::Value decay)> use);
   /// computeScores for one sub-block of a vector decay (secondary chunking).
   void subBlockScores(const Chunk &chunk, const SubBlock &block);
   /// computeScores for a scalar decay: a tiled Q K^T, then the decay mask.

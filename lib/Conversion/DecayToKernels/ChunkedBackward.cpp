@@ -73,8 +73,9 @@ private:
   void blockPairGradients(Scratch &s);
   void subBlockPairGradients(Scratch &s, const SubBlock &block);
   /// dest[t, c] += exp(G_tc - G_refc) blockTemp[t - first, c] over the
-  /// sub-block's tokens t (exponent G_ref - G_t unless `later`).
-  void addDecayedBlock(Scratch &s, Value dest, const SubBlock &block, Value refRow, bool later);
+  /// sub-block's tokens t (exponent G_ref - G_t unless `later`); ref is a
+  /// chunk-local token (runningDecay).
+  void addDecayedBlock(Scratch &s, Value dest, const SubBlock &block, Value ref, bool later);
   /// The parts of dg that do not depend on the token order of the reverse
   /// loop: the state edge term and the prefix sums of k dkState.
   void stateEdge(Value chunkIndex, Scratch &s);
@@ -170,20 +171,30 @@ void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
-  bool perChannel = spec.isPerChannel();
-  loop(zero, chunk.length, [&](Value t) {
-    Value rt = row(chunk, t);
-    Value sharedIn = perChannel ? Value() : exp(cumulative(chunk, t, zero));
-    Value sharedOut = perChannel ? Value() : decayBetween(chunk, last, t, zero);
-    loop(zero, keyDim, [&](Value c) {
-      Value in = perChannel ? exp(cumulative(chunk, t, c)) : sharedIn;
-      Value out = perChannel ? decayBetween(chunk, last, t, c) : sharedOut;
+  if (spec.isPerChannel()) {
+    // Running products of the steps (see runningDecay): exp(G) forward,
+    // exp(G_last - G) backward from the last token.
+    runningDecay(chunk, zero, chunk.length, /*ref=*/nullptr, /*later=*/true, [&](Value t, Value c, Value in) {
       store(in, s.decayIn, {t, c});
-      store(out, s.decayOut, {t, c});
-      store(mul(load(chunk.q, {rt, c}), in), s.qd, {t, c});
-      store(mul(load(chunk.k, {rt, c}), out), chunk.work, {t, c});
+      store(mul(load(chunk.q, {row(chunk, t), c}), in), s.qd, {t, c});
     });
-  });
+    runningDecay(chunk, zero, chunk.length, last, /*later=*/false, [&](Value t, Value c, Value out) {
+      store(out, s.decayOut, {t, c});
+      store(mul(load(chunk.k, {row(chunk, t), c}), out), chunk.work, {t, c});
+    });
+  } else {
+    loop(zero, chunk.length, [&](Value t) {
+      Value rt = row(chunk, t);
+      Value in = exp(cumulative(chunk, t, zero));
+      Value out = decayBetween(chunk, last, t, zero);
+      loop(zero, keyDim, [&](Value c) {
+        store(in, s.decayIn, {t, c});
+        store(out, s.decayOut, {t, c});
+        store(mul(load(chunk.q, {rt, c}), in), s.qd, {t, c});
+        store(mul(load(chunk.k, {rt, c}), out), chunk.work, {t, c});
+      });
+    });
+  }
   // Kd, formed in rows in the work buffer, transposed into Kd^T.
   emitTranspose(b, rowMajor(s.kdT), rowMajor(chunk.work), chunk.length, keyDim);
 }
@@ -245,7 +256,6 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   Chunk &chunk = s.chunk;
   Value r = block.first, blockEnd = block.end, blockLength = block.length;
   Value blockLast = arith::SubIOp::create(b, blockEnd, index(1));
-  Value rr = row(chunk, r), rLast = row(chunk, blockLast);
   MatrixView temp = rowMajor(s.blockTemp);
   MatrixView decayed = rowMajor(chunk.decayedKeys);
   // Inside the sub-block, pair by pair (channel innermost, contiguous), the
@@ -270,7 +280,7 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   decayRows(chunk, chunk.k, zero, r, r, chunk.decayedKeys, /*later=*/false);
   emitTileMatmul(b, temp, [&](Value i, Value src) { return load(s.dA, {arith::AddIOp::create(b, r, i), src}); },
                  decayed, blockLength, keyDim, r, /*accumulate=*/false);
-  addDecayedBlock(s, s.dq, block, rr, /*later=*/true);
+  addDecayedBlock(s, s.dq, block, r, /*later=*/true);
   // Later tokens t > blockLast reach the sub-block's keys through the
   // queries decayed to blockLast:
   //   dk'_s += exp(G_last' - G_s) * sum_t dA_ts (q_t exp(G_t - G_last')).
@@ -281,20 +291,14 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
                    return load(s.dA, {arith::AddIOp::create(b, blockEnd, u), arith::AddIOp::create(b, r, i)});
                  },
                  decayed, blockLength, keyDim, laterCount, /*accumulate=*/false);
-  addDecayedBlock(s, s.dkPairs, block, rLast, /*later=*/false);
+  addDecayedBlock(s, s.dkPairs, block, blockLast, /*later=*/false);
 }
 
-void ChunkedBackwardBuilder::addDecayedBlock(Scratch &s, Value dest, const SubBlock &block, Value refRow,
+void ChunkedBackwardBuilder::addDecayedBlock(Scratch &s, Value dest, const SubBlock &block, Value ref,
                                              bool later) {
-  Chunk &chunk = s.chunk;
-  Value zero = index(0);
-  loop(zero, block.length, [&](Value i) {
-    Value t = arith::AddIOp::create(b, block.first, i);
-    Value rt = row(chunk, t);
-    loop(zero, keyDim, [&](Value c) {
-      Value exponent = later ? exponentBetweenRows(chunk, rt, refRow, c) : exponentBetweenRows(chunk, refRow, rt, c);
-      store(add(load(dest, {t, c}), mul(exp(exponent), load(s.blockTemp, {i, c}))), dest, {t, c});
-    });
+  runningDecay(s.chunk, block.first, block.end, ref, later, [&](Value t, Value c, Value decay) {
+    Value i = arith::SubIOp::create(b, t, block.first);
+    store(add(load(dest, {t, c}), mul(decay, load(s.blockTemp, {i, c}))), dest, {t, c});
   });
 }
 

@@ -65,9 +65,10 @@
 // CHECK-NEXT:      %[[ONECOL:.*]] = arith.constant 1 : index
 // CHECK-NEXT:      %[[GC:.*]] = memref.alloc(%[[CS]], %[[ONECOL]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[GLOW:.*]] = memref.alloc(%[[CS]], %[[ONECOL]]) : memref<?x?xf32>
-// Per-step decays exp(g) [C, K] (vector decays); a decayed key, and G and its
-// rounding error so far, per channel [K].
+// Per-step decays exp(g) [C, K] (vector decays); a decayed key, a running
+// product of steps, and G and its rounding error so far, per channel [K].
 // CHECK-NEXT:      memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      memref.alloc(%[[KD]]) : memref<?xf32>
 // CHECK-NEXT:      memref.alloc(%[[KD]]) : memref<?xf32>
 // CHECK-NEXT:      %[[RUNHIGH:.*]] = memref.alloc(%[[KD]]) : memref<?xf32>
 // CHECK-NEXT:      %[[RUNLOW:.*]] = memref.alloc(%[[KD]]) : memref<?xf32>
@@ -218,7 +219,7 @@
 // CHECK-NEXT:      memref.dealloc %[[KC]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[GC]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[GLOW]] : memref<?x?xf32>
-// CHECK-COUNT-4:   memref.dealloc
+// CHECK-COUNT-5:   memref.dealloc
 // CHECK-NEXT:      memref.dealloc %[[AC]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[WORK]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[OUT]] : memref<?x?xf32>
@@ -482,6 +483,7 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:      %[[GLOW:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[STEP:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[CARRIED:.*]] = memref.alloc(%[[KD]]) : memref<?xf32>
+// CHECK-NEXT:      %[[PRODUCT:.*]] = memref.alloc(%[[KD]]) : memref<?xf32>
 // CHECK-NEXT:      memref.alloc(%[[KD]]) : memref<?xf32>
 // CHECK-NEXT:      memref.alloc(%[[KD]]) : memref<?xf32>
 // CHECK-NEXT:      %[[AC:.*]] = memref.alloc(%[[CSA]], %[[CSA]]) : memref<?x?xf32>
@@ -526,23 +528,37 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:        }
 // CHECK:             memref.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // The scores of a vector decay by secondary chunking: sub-blocks of 16 tokens
-// starting at r; earlier keys decayed to r (k_s exp(G_r - G_s), both
-// exponents "later minus earlier"); the sub-block's queries decayed from r,
-// transposed; 8 earlier tokens at a time, each a vector over the 16 rows,
-// accumulated over the channels; inside the sub-block key by key, the key
-// decayed step by step (times exp(g_t)).
+// starting at r; earlier keys decayed to r (k_s exp(G_r - G_s)), the decay a
+// running product of the steps exp(g) (each <= 1, no exponential), walking
+// back from r: token s's decay is token s+1's times step s+1; the sub-block's
+// queries decayed from r, transposed; 8 earlier tokens at a time, each a
+// vector over the 16 rows, accumulated over the channels; inside the
+// sub-block key by key, the key decayed step by step (times exp(g_t)).
 // CHECK:             scf.for %[[R:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step %{{c16.*}} {
 // CHECK:               %[[BEND:.*]] = arith.minsi %{{.*}}, %[[LEN]] : index
-// CHECK:               scf.for %[[S:[a-z0-9_]+]] = %{{.*}} to %[[R]] step
-// CHECK:                 %[[GRC:.*]] = memref.load %[[GC]]
-// CHECK-NEXT:            %[[GSC:.*]] = memref.load %[[GC]]
-// CHECK-NEXT:            %[[HIGH:.*]] = arith.subf %[[GRC]], %[[GSC]] : f32
-// CHECK-NEXT:            %[[LRC:.*]] = memref.load %[[GLOW]]
-// CHECK-NEXT:            %[[LSC:.*]] = memref.load %[[GLOW]]
-// CHECK-NEXT:            %[[LOWD:.*]] = arith.subf %[[LRC]], %[[LSC]] : f32
-// CHECK-NEXT:            %[[DIFF:.*]] = arith.addf %[[HIGH]], %[[LOWD]] : f32
-// CHECK:                 %[[F:.*]] = math.exp %[[DIFF]] : f32
-// CHECK:                 memref.store %{{.*}}, %[[DKEYS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK:               scf.for %{{.*}} = %{{.*}} to %[[KD]] step
+// CHECK-NEXT:            %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-NEXT:            memref.store %[[ONE]], %[[PRODUCT]]
+// CHECK:               scf.for %{{.*}} = %{{.*}} to %{{.*}} step
+// CHECK:                 memref.store %{{.*}}, %[[PRODUCT]]
+// CHECK:               %[[SPAN:.*]] = arith.subi %[[R]], %{{.*}} : index
+// CHECK:               scf.for %[[SI:[a-z0-9_]+]] = %{{.*}} to %[[SPAN]] step
+// CHECK-NEXT:            arith.constant 1 : index
+// CHECK-NEXT:            %[[TOP:.*]] = arith.subi %[[R]], %{{.*}} : index
+// CHECK-NEXT:            %[[S:.*]] = arith.subi %[[TOP]], %[[SI]] : index
+// CHECK-NEXT:            %[[BEFORE:.*]] = arith.cmpi ult, %[[S]], %[[R]] : index
+// CHECK-NEXT:            %[[NEXT:.*]] = arith.addi %[[S]], %{{.*}} : index
+// CHECK-NEXT:            %[[NEXTIN:.*]] = arith.minui %[[NEXT]], %[[R]] : index
+// CHECK-NEXT:            %[[NEXTROW:.*]] = arith.addi %{{.*}}, %[[NEXTIN]] : index
+// CHECK:                 scf.for %[[CK:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
+// CHECK-NEXT:              %[[STEPN:.*]] = memref.load %[[STEP]][%[[NEXTROW]], %[[CK]]] : memref<?x?xf32>
+// CHECK:                   %[[FACTOR:.*]] = arith.select %[[BEFORE]], %[[STEPN]], %{{.*}} : f32
+// CHECK-NEXT:              %[[PARTIAL:.*]] = memref.load %[[PRODUCT]][%[[CK]]] : memref<?xf32>
+// CHECK-NEXT:              %[[DEC:.*]] = arith.mulf %[[PARTIAL]], %[[FACTOR]] : f32
+// CHECK-NEXT:              memref.store %[[DEC]], %[[PRODUCT]][%[[CK]]] : memref<?xf32>
+// CHECK:                   %[[KS:.*]] = memref.load %[[KC]][%{{.*}}, %[[CK]]] : memref<?x?xf32>
+// CHECK-NEXT:              %[[KDEC:.*]] = arith.mulf %[[KS]], %[[DEC]] : f32
+// CHECK:                   memref.store %[[KDEC]], %[[DKEYS]][%{{.*}}, %[[CK]]] : memref<?x?xf32>
 // The decayed queries transposed into SUBC in 16x16 register blocks.
 // CHECK:               vector.transpose %{{.*}}, [1, 0] : vector<16x16xf32> to vector<16x16xf32>
 // CHECK:               vector.store %{{.*}}, %[[SUBC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
