@@ -41,6 +41,12 @@ const Case kCases[] = {
     {"varlen_with_empty_sequence", 1, 150, 2, 8, 8, true, {0, 40, 40, 117, 150}},
     {"strong_decay", 2, 100, 2, 8, 8, true, {}, 10.0},
     {"T256_H4_K64", 2, 256, 4, 64, 64, true, {}},
+    // Enough (sequence, head) pairs for the forward's items to take groups
+    // of heads: 21 pairs -> 2 heads per item (the last group has one), 36
+    // pairs -> 4 heads per item (4, 4, 1); varlen groups heads per sequence.
+    {"B3_H7_two_heads_per_item", 3, 70, 7, 8, 12, true, {}},
+    {"B4_H9_four_heads_per_item", 4, 33, 9, 8, 8, true, {}},
+    {"varlen_H9_grouped_heads", 1, 130, 9, 8, 8, true, {0, 64, 64, 100, 130}},
 };
 
 

@@ -36,6 +36,31 @@ func::FuncOp ChunkEmitter::buildKernel(StringRef name, bool backward, Recurrence
   return fn;
 }
 
+func::FuncOp ChunkEmitter::buildGroupedKernel(StringRef name, bool backward, RecurrenceArgs &args,
+                                              function_ref<void(Value, Value, Value)> item) {
+  OpBuilder::InsertionGuard guard(b);
+  func::FuncOp fn = createFunction(name, backward, args);
+  q = args.q, k = args.k, v = args.v;
+  Value zero = index(0), one = index(1);
+  Value numSeqs = memref::DimOp::create(b, args.seqs, 0);
+  // heads per item = clamp(sequences * heads / kMinWorkItems, 1, kMaxHeadsPerItem)
+  Value pairs = arith::MulIOp::create(b, numSeqs, numHeads);
+  Value share = arith::DivUIOp::create(b, pairs, index(kMinWorkItems));
+  Value perItem = arith::MaxUIOp::create(b, one, arith::MinUIOp::create(b, share, index(kMaxHeadsPerItem)));
+  Value groups = arith::CeilDivUIOp::create(b, numHeads, perItem);
+  auto parallel = scf::ParallelOp::create(b, ValueRange{zero, zero}, ValueRange{numSeqs, groups},
+                                          ValueRange{one, one});
+  {
+    OpBuilder::InsertionGuard body(b);
+    b.setInsertionPointToStart(parallel.getBody());
+    Value first = arith::MulIOp::create(b, parallel.getInductionVars()[1], perItem);
+    Value end = arith::MinUIOp::create(b, arith::AddIOp::create(b, first, perItem), numHeads);
+    item(parallel.getInductionVars()[0], first, end);
+  }
+  func::ReturnOp::create(b);
+  return fn;
+}
+
 Value ChunkEmitter::row(const Chunk &chunk, Value i) { return arith::AddIOp::create(b, chunk.base, i); }
 
 Value ChunkEmitter::decayChannel(Value c) { return spec.isPerChannel() ? c : index(0); }

@@ -30,6 +30,15 @@ struct Chunk {
 /// Tokens per sub-block of the secondary chunking of vector decays.
 constexpr int64_t kSubBlock = 16;
 
+/// Heads that one work item of a grouped kernel may take in turn, chunk by
+/// chunk: a token's rows of adjacent heads are adjacent in q, k, v and the
+/// spec's inputs ([B, T, H, D]), so that an item reads them together instead
+/// of one row per page (rows of one head are H * D elements apart).
+constexpr int64_t kMaxHeadsPerItem = 4;
+/// Grouped kernels keep at least this many work items where there are that
+/// many (sequence, head) pairs, so that every thread has work.
+constexpr int64_t kMinWorkItems = 8;
+
 /// One sub-block of a chunk: tokens [first, end), chunk-local.
 struct SubBlock {
   mlir::Value first, end, length;
@@ -50,6 +59,13 @@ protected:
   /// head) inside an scf.parallel: the kernels' one unit of parallel work.
   mlir::func::FuncOp buildKernel(llvm::StringRef name, bool backward, RecurrenceArgs &args,
                                  llvm::function_ref<void(mlir::Value n, mlir::Value h)> item);
+  /// Like buildKernel, with work items of (sequence, group of heads):
+  /// `item(n, first, end)` handles heads [first, end) of sequence n. Groups
+  /// have up to kMaxHeadsPerItem heads, as many as leave at least
+  /// kMinWorkItems items (see headsPerItem).
+  mlir::func::FuncOp buildGroupedKernel(
+      llvm::StringRef name, bool backward, RecurrenceArgs &args,
+      llvm::function_ref<void(mlir::Value n, mlir::Value first, mlir::Value end)> item);
   /// Fills the chunk's rows of q, k (feature-mapped, rotated at their position
   /// from `start`), the cumulative log-decay and the staged values; scans are
   /// evaluated by `scan` at each token in order.

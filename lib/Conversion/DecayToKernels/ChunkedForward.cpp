@@ -1,4 +1,4 @@
-// The chunked forward kernel (MATH.md section 2): parallel over (sequence, head), sequential over chunks.
+// The chunked forward kernel (MATH.md section 2): parallel over (sequence, group of heads), sequential over chunks.
 //
 // Per chunk of C tokens, with G the inclusive cumsum of the log-decay inside
 // the chunk and H the state entering it:
@@ -20,17 +20,40 @@ public:
   func::FuncOp build();
 
 private:
-  /// One (sequence, head) work item.
-  void runSequence(Value n, Value h);
+  /// One work item: heads [firstHead, endHead) of sequence n, chunk by
+  /// chunk, each chunk for every head of the group in turn.
+  void runSequence(Value n, Value firstHead, Value endHead);
+  /// One chunk of one head: its outputs, and the state carried to the next chunk.
+  void runChunk(const ElementIndex &at, Value start, Chunk &chunk);
 
   RecurrenceArgs args;
 };
 
-void ChunkedForwardBuilder::runSequence(Value n, Value h) {
+void ChunkedForwardBuilder::runChunk(const ElementIndex &at, Value start, Chunk &chunk) {
+  Value zero = index(0);
+  Value n = at.n, h = at.h;
+  prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
+    return advanceScan(op, args.scanHt[scan], scanIndices(e), x);
+  });
+  computeScores(chunk);
+  chunkNumerators(at, chunk, args.ht, {n, h});
+  loop(zero, chunk.length, [&](Value t) {
+    Value factor = spec.getNormalizer()
+                       ? div(real(1.0), chunkDenominator(chunk, t, args.normHt, {n, h}))
+                       : scale;
+    Value token = arith::AddIOp::create(b, chunk.first, t);
+    loop(zero, valueDim, [&](Value j) {
+      store(mul(load(chunk.out, {t, j}), factor), args.o, {at.b, token, h, j});
+    });
+  });
+  advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h});
+}
+
+void ChunkedForwardBuilder::runSequence(Value n, Value firstHead, Value endHead) {
   Value zero = index(0), size = index(chunkSize);
-  auto [batch, start, end] = loadSequence(args.seqs, n);
-  ElementIndex at{n, batch, nullptr, h, nullptr};
-  copyInitialStates(args, n, h);
+  SequenceBounds sequence = loadSequence(args.seqs, n);
+  Value batch = sequence.batch, start = sequence.start, end = sequence.end;
+  loop(firstHead, endHead, [&](Value h) { copyInitialStates(args, n, h); });
   Chunk chunk;
   chunk.base = zero;
   allocateChunk(chunk, size);
@@ -40,28 +63,14 @@ void ChunkedForwardBuilder::runSequence(Value n, Value h) {
     b.setInsertionPointToStart(chunks.getBody());
     chunk.first = chunks.getInductionVar();
     chunk.length = arith::MinSIOp::create(b, size, arith::SubIOp::create(b, end, chunk.first));
-    prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
-      return advanceScan(op, args.scanHt[scan], scanIndices(e), x);
-    });
-    computeScores(chunk);
-    chunkNumerators(at, chunk, args.ht, {n, h});
-    loop(zero, chunk.length, [&](Value t) {
-      Value factor = spec.getNormalizer()
-                         ? div(real(1.0), chunkDenominator(chunk, t, args.normHt, {n, h}))
-                         : scale;
-      Value token = arith::AddIOp::create(b, chunk.first, t);
-      loop(zero, valueDim, [&](Value j) {
-        store(mul(load(chunk.out, {t, j}), factor), args.o, {batch, token, h, j});
-      });
-    });
-    advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h});
+    loop(firstHead, endHead, [&](Value h) { runChunk(ElementIndex{n, batch, nullptr, h, nullptr}, start, chunk); });
   }
   releaseChunk(chunk);
 }
 
 func::FuncOp ChunkedForwardBuilder::build() {
-  return buildKernel((spec.getSymName() + "_forward").str(), /*backward=*/false, args,
-                     [&](Value n, Value h) { runSequence(n, h); });
+  return buildGroupedKernel((spec.getSymName() + "_forward").str(), /*backward=*/false, args,
+                            [&](Value n, Value first, Value end) { runSequence(n, first, end); });
 }
 } // namespace
 

@@ -1,4 +1,4 @@
-// decay-cpu-kernels-to-llvm on the chunked kernels: only the llvm dialect and the OpenMP ops remain, the (sequence, head) work items on an omp.parallel / omp.wsloop collapse(2) nest, vector<16xf32> fmuladd tiles, the causal mask, exp as a polynomial, f64 dLambda, atomic param gradients, and the C interface of each kernel.
+// decay-cpu-kernels-to-llvm on the chunked kernels: only the llvm dialect and the OpenMP ops remain, the (sequence, head) work items (forward: (sequence, group of heads)) on an omp.parallel / omp.wsloop collapse(2) nest, vector<16xf32> fmuladd tiles, the causal mask, exp as a polynomial, f64 dLambda, atomic param gradients, and the C interface of each kernel.
 // RUN: decay-opt %s --decay-derive-gradients --decay-expand-kernels=backward=true --decay-cpu-kernels-to-llvm > %t.mamba2
 // RUN: FileCheck %s < %t.mamba2
 // RUN: FileCheck %s --check-prefix=ONLY < %t.mamba2
@@ -75,23 +75,34 @@
 
 // CHECK-LABEL: llvm.func @mamba2_forward(
 // CHECK-SAME:    attributes {llvm.emit_c_interface} {
-// The (sequence, head) grid is N = seqs.sizes[0] by H = q.sizes[2].
+// The (sequence, group of heads) grid is N = seqs.sizes[0] by
+// ceil(H / heads per item), H = q.sizes[2].
 // CHECK-DAG:     %[[SEQSD:[0-9]+]] = llvm.insertvalue %arg50, %{{[0-9]+}}[4, 1] : !llvm.struct<(ptr, ptr, i64, array<2 x i64>, array<2 x i64>)>
 // CHECK-DAG:     %[[QD:[0-9]+]] = llvm.insertvalue %arg10, %{{[0-9]+}}[4, 3] : !llvm.struct<(ptr, ptr, i64, array<4 x i64>, array<4 x i64>)>
 // CHECK-DAG:     %[[NINF:[0-9]+]] = llvm.mlir.constant(0xFF800000 : f32) : f32
 // CHECK-DAG:     %[[ONE:[0-9]+]] = llvm.mlir.constant(1 : i32) : i32
 // CHECK:         %[[NH:[0-9]+]] = llvm.extractvalue %[[QD]][3, 2] : !llvm.struct<(ptr, ptr, i64, array<4 x i64>, array<4 x i64>)>
 // CHECK:         %[[NSEQ:[0-9]+]] = llvm.extractvalue %[[SEQSD]][3, 0] : !llvm.struct<(ptr, ptr, i64, array<2 x i64>, array<2 x i64>)>
-// One OpenMP worksharing loop over the collapsed (sequence, head) nest,
+// Heads per item: clamp(N * H / 8, 1, 4); groups: ceil(H / heads per item).
+// CHECK-NEXT:    %[[PAIRS:[0-9]+]] = llvm.mul %[[NSEQ]], %[[NH]] : i64
+// CHECK-NEXT:    %[[SHARE:[0-9]+]] = llvm.udiv %[[PAIRS]], %{{[0-9]+}} : i64
+// CHECK-NEXT:    %[[CAP:[0-9]+]] = llvm.intr.umin(%[[SHARE]], %{{[0-9]+}}) : (i64, i64) -> i64
+// CHECK-NEXT:    %[[PER:[0-9]+]] = llvm.intr.umax(%[[CAP]], %{{[0-9]+}}) : (i64, i64) -> i64
+// CHECK:         %[[GROUPS:[0-9]+]] = llvm.select
+// One OpenMP worksharing loop over the collapsed (sequence, group) nest,
 // holding the whole work item, handed out one item at a time (dynamic
 // schedule, chunk 1).
 // CHECK-NEXT:    omp.parallel {
 // CHECK-NEXT:      omp.wsloop schedule(dynamic = %[[ONE]] : i32) {
-// CHECK-NEXT:        omp.loop_nest (%[[N:arg[0-9]+]], %[[H:arg[0-9]+]]) : i64 = (%[[Z:[0-9]+]], %[[Z]]) to (%[[NSEQ]], %[[NH]]) step (%[[S:[0-9]+]], %[[S]]) collapse(2) {
+// CHECK-NEXT:        omp.loop_nest (%[[N:arg[0-9]+]], %[[G:arg[0-9]+]]) : i64 = (%[[Z:[0-9]+]], %[[Z]]) to (%[[NSEQ]], %[[GROUPS]]) step (%[[S:[0-9]+]], %[[S]]) collapse(2) {
+// The group's heads: [g * per, min(g * per + per, H)).
+// CHECK:               %[[HFIRST:[0-9]+]] = llvm.mul %[[G]], %[[PER]] : i64
 // The sequence's row of seqs (3 i64 per row).
 // CHECK:               llvm.mul %[[N]], %{{[0-9]+}} overflow<nsw, nuw> : i64
 // CHECK:               llvm.load %{{[0-9]+}} : !llvm.ptr -> i64
-// h0 of (n, h) copied into ht.
+// h0 of (n, h) copied into ht, for every head h of the group.
+// CHECK:               llvm.br ^bb{{[0-9]+}}(%[[HFIRST]] : i64)
+// CHECK-NEXT:        ^bb{{[0-9]+}}(%[[H:[0-9]+]]: i64):
 // CHECK:               %[[ST0:[0-9]+]] = llvm.extractvalue %{{[0-9]+}}[4, 0] : !llvm.struct<(ptr, ptr, i64, array<4 x i64>, array<4 x i64>)>
 // CHECK-NEXT:          llvm.mul %[[N]], %[[ST0]] overflow<nsw, nuw> : i64
 // CHECK-NEXT:          %[[ST1:[0-9]+]] = llvm.extractvalue %{{[0-9]+}}[4, 1] : !llvm.struct<(ptr, ptr, i64, array<4 x i64>, array<4 x i64>)>

@@ -43,9 +43,20 @@
 // CHECK:         %[[VD:.*]] = memref.dim %[[V]], %c3{{.*}} : memref<?x?x?x?xf32>
 // CHECK:         %[[SQRT:.*]] = math.sqrt %{{.*}} : f32
 // CHECK-NEXT:    %[[SCALE:.*]] = arith.divf %{{.*}}, %[[SQRT]] : f32
-// One parallel work item per (sequence, head).
+// One parallel work item per (sequence, group of heads): clamp(N * H / 8, 1, 4)
+// heads per group, the last group possibly smaller.
 // CHECK:         %[[NSEQ:.*]] = memref.dim %[[SEQS]], %{{.*}} : memref<?x3xi64>
-// CHECK-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[NH]]) step (%{{.*}}, %{{.*}}) {
+// CHECK-NEXT:    %[[PAIRS:.*]] = arith.muli %[[NSEQ]], %[[NH]] : index
+// CHECK-NEXT:    %[[C8:.*]] = arith.constant 8 : index
+// CHECK-NEXT:    %[[SHARE:.*]] = arith.divui %[[PAIRS]], %[[C8]] : index
+// CHECK-NEXT:    %[[C4:.*]] = arith.constant 4 : index
+// CHECK-NEXT:    %[[CAP:.*]] = arith.minui %[[SHARE]], %[[C4]] : index
+// CHECK-NEXT:    %[[PER:.*]] = arith.maxui %{{.*}}, %[[CAP]] : index
+// CHECK-NEXT:    %[[GROUPS:.*]] = arith.ceildivui %[[NH]], %[[PER]] : index
+// CHECK-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[GRP:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[GROUPS]]) step (%{{.*}}, %{{.*}}) {
+// CHECK-NEXT:      %[[HFIRST:.*]] = arith.muli %[[GRP]], %[[PER]] : index
+// CHECK-NEXT:      %[[HNEXT:.*]] = arith.addi %[[HFIRST]], %[[PER]] : index
+// CHECK-NEXT:      %[[HEND:.*]] = arith.minui %[[HNEXT]], %[[NH]] : index
 // CHECK:           %[[CS:.*]] = arith.constant 64 : index
 // The sequence's row of seqs: batch row, first token, end token.
 // CHECK:           memref.load %[[SEQS]][%[[N]], %{{.*}}] : memref<?x3xi64>
@@ -54,9 +65,10 @@
 // CHECK-NEXT:      %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
 // CHECK:           memref.load %[[SEQS]][%[[N]], %{{.*}}] : memref<?x3xi64>
 // CHECK-NEXT:      %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
-// The running state lives in ht, starting from h0.
-// CHECK:           %[[H0V:.*]] = memref.load %[[H0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// CHECK-NEXT:      memref.store %[[H0V]], %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// The running state lives in ht, starting from h0, for every head of the group.
+// CHECK:           scf.for %[[HI:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
+// CHECK:           %[[H0V:.*]] = memref.load %[[H0]][%[[N]], %[[HI]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// CHECK-NEXT:      memref.store %[[H0V]], %[[HT]][%[[N]], %[[HI]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // Per-chunk buffers: q, k [C, K]; G and G's rounding error [C, 1] (a scalar
 // decay's G is the same in every channel); A [C, C]; work [max(C, K)]^2; out, values [C, V].
 // CHECK:           %[[CSA:.*]] = arith.constant 64 : index
@@ -81,10 +93,12 @@
 // CHECK-NEXT:      %[[C16:.*]] = arith.constant 16 : index
 // CHECK-NEXT:      memref.alloc(%[[KD]], %[[C16]]) : memref<?x?xf32>
 // CHECK-NEXT:      memref.alloc(%[[CSA]], %[[KD]]) : memref<?x?xf32>
-// The sequential loop over the chunks, C tokens apart; the last one may be shorter.
+// The sequential loop over the chunks, C tokens apart; the last one may be
+// shorter; each chunk for every head of the group in turn.
 // CHECK-NEXT:      scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
 // CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
 // CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
+// CHECK:             scf.for %[[H:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
 // G starts from 0 in every chunk.
 // CHECK:             scf.for %{{.*}} = %{{.*}} to %[[KD]] step
 // CHECK:               memref.store %{{.*}}, %[[RUNHIGH]][%{{.*}}] : memref<?xf32>
@@ -468,14 +482,18 @@ decay.recurrence @mamba2 scalar
 // CHECK:         %[[NH:.*]] = memref.dim %[[Q]], %c2 : memref<?x?x?x?xf32>
 // CHECK:         %[[KD:.*]] = memref.dim %[[Q]], %c3 : memref<?x?x?x?xf32>
 // CHECK:         %[[NSEQ:.*]] = memref.dim %[[SEQS]], %{{.*}} : memref<?x3xi64>
-// CHECK-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[NH]]) step (%{{.*}}, %{{.*}}) {
+// CHECK:         scf.parallel (%[[N:[a-z0-9_]+]], %{{.*}}) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %{{.*}}) step (%{{.*}}, %{{.*}}) {
+// CHECK-NEXT:      %[[HFIRST:.*]] = arith.muli
+// CHECK-NEXT:      arith.addi
+// CHECK-NEXT:      %[[HEND:.*]] = arith.minui %{{.*}}, %[[NH]] : index
 // CHECK:           %[[CS:.*]] = arith.constant 64 : index
 // CHECK:           %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
 // CHECK:           %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
 // CHECK:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
 // The scan's running state lives in scan_z_ht, starting from scan_z_h0.
-// CHECK:           %[[ZI:.*]] = memref.load %[[Z0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
-// CHECK-NEXT:      memref.store %[[ZI]], %[[ZT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:           scf.for %[[HI:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
+// CHECK:           %[[ZI:.*]] = memref.load %[[Z0]][%[[N]], %[[HI]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK-NEXT:      memref.store %[[ZI]], %[[ZT]][%[[N]], %[[HI]], %{{.*}}] : memref<?x?x?xf32>
 // CHECK:           %[[CSA:.*]] = arith.constant 64 : index
 // CHECK-NEXT:      %[[QC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[KC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
@@ -497,6 +515,7 @@ decay.recurrence @mamba2 scalar
 // CHECK:           scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
 // CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
 // CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
+// CHECK:             scf.for %[[H:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
 // CHECK:             scf.for %[[I:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
 // CHECK-NEXT:          %[[TOK:.*]] = arith.addi %[[FIRST]], %[[I]] : index
 // CHECK-NEXT:          %[[ROW:.*]] = arith.addi %{{.*}}, %[[I]] : index
@@ -666,19 +685,24 @@ decay.recurrence @lightnet vector
 // CHECK-SAME:    %[[SEQS:[a-z0-9_]+]]: memref<?x3xi64>, %[[PS:[a-z0-9_]+]]: memref<?x?xf32>, %[[NORM0:[a-z0-9_]+]]: memref<?x?x?xf32>,
 // CHECK-SAME:    %[[O:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[HT:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[NORMT:[a-z0-9_]+]]: memref<?x?x?xf32>)
 // CHECK-SAME:    attributes {llvm.emit_c_interface} {
-// CHECK:         scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) =
+// CHECK:         scf.parallel (%[[N:[a-z0-9_]+]], %{{.*}}) =
+// CHECK-NEXT:      %[[HFIRST:.*]] = arith.muli
+// CHECK-NEXT:      arith.addi
+// CHECK-NEXT:      %[[HEND:.*]] = arith.minui
 // The spec's chunk_size hint.
 // CHECK:           %[[CS:.*]] = arith.constant 128 : index
 // CHECK:           %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
 // CHECK:           %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
 // CHECK:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
 // The normalizer's running state lives in norm_ht, starting from norm_h0.
-// CHECK:           %[[ZI:.*]] = memref.load %[[NORM0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
-// CHECK-NEXT:      memref.store %[[ZI]], %[[NORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:           scf.for %[[HI:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
+// CHECK:           %[[ZI:.*]] = memref.load %[[NORM0]][%[[N]], %[[HI]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK-NEXT:      memref.store %[[ZI]], %[[NORMT]][%[[N]], %[[HI]], %{{.*}}] : memref<?x?x?xf32>
 // CHECK:           %[[QC:.*]] = memref.alloc(%[[CS]], %{{.*}}) : memref<?x?xf32>
 // CHECK:           scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
 // CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
 // CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
+// CHECK:             scf.for %[[H:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
 // g = h - ps[h, c], per channel.
 // CHECK:                 memref.load %[[PS]][%[[H]], %{{.*}}] : memref<?x?xf32>
 // The exp feature map on q and k.
