@@ -78,6 +78,10 @@ struct BackwardSinks {
   /// param's gradient, indexed by channel (0 for a param without K), added
   /// to the param's gradient once at the end by flushParamPartials.
   llvm::SmallVector<mlir::Value> paramPartials;
+  /// When set, a [K] buffer of the float type: lambdaSum narrowed in a loop
+  /// of its own, so that the adjoint's channel loop has no f64 (and LLVM
+  /// vectorizes it at the full f32 width).
+  mlir::Value dgNarrow;
 };
 
 /// Emits IR for one recurrence in a float type (f64 for the reference, f32

@@ -665,11 +665,13 @@ void RecurrenceEmitter::finishTokenBackward(const BackwardSinks &sinks, const El
   if (spec.getGranularity() == Granularity::none)
     return;
   if (spec.isPerChannel()) {
+    if (sinks.dgNarrow)
+      loop(zero, keyDim, [&](Value c) { store(narrow(load(sinks.lambdaSum, c)), sinks.dgNarrow, c); });
     loop(zero, keyDim, [&](Value c) {
       ElementIndex element = at;
       element.c = c;
-      accumulateAdjoint(sinks, element, scanRow, narrow(load(sinks.lambdaSum, c)),
-                        derivedKey ? load(sinks.dKeyBuf, c) : Value());
+      Value dg = sinks.dgNarrow ? load(sinks.dgNarrow, c) : narrow(load(sinks.lambdaSum, c));
+      accumulateAdjoint(sinks, element, scanRow, dg, derivedKey ? load(sinks.dKeyBuf, c) : Value());
     });
     return;
   }

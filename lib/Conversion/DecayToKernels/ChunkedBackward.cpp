@@ -455,6 +455,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
                           scanPrev, scanCarry, alloc(keyDim),
                           alloc(keyDim, f64),
                           /*atomicShared=*/true};
+  s.sinks.dgNarrow = alloc(keyDim);
   // The item's share of each param's gradient, summed locally and added to
   // the shared gradient once at the end (not once per token and channel).
   for (size_t i = 0; i < params.size(); ++i) {
@@ -496,7 +497,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
                                 s.norm, s.dNorm, s.dA, s.pairs, s.dnum, s.dden, s.valuesT, s.dvT,
                                 s.kdT, s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayIn,
                                 s.decayOut, s.qd, s.dg, s.carry, s.edge, s.sinks.dKeyBuf,
-                                s.sinks.lambdaSum};
+                                s.sinks.lambdaSum, s.sinks.dgNarrow};
   llvm::append_range(buffers, s.sinks.paramPartials);
   llvm::append_range(buffers, s.scanState);
   llvm::append_range(buffers, scanPrev);

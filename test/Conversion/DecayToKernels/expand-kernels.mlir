@@ -782,8 +782,12 @@ decay.recurrence @lightnet vector
 // BWD-NEXT:          memref.store %[[DQV]], %[[DQ]]
 // The [H, K] param is shared by every sequence: -dg into the item's partial
 // per channel, added atomically once after the reverse sweep.
+// dg is narrowed to f32 in a loop of its own (the adjoint's channel loop
+// then has no f64 and vectorizes at the full f32 width).
 // BWD:               %[[DGW:.*]] = memref.load %{{.*}} : memref<?xf64>
-// BWD-NEXT:          %[[DG:.*]] = arith.truncf %[[DGW]] : f64 to f32
+// BWD-NEXT:          %[[DGN:.*]] = arith.truncf %[[DGW]] : f64 to f32
+// BWD-NEXT:          memref.store %[[DGN]], %[[DGBUF:.*]][%{{.*}}] : memref<?xf32>
+// BWD:               %[[DG:.*]] = memref.load %[[DGBUF]][%{{.*}}] : memref<?xf32>
 // BWD:               %[[NDG:.*]] = arith.negf %[[DG]] : f32
 // BWD-NEXT:          %[[OLDP:.*]] = memref.load %[[PARTP:.*]][%{{.*}}] : memref<?xf32>
 // BWD-NEXT:          %[[NEWP:.*]] = arith.addf %[[OLDP]], %[[NDG]] : f32

@@ -98,10 +98,14 @@
 // CHECK-NEXT:          %[[DSP:.*]] = arith.mulf %[[DG]], %[[NA]] : f64
 // CHECK-NEXT:          %[[DA:.*]] = arith.negf %[[DNA]] : f64
 // CHECK-NEXT:          %[[GALOG:.*]] = arith.mulf %[[DA]], %[[A]] : f64
-// logsigmoid(x) = min(x, 0) - log1p(exp(-|x|)), in f64
-// CHECK:               %[[MIN:.*]] = arith.minimumf %[[X]], %{{.*}} : f64
-// CHECK-NEXT:          %[[LS:.*]] = arith.subf %[[MIN]], %{{.*}} : f64
-// CHECK-NEXT:          %[[SIG:.*]] = math.exp %[[LS]] : f64
+// sigmoid(x) = (x >= 0 ? 1 : e) / (1 + e), e = exp(-|x|), in f64
+// CHECK:               %[[AX:.*]] = math.absf %[[X]] : f64
+// CHECK-NEXT:          %[[NAX:.*]] = arith.negf %[[AX]] : f64
+// CHECK-NEXT:          %[[EX:.*]] = math.exp %[[NAX]] : f64
+// CHECK:               %[[NONNEG:.*]] = arith.cmpf oge, %[[X]], %{{.*}} : f64
+// CHECK:               %[[NUM:.*]] = arith.select %[[NONNEG]], %{{.*}}, %[[EX]] : f64
+// CHECK:               %[[DEN:.*]] = arith.addf %{{.*}}, %{{.*}} : f64
+// CHECK-NEXT:          %[[SIG:.*]] = arith.divf %[[NUM]], %[[DEN]] : f64
 // CHECK-NEXT:          %[[GX:.*]] = arith.mulf %[[DSP]], %[[SIG]] : f64
 // Stored into d_dt [B,T,H] (its only contribution), accumulated (+=) into
 // d_A_log [H] and d_dt_bias [H].

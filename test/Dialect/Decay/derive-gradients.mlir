@@ -53,15 +53,17 @@
 
 //===----------------------------------------------------------------------===//
 // mamba2: g = -exp(A_log) * softplus(x), x = dt + dt_bias.
-//   d_dt = d_dt_bias = d_g * (-exp(A_log)) * sigmoid(x), sigmoid(x) = exp(logsigmoid(x))
+//   d_dt = d_dt_bias = d_g * (-exp(A_log)) * sigmoid(x)
 //   d_A_log = -(d_g * softplus(x)) * exp(A_log)
 //===----------------------------------------------------------------------===//
 
 // MAMBA2:       decay.recurrence @mamba2 scalar
 // MAMBA2-LABEL: decay.adjoint @mamba2 {
 // MAMBA2-NEXT:  ^bb0(%dt: f32, %A_log: f32, %dt_bias: f32, %d_g: f32):
+// MAMBA2-DAG:     %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// MAMBA2-DAG:     %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
 // The forward values the reverse sweep needs.
-// MAMBA2-NEXT:    %[[X:.*]] = arith.addf %dt, %dt_bias : f32
+// MAMBA2:         %[[X:.*]] = arith.addf %dt, %dt_bias : f32
 // MAMBA2-NEXT:    %[[SP:.*]] = decay.softplus %[[X]] : f32
 // MAMBA2-NEXT:    %[[A:.*]] = math.exp %A_log : f32
 // MAMBA2-NEXT:    %[[NA:.*]] = arith.negf %[[A]] : f32
@@ -71,9 +73,15 @@
 // na = -a, a = exp(A_log): d_A_log = -d_na * a.
 // MAMBA2-NEXT:    %[[DA:.*]] = arith.negf %[[DNA]] : f32
 // MAMBA2-NEXT:    %[[DALOG:.*]] = arith.mulf %[[DA]], %[[A]] : f32
-// sp = softplus(x): d_x = d_sp * exp(logsigmoid(x)).
-// MAMBA2-NEXT:    %[[LS:.*]] = decay.logsigmoid %[[X]] : f32
-// MAMBA2-NEXT:    %[[SIG:.*]] = math.exp %[[LS]] : f32
+// sp = softplus(x): d_x = d_sp * sigmoid(x), sigmoid(x) with one exponential
+// that cannot overflow: e = exp(-|x|), (x >= 0 ? 1 : e) / (1 + e).
+// MAMBA2-NEXT:    %[[ABSSIG:.*]] = math.absf %[[X]] : f32
+// MAMBA2-NEXT:    %[[NABSSIG:.*]] = arith.negf %[[ABSSIG]] : f32
+// MAMBA2-NEXT:    %[[ESIG:.*]] = math.exp %[[NABSSIG]] : f32
+// MAMBA2-NEXT:    %[[NONNEGSIG:.*]] = arith.cmpf oge, %[[X]], %[[ZERO]] : f32
+// MAMBA2-NEXT:    %[[NUMSIG:.*]] = arith.select %[[NONNEGSIG]], %[[ONE]], %[[ESIG]] : f32
+// MAMBA2-NEXT:    %[[DENSIG:.*]] = arith.addf %[[ESIG]], %[[ONE]] : f32
+// MAMBA2-NEXT:    %[[SIG:.*]] = arith.divf %[[NUMSIG]], %[[DENSIG]] : f32
 // MAMBA2-NEXT:    %[[DX:.*]] = arith.mulf %[[DSP]], %[[SIG]] : f32
 // x = dt + dt_bias: both get d_x.
 // MAMBA2-NEXT:    decay.yield %[[DX]], %[[DALOG]], %[[DX]] : f32, f32, f32
@@ -87,7 +95,9 @@
 // MAMBA2_VECTOR:       decay.recurrence @mamba2_vector vector
 // MAMBA2_VECTOR-LABEL: decay.adjoint @mamba2_vector {
 // MAMBA2_VECTOR-NEXT:  ^bb0(%dt: f32, %A_log: f32, %dt_bias: f32, %d_g: f32):
-// MAMBA2_VECTOR-NEXT:    %[[X:.*]] = arith.addf %dt, %dt_bias : f32
+// MAMBA2_VECTOR-DAG:     %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// MAMBA2_VECTOR-DAG:     %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// MAMBA2_VECTOR:         %[[X:.*]] = arith.addf %dt, %dt_bias : f32
 // MAMBA2_VECTOR-NEXT:    %[[SP:.*]] = decay.softplus %[[X]] : f32
 // MAMBA2_VECTOR-NEXT:    %[[A:.*]] = math.exp %A_log : f32
 // MAMBA2_VECTOR-NEXT:    %[[NA:.*]] = arith.negf %[[A]] : f32
@@ -95,26 +105,38 @@
 // MAMBA2_VECTOR-NEXT:    %[[DSP:.*]] = arith.mulf %d_g, %[[NA]] : f32
 // MAMBA2_VECTOR-NEXT:    %[[DA:.*]] = arith.negf %[[DNA]] : f32
 // MAMBA2_VECTOR-NEXT:    %[[DALOG:.*]] = arith.mulf %[[DA]], %[[A]] : f32
-// MAMBA2_VECTOR-NEXT:    %[[LS:.*]] = decay.logsigmoid %[[X]] : f32
-// MAMBA2_VECTOR-NEXT:    %[[SIG:.*]] = math.exp %[[LS]] : f32
+// MAMBA2_VECTOR-NEXT:    %[[ABSSIG:.*]] = math.absf %[[X]] : f32
+// MAMBA2_VECTOR-NEXT:    %[[NABSSIG:.*]] = arith.negf %[[ABSSIG]] : f32
+// MAMBA2_VECTOR-NEXT:    %[[ESIG:.*]] = math.exp %[[NABSSIG]] : f32
+// MAMBA2_VECTOR-NEXT:    %[[NONNEGSIG:.*]] = arith.cmpf oge, %[[X]], %[[ZERO]] : f32
+// MAMBA2_VECTOR-NEXT:    %[[NUMSIG:.*]] = arith.select %[[NONNEGSIG]], %[[ONE]], %[[ESIG]] : f32
+// MAMBA2_VECTOR-NEXT:    %[[DENSIG:.*]] = arith.addf %[[ESIG]], %[[ONE]] : f32
+// MAMBA2_VECTOR-NEXT:    %[[SIG:.*]] = arith.divf %[[NUMSIG]], %[[DENSIG]] : f32
 // MAMBA2_VECTOR-NEXT:    %[[DX:.*]] = arith.mulf %[[DSP]], %[[SIG]] : f32
 // MAMBA2_VECTOR-NEXT:    decay.yield %[[DX]], %[[DALOG]], %[[DX]] : f32, f32, f32
 // MAMBA2_VECTOR-NEXT:  }
 
 //===----------------------------------------------------------------------===//
 // gla: g = logsigmoid(gk) / 16.
-//   d_gk = (d_g / 16) * sigmoid(-gk), sigmoid(-gk) = exp(logsigmoid(-gk))
+//   d_gk = (d_g / 16) * sigmoid(-gk), sigmoid with one exponential (see mamba2)
 // (the gradient to the constant 16 is dead and removed).
 //===----------------------------------------------------------------------===//
 
 // GLA:       decay.recurrence @gla vector
 // GLA-LABEL: decay.adjoint @gla {
 // GLA-NEXT:  ^bb0(%gk: f32, %d_g: f32):
-// GLA-NEXT:    %[[C16:.*]] = arith.constant 1.600000e+01 : f32
-// GLA-NEXT:    %[[DLS:.*]] = arith.divf %d_g, %[[C16]] : f32
+// GLA-DAG:     %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// GLA-DAG:     %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// GLA-DAG:     %[[C16:.*]] = arith.constant 1.600000e+01 : f32
+// GLA:         %[[DLS:.*]] = arith.divf %d_g, %[[C16]] : f32
 // GLA-NEXT:    %[[NGK:.*]] = arith.negf %gk : f32
-// GLA-NEXT:    %[[LSN:.*]] = decay.logsigmoid %[[NGK]] : f32
-// GLA-NEXT:    %[[SIGN:.*]] = math.exp %[[LSN]] : f32
+// GLA-NEXT:    %[[ABSSIGN:.*]] = math.absf %[[NGK]] : f32
+// GLA-NEXT:    %[[NABSSIGN:.*]] = arith.negf %[[ABSSIGN]] : f32
+// GLA-NEXT:    %[[ESIGN:.*]] = math.exp %[[NABSSIGN]] : f32
+// GLA-NEXT:    %[[NONNEGSIGN:.*]] = arith.cmpf oge, %[[NGK]], %[[ZERO]] : f32
+// GLA-NEXT:    %[[NUMSIGN:.*]] = arith.select %[[NONNEGSIGN]], %[[ONE]], %[[ESIGN]] : f32
+// GLA-NEXT:    %[[DENSIGN:.*]] = arith.addf %[[ESIGN]], %[[ONE]] : f32
+// GLA-NEXT:    %[[SIGN:.*]] = arith.divf %[[NUMSIGN]], %[[DENSIGN]] : f32
 // GLA-NEXT:    %[[DGK:.*]] = arith.mulf %[[DLS]], %[[SIGN]] : f32
 // GLA-NEXT:    decay.yield %[[DGK]] : f32
 // GLA-NEXT:  }
@@ -124,7 +146,7 @@
 // canonicalizer folds to u = logsigmoid(f) + 0; key = -expm1(g).
 //   d_g' = d_g + (-d_key) * (expm1(g) + 1)           (key feeds g)
 //   d_u  = d_g' * exp(u - g)                          (logaddexp, u = g here)
-//   d_f  = d_u * exp(logsigmoid(-f))                  (logsigmoid)
+//   d_f  = d_u * sigmoid(-f)                          (logsigmoid)
 // i.e. d_f = (d_g - d_key exp(g)) sigmoid(-f).
 //===----------------------------------------------------------------------===//
 
@@ -144,8 +166,13 @@
 // HGRN2-NEXT:    %[[W:.*]] = math.exp %[[GAP]] : f32
 // HGRN2-NEXT:    %[[DU:.*]] = arith.mulf %[[DGT]], %[[W]] : f32
 // HGRN2-NEXT:    %[[NF:.*]] = arith.negf %f : f32
-// HGRN2-NEXT:    %[[LSN:.*]] = decay.logsigmoid %[[NF]] : f32
-// HGRN2-NEXT:    %[[SIGN:.*]] = math.exp %[[LSN]] : f32
+// HGRN2-NEXT:    %[[ABSSIGN:.*]] = math.absf %[[NF]] : f32
+// HGRN2-NEXT:    %[[NABSSIGN:.*]] = arith.negf %[[ABSSIGN]] : f32
+// HGRN2-NEXT:    %[[ESIGN:.*]] = math.exp %[[NABSSIGN]] : f32
+// HGRN2-NEXT:    %[[NONNEGSIGN:.*]] = arith.cmpf oge, %[[NF]], %[[ZERO]] : f32
+// HGRN2-NEXT:    %[[NUMSIGN:.*]] = arith.select %[[NONNEGSIGN]], %[[ONE]], %[[ESIGN]] : f32
+// HGRN2-NEXT:    %[[DENSIGN:.*]] = arith.addf %[[ESIGN]], %[[ONE]] : f32
+// HGRN2-NEXT:    %[[SIGN:.*]] = arith.divf %[[NUMSIGN]], %[[DENSIGN]] : f32
 // HGRN2-NEXT:    %[[DF:.*]] = arith.mulf %[[DU]], %[[SIGN]] : f32
 // HGRN2-NEXT:    decay.yield %[[DF]] : f32
 // HGRN2-NEXT:  }
@@ -180,16 +207,23 @@
 
 //===----------------------------------------------------------------------===//
 // simple_decay: g = logsigmoid(f + delta).
-//   d_f = d_delta = d_g * exp(logsigmoid(-(f + delta)))
+//   d_f = d_delta = d_g * sigmoid(-(f + delta))
 //===----------------------------------------------------------------------===//
 
 // SIMPLE_DECAY:       decay.recurrence @simple_decay vector
 // SIMPLE_DECAY-LABEL: decay.adjoint @simple_decay {
 // SIMPLE_DECAY-NEXT:  ^bb0(%f: f32, %delta: f32, %d_g: f32):
-// SIMPLE_DECAY-NEXT:    %[[X:.*]] = arith.addf %f, %delta : f32
+// SIMPLE_DECAY-DAG:     %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// SIMPLE_DECAY-DAG:     %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// SIMPLE_DECAY:         %[[X:.*]] = arith.addf %f, %delta : f32
 // SIMPLE_DECAY-NEXT:    %[[NX:.*]] = arith.negf %[[X]] : f32
-// SIMPLE_DECAY-NEXT:    %[[LSN:.*]] = decay.logsigmoid %[[NX]] : f32
-// SIMPLE_DECAY-NEXT:    %[[SIGN:.*]] = math.exp %[[LSN]] : f32
+// SIMPLE_DECAY-NEXT:    %[[ABSSIGN:.*]] = math.absf %[[NX]] : f32
+// SIMPLE_DECAY-NEXT:    %[[NABSSIGN:.*]] = arith.negf %[[ABSSIGN]] : f32
+// SIMPLE_DECAY-NEXT:    %[[ESIGN:.*]] = math.exp %[[NABSSIGN]] : f32
+// SIMPLE_DECAY-NEXT:    %[[NONNEGSIGN:.*]] = arith.cmpf oge, %[[NX]], %[[ZERO]] : f32
+// SIMPLE_DECAY-NEXT:    %[[NUMSIGN:.*]] = arith.select %[[NONNEGSIGN]], %[[ONE]], %[[ESIGN]] : f32
+// SIMPLE_DECAY-NEXT:    %[[DENSIGN:.*]] = arith.addf %[[ESIGN]], %[[ONE]] : f32
+// SIMPLE_DECAY-NEXT:    %[[SIGN:.*]] = arith.divf %[[NUMSIGN]], %[[DENSIGN]] : f32
 // SIMPLE_DECAY-NEXT:    %[[DX:.*]] = arith.mulf %d_g, %[[SIGN]] : f32
 // SIMPLE_DECAY-NEXT:    decay.yield %[[DX]], %[[DX]] : f32, f32
 // SIMPLE_DECAY-NEXT:  }

@@ -38,6 +38,14 @@ private:
   Value div(Value x, Value y) { return arith::DivFOp::create(b, x, y); }
   Value neg(Value x) { return arith::NegFOp::create(b, x); }
   Value exp(Value x) { return math::ExpOp::create(b, x); }
+  /// sigmoid(x) with one exponential that never overflows: e = exp(-|x|),
+  /// then 1 / (1 + e) for x >= 0 and e / (1 + e) below (one division, where
+  /// exp(logsigmoid(x)) costs two exponentials and a logarithm).
+  Value sigmoid(Value x) {
+    Value e = exp(neg(math::AbsFOp::create(b, x)));
+    Value nonNegative = arith::CmpFOp::create(b, arith::CmpFPredicate::OGE, x, constant(0.0));
+    return div(arith::SelectOp::create(b, nonNegative, constant(1.0), e), add(constant(1.0), e));
+  }
   /// Adds `contribution` to the adjoint of `value` (float values only).
   void accumulate(Value value, Value contribution);
   /// Chooses `adjoint` where `condition` holds, else 0.
@@ -171,13 +179,13 @@ LogicalResult AdjointBuilder::reverse(Operation *op) {
         return success();
       })
       .Case([&](SoftplusOp) {
-        // d softplus(x) = sigmoid(x) = exp(logsigmoid(x))
-        accumulate(x(0), mul(g, exp(LogSigmoidOp::create(b, x(0)))));
+        // d softplus(x) = sigmoid(x)
+        accumulate(x(0), mul(g, sigmoid(x(0))));
         return success();
       })
       .Case([&](LogSigmoidOp) {
-        // d logsigmoid(x) = sigmoid(-x) = exp(logsigmoid(-x))
-        accumulate(x(0), mul(g, exp(LogSigmoidOp::create(b, neg(x(0))))));
+        // d logsigmoid(x) = sigmoid(-x)
+        accumulate(x(0), mul(g, sigmoid(neg(x(0)))));
         return success();
       })
       .Case([&](LogAddExpOp) {
