@@ -110,6 +110,31 @@ void ChunkEmitter::releaseChunk(const Chunk &chunk) {
     memref::DeallocOp::create(b, buffer);
 }
 
+SmallVector<ChunkEmitter::StreamedTensor> ChunkEmitter::streamedInputs() {
+  SmallVector<StreamedTensor> tensors;
+  for (auto [tensor, dims] : llvm::zip(inputs, spec.getInputDims().getValue()))
+    tensors.push_back({tensor, cast<StringAttr>(dims).getValue()});
+  return tensors;
+}
+
+void ChunkEmitter::prefetchRows(ArrayRef<StreamedTensor> tensors, Value batch, Value token, Value h) {
+  for (const StreamedTensor &tensor : tensors) {
+    auto type = cast<MemRefType>(tensor.memref.getType());
+    int64_t lineElements = std::max<int64_t>(1, 64 / (type.getElementTypeBitWidth() / 8));
+    StringRef dims = tensor.dims;
+    bool perChannel = dims.back() == 'K' || dims.back() == 'V';
+    Value width = perChannel ? memref::DimOp::create(b, tensor.memref, dims.size() - 1).getResult() : index(1);
+    auto lines = scf::ForOp::create(b, index(0), width, index(lineElements));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(lines.getBody());
+    SmallVector<Value> indices;
+    for (char dim : dims)
+      indices.push_back(dim == 'B' ? batch : dim == 'T' ? token : dim == 'H' ? h : lines.getInductionVar());
+    memref::PrefetchOp::create(b, tensor.memref, indices, tensor.write, /*localityHint=*/3,
+                               /*isDataCache=*/true);
+  }
+}
+
 void ChunkEmitter::stageValues(const ElementIndex &at, const Chunk &chunk) {
   Value zero = index(0);
   loop(zero, chunk.length, [&](Value s) {
@@ -131,10 +156,19 @@ void ChunkEmitter::prepareChunk(
     store(real(0.0), chunk.runningHigh, c);
     store(real(0.0), chunk.runningLow, c);
   });
+  // The rows of the chunk's tokens kPrefetchTokens ahead (within the chunk).
+  Value lastToken = arith::SubIOp::create(b, arith::AddIOp::create(b, chunk.first, chunk.length), index(1));
+  SmallVector<StreamedTensor> streamed = streamedInputs();
+  streamed.append({{q, "BTHK"}, {v, "BTHV"}});
+  if (!spec.hasDerivedKey())
+    streamed.push_back({k, "BTHK"});
   loop(zero, chunk.length, [&](Value i) {
     ElementIndex element = at;
     element.t = arith::AddIOp::create(b, chunk.first, i);
     Value r = row(chunk, i);
+    prefetchRows(streamed, at.b,
+                 arith::MinUIOp::create(b, arith::AddIOp::create(b, element.t, index(kPrefetchTokens)), lastToken),
+                 at.h);
     auto accumulate = [&](Value c, Value g) {
       Value before = load(chunk.runningHigh, c);
       Value total = add(before, g);

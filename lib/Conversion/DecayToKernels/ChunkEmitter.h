@@ -35,6 +35,8 @@ constexpr int64_t kSubBlock = 16;
 /// spec's inputs ([B, T, H, D]), so that an item reads them together instead
 /// of one row per page (rows of one head are H * D elements apart).
 constexpr int64_t kMaxHeadsPerItem = 4;
+/// How many tokens ahead the chunk kernels prefetch the rows they stream.
+constexpr int64_t kPrefetchTokens = 8;
 /// Grouped kernels keep at least this many work items where there are that
 /// many (sequence, head) pairs, so that every thread has work.
 constexpr int64_t kMinWorkItems = 8;
@@ -77,6 +79,21 @@ protected:
   /// rows) and `releaseChunk` frees them.
   void allocateChunk(Chunk &chunk, mlir::Value rows);
   void releaseChunk(const Chunk &chunk);
+  /// A per-token tensor ([B, T, ...], dims in letters of BTHKV) whose rows a
+  /// kernel prefetches, for reading or for writing.
+  struct StreamedTensor {
+    mlir::Value memref;
+    llvm::StringRef dims;
+    bool write = false;
+  };
+  /// Prefetches every cache line of token `token`'s row (batch row `batch`,
+  /// head `h`) of each of `tensors`. Rows of one head are H * D elements apart
+  /// (a page at H * D = 1024 f32), which the hardware prefetcher does not
+  /// follow: the kernels prefetch kPrefetchTokens tokens ahead.
+  void prefetchRows(llvm::ArrayRef<StreamedTensor> tensors, mlir::Value batch, mlir::Value token,
+                    mlir::Value h);
+  /// The spec's per-token inputs (dims starting with B, T), for reading.
+  llvm::SmallVector<StreamedTensor> streamedInputs();
   /// Copies the chunk's rows of v into `chunk.values` (prepareChunk does).
   void stageValues(const ElementIndex &at, const Chunk &chunk);
   /// Row `i` of the chunk in its q, k and g buffers.

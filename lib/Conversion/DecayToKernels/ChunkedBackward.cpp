@@ -370,8 +370,20 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
   Chunk &chunk = s.chunk;
   // Token by token in reverse: dg, the diagonal terms of dq and dk, then the
   // parameterization's gradients.
+  // The rows this loop reads and writes for the token kPrefetchTokens
+  // earlier (in the sequence: the loop walks backward into earlier chunks).
+  SmallVector<StreamedTensor> streamed = streamedInputs();
+  streamed.push_back({args.dq, "BTHK", true});
+  if (!spec.hasDerivedKey()) // a derived key's gradient feeds the adjoint instead
+    streamed.push_back({args.dk, "BTHK", true});
+  for (auto [gradient, dims] : llvm::zip(args.dInputs, spec.getInputDims().getValue()))
+    streamed.push_back({gradient, cast<StringAttr>(dims).getValue(), true});
   reverseLoop(zero, chunk.length, [&](Value t) {
     Value rt = row(chunk, t);
+    Value token = arith::AddIOp::create(b, chunk.first, t);
+    Value floor = arith::AddIOp::create(b, start, index(kPrefetchTokens));
+    Value earlier = arith::SubIOp::create(b, arith::MaxUIOp::create(b, token, floor), index(kPrefetchTokens));
+    prefetchRows(streamed, at.b, earlier, at.h);
     Value diagonal = load(s.dA, {t, t});
     loop(zero, keyDim, [&](Value c) {
       Value qc = load(chunk.q, {rt, c}), kc = load(chunk.k, {rt, c});

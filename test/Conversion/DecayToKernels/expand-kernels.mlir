@@ -103,9 +103,19 @@
 // CHECK:             scf.for %{{.*}} = %{{.*}} to %[[KD]] step
 // CHECK:               memref.store %{{.*}}, %[[RUNHIGH]][%{{.*}}] : memref<?xf32>
 // CHECK:               memref.store %{{.*}}, %[[RUNLOW]][%{{.*}}] : memref<?xf32>
-// Per token of the chunk: g from the region (once per token: scalar decay).
+// Per token of the chunk: first a prefetch of every line of the rows of the
+// token 8 ahead (at most the chunk's last), of dt, q, v and k (rows of one
+// head are H * D apart, which the hardware prefetcher does not follow); then
+// g from the region (once per token: scalar decay).
 // CHECK:             scf.for %[[I:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
 // CHECK-NEXT:          %[[TOK:.*]] = arith.addi %[[FIRST]], %[[I]] : index
+// CHECK:               %[[C8P:.*]] = arith.constant 8 : index
+// CHECK-NEXT:          %[[AHEAD:.*]] = arith.addi %[[TOK]], %[[C8P]] : index
+// CHECK-NEXT:          %[[PTOK:.*]] = arith.minui %[[AHEAD]], %{{.*}} : index
+// CHECK:                 memref.prefetch %[[DT]][%[[B]], %[[PTOK]], %[[H]]], read, locality<3>, data : memref<?x?x?xf32>
+// CHECK:                 memref.prefetch %[[Q]][%[[B]], %[[PTOK]], %[[H]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
+// CHECK:                 memref.prefetch %[[V]][%[[B]], %[[PTOK]], %[[H]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
+// CHECK:                 memref.prefetch %[[K]][%[[B]], %[[PTOK]], %[[H]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
 // CHECK:               memref.load %[[DT]][%[[B]], %[[TOK]], %[[H]]] : memref<?x?x?xf32>
 // CHECK-NEXT:          memref.load %[[ALOG]][%[[H]]] : memref<?xf32>
 // CHECK-NEXT:          memref.load %[[DTB]][%[[H]]] : memref<?xf32>
@@ -384,9 +394,17 @@
 // BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // dH^T <- dH^T diag(exp(G_last)) + ...
 // BWD:               memref.store %{{.*}}, %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// Token by token in reverse: the later sum of q dq* - k dk' in f64, plus the
+// Token by token in reverse: first a prefetch of the rows of the token 8
+// earlier (at least the sequence's first) that the loop reads (dt) and writes
+// (dq, dk, d_dt); then the later sum of q dq* - k dk' in f64, plus the
 // prefix and the edge, is the token's dg per channel; then the diagonal terms.
 // BWD:             scf.for %[[RT:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
+// BWD:               %[[PFLOOR:.*]] = arith.maxui %{{.*}}, %{{.*}} : index
+// BWD:               %[[PEARLY:.*]] = arith.subi %[[PFLOOR]], %{{.*}} : index
+// BWD:                 memref.prefetch %{{.*}}[%[[B]], %[[PEARLY]], %[[H]]], read, locality<3>, data : memref<?x?x?xf32>
+// BWD:                 memref.prefetch %[[DQ]][%[[B]], %[[PEARLY]], %[[H]], %{{.*}}], write, locality<3>, data : memref<?x?x?x?xf32>
+// BWD:                 memref.prefetch %[[DK]][%[[B]], %[[PEARLY]], %[[H]], %{{.*}}], write, locality<3>, data : memref<?x?x?x?xf32>
+// BWD:                 memref.prefetch %{{.*}}[%[[B]], %[[PEARLY]], %[[H]]], write, locality<3>, data : memref<?x?x?xf32>
 // BWD:                 %[[LATER:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf64>
 // BWD:                 %[[QDQ:.*]] = arith.mulf %{{.*}}, %{{.*}} : f64
 // BWD:                 %[[KDK:.*]] = arith.mulf %{{.*}}, %{{.*}} : f64
