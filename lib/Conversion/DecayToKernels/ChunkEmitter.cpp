@@ -353,16 +353,15 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
     loop(zero, keyDim, [&](Value c) { store(load(chunk.k, {rs, c}), chunk.carried, c); });
     loop(src, blockEnd, [&](Value t) {
       Value rt = row(chunk, t);
+      // One pass over the channels: the key decayed one more step (not at
+      // t = src), then its product with the query.
       Value later = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, t, src);
-      auto decayed = scf::IfOp::create(b, later, /*withElseRegion=*/false);
-      {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPointToStart(decayed.thenBlock());
-        loop(zero, keyDim, [&](Value c) {
-          store(mul(load(chunk.carried, c), load(chunk.step, {rt, c})), chunk.carried, c);
-        });
-      }
-      Value score = sum(keyDim, [&](Value c) { return mul(load(chunk.q, {rt, c}), load(chunk.carried, c)); });
+      Value score = sum(keyDim, [&](Value c) {
+        Value factor = arith::SelectOp::create(b, later, load(chunk.step, {rt, c}), real(1.0));
+        Value decayed = mul(load(chunk.carried, c), factor);
+        store(decayed, chunk.carried, c);
+        return mul(load(chunk.q, {rt, c}), decayed);
+      });
       store(score, chunk.a, {t, src});
     });
   });

@@ -609,13 +609,18 @@ decay.recurrence @mamba2 scalar
 // CHECK:               scf.for %[[S1:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
 // CHECK:                 memref.store %{{.*}}, %[[CARRIED]][%{{.*}}] : memref<?xf32>
 // CHECK:                 scf.for %[[T:[a-z0-9_]+]] = %[[S1]] to %[[BEND]] step
+// One pass over the channels per (t, src): the key decayed one more step
+// (times 1 at t = src), stored back, and its product with q_t summed.
 // CHECK:                   %[[LATER:.*]] = arith.cmpi ugt, %[[T]], %[[S1]] : index
-// CHECK-NEXT:              scf.if %[[LATER]] {
-// CHECK:                       %[[KEYV:.*]] = memref.load %[[CARRIED]][%{{.*}}] : memref<?xf32>
-// CHECK-NEXT:                  %[[STEPT:.*]] = memref.load %[[STEP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// CHECK-NEXT:                  %[[DECAYED:.*]] = arith.mulf %[[KEYV]], %[[STEPT]] : f32
-// CHECK-NEXT:                  memref.store %[[DECAYED]], %[[CARRIED]][%{{.*}}] : memref<?xf32>
-// CHECK:                   %[[SCORE:.*]] = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args(%{{.*}}) -> (f32) {
+// CHECK:                   %[[SCORE:.*]] = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args(%[[PART:.*]] = %{{.*}}) -> (f32) {
+// CHECK-NEXT:                %[[STEPT:.*]] = memref.load %[[STEP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK:                     %[[FACT:.*]] = arith.select %[[LATER]], %[[STEPT]], %{{.*}} : f32
+// CHECK-NEXT:                %[[KEYV:.*]] = memref.load %[[CARRIED]][%{{.*}}] : memref<?xf32>
+// CHECK-NEXT:                %[[DECAYED:.*]] = arith.mulf %[[KEYV]], %[[FACT]] : f32
+// CHECK-NEXT:                memref.store %[[DECAYED]], %[[CARRIED]][%{{.*}}] : memref<?xf32>
+// CHECK-NEXT:                %[[QV2:.*]] = memref.load %[[QC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:                %[[PROD:.*]] = arith.mulf %[[QV2]], %[[DECAYED]] : f32
+// CHECK-NEXT:                arith.addf %[[PART]], %[[PROD]] fastmath<reassoc,contract> : f32
 // CHECK:                   memref.store %[[SCORE]], %[[AC]][%[[T]], %[[S1]]] : memref<?x?xf32>
 // Zero above the diagonal.
 // CHECK:               scf.for %[[T2:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
