@@ -18,47 +18,53 @@ SmallVector<Value> concat(ValueRange prefix, std::initializer_list<Value> more) 
 }
 } // namespace
 
-func::FuncOp ChunkEmitter::buildKernel(StringRef name, bool backward, RecurrenceArgs &args,
-                                       function_ref<void(Value, Value)> item) {
+func::FuncOp ChunkEmitter::buildParallelKernel(StringRef name, bool backward, RecurrenceArgs &args,
+                                               function_ref<Value(Value)> columns,
+                                               function_ref<void(Value, Value)> body) {
   OpBuilder::InsertionGuard guard(b);
   func::FuncOp fn = createFunction(name, backward, args);
   q = args.q, k = args.k, v = args.v;
   Value zero = index(0), one = index(1);
   Value numSeqs = memref::DimOp::create(b, args.seqs, 0);
-  auto parallel = scf::ParallelOp::create(b, ValueRange{zero, zero}, ValueRange{numSeqs, numHeads},
+  Value numColumns = columns(numSeqs);
+  auto parallel = scf::ParallelOp::create(b, ValueRange{zero, zero}, ValueRange{numSeqs, numColumns},
                                           ValueRange{one, one});
   {
-    OpBuilder::InsertionGuard body(b);
+    OpBuilder::InsertionGuard inner(b);
     b.setInsertionPointToStart(parallel.getBody());
-    item(parallel.getInductionVars()[0], parallel.getInductionVars()[1]);
+    body(parallel.getInductionVars()[0], parallel.getInductionVars()[1]);
   }
   func::ReturnOp::create(b);
   return fn;
 }
 
+func::FuncOp ChunkEmitter::buildKernel(StringRef name, bool backward, RecurrenceArgs &args,
+                                       function_ref<void(Value, Value)> item) {
+  return buildParallelKernel(name, backward, args, [&](Value) { return numHeads; }, item);
+}
+
+Value ChunkEmitter::headsPerItem(Value numSeqs) {
+  // clamp(sequences * heads / kMinWorkItems, 1, kMaxHeadsPerItem)
+  Value one = index(1), minItems = index(kMinWorkItems), maxHeads = index(kMaxHeadsPerItem);
+  Value pairs = arith::MulIOp::create(b, numSeqs, numHeads);
+  Value share = arith::DivUIOp::create(b, pairs, minItems);
+  return arith::MaxUIOp::create(b, one, arith::MinUIOp::create(b, share, maxHeads));
+}
+
 func::FuncOp ChunkEmitter::buildGroupedKernel(StringRef name, bool backward, RecurrenceArgs &args,
                                               function_ref<void(Value, Value, Value)> item) {
-  OpBuilder::InsertionGuard guard(b);
-  func::FuncOp fn = createFunction(name, backward, args);
-  q = args.q, k = args.k, v = args.v;
-  Value zero = index(0), one = index(1);
-  Value numSeqs = memref::DimOp::create(b, args.seqs, 0);
-  // heads per item = clamp(sequences * heads / kMinWorkItems, 1, kMaxHeadsPerItem)
-  Value pairs = arith::MulIOp::create(b, numSeqs, numHeads);
-  Value share = arith::DivUIOp::create(b, pairs, index(kMinWorkItems));
-  Value perItem = arith::MaxUIOp::create(b, one, arith::MinUIOp::create(b, share, index(kMaxHeadsPerItem)));
-  Value groups = arith::CeilDivUIOp::create(b, numHeads, perItem);
-  auto parallel = scf::ParallelOp::create(b, ValueRange{zero, zero}, ValueRange{numSeqs, groups},
-                                          ValueRange{one, one});
-  {
-    OpBuilder::InsertionGuard body(b);
-    b.setInsertionPointToStart(parallel.getBody());
-    Value first = arith::MulIOp::create(b, parallel.getInductionVars()[1], perItem);
-    Value end = arith::MinUIOp::create(b, arith::AddIOp::create(b, first, perItem), numHeads);
-    item(parallel.getInductionVars()[0], first, end);
-  }
-  func::ReturnOp::create(b);
-  return fn;
+  Value perItem;
+  return buildParallelKernel(
+      name, backward, args,
+      [&](Value numSeqs) {
+        perItem = headsPerItem(numSeqs);
+        return arith::CeilDivUIOp::create(b, numHeads, perItem).getResult();
+      },
+      [&](Value n, Value group) {
+        Value first = arith::MulIOp::create(b, group, perItem);
+        Value end = arith::MinUIOp::create(b, arith::AddIOp::create(b, first, perItem), numHeads);
+        item(n, first, end);
+      });
 }
 
 Value ChunkEmitter::row(const Chunk &chunk, Value i) { return arith::AddIOp::create(b, chunk.base, i); }
@@ -122,8 +128,8 @@ void ChunkEmitter::prefetchRows(ArrayRef<StreamedTensor> tensors, Value batch, V
     auto type = cast<MemRefType>(tensor.memref.getType());
     int64_t lineElements = std::max<int64_t>(1, 64 / (type.getElementTypeBitWidth() / 8));
     StringRef dims = tensor.dims;
-    bool perChannel = dims.back() == 'K' || dims.back() == 'V';
-    Value width = perChannel ? memref::DimOp::create(b, tensor.memref, dims.size() - 1).getResult() : index(1);
+    bool hasChannelDim = dims.back() == 'K' || dims.back() == 'V';
+    Value width = hasChannelDim ? memref::DimOp::create(b, tensor.memref, dims.size() - 1).getResult() : index(1);
     auto lines = scf::ForOp::create(b, index(0), width, index(lineElements));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(lines.getBody());

@@ -46,12 +46,13 @@
 // One parallel work item per (sequence, group of heads): clamp(N * H / 8, 1, 4)
 // heads per group, the last group possibly smaller.
 // CHECK:         %[[NSEQ:.*]] = memref.dim %[[SEQS]], %{{.*}} : memref<?x3xi64>
-// CHECK-NEXT:    %[[PAIRS:.*]] = arith.muli %[[NSEQ]], %[[NH]] : index
+// CHECK-NEXT:    %[[C1:.*]] = arith.constant 1 : index
 // CHECK-NEXT:    %[[C8:.*]] = arith.constant 8 : index
-// CHECK-NEXT:    %[[SHARE:.*]] = arith.divui %[[PAIRS]], %[[C8]] : index
 // CHECK-NEXT:    %[[C4:.*]] = arith.constant 4 : index
+// CHECK-NEXT:    %[[PAIRS:.*]] = arith.muli %[[NSEQ]], %[[NH]] : index
+// CHECK-NEXT:    %[[SHARE:.*]] = arith.divui %[[PAIRS]], %[[C8]] : index
 // CHECK-NEXT:    %[[CAP:.*]] = arith.minui %[[SHARE]], %[[C4]] : index
-// CHECK-NEXT:    %[[PER:.*]] = arith.maxui %{{.*}}, %[[CAP]] : index
+// CHECK-NEXT:    %[[PER:.*]] = arith.maxui %[[C1]], %[[CAP]] : index
 // CHECK-NEXT:    %[[GROUPS:.*]] = arith.ceildivui %[[NH]], %[[PER]] : index
 // CHECK-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[GRP:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[GROUPS]]) step (%{{.*}}, %{{.*}}) {
 // CHECK-NEXT:      %[[HFIRST:.*]] = arith.muli %[[GRP]], %[[PER]] : index
