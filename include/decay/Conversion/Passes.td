@@ -39,8 +39,9 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
     Creates `func.func @name_forward` (and with `backward=true`
     `@name_backward`, which needs the `decay.adjoint` of decay-derive-gradients):
     the chunkwise-parallel algorithm of MATH.md sections 2 and 3 in f32 with
-    f32 state, an `scf.parallel` over (sequence, head) and a sequential loop
-    over chunks of `chunk-size` tokens (0: the spec's chunk_size hint, else 64).
+    f32 state, an `scf.parallel` over (sequence, group of up to 4 adjacent
+    heads) and a sequential loop over chunks (each chunk for every head of
+    the group in turn) of `chunk-size` tokens (0: the spec's chunk_size hint, else 64).
     The signatures are those of decay-lower-to-reference, with f32 memrefs,
     except that with `dtype = bf16` (the spec's option, or the pass's
     `dtype` option, which overrides it) the per-token tensors (q, k, v, o,

@@ -71,7 +71,7 @@ struct BackwardSinks {
   mlir::Value dKeyBuf;                         ///< [K] scratch
   mlir::Value lambdaSum;                       ///< [K] f64: the token's dg per channel (a scalar decay's is their sum)
   /// Accumulate into gradients other work items share (params, inputs
-  /// without an H dim) with atomic adds: set when (sequence, head) items run
+  /// without an H dim) with atomic adds: set when work items run
   /// in parallel.
   bool atomicShared = false;
   /// When set, one [K] buffer per param: the work item's own share of that

@@ -1,7 +1,8 @@
-// The pipeline from the chunked kernels to the LLVM dialect, with OpenMP threads over (sequence, head).
+// The pipeline from the chunked kernels to the LLVM dialect, with OpenMP threads over (sequence, group of heads).
 #include "decay/Codegen/CPU/CpuPackage.h"
 #include "decay/Conversion/Passes.h"
 
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
 #include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
@@ -18,6 +19,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -61,7 +63,7 @@ struct ApproximateExpLogPass : PassWrapper<ApproximateExpLogPass, OperationPass<
       signalPassFailure();
   }
 };
-/// Hands out the chunked kernels' work items, (sequence, head) pairs of
+/// Hands out the chunked kernels' work items, (sequence, group of heads) of
 /// unequal length under varlen, one at a time (OpenMP's dynamic schedule,
 /// chunk 1) instead of in equal shares. The step kernels (`*_step`) keep the
 /// static schedule: their items are equal, and a decoding step is short
@@ -96,6 +98,10 @@ void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch)
   pm.addPass(std::make_unique<ApproximateExpLogPass>());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
+  // The backward's per-head views of its work item's buffers (memref.subview)
+  // as offsets and strides, then as LLVM.
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
   FinalizeMemRefToLLVMConversionPassOptions memrefOptions;
   memrefOptions.useGenericFunctions = cachedScratch;
   pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));

@@ -1,6 +1,6 @@
 // The scratch allocator compiled into every CPU package: the kernels' memref.alloc/dealloc, from a reused pool.
 //
-// The kernels allocate the same buffers for every (sequence, head) item and
+// The kernels allocate the same buffers for every work item and
 // every call; malloc hands large ones back to the OS on free, so each call
 // would page-fault them in again. Freed blocks are instead kept in a pool of
 // the package (guarded by a mutex: kernels run on several threads, and hosts

@@ -38,11 +38,6 @@ func::FuncOp ChunkEmitter::buildParallelKernel(StringRef name, bool backward, Re
   return fn;
 }
 
-func::FuncOp ChunkEmitter::buildKernel(StringRef name, bool backward, RecurrenceArgs &args,
-                                       function_ref<void(Value, Value)> item) {
-  return buildParallelKernel(name, backward, args, [&](Value) { return numHeads; }, item);
-}
-
 Value ChunkEmitter::headsPerItem(Value numSeqs) {
   // clamp(sequences * heads / kMinWorkItems, 1, kMaxHeadsPerItem)
   Value one = index(1), minItems = index(kMinWorkItems), maxHeads = index(kMaxHeadsPerItem);

@@ -57,19 +57,16 @@ public:
 
 protected:
   /// Creates the kernel `name` with the forward (or backward) signature,
-  /// binds `args` and q, k, v, and emits `item(n, h)` for every (sequence,
-  /// head) inside an scf.parallel: the kernels' one unit of parallel work.
-  mlir::func::FuncOp buildKernel(llvm::StringRef name, bool backward, RecurrenceArgs &args,
-                                 llvm::function_ref<void(mlir::Value n, mlir::Value h)> item);
-  /// Creates the kernel `name` (see buildKernel) and emits `body(n, j)` in
-  /// an scf.parallel over sequences n and j < columns(number of sequences).
+  /// binds `args` and q, k, v, and emits `body(n, j)` in an scf.parallel over
+  /// sequences n and j < columns(number of sequences).
   mlir::func::FuncOp buildParallelKernel(llvm::StringRef name, bool backward, RecurrenceArgs &args,
                                          llvm::function_ref<mlir::Value(mlir::Value)> columns,
                                          llvm::function_ref<void(mlir::Value n, mlir::Value j)> body);
   /// Heads per work item of a grouped kernel: clamp(sequences * heads /
   /// kMinWorkItems, 1, kMaxHeadsPerItem).
   mlir::Value headsPerItem(mlir::Value numSeqs);
-  /// Like buildKernel, with work items of (sequence, group of heads):
+  /// Creates the kernel `name` (see buildParallelKernel) with work items of
+  /// (sequence, group of heads), the kernels' one unit of parallel work:
   /// `item(n, first, end)` handles heads [first, end) of sequence n. Groups
   /// have up to kMaxHeadsPerItem heads, as many as leave at least
   /// kMinWorkItems items (see headsPerItem).

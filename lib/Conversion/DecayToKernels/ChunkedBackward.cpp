@@ -1,7 +1,9 @@
-// The chunked backward kernel (MATH.md section 3): parallel over (sequence, head), reverse over chunks.
+// The chunked backward kernel (MATH.md section 3): parallel over (sequence, group of heads), reverse over chunks.
 //
 // A forward sweep over the chunks recomputes q, k and the cumulative
-// log-decay of every token and stores the state entering each chunk. The
+// log-decay of every token and stores the state entering each chunk. As in
+// the forward, a work item takes a group of adjacent heads, each chunk for
+// every head in turn (their rows of a token are adjacent in memory). The
 // reverse sweep then runs, per chunk, with dH the gradient of the state
 // leaving it (dH = dht after the last chunk), every product a tiled matmul:
 //   dA_ts = dnum_t . v_s (+ dden_t)                           (dnum V^T)
@@ -39,11 +41,12 @@ public:
   func::FuncOp build();
 
 private:
-  /// Buffers of one (sequence, head) work item.
+  /// Buffers of one (sequence, group of heads) work item: the current
+  /// head's (bindHead) and those the heads share, chunk by chunk.
   struct Scratch {
-    Chunk chunk;                   // q, k, g over the whole sequence; the rest per chunk
-    Value entering, enteringNorm;  // [chunks, V, K], [chunks, K]: state entering each chunk (H^T)
-    Value stateT, norm, dStateT, dNorm; // H^T [V, K], z, dH^T [V, K], dz: states held transposed
+    Chunk chunk;                   // q, k, g over the whole sequence of every head (headRows); the rest per chunk
+    Value entering, enteringNorm;  // [heads * chunks, V, K], [heads * chunks, K]: state entering each chunk (H^T)
+    Value stateT, norm, dStateT, dNorm; // the head's H^T [V, K], z, dH^T [V, K], dz: states held transposed
     Value enteringRows;            // [K, V]: H of the chunk, for the normalizer's numerators
     Value dA, pairs, dnum, dden;   // [C, C], [C, C] (scalar decays: D), [C, V], [C]
     Value valuesT, dvT, kdT;       // [V, C]: V^T and dv^T; [K, C]: Kd^T
@@ -54,19 +57,34 @@ private:
     SmallVector<Value> scanState;
     BackwardSinks sinks;
   };
-  void runSequence(Value n, Value h);
-  /// Recomputes q, k, g and the entering states, chunk by chunk.
-  void forwardSweep(const ElementIndex &at, Value start, Value end, Scratch &s);
-  /// The gradients of one chunk, given dState for the state leaving it.
-  void chunkGradients(const ElementIndex &at, Value start, Value chunkIndex, Scratch &s);
+  /// What each head of the group keeps from chunk to chunk, with a leading
+  /// dim of the group's heads; bindHead points the Scratch at one head's.
+  struct HeadStates {
+    Value stateT, norm, dStateT, dNorm; // [heads, V, K], [heads, K]
+    SmallVector<Value> scanState, scanPrev, scanCarry, paramPartials; // [heads, K]; scanPrev [heads, rows, K]
+  };
+  /// Heads [firstHead, endHead) of sequence n.
+  void runSequence(Value n, Value firstHead, Value endHead);
+  /// Points `s` at head `head` (of the group) of `states`.
+  void bindHead(Scratch &s, const HeadStates &states, Value head);
+  /// `buffer`'s slice `i` along its leading dim, that dim dropped.
+  Value slice(Value buffer, Value i);
+  /// The head's initial states (h0, its normalizer and scans).
+  void loadInitialStates(const ElementIndex &at, Scratch &s);
+  /// Recomputes q, k, g of one chunk of one head and stores the state
+  /// entering it in `slot` of s.entering.
+  void sweepChunk(const ElementIndex &at, Value start, Value slot, Scratch &s);
+  /// The gradients of one chunk, given dState for the state leaving it;
+  /// `slot` is where sweepChunk stored the state entering it.
+  void chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s);
   /// dnum and dden of every token of the chunk.
-  void outputGradients(const ElementIndex &at, Value chunkIndex, Scratch &s);
+  void outputGradients(const ElementIndex &at, Value slot, Scratch &s);
   /// dA = dnum V^T (+ dden).
   void scoreGradients(Scratch &s);
   /// exp(G), exp(G_last - G), Qd and Kd^T of the chunk.
   void decayFactors(Scratch &s);
   /// The state terms: dq = exp(G) (dnum H^T + dden z), dkState = exp(G_last - G) (V dH^T + dz).
-  void stateGradients(Value chunkIndex, Scratch &s);
+  void stateGradients(Value slot, Scratch &s);
   /// The strict pair terms: dq += D K, dkPairs = D^T Q.
   void pairGradients(Scratch &s);
   /// pairGradients for a vector decay, by secondary chunking.
@@ -78,57 +96,83 @@ private:
   void addDecayedBlock(Scratch &s, Value dest, const SubBlock &block, Value ref, bool later);
   /// The parts of dg that do not depend on the token order of the reverse
   /// loop: the state edge term and the prefix sums of k dkState.
-  void stateEdge(Value chunkIndex, Scratch &s);
+  void stateEdge(Value slot, Scratch &s);
   /// dv, and dH (dz) carried to the previous chunk.
   void valueAndStateGradients(const ElementIndex &at, Scratch &s);
   /// Token by token in reverse: dg, the diagonal terms, the parameterization.
   void finishChunk(const ElementIndex &at, Value start, Scratch &s);
-  /// Chunk `index` of the sequence [start, end).
-  void locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex);
+  /// Chunk `index` of the sequence [start, end), of the head whose rows of
+  /// the whole-sequence buffers start at `headRow`.
+  void locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex, Value headRow);
 
   AdjointOp adjoint;
   RecurrenceArgs args;
 };
 
-void ChunkedBackwardBuilder::locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex) {
-  chunk.base = arith::MulIOp::create(b, chunkIndex, index(chunkSize));
-  chunk.first = arith::AddIOp::create(b, start, chunk.base);
+void ChunkedBackwardBuilder::locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex,
+                                         Value headRow) {
+  Value offset = arith::MulIOp::create(b, chunkIndex, index(chunkSize));
+  chunk.base = arith::AddIOp::create(b, headRow, offset);
+  chunk.first = arith::AddIOp::create(b, start, offset);
   chunk.length = arith::MinSIOp::create(b, index(chunkSize), arith::SubIOp::create(b, end, chunk.first));
 }
 
-void ChunkedBackwardBuilder::forwardSweep(const ElementIndex &at, Value start, Value end, Scratch &s) {
-  Value zero = index(0);
+Value ChunkedBackwardBuilder::slice(Value buffer, Value i) {
+  auto type = cast<MemRefType>(buffer.getType());
+  SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0)), sizes = {b.getIndexAttr(1)},
+      strides(type.getRank(), b.getIndexAttr(1));
+  offsets[0] = i;
+  for (int64_t d = 1; d < type.getRank(); ++d)
+    sizes.push_back(memref::DimOp::create(b, buffer, d).getResult());
+  MemRefType viewType =
+      memref::SubViewOp::inferRankReducedResultType(type.getShape().drop_front(), type, offsets, sizes, strides);
+  return memref::SubViewOp::create(b, viewType, buffer, offsets, sizes, strides);
+}
+
+void ChunkedBackwardBuilder::bindHead(Scratch &s, const HeadStates &states, Value head) {
+  s.stateT = slice(states.stateT, head);
+  s.dStateT = slice(states.dStateT, head);
+  s.norm = slice(states.norm, head);
+  s.dNorm = slice(states.dNorm, head);
+  auto slices = [&](ArrayRef<Value> buffers) {
+    return llvm::map_to_vector(buffers, [&](Value buffer) { return slice(buffer, head); });
+  };
+  s.scanState = slices(states.scanState);
+  s.sinks.scanPrev = slices(states.scanPrev);
+  s.sinks.scanCarry = slices(states.scanCarry);
+  s.sinks.paramPartials = slices(states.paramPartials);
+}
+
+void ChunkedBackwardBuilder::loadInitialStates(const ElementIndex &at, Scratch &s) {
   Value n = at.n, h = at.h;
-  bool normalizer = spec.getNormalizer();
-  loop(zero, keyDim, [&](Value c) {
-    loop(zero, valueDim, [&](Value j) { store(load(args.h0, {n, h, c, j}), s.stateT, {j, c}); });
-    if (normalizer)
+  loop(index(0), keyDim, [&](Value c) {
+    loop(index(0), valueDim, [&](Value j) { store(load(args.h0, {n, h, c, j}), s.stateT, {j, c}); });
+    if (spec.getNormalizer())
       store(load(args.normH0, {n, h, c}), s.norm, c);
     for (auto [initial, state] : llvm::zip(args.scanH0, s.scanState))
       store(load(initial, spec.isPerChannel() ? SmallVector<Value>{n, h, c} : SmallVector<Value>{n, h}),
             state, c);
   });
-  Value length = arith::SubIOp::create(b, end, start);
-  Value numChunks = arith::CeilDivSIOp::create(b, length, index(chunkSize));
-  loop(zero, numChunks, [&](Value ci) {
-    Chunk chunk = s.chunk;
-    locateChunk(chunk, start, end, ci);
-    prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
-      Value c = e.c ? e.c : index(0);
-      ScanValues values = advanceScan(op, s.scanState[scan], c, x);
-      store(values.prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
-      return values;
-    });
-    loop(zero, valueDim, [&](Value j) {
-      loop(zero, keyDim, [&](Value c) { store(load(s.stateT, {j, c}), s.entering, {ci, j, c}); });
-    });
-    if (normalizer)
-      loop(zero, keyDim, [&](Value c) { store(load(s.norm, c), s.enteringNorm, {ci, c}); });
-    advanceState(at, chunk, s.stateT, {}, s.norm, {}, /*transposed=*/true);
-  });
 }
 
-void ChunkedBackwardBuilder::outputGradients(const ElementIndex &at, Value ci, Scratch &s) {
+void ChunkedBackwardBuilder::sweepChunk(const ElementIndex &at, Value start, Value slot, Scratch &s) {
+  Value zero = index(0);
+  Chunk &chunk = s.chunk;
+  prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
+    Value c = e.c ? e.c : index(0);
+    ScanValues values = advanceScan(op, s.scanState[scan], c, x);
+    store(values.prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
+    return values;
+  });
+  loop(zero, valueDim, [&](Value j) {
+    loop(zero, keyDim, [&](Value c) { store(load(s.stateT, {j, c}), s.entering, {slot, j, c}); });
+  });
+  if (spec.getNormalizer())
+    loop(zero, keyDim, [&](Value c) { store(load(s.norm, c), s.enteringNorm, {slot, c}); });
+  advanceState(at, chunk, s.stateT, {}, s.norm, {}, /*transposed=*/true);
+}
+
+void ChunkedBackwardBuilder::outputGradients(const ElementIndex &at, Value slot, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   loop(zero, chunk.length, [&](Value t) {
@@ -141,7 +185,7 @@ void ChunkedBackwardBuilder::outputGradients(const ElementIndex &at, Value ci, S
       return;
     }
     // o = num / den: dnum = do / den, dden = -(do . o) / den
-    Value den = chunkDenominator(chunk, t, s.enteringNorm, {ci});
+    Value den = chunkDenominator(chunk, t, s.enteringNorm, {slot});
     Value doDotO = sum(valueDim, [&](Value j) {
       return mul(load(args.dout, {at.b, tt, at.h, j}), div(load(chunk.out, {t, j}), den));
     });
@@ -199,13 +243,13 @@ void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
   emitTranspose(b, rowMajor(s.kdT), rowMajor(chunk.work), chunk.length, keyDim);
 }
 
-void ChunkedBackwardBuilder::stateGradients(Value ci, Scratch &s) {
+void ChunkedBackwardBuilder::stateGradients(Value slot, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   bool normalizer = spec.getNormalizer();
   // dq = exp(G) (dnum H^T + dden z), dkH = exp(G_last - G) (V dH^T + dz),
   // against the states held transposed.
-  MatrixView enteringT{s.entering, [ci](Value j, Value c) -> SmallVector<Value> { return {ci, j, c}; }};
+  MatrixView enteringT{s.entering, [slot](Value j, Value c) -> SmallVector<Value> { return {slot, j, c}; }};
   emitTileMatmul(b, rowMajor(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
                  enteringT, chunk.length, keyDim, valueDim, /*accumulate=*/false);
   emitTileMatmul(b, rowMajor(s.dkState), [&](Value src, Value j) { return load(chunk.values, {src, j}); },
@@ -214,7 +258,7 @@ void ChunkedBackwardBuilder::stateGradients(Value ci, Scratch &s) {
     loop(zero, keyDim, [&](Value c) {
       Value fromState = load(s.dq, {t, c}), toState = load(s.dkState, {t, c});
       if (normalizer) {
-        fromState = add(fromState, mul(load(s.enteringNorm, {ci, c}), load(s.dden, t)));
+        fromState = add(fromState, mul(load(s.enteringNorm, {slot, c}), load(s.dden, t)));
         toState = add(toState, load(s.dNorm, c));
       }
       store(mul(load(s.decayIn, {t, c}), fromState), s.dq, {t, c});
@@ -302,7 +346,7 @@ void ChunkedBackwardBuilder::addDecayedBlock(Scratch &s, Value dest, const SubBl
   });
 }
 
-void ChunkedBackwardBuilder::stateEdge(Value ci, Scratch &s) {
+void ChunkedBackwardBuilder::stateEdge(Value slot, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
@@ -312,13 +356,13 @@ void ChunkedBackwardBuilder::stateEdge(Value ci, Scratch &s) {
   loop(zero, keyDim, [&](Value c) { store(zeroWide, s.edge, c); });
   loop(zero, valueDim, [&](Value j) {
     loop(zero, keyDim, [&](Value c) {
-      store(add(load(s.edge, c), widen(mul(load(s.entering, {ci, j, c}), load(s.dStateT, {j, c})))), s.edge, c);
+      store(add(load(s.edge, c), widen(mul(load(s.entering, {slot, j, c}), load(s.dStateT, {j, c})))), s.edge, c);
     });
   });
   loop(zero, keyDim, [&](Value c) {
     Value inner = load(s.edge, c);
     if (spec.getNormalizer())
-      inner = add(inner, widen(mul(load(s.enteringNorm, {ci, c}), load(s.dNorm, c))));
+      inner = add(inner, widen(mul(load(s.enteringNorm, {slot, c}), load(s.dNorm, c))));
     store(mul(widen(load(s.decayIn, {last, c})), inner), s.edge, c);
     store(zeroWide, s.carry, c);
   });
@@ -397,49 +441,67 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
     ElementIndex element = at;
     element.t = arith::AddIOp::create(b, chunk.first, t);
     Value pos = arith::SubIOp::create(b, element.t, start);
-    finishTokenBackward(s.sinks, element, pos, rt, s.dq, t, s.dkPairs, t);
+    // The scans' carried-in values are stored per head by position (sweepChunk).
+    finishTokenBackward(s.sinks, element, pos, /*scanRow=*/pos, s.dq, t, s.dkPairs, t);
   });
 }
 
-void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value ci, Scratch &s) {
+void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s) {
   stageValues(at, s.chunk);
   computeScores(s.chunk);
   if (spec.getNormalizer()) {
     // The numerators need H's rows: the entering H^T transposed back.
     Value zero = index(0);
     loop(zero, keyDim, [&](Value c) {
-      loop(zero, valueDim, [&](Value j) { store(load(s.entering, {ci, j, c}), s.enteringRows, {c, j}); });
+      loop(zero, valueDim, [&](Value j) { store(load(s.entering, {slot, j, c}), s.enteringRows, {c, j}); });
     });
     chunkNumerators(at, s.chunk, s.enteringRows, {});
   }
-  outputGradients(at, ci, s);
+  outputGradients(at, slot, s);
   scoreGradients(s);
   decayFactors(s);
-  stateGradients(ci, s);
+  stateGradients(slot, s);
   pairGradients(s);
-  stateEdge(ci, s);
+  stateEdge(slot, s);
   valueAndStateGradients(at, s);
   finishChunk(at, start, s);
 }
 
-void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
+void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead) {
   Value zero = index(0), size = index(chunkSize);
   bool normalizer = spec.getNormalizer();
   auto [batch, start, end] = loadSequence(args.seqs, n);
-  ElementIndex at{n, batch, nullptr, h, nullptr};
+  Value heads = arith::SubIOp::create(b, endHead, firstHead);
   Value length = arith::SubIOp::create(b, end, start);
   Value numChunks = arith::CeilDivSIOp::create(b, length, size);
 
   Scratch s;
-  allocateChunk(s.chunk, length);
+  // The whole-sequence rows of q, k, g: head after head (headRow below).
+  allocateChunk(s.chunk, arith::MulIOp::create(b, heads, length));
   FloatType f64 = b.getF64Type();
-  s.entering = alloc({numChunks, valueDim, keyDim});
-  s.enteringNorm = alloc({numChunks, keyDim});
-  s.stateT = alloc({valueDim, keyDim});
-  s.dStateT = alloc({valueDim, keyDim});
+  Value slots = arith::MulIOp::create(b, heads, numChunks);
+  s.entering = alloc({slots, valueDim, keyDim});
+  s.enteringNorm = alloc({slots, keyDim});
+  HeadStates states;
+  states.stateT = alloc({heads, valueDim, keyDim});
+  states.dStateT = alloc({heads, valueDim, keyDim});
+  states.norm = alloc({heads, keyDim});
+  states.dNorm = alloc({heads, keyDim});
+  for (size_t i = 0; i < scans.size(); ++i) {
+    states.scanState.push_back(alloc({heads, keyDim}));
+    states.scanPrev.push_back(alloc({heads, length, keyDim}));
+    states.scanCarry.push_back(alloc({heads, keyDim}));
+  }
+  // Each head's share of each param's gradient, summed locally and added to
+  // the shared gradient once at the end (not once per token and channel).
+  for (size_t i = 0; i < params.size(); ++i) {
+    Value partial = alloc({heads, keyDim});
+    loop(zero, heads, [&](Value head) {
+      loop(zero, keyDim, [&](Value c) { store(real(0.0), partial, {head, c}); });
+    });
+    states.paramPartials.push_back(partial);
+  }
   s.enteringRows = alloc({keyDim, valueDim});
-  s.norm = alloc(keyDim);
-  s.dNorm = alloc(keyDim);
   s.dA = alloc({size, size});
   s.pairs = alloc({size, size});
   s.dnum = alloc({size, valueDim});
@@ -457,70 +519,82 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value h) {
   s.dg = alloc({size, keyDim}, f64);
   s.carry = alloc(keyDim, f64);
   s.edge = alloc(keyDim, f64);
-  SmallVector<Value> scanPrev, scanCarry;
-  for (size_t i = 0; i < scans.size(); ++i) {
-    s.scanState.push_back(alloc(keyDim));
-    scanPrev.push_back(alloc({length, keyDim}));
-    scanCarry.push_back(alloc(keyDim));
-  }
   s.sinks = BackwardSinks{adjoint, args.q, args.k, args.dq, args.dk, args.dInputs, args.dParams,
-                          scanPrev, scanCarry, alloc(keyDim),
+                          /*scanPrev=*/{}, /*scanCarry=*/{}, alloc(keyDim),
                           alloc(keyDim, f64),
                           /*atomicShared=*/true};
   s.sinks.dgNarrow = alloc(keyDim);
-  // The item's share of each param's gradient, summed locally and added to
-  // the shared gradient once at the end (not once per token and channel).
-  for (size_t i = 0; i < params.size(); ++i) {
-    Value partial = alloc(keyDim);
-    loop(zero, keyDim, [&](Value c) { store(real(0.0), partial, c); });
-    s.sinks.paramPartials.push_back(partial);
-  }
 
-  forwardSweep(at, start, end, s);
+  // body(head, at) for every head of the group in turn, `s` bound to it.
+  auto forEachHead = [&](function_ref<void(Value, const ElementIndex &)> body) {
+    loop(zero, heads, [&](Value head) {
+      bindHead(s, states, head);
+      body(head, ElementIndex{n, batch, nullptr, arith::AddIOp::create(b, firstHead, head), nullptr});
+    });
+  };
+  auto headRow = [&](Value head) { return arith::MulIOp::create(b, head, length).getResult(); };
+  auto slot = [&](Value head, Value ci) {
+    return arith::AddIOp::create(b, arith::MulIOp::create(b, head, numChunks), ci).getResult();
+  };
+
+  forEachHead([&](Value, const ElementIndex &at) { loadInitialStates(at, s); });
+  loop(zero, numChunks, [&](Value ci) {
+    forEachHead([&](Value head, const ElementIndex &at) {
+      locateChunk(s.chunk, start, end, ci, headRow(head));
+      sweepChunk(at, start, slot(head, ci), s);
+    });
+  });
   // dState = dht, dNorm = dnorm_ht: the gradients of the state leaving the last chunk.
-  loop(zero, keyDim, [&](Value c) {
-    loop(zero, valueDim, [&](Value j) { store(load(args.dht, {n, h, c, j}), s.dStateT, {j, c}); });
-    if (normalizer)
-      store(load(args.dNormHt, {n, h, c}), s.dNorm, c);
-    for (auto [final, carry] : llvm::zip(args.dScanHt, scanCarry))
-      store(load(final, spec.isPerChannel() ? SmallVector<Value>{n, h, c} : SmallVector<Value>{n, h}),
-            carry, c);
+  forEachHead([&](Value, const ElementIndex &at) {
+    Value h = at.h;
+    loop(zero, keyDim, [&](Value c) {
+      loop(zero, valueDim, [&](Value j) { store(load(args.dht, {n, h, c, j}), s.dStateT, {j, c}); });
+      if (normalizer)
+        store(load(args.dNormHt, {n, h, c}), s.dNorm, c);
+      for (auto [final, carry] : llvm::zip(args.dScanHt, s.sinks.scanCarry))
+        store(load(final, spec.isPerChannel() ? SmallVector<Value>{n, h, c} : SmallVector<Value>{n, h}),
+              carry, c);
+    });
   });
   reverseLoop(zero, numChunks, [&](Value ci) {
-    locateChunk(s.chunk, start, end, ci);
-    chunkGradients(at, start, ci, s);
+    forEachHead([&](Value head, const ElementIndex &at) {
+      locateChunk(s.chunk, start, end, ci, headRow(head));
+      chunkGradients(at, start, slot(head, ci), s);
+    });
   });
-  flushParamPartials(s.sinks, h);
-  // Gradients of the initial states (a scalar decay's scans use channel 0).
-  loop(zero, keyDim, [&](Value c) {
-    loop(zero, valueDim, [&](Value j) { store(load(s.dStateT, {j, c}), args.dh0, {n, h, c, j}); });
-    if (normalizer)
-      store(load(s.dNorm, c), args.dNormH0, {n, h, c});
-    if (spec.isPerChannel())
-      for (auto [initial, carry] : llvm::zip(args.dScanH0, scanCarry))
-        store(load(carry, c), initial, {n, h, c});
+  forEachHead([&](Value, const ElementIndex &at) {
+    Value h = at.h;
+    flushParamPartials(s.sinks, h);
+    // Gradients of the initial states (a scalar decay's scans use channel 0).
+    loop(zero, keyDim, [&](Value c) {
+      loop(zero, valueDim, [&](Value j) { store(load(s.dStateT, {j, c}), args.dh0, {n, h, c, j}); });
+      if (normalizer)
+        store(load(s.dNorm, c), args.dNormH0, {n, h, c});
+      if (spec.isPerChannel())
+        for (auto [initial, carry] : llvm::zip(args.dScanH0, s.sinks.scanCarry))
+          store(load(carry, c), initial, {n, h, c});
+    });
+    if (!spec.isPerChannel())
+      for (auto [initial, carry] : llvm::zip(args.dScanH0, s.sinks.scanCarry))
+        store(load(carry, zero), initial, {n, h});
   });
-  if (!spec.isPerChannel())
-    for (auto [initial, carry] : llvm::zip(args.dScanH0, scanCarry))
-      store(load(carry, zero), initial, {n, h});
 
   releaseChunk(s.chunk);
-  SmallVector<Value> buffers = {s.entering, s.enteringNorm, s.stateT, s.dStateT, s.enteringRows,
-                                s.norm, s.dNorm, s.dA, s.pairs, s.dnum, s.dden, s.valuesT, s.dvT,
-                                s.kdT, s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayIn,
+  SmallVector<Value> buffers = {s.entering, s.enteringNorm, states.stateT, states.dStateT, states.norm,
+                                states.dNorm, s.enteringRows, s.dA, s.pairs, s.dnum, s.dden, s.valuesT,
+                                s.dvT, s.kdT, s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayIn,
                                 s.decayOut, s.qd, s.dg, s.carry, s.edge, s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum, s.sinks.dgNarrow};
-  llvm::append_range(buffers, s.sinks.paramPartials);
-  llvm::append_range(buffers, s.scanState);
-  llvm::append_range(buffers, scanPrev);
-  llvm::append_range(buffers, scanCarry);
+  for (ArrayRef<Value> perHead : {ArrayRef<Value>(states.scanState), ArrayRef<Value>(states.scanPrev),
+                                  ArrayRef<Value>(states.scanCarry), ArrayRef<Value>(states.paramPartials)})
+    llvm::append_range(buffers, perHead);
   for (Value buffer : buffers)
     memref::DeallocOp::create(b, buffer);
 }
 
 func::FuncOp ChunkedBackwardBuilder::build() {
-  return buildKernel((spec.getSymName() + "_backward").str(), /*backward=*/true, args,
-                     [&](Value n, Value h) { runSequence(n, h); });
+  return buildGroupedKernel((spec.getSymName() + "_backward").str(), /*backward=*/true, args,
+                            [&](Value n, Value first, Value end) { runSequence(n, first, end); });
 }
 } // namespace
 

@@ -1,4 +1,4 @@
-// decay-cpu-kernels-to-llvm on the chunked kernels: only the llvm dialect and the OpenMP ops remain, the (sequence, head) work items (forward: (sequence, group of heads)) on an omp.parallel / omp.wsloop collapse(2) nest, vector<16xf32> fmuladd tiles, the causal mask, exp as a polynomial, f64 dLambda, atomic param gradients, and the C interface of each kernel.
+// decay-cpu-kernels-to-llvm on the chunked kernels: only the llvm dialect and the OpenMP ops remain, the (sequence, group of heads) work items on an omp.parallel / omp.wsloop collapse(2) nest, vector<16xf32> fmuladd tiles, the causal mask, exp as a polynomial, f64 dLambda, atomic param gradients, and the C interface of each kernel.
 // RUN: decay-opt %s --decay-derive-gradients --decay-expand-kernels=backward=true --decay-cpu-kernels-to-llvm > %t.mamba2
 // RUN: FileCheck %s < %t.mamba2
 // RUN: FileCheck %s --check-prefix=ONLY < %t.mamba2
@@ -150,15 +150,20 @@
 // The backward kernel.
 //===----------------------------------------------------------------------===//
 
+// Work items of (sequence, group of heads), as in the forward.
 // CHECK-LABEL: llvm.func @mamba2_backward(
+// CHECK:         %[[BPER:[0-9]+]] = llvm.intr.umax(%{{[0-9]+}}, %{{[0-9]+}}) : (i64, i64) -> i64
 // CHECK:         omp.parallel {
 // CHECK-NEXT:      omp.wsloop schedule(dynamic = %{{[0-9]+}} : i32) {
-// CHECK-NEXT:        omp.loop_nest (%[[N:arg[0-9]+]], %[[H:arg[0-9]+]]) : i64 = (%[[Z:[0-9]+]], %[[Z]]) to (%{{[0-9]+}}, %{{[0-9]+}}) step (%[[S:[0-9]+]], %[[S]]) collapse(2) {
+// CHECK-NEXT:        omp.loop_nest (%[[N:arg[0-9]+]], %[[BG:arg[0-9]+]]) : i64 = (%[[Z:[0-9]+]], %[[Z]]) to (%{{[0-9]+}}, %{{[0-9]+}}) step (%[[S:[0-9]+]], %[[S]]) collapse(2) {
+// CHECK:               %[[BFIRST:[0-9]+]] = llvm.mul %[[BG]], %[[BPER]] : i64
 // CHECK:               llvm.intr.fmuladd(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
 // dLambda in f64.
 // CHECK:               llvm.fpext %{{[0-9]+}} : f32 to f64
 // CHECK:               llvm.fsub %{{[0-9]+}}, %{{[0-9]+}} : f64
-// d_A_log[h] and d_dt_bias[h] are shared by every sequence: atomic adds.
+// d_A_log[h] and d_dt_bias[h] are shared by every sequence: atomic adds, at
+// the end, for each head h = first + i of the group.
+// CHECK:               %[[H:[0-9]+]] = llvm.add %[[BFIRST]], %{{[0-9]+}} : i64
 // CHECK:               %[[P1:[0-9]+]] = llvm.getelementptr %{{[0-9]+}}[%[[H]]] : (!llvm.ptr, i64) -> !llvm.ptr, f32
 // CHECK-NEXT:          llvm.atomicrmw fadd %[[P1]], %{{[0-9]+}} acq_rel : !llvm.ptr, f32
 // CHECK:               %[[P2:[0-9]+]] = llvm.getelementptr %{{[0-9]+}}[%[[H]]] : (!llvm.ptr, i64) -> !llvm.ptr, f32

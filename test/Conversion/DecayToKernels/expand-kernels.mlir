@@ -1,4 +1,4 @@
-// decay-expand-kernels: the chunked f32 kernels @<name>_forward and @<name>_backward (signatures, the (sequence, head) scf.parallel, the loop over chunks and its chunk size, the register-tiled matmuls, the causal mask, the backward's matmuls and its f64 parts of dg, the atomic param gradients), the spec erased, and the error without decay-derive-gradients.
+// decay-expand-kernels: the chunked f32 kernels @<name>_forward and @<name>_backward (signatures, the (sequence, group of heads) scf.parallel, the loop over chunks (each chunk for every head of the group) and its chunk size, the register-tiled matmuls, the causal mask, the backward's matmuls and its f64 parts of dg, the atomic param gradients), the spec erased, and the error without decay-derive-gradients.
 // RUN: decay-opt %s -split-input-file --decay-expand-kernels | FileCheck %s
 // RUN: decay-opt %s -split-input-file --decay-expand-kernels | FileCheck %s --check-prefix=WHOLE
 // RUN: decay-opt %s -split-input-file --decay-expand-kernels=chunk-size=32 | FileCheck %s --check-prefix=C32 --implicit-check-not='arith.constant 64 : index' --implicit-check-not='arith.constant 128 : index'
@@ -304,29 +304,43 @@
 // BWD:         %[[VD:.*]] = memref.dim %[[V]], %c3{{.*}} : memref<?x?x?x?xf32>
 // BWD:         %[[SQRT:.*]] = math.sqrt %{{.*}} : f32
 // BWD-NEXT:    %[[SCALE:.*]] = arith.divf %{{.*}}, %[[SQRT]] : f32
+// Work items of (sequence, group of heads), as in the forward: heads per
+// item clamp(N * H / 8, 1, 4), groups ceil(H / heads per item).
 // BWD:         %[[NSEQ:.*]] = memref.dim %[[SEQS]], %{{.*}} : memref<?x3xi64>
-// BWD-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[NH]]) step (%{{.*}}, %{{.*}}) {
+// BWD:         %[[PER:.*]] = arith.maxui %{{.*}}, %{{.*}} : index
+// BWD-NEXT:    %[[NGROUPS:.*]] = arith.ceildivui %[[NH]], %[[PER]] : index
+// BWD-NEXT:    scf.parallel (%[[N:[a-z0-9_]+]], %[[G:[a-z0-9_]+]]) = (%{{.*}}, %{{.*}}) to (%[[NSEQ]], %[[NGROUPS]]) step (%{{.*}}, %{{.*}}) {
+// BWD-NEXT:      %[[HFIRST:.*]] = arith.muli %[[G]], %[[PER]] : index
 // BWD:           %[[CS:.*]] = arith.constant 64 : index
 // BWD:           %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
 // BWD:           %[[START:.*]] = arith.index_cast %{{.*}} : i64 to index
 // BWD:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD-NEXT:      %[[HEADS:.*]] = arith.subi %{{.*}}, %[[HFIRST]] : index
 // BWD-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %[[START]] : index
 // BWD-NEXT:      %[[NCHUNKS:.*]] = arith.ceildivsi %[[SEQLEN]], %[[CS]] : index
 // q, k, G and G's rounding error (one column: a scalar decay) of the whole
-// sequence, the chunk buffers; the state entering each chunk, H^T [V, K]
-// (states are held transposed).
-// BWD:           %[[QS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[KS:.*]] = memref.alloc(%[[SEQLEN]], %[[KD]]) : memref<?x?xf32>
+// sequence of every head of the group, one head after the other; the state
+// entering each chunk of each head, H^T [V, K] (states are held transposed);
+// each head's own H^T, dH^T, z, dz.
+// BWD-NEXT:      %[[ROWS:.*]] = arith.muli %[[HEADS]], %[[SEQLEN]] : index
+// BWD:           %[[QS:.*]] = memref.alloc(%[[ROWS]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[KS:.*]] = memref.alloc(%[[ROWS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[ONECOL:.*]] = arith.constant 1 : index
-// BWD-NEXT:      %[[GS:.*]] = memref.alloc(%[[SEQLEN]], %[[ONECOL]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[GLOWS:.*]] = memref.alloc(%[[SEQLEN]], %[[ONECOL]]) : memref<?x?xf32>
-// BWD:           %[[ENTERING:.*]] = memref.alloc(%[[NCHUNKS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
-// BWD-NEXT:      memref.alloc(%[[NCHUNKS]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[STATE:.*]] = memref.alloc(%[[VD]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[DSTATE:.*]] = memref.alloc(%[[VD]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      memref.alloc(%[[KD]], %[[VD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[GS:.*]] = memref.alloc(%[[ROWS]], %[[ONECOL]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[GLOWS:.*]] = memref.alloc(%[[ROWS]], %[[ONECOL]]) : memref<?x?xf32>
+// BWD:           %[[SLOTS:.*]] = arith.muli %[[HEADS]], %[[NCHUNKS]] : index
+// BWD-NEXT:      %[[ENTERING:.*]] = memref.alloc(%[[SLOTS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
+// BWD-NEXT:      memref.alloc(%[[SLOTS]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[STATES:.*]] = memref.alloc(%[[HEADS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
+// BWD-NEXT:      %[[DSTATES:.*]] = memref.alloc(%[[HEADS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
+// BWD-NEXT:      memref.alloc(%[[HEADS]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      memref.alloc(%[[HEADS]], %[[KD]]) : memref<?x?xf32>
+// Each head's share of d_A_log and d_dt_bias, zeroed.
+// BWD:           memref.alloc(%[[HEADS]], %[[KD]]) : memref<?x?xf32>
+// BWD:           memref.alloc(%[[HEADS]], %[[KD]]) : memref<?x?xf32>
+// BWD:           memref.alloc(%[[KD]], %[[VD]]) : memref<?x?xf32>
 // dA and the decayed pairs D [C, C], dnum [C, V], dden [C], V^T and dv^T [V, C], Kd^T [K, C].
-// BWD:           %[[DA:.*]] = memref.alloc(%[[CS]], %[[CS]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[DA:.*]] = memref.alloc(%[[CS]], %[[CS]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[PAIRS:.*]] = memref.alloc(%[[CS]], %[[CS]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[DNUM:.*]] = memref.alloc(%[[CS]], %[[VD]]) : memref<?x?xf32>
 // BWD-NEXT:      memref.alloc(%[[CS]]) : memref<?xf32>
@@ -341,33 +355,57 @@
 // BWD-NEXT:      %[[CARRY:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
 // BWD-NEXT:      %[[EDGE:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
 // BWD:           %[[LSUM:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
-// The forward sweep from h0 over the chunks, saving the entering states.
-// BWD:           memref.load %[[H0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// BWD-NEXT:      memref.store %{{.*}}, %[[STATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// BWD:           %[[NCH2:.*]] = arith.ceildivsi %{{.*}}, %{{.*}} : index
-// BWD:           scf.for %[[CI:[a-z0-9_]+]] = %{{.*}} to %[[NCH2]] step
-// BWD-NEXT:        %[[CIC:.*]] = arith.constant 64 : index
-// BWD-NEXT:        %[[BASE:.*]] = arith.muli %[[CI]], %[[CIC]] : index
-// BWD-NEXT:        %[[FIRST:.*]] = arith.addi %[[START]], %[[BASE]] : index
-// BWD-NEXT:        %[[CIC2:.*]] = arith.constant 64 : index
-// BWD-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
-// BWD-NEXT:        %[[LEN:.*]] = arith.minsi %[[CIC2]], %[[REST]] : index
-// BWD:               memref.load %[[DT]][%[[B]], %{{.*}}, %[[H]]] : memref<?x?x?xf32>
-// BWD:               memref.store %{{.*}}, %[[ENTERING]][%[[CI]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
-// dState = dht.
-// BWD:             %[[DHTV:.*]] = memref.load %[[DHT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// BWD-NEXT:        memref.store %[[DHTV]], %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// The reverse sweep over the chunks: chunk index = chunks - 1 - r.
+// h0 into each head's state: head i of the group is h = first + i, its H^T
+// the slice i of the heads' states.
+// BWD:           scf.for %[[IH:[a-z0-9_]+]] = %{{.*}} to %[[HEADS]] step
+// BWD:             %[[STATE:.*]] = memref.subview %[[STATES]][%[[IH]], 0, 0] [1, %{{.*}}, %{{.*}}] [1, 1, 1] : memref<?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
+// BWD:             %[[H:.*]] = arith.addi %[[HFIRST]], %[[IH]] : index
+// BWD:                 memref.load %[[H0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD-NEXT:            memref.store %{{.*}}, %[[STATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
+// The forward sweep over the chunks, each chunk for every head in turn,
+// saving the entering states: head i's rows of q, k, G start at row
+// i * length, its entering states at slot i * chunks + chunk.
+// BWD:           scf.for %[[CI:[a-z0-9_]+]] = %{{.*}} to %[[NCHUNKS]] step
+// BWD:             scf.for %[[FH:[a-z0-9_]+]] = %{{.*}} to %[[HEADS]] step
+// BWD:               %[[H:.*]] = arith.addi %[[HFIRST]], %[[FH]] : index
+// BWD-NEXT:          %[[HEADROW:.*]] = arith.muli %[[FH]], %[[SEQLEN]] : index
+// BWD-NEXT:          %[[CIC:.*]] = arith.constant 64 : index
+// BWD-NEXT:          %[[OFFSET:.*]] = arith.muli %[[CI]], %[[CIC]] : index
+// BWD-NEXT:          %[[BASE:.*]] = arith.addi %[[HEADROW]], %[[OFFSET]] : index
+// BWD-NEXT:          %[[FIRST:.*]] = arith.addi %[[START]], %[[OFFSET]] : index
+// BWD-NEXT:          %[[CIC2:.*]] = arith.constant 64 : index
+// BWD-NEXT:          %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
+// BWD-NEXT:          %[[LEN:.*]] = arith.minsi %[[CIC2]], %[[REST]] : index
+// BWD-NEXT:          %[[SLOTH:.*]] = arith.muli %[[FH]], %[[NCHUNKS]] : index
+// BWD-NEXT:          %[[SLOT:.*]] = arith.addi %[[SLOTH]], %[[CI]] : index
+// BWD:                 memref.load %[[DT]][%[[B]], %{{.*}}, %[[H]]] : memref<?x?x?xf32>
+// BWD:                 memref.store %{{.*}}, %[[QS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD:                 memref.store %{{.*}}, %[[ENTERING]][%[[SLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
+// dState = dht, per head.
+// BWD:           scf.for %[[DH:[a-z0-9_]+]] = %{{.*}} to %[[HEADS]] step
+// BWD:             %[[DSTATE:.*]] = memref.subview %[[DSTATES]][%[[DH]], 0, 0] [1, %{{.*}}, %{{.*}}] [1, 1, 1] : memref<?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
+// BWD:             %[[H:.*]] = arith.addi %[[HFIRST]], %[[DH]] : index
+// BWD:               %[[DHTV:.*]] = memref.load %[[DHT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD-NEXT:          memref.store %[[DHTV]], %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
+// The reverse sweep over the chunks (chunk index = chunks - 1 - r), each
+// chunk for every head in turn.
 // BWD:           scf.for %[[R:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
 // BWD-NEXT:        %[[ONE:.*]] = arith.constant 1 : index
 // BWD-NEXT:        %[[LASTCHUNK:.*]] = arith.subi %[[NCHUNKS]], %[[ONE]] : index
 // BWD-NEXT:        %[[RCI:.*]] = arith.subi %[[LASTCHUNK]], %[[R]] : index
-// BWD-NEXT:        %[[RC:.*]] = arith.constant 64 : index
-// BWD-NEXT:        %[[RBASE:.*]] = arith.muli %[[RCI]], %[[RC]] : index
-// BWD-NEXT:        %[[RFIRST:.*]] = arith.addi %[[START]], %[[RBASE]] : index
-// BWD-NEXT:        %[[RC2:.*]] = arith.constant 64 : index
-// BWD-NEXT:        %[[RREST:.*]] = arith.subi %[[END]], %[[RFIRST]] : index
-// BWD-NEXT:        %[[RLEN:.*]] = arith.minsi %[[RC2]], %[[RREST]] : index
+// BWD:             scf.for %[[RH:[a-z0-9_]+]] = %{{.*}} to %[[HEADS]] step
+// BWD:               %[[RDSTATE:.*]] = memref.subview %[[DSTATES]][%[[RH]], 0, 0] [1, %{{.*}}, %{{.*}}] [1, 1, 1] : memref<?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
+// BWD:               %[[H:.*]] = arith.addi %[[HFIRST]], %[[RH]] : index
+// BWD-NEXT:          %[[RHEADROW:.*]] = arith.muli %[[RH]], %[[SEQLEN]] : index
+// BWD-NEXT:          %[[RC:.*]] = arith.constant 64 : index
+// BWD-NEXT:          %[[ROFFSET:.*]] = arith.muli %[[RCI]], %[[RC]] : index
+// BWD-NEXT:          %[[RBASE:.*]] = arith.addi %[[RHEADROW]], %[[ROFFSET]] : index
+// BWD-NEXT:          %[[RFIRST:.*]] = arith.addi %[[START]], %[[ROFFSET]] : index
+// BWD-NEXT:          %[[RC2:.*]] = arith.constant 64 : index
+// BWD-NEXT:          %[[RREST:.*]] = arith.subi %[[END]], %[[RFIRST]] : index
+// BWD-NEXT:          %[[RLEN:.*]] = arith.minsi %[[RC2]], %[[RREST]] : index
+// BWD-NEXT:          %[[RSLOTH:.*]] = arith.muli %[[RH]], %[[NCHUNKS]] : index
+// BWD-NEXT:          %[[RSLOT:.*]] = arith.addi %[[RSLOTH]], %[[RCI]] : index
 // The scores again, masked before the exponential (s <= t).
 // BWD:               %[[RCAUSAL:.*]] = arith.cmpi ule, %{{.*}}, %{{.*}} : index
 // BWD:               %[[REXP:.*]] = arith.select %[[RCAUSAL]], %{{.*}}, %{{.*}} : f32
@@ -382,9 +420,9 @@
 // BWD:                 vector.store %{{.*}}, %[[DA]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // The state terms, no transposes: dnum H^T into dq, reading rows of the
 // entering H^T, and V dH^T into dk's state term, reading rows of dH^T.
-// BWD:                 vector.load %[[ENTERING]][%[[RCI]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
+// BWD:                 vector.load %[[ENTERING]][%[[RSLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DQB]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// BWD:                 vector.load %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD:                 vector.load %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DKS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // The pairs D = dA exp(G_t - G_s), strictly below the diagonal (s < t), then
 // dq += D K and dk' = D^T Q, tiled.
@@ -398,8 +436,8 @@
 // BWD:                 vector.store %{{.*}}, %[[DKP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // The state's edge term of dg in f64: exp(G_last) <H, dH>, over rows of H^T
 // and dH^T; then the prefix sums of k dkState, forward.
-// BWD:                 memref.load %[[ENTERING]][%[[RCI]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
-// BWD-NEXT:            memref.load %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD:                 memref.load %[[ENTERING]][%[[RSLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
+// BWD-NEXT:            memref.load %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
 // BWD:               arith.mulf %{{.*}}, %{{.*}} : f64
 // BWD-NEXT:          memref.store %{{.*}}, %[[EDGE]][%{{.*}}] : memref<?xf64>
 // BWD:                 %[[PREFIX:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf64>
@@ -409,7 +447,7 @@
 // BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // dH^T <- dH^T diag(exp(G_last)) + ...
-// BWD:               memref.store %{{.*}}, %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// BWD:               memref.store %{{.*}}, %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
 // Token by token in reverse: first a prefetch of the rows of the token 8
 // earlier (at least the sequence's first) that the loop reads (dt) and writes
 // (dq, dk, d_dt); then the later sum of q dq* - k dk' in f64, plus the
@@ -443,21 +481,24 @@
 // store; d_A_log and d_dt_bias [H] go to the item's partial sums, plain
 // read-modify-writes of its own buffers.
 // BWD:               memref.store %[[GX:[0-9]+]], %[[DDT]][%[[B]], %[[TT]], %[[H]]] : memref<?x?x?xf32>
-// BWD:               %[[OLDA:.*]] = memref.load %[[PARTA:.*]][%{{.*}}] : memref<?xf32>
+// BWD:               %[[OLDA:.*]] = memref.load %[[PARTA:.*]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
 // BWD-NEXT:          %[[NEWA:.*]] = arith.addf %[[OLDA]], %{{.*}} : f32
-// BWD-NEXT:          memref.store %[[NEWA]], %[[PARTA]][%{{.*}}] : memref<?xf32>
-// BWD:               %[[OLDB:.*]] = memref.load %[[PARTB:.*]][%{{.*}}] : memref<?xf32>
+// BWD-NEXT:          memref.store %[[NEWA]], %[[PARTA]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
+// BWD:               %[[OLDB:.*]] = memref.load %[[PARTB:.*]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
 // BWD-NEXT:          %[[NEWB:.*]] = arith.addf %[[OLDB]], %[[GX]] : f32
-// BWD-NEXT:          memref.store %[[NEWB]], %[[PARTB]][%{{.*}}] : memref<?xf32>
-// After the reverse sweep the partials are added, atomically: d_A_log and
-// d_dt_bias [H] are shared by every sequence.
-// BWD:             %[[PA:.*]] = memref.load %[[PARTA]][%{{.*}}] : memref<?xf32>
-// BWD-NEXT:        memref.atomic_rmw addf %[[PA]], %[[DALOG]][%[[H]]] : (f32, memref<?xf32>) -> f32
-// BWD:             %[[PB:.*]] = memref.load %[[PARTB]][%{{.*}}] : memref<?xf32>
-// BWD-NEXT:        memref.atomic_rmw addf %[[PB]], %[[DDTB]][%[[H]]] : (f32, memref<?xf32>) -> f32
-// Then dState is dh0.
-// BWD:           %[[DS:.*]] = memref.load %[[DSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// BWD-NEXT:      memref.store %[[DS]], %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD-NEXT:          memref.store %[[NEWB]], %[[PARTB]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
+// After the reverse sweep, for each head of the group: its partials are
+// added, atomically (d_A_log and d_dt_bias [H] are shared by every
+// sequence), then its dState is dh0.
+// BWD:           scf.for %[[LH:[a-z0-9_]+]] = %{{.*}} to %[[HEADS]] step
+// BWD:             %[[LDSTATE:.*]] = memref.subview %[[DSTATES]][%[[LH]], 0, 0]
+// BWD:             %[[H:.*]] = arith.addi %[[HFIRST]], %[[LH]] : index
+// BWD:               %[[PA:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
+// BWD-NEXT:          memref.atomic_rmw addf %[[PA]], %[[DALOG]][%[[H]]] : (f32, memref<?xf32>) -> f32
+// BWD:               %[[PB:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
+// BWD-NEXT:          memref.atomic_rmw addf %[[PB]], %[[DDTB]][%[[H]]] : (f32, memref<?xf32>) -> f32
+// BWD:                 %[[DS:.*]] = memref.load %[[LDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
+// BWD-NEXT:            memref.store %[[DS]], %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // BWD:           scf.reduce
 // BWD:         return
 
@@ -474,22 +515,22 @@
 // BWD32:           arith.index_cast %{{.*}} : i64 to index
 // BWD32:           arith.index_cast %{{.*}} : i64 to index
 // BWD32:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD32-NEXT:      arith.subi %{{.*}}, %{{.*}} : index
 // BWD32-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %{{.*}} : index
 // BWD32-NEXT:      %[[NCHUNKS:.*]] = arith.ceildivsi %[[SEQLEN]], %c32{{(_[0-9]+)?}} : index
-// BWD32:           memref.alloc(%[[SEQLEN]], %{{.*}}) : memref<?x?xf32>
+// BWD32-NEXT:      %[[ROWS:.*]] = arith.muli %{{.*}}, %[[SEQLEN]] : index
+// BWD32:           memref.alloc(%[[ROWS]], %{{.*}}) : memref<?x?xf32>
 // The forward sweep: chunk ci starts 32 ci tokens in.
-// BWD32:           %[[NCH:.*]] = arith.ceildivsi %{{.*}}, %c32{{(_[0-9]+)?}} : index
-// BWD32-NEXT:      %{{.*}} = arith.constant 1 : index
-// BWD32-NEXT:      scf.for %[[CI:[a-z0-9_]+]] = %{{.*}} to %[[NCH]] step
-// BWD32-NEXT:        %[[C1:.*]] = arith.constant 32 : index
-// BWD32-NEXT:        arith.muli %[[CI]], %[[C1]] : index
-// BWD32:             arith.minsi %c32{{(_[0-9]+)?}}, %{{.*}} : index
+// BWD32:           scf.for %[[CI:[a-z0-9_]+]] = %{{.*}} to %[[NCHUNKS]] step
+// BWD32:               %[[C1:.*]] = arith.constant 32 : index
+// BWD32-NEXT:          arith.muli %[[CI]], %[[C1]] : index
+// BWD32:               arith.minsi %c32{{(_[0-9]+)?}}, %{{.*}} : index
 // The reverse sweep likewise.
 // BWD32:           %[[LASTCHUNK:.*]] = arith.subi %[[NCHUNKS]], %c1{{(_[0-9]+)?}} : index
 // BWD32-NEXT:      %[[RCI:.*]] = arith.subi %[[LASTCHUNK]], %{{.*}} : index
-// BWD32-NEXT:      %[[C2:.*]] = arith.constant 32 : index
-// BWD32-NEXT:      arith.muli %[[RCI]], %[[C2]] : index
-// BWD32:           arith.minsi %c32{{(_[0-9]+)?}}, %{{.*}} : index
+// BWD32:               %[[C2:.*]] = arith.constant 32 : index
+// BWD32-NEXT:          arith.muli %[[RCI]], %[[C2]] : index
+// BWD32:               arith.minsi %c32{{(_[0-9]+)?}}, %{{.*}} : index
 decay.recurrence @mamba2 scalar
     inputs(%dt : [B, T, H])
     params(%A_log : [H], %dt_bias : [H]) {
@@ -671,12 +712,17 @@ decay.recurrence @mamba2 scalar
 // BWD-SAME:    %[[DQ:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DK:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DV:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DH0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
 // BWD-SAME:    %[[DF:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DZ0:[a-z0-9_]+]]: memref<?x?x?xf32>)
 // BWD-SAME:    attributes {llvm.emit_c_interface} {
-// BWD:         scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) =
+// BWD:         scf.parallel (%[[N:[a-z0-9_]+]], %[[G:[a-z0-9_]+]]) =
+// BWD-NEXT:      %[[HFIRST:.*]] = arith.muli %[[G]], %{{.*}} : index
 // BWD:           %[[B:.*]] = arith.index_cast %{{.*}} : i64 to index
-// The scan restarts from scan_z_h0 in the forward sweep.
-// BWD:           memref.load %[[Z0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
-// The scan's carried gradient starts from dscan_z_ht.
-// BWD:           memref.load %[[DZT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// The scan restarts from scan_z_h0 in the forward sweep, each head's own.
+// BWD:             %[[H:.*]] = arith.addi %[[HFIRST]], %{{.*}} : index
+// BWD:               memref.load %[[Z0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// The scan's carried gradient starts from dscan_z_ht, with the head's dht.
+// BWD:               memref.load %[[DHT]][%[[N]], %[[H:[0-9]+]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD:               memref.load %[[DZT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// The reverse sweep: the head's do.
+// BWD:                 memref.load %[[DO]][%[[B]], %{{.*}}, %[[H:[0-9]+]], %{{.*}}] : memref<?x?x?x?xf32>
 // dLambda in f64.
 // BWD:                 arith.extf %{{.*}} : f32 to f64
 // BWD:                 %[[DL:.*]] = arith.subf %{{.*}}, %{{.*}} : f64
@@ -689,9 +735,9 @@ decay.recurrence @mamba2 scalar
 // BWD:                 memref.load %[[F]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
 // d_f [B, T, H, K] gets this (token, channel)'s one contribution: a plain store.
 // BWD:                 memref.store %{{.*}}, %[[DF]][%[[B]], %[[TT]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
-// dh0 and dscan_z_h0 after the reverse sweep.
-// BWD:           memref.store %{{.*}}, %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// BWD:           memref.store %{{.*}}, %[[DZ0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// dh0 and dscan_z_h0 after the reverse sweep, per head.
+// BWD:               memref.store %{{.*}}, %[[DH0]][%[[N]], %[[H:[0-9]+]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD:               memref.store %{{.*}}, %[[DZ0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
 // BWD:         return
 
 // No params: no atomics; the input key and its gradient are never touched.
@@ -789,21 +835,23 @@ decay.recurrence @lightnet vector
 // BWD-SAME:    %[[DQ:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DK:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DV:[a-z0-9_]+]]: memref<?x?x?x?xf32>, %[[DH0:[a-z0-9_]+]]: memref<?x?x?x?xf32>,
 // BWD-SAME:    %[[DPS:[a-z0-9_]+]]: memref<?x?xf32>, %[[DNORM0:[a-z0-9_]+]]: memref<?x?x?xf32>)
 // BWD-SAME:    attributes {llvm.emit_c_interface} {
-// BWD:         scf.parallel (%[[N:[a-z0-9_]+]], %[[H:[a-z0-9_]+]]) =
+// BWD:         scf.parallel (%[[N:[a-z0-9_]+]], %[[G:[a-z0-9_]+]]) =
 // BWD:           %[[CS:.*]] = arith.constant 128 : index
 // BWD:           arith.index_cast %{{.*}} : i64 to index
 // BWD:           arith.index_cast %{{.*}} : i64 to index
 // BWD:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD-NEXT:      arith.subi %{{.*}}, %{{.*}} : index
 // BWD-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %{{.*}} : index
 // BWD-NEXT:      arith.ceildivsi %[[SEQLEN]], %[[CS]] : index
-// dnorm_ht starts dNorm, the gradient of the normalizer leaving the last chunk.
-// BWD:           %[[DZ:.*]] = memref.load %[[DNORMT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
-// BWD-NEXT:      memref.store %[[DZ]], %{{.*}} : memref<?xf32>
+// dnorm_ht starts dNorm, the gradient of the normalizer leaving the last
+// chunk (the head's slice of the heads' dNorm).
+// BWD:             %[[DZ:.*]] = memref.load %[[DNORMT]][%[[N]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
+// BWD-NEXT:        memref.store %[[DZ]], %{{.*}} : memref<?xf32, strided<[1], offset: ?>>
 // dnum = do / den, dden = -(do . o) / den.
 // BWD:             %[[EPS:.*]] = arith.constant 9.99999974E-6 : f32
 // BWD-NEXT:        %[[DEN:.*]] = arith.addf %{{.*}}, %[[EPS]] : f32
 // BWD:             %[[DODOTO:.*]] = scf.for %{{.*}} iter_args(%{{.*}}) -> (f32) {
-// BWD-NEXT:          memref.load %[[DO]][%{{.*}}, %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// BWD-NEXT:          memref.load %[[DO]][%{{.*}}, %{{.*}}, %[[H:[0-9]+]], %{{.*}}] : memref<?x?x?x?xf32>
 // BWD-NEXT:          %[[NUMV:.*]] = memref.load %{{.*}} : memref<?x?xf32>
 // BWD-NEXT:          %[[OV:.*]] = arith.divf %[[NUMV]], %[[DEN]] : f32
 // BWD-NEXT:          arith.mulf %{{.*}}, %[[OV]] : f32
@@ -828,14 +876,14 @@ decay.recurrence @lightnet vector
 // BWD-NEXT:          memref.store %[[DGN]], %[[DGBUF:.*]][%{{.*}}] : memref<?xf32>
 // BWD:               %[[DG:.*]] = memref.load %[[DGBUF]][%{{.*}}] : memref<?xf32>
 // BWD:               %[[NDG:.*]] = arith.negf %[[DG]] : f32
-// BWD-NEXT:          %[[OLDP:.*]] = memref.load %[[PARTP:.*]][%{{.*}}] : memref<?xf32>
+// BWD-NEXT:          %[[OLDP:.*]] = memref.load %[[PARTP:.*]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
 // BWD-NEXT:          %[[NEWP:.*]] = arith.addf %[[OLDP]], %[[NDG]] : f32
-// BWD-NEXT:          memref.store %[[NEWP]], %[[PARTP]][%{{.*}}] : memref<?xf32>
-// BWD:             %[[PP:.*]] = memref.load %[[PARTP]][%{{.*}}] : memref<?xf32>
-// BWD-NEXT:        memref.atomic_rmw addf %[[PP]], %[[DPS]][%[[H]], %{{.*}}] : (f32, memref<?x?xf32>) -> f32
-// dh0 and dnorm_h0.
-// BWD:           memref.store %{{.*}}, %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// BWD:           memref.store %{{.*}}, %[[DNORM0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
+// BWD-NEXT:          memref.store %[[NEWP]], %[[PARTP]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
+// After the reverse sweep, per head h: its partial added atomically, then dh0 and dnorm_h0.
+// BWD:               %[[PP:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
+// BWD-NEXT:          memref.atomic_rmw addf %[[PP]], %[[DPS]][%[[H:[0-9]+]], %{{.*}}] : (f32, memref<?x?xf32>) -> f32
+// BWD:               memref.store %{{.*}}, %[[DH0]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// BWD:               memref.store %{{.*}}, %[[DNORM0]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
 // BWD:         return
 
 // BWD-WHOLE-LABEL: func.func @normalized_backward(
@@ -847,6 +895,7 @@ decay.recurrence @lightnet vector
 // BWD32:           arith.index_cast %{{.*}} : i64 to index
 // BWD32:           arith.index_cast %{{.*}} : i64 to index
 // BWD32:           %[[END:.*]] = arith.index_cast %{{.*}} : i64 to index
+// BWD32-NEXT:      arith.subi %{{.*}}, %{{.*}} : index
 // BWD32-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %{{.*}} : index
 // BWD32-NEXT:      arith.ceildivsi %[[SEQLEN]], %c32{{(_[0-9]+)?}} : index
 decay.recurrence @normalized constant_vector

@@ -28,7 +28,7 @@ struct CpuPackageOptions {
 };
 
 /// Lowers the chunked kernels (decay-expand-kernels output) to the LLVM
-/// dialect, with the (sequence, head) loops on OpenMP threads. With
+/// dialect, with the (sequence, group of heads) loops on OpenMP threads. With
 /// `cachedScratch`, the kernels' buffers come from `_mlir_memref_to_llvm_alloc`
 /// and `_mlir_memref_to_llvm_free` (a package defines them: PackageScratch.c)
 /// instead of malloc and free.
