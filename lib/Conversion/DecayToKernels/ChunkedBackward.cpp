@@ -244,27 +244,29 @@ void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
 }
 
 void ChunkedBackwardBuilder::stateGradients(Value slot, Scratch &s) {
-  Value zero = index(0);
   Chunk &chunk = s.chunk;
   bool normalizer = spec.getNormalizer();
   // dq = exp(G) (dnum H^T + dden z), dkH = exp(G_last - G) (V dH^T + dz),
-  // against the states held transposed.
+  // against the states held transposed; the normalizer's terms and the
+  // decays applied to each tile of the products as it is stored.
+  auto fromState = [&](Value t, Value c, Value product) {
+    if (normalizer)
+      product = add(product, mul(loadMatching(b, product, s.enteringNorm, {slot, c}),
+                                 splatMatching(b, product, load(s.dden, t))));
+    return mul(loadMatching(b, product, s.decayIn, {t, c}), product);
+  };
+  auto toState = [&](Value src, Value c, Value product) {
+    if (normalizer)
+      product = add(product, loadMatching(b, product, s.dNorm, {c}));
+    return mul(loadMatching(b, product, s.decayOut, {src, c}), product);
+  };
   MatrixView enteringT{s.entering, [slot](Value j, Value c) -> SmallVector<Value> { return {slot, j, c}; }};
   emitTileMatmul(b, rowMajor(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
-                 enteringT, chunk.length, keyDim, valueDim, /*accumulate=*/false);
+                 enteringT, chunk.length, keyDim, valueDim, /*accumulate=*/false, Triangle::None,
+                 MatmulFusion{{}, fromState});
   emitTileMatmul(b, rowMajor(s.dkState), [&](Value src, Value j) { return load(chunk.values, {src, j}); },
-                 rowMajor(s.dStateT), chunk.length, keyDim, valueDim, /*accumulate=*/false);
-  loop(zero, chunk.length, [&](Value t) {
-    loop(zero, keyDim, [&](Value c) {
-      Value fromState = load(s.dq, {t, c}), toState = load(s.dkState, {t, c});
-      if (normalizer) {
-        fromState = add(fromState, mul(load(s.enteringNorm, {slot, c}), load(s.dden, t)));
-        toState = add(toState, load(s.dNorm, c));
-      }
-      store(mul(load(s.decayIn, {t, c}), fromState), s.dq, {t, c});
-      store(mul(load(s.decayOut, {t, c}), toState), s.dkState, {t, c});
-    });
-  });
+                 rowMajor(s.dStateT), chunk.length, keyDim, valueDim, /*accumulate=*/false, Triangle::None,
+                 MatmulFusion{{}, toState});
 }
 
 void ChunkedBackwardBuilder::pairGradients(Scratch &s) {
@@ -402,11 +404,11 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
       store(add(mul(decay, load(s.dNorm, c)), fromChunk), s.dNorm, c);
     }
   });
-  loop(zero, valueDim, [&](Value j) {
-    loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.carried, c), load(s.dStateT, {j, c})), s.dStateT, {j, c}); });
-  });
+  // The decay applied to dH^T's tiles as the product loads them.
+  auto decayed = [&](Value, Value c, Value dState) { return mul(loadMatching(b, dState, chunk.carried, {c}), dState); };
   emitTileMatmul(b, rowMajor(s.dStateT), [&](Value j, Value t) { return load(s.dnum, {t, j}); },
-                 rowMajor(s.qd), valueDim, keyDim, chunk.length, /*accumulate=*/true);
+                 rowMajor(s.qd), valueDim, keyDim, chunk.length, /*accumulate=*/true, Triangle::None,
+                 MatmulFusion{decayed, {}});
 }
 
 void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Scratch &s) {

@@ -17,9 +17,10 @@ constexpr int64_t kRows = 8;    // tile rows: 8 x 2 = 16 accumulators
 class TileMatmulEmitter {
 public:
   TileMatmulEmitter(ImplicitLocOpBuilder &b, const MatrixView &c, function_ref<Value(Value, Value)> a,
-                    const MatrixView &bMatrix, Value k, bool accumulate, Triangle triangle)
+                    const MatrixView &bMatrix, Value k, bool accumulate, Triangle triangle,
+                    MatmulFusion fusion)
       : b(b), c(c), a(a), bMatrix(bMatrix), k(k), accumulate(accumulate), triangle(triangle),
-        vectorType(VectorType::get({kWidth}, b.getF32Type())) {}
+        fusion(fusion), vectorType(VectorType::get({kWidth}, b.getF32Type())) {}
 
   /// Tiles of `rows` x 32 over rows [i0, i1) (a multiple of `rows` long) and columns [0, n32).
   void vectorTiles(Value i0, Value i1, int64_t rows, Value n32);
@@ -33,6 +34,12 @@ private:
   std::pair<Value, Value> reductionRange(Value i, Value rowsEnd);
   /// The end of the columns rows [i, rowsEnd) need, below `n`.
   Value columnsEnd(Value rowsEnd, Value n);
+  /// C's value at (i, j) as loaded (`loaded`), through fusion.onLoad.
+  Value initialValue(Value i, Value j, Value loaded) {
+    return fusion.onLoad ? fusion.onLoad(i, j, loaded) : loaded;
+  }
+  /// The value stored at (i, j) for the result `acc`, through fusion.onStore.
+  Value storedValue(Value i, Value j, Value acc) { return fusion.onStore ? fusion.onStore(i, j, acc) : acc; }
 
   ImplicitLocOpBuilder &b;
   const MatrixView &c;
@@ -41,6 +48,7 @@ private:
   Value k;
   bool accumulate;
   Triangle triangle;
+  MatmulFusion fusion;
   VectorType vectorType;
 };
 
@@ -71,9 +79,9 @@ void TileMatmulEmitter::tile(Value i, Value j, int64_t rows) {
   Value zero = arith::ConstantOp::create(b, DenseElementsAttr::get(vectorType, 0.0f));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t v = 0; v < kVectors; ++v)
-      initial.push_back(accumulate ? vector::LoadOp::create(b, vectorType, c.memref,
-                                                            c.indices(rowIndices[r], columns[v]))
-                                         .getResult()
+      initial.push_back(accumulate ? initialValue(rowIndices[r], columns[v],
+                                                  vector::LoadOp::create(b, vectorType, c.memref,
+                                                                         c.indices(rowIndices[r], columns[v])))
                                    : zero);
   auto [kBegin, kEnd] = reductionRange(i, arith::AddIOp::create(b, i, index(rows)));
   kEnd = arith::MaxSIOp::create(b, kEnd, kBegin);
@@ -97,8 +105,8 @@ void TileMatmulEmitter::tile(Value i, Value j, int64_t rows) {
   }
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t v = 0; v < kVectors; ++v)
-      vector::StoreOp::create(b, reduction.getResult(r * kVectors + v), c.memref,
-                              c.indices(rowIndices[r], columns[v]));
+      vector::StoreOp::create(b, storedValue(rowIndices[r], columns[v], reduction.getResult(r * kVectors + v)),
+                              c.memref, c.indices(rowIndices[r], columns[v]));
 }
 
 void TileMatmulEmitter::vectorTiles(Value i0, Value i1, int64_t rows, Value n32) {
@@ -124,7 +132,7 @@ void TileMatmulEmitter::scalarBlock(Value i0, Value i1, Value j0, Value j1) {
   auto columnLoop = scf::ForOp::create(b, j0, columns, index(1));
   b.setInsertionPointToStart(columnLoop.getBody());
   Value j = columnLoop.getInductionVar();
-  Value start = accumulate ? memref::LoadOp::create(b, c.memref, c.indices(i, j)).getResult()
+  Value start = accumulate ? initialValue(i, j, memref::LoadOp::create(b, c.memref, c.indices(i, j)))
                            : arith::ConstantOp::create(b, b.getF32FloatAttr(0.0f)).getResult();
   auto reduction = scf::ForOp::create(b, kBegin, kEnd, index(1), ValueRange{start});
   {
@@ -135,9 +143,21 @@ void TileMatmulEmitter::scalarBlock(Value i0, Value i1, Value j0, Value j1) {
                                           memref::LoadOp::create(b, bMatrix.memref, bMatrix.indices(kk, j)));
     scf::YieldOp::create(b, ValueRange{arith::AddFOp::create(b, reduction.getRegionIterArgs()[0], product)});
   }
-  memref::StoreOp::create(b, reduction.getResult(0), c.memref, c.indices(i, j));
+  memref::StoreOp::create(b, storedValue(i, j, reduction.getResult(0)), c.memref, c.indices(i, j));
 }
 } // namespace
+
+Value decay::loadMatching(ImplicitLocOpBuilder &b, Value like, Value memref, ValueRange indices) {
+  if (auto vectorType = dyn_cast<VectorType>(like.getType()))
+    return vector::LoadOp::create(b, vectorType, memref, indices);
+  return memref::LoadOp::create(b, memref, indices);
+}
+
+Value decay::splatMatching(ImplicitLocOpBuilder &b, Value like, Value scalar) {
+  if (auto vectorType = dyn_cast<VectorType>(like.getType()))
+    return vector::BroadcastOp::create(b, vectorType, scalar);
+  return scalar;
+}
 
 Value decay::floorToMultiple(ImplicitLocOpBuilder &b, Value x, int64_t multiple) {
   Value step = arith::ConstantIndexOp::create(b, multiple);
@@ -146,8 +166,8 @@ Value decay::floorToMultiple(ImplicitLocOpBuilder &b, Value x, int64_t multiple)
 
 void decay::emitTileMatmul(ImplicitLocOpBuilder &b, const MatrixView &c,
                            function_ref<Value(Value, Value)> a, const MatrixView &bMatrix, Value m,
-                           Value n, Value k, bool accumulate, Triangle triangle) {
-  TileMatmulEmitter emitter(b, c, a, bMatrix, k, accumulate, triangle);
+                           Value n, Value k, bool accumulate, Triangle triangle, MatmulFusion fusion) {
+  TileMatmulEmitter emitter(b, c, a, bMatrix, k, accumulate, triangle, fusion);
   Value zero = arith::ConstantIndexOp::create(b, 0);
   Value m8 = floorToMultiple(b, m, kRows), n32 = floorToMultiple(b, n, kWidth * kVectors);
   emitter.vectorTiles(zero, m8, kRows, n32);  // full tiles

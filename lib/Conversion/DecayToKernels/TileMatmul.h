@@ -23,6 +23,24 @@ enum class Triangle {
   LowerC, ///< only C[i, j] for j <= i is needed; the rest is left unwritten
 };
 
+/// Elementwise work fused into a matmul's reads and writes of C, on C's row
+/// `i` from column `j`: `c` (or `acc`) is a vector<16xf32> of the row, or an
+/// f32 where the columns do not fill a vector (loadMatching reads the
+/// operands of the same shape). Each element of C is read and written once.
+struct MatmulFusion {
+  /// With `accumulate`: what the product is added to, from C's value `c`.
+  llvm::function_ref<mlir::Value(mlir::Value i, mlir::Value j, mlir::Value c)> onLoad;
+  /// What is stored for the result `acc` (C's initial value plus the product).
+  llvm::function_ref<mlir::Value(mlir::Value i, mlir::Value j, mlir::Value acc)> onStore;
+};
+
+/// Reads `memref` at `indices` in the shape of `like`: a vector load of as
+/// many lanes along the last index when `like` is a vector, else one element.
+mlir::Value loadMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value like, mlir::Value memref,
+                         mlir::ValueRange indices);
+/// `scalar` broadcast to the shape of `like` (itself when `like` is a scalar).
+mlir::Value splatMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value like, mlir::Value scalar);
+
 /// x rounded down to a multiple of `multiple` (x >= 0): where full tiles end.
 mlir::Value floorToMultiple(mlir::ImplicitLocOpBuilder &b, mlir::Value x, int64_t multiple);
 
@@ -32,11 +50,12 @@ mlir::Value floorToMultiple(mlir::ImplicitLocOpBuilder &b, mlir::Value x, int64_
 /// have any layout, e.g. transposed). Rows and columns that do not fill a
 /// tile are computed by narrower tiles and scalar loops. `triangle` skips
 /// the work that a triangular A or C makes unnecessary (whole tiles, or the
-/// zero part of a row tile's reduction).
+/// zero part of a row tile's reduction). `fusion` applies elementwise work
+/// on C as its tiles are loaded and stored.
 void emitTileMatmul(mlir::ImplicitLocOpBuilder &b, const MatrixView &c,
                     llvm::function_ref<mlir::Value(mlir::Value i, mlir::Value k)> a,
                     const MatrixView &bMatrix, mlir::Value m, mlir::Value n, mlir::Value k,
-                    bool accumulate, Triangle triangle = Triangle::None);
+                    bool accumulate, Triangle triangle = Triangle::None, MatmulFusion fusion = {});
 
 } // namespace decay
 

@@ -351,6 +351,11 @@
 // BWD-NEXT:      %[[DQB:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[DKP:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[DKS:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// A sub-block's product [16, K]; exp(G) and exp(G_last - G) [C, K].
+// BWD-NEXT:      arith.constant 16 : index
+// BWD-NEXT:      memref.alloc(%{{.*}}, %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[DECAYIN:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
+// BWD-NEXT:      %[[DECAYOUT:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // BWD:           %[[DGP:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf64>
 // BWD-NEXT:      %[[CARRY:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
 // BWD-NEXT:      %[[EDGE:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
@@ -419,11 +424,18 @@
 // BWD:                 vector.load %[[VT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DA]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // The state terms, no transposes: dnum H^T into dq, reading rows of the
-// entering H^T, and V dH^T into dk's state term, reading rows of dH^T.
+// entering H^T, and V dH^T into dk's state term, reading rows of dH^T; each
+// tile times its decays (exp(G), exp(G_last - G)) as it is stored.
+// BWD:               %[[TILEQ:.*]]:16 = scf.for
 // BWD:                 vector.load %[[ENTERING]][%[[RSLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
-// BWD:                 vector.store %{{.*}}, %[[DQB]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD:               %[[DIN:.*]] = vector.load %[[DECAYIN]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD-NEXT:          %[[DQV:.*]] = arith.mulf %[[DIN]], %[[TILEQ]]#0 : vector<16xf32>
+// BWD-NEXT:          vector.store %[[DQV]], %[[DQB]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD:               %[[TILEK:.*]]:16 = scf.for
 // BWD:                 vector.load %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
-// BWD:                 vector.store %{{.*}}, %[[DKS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD:               %[[DOUT:.*]] = vector.load %[[DECAYOUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD-NEXT:          %[[DKV:.*]] = arith.mulf %[[DOUT]], %[[TILEK]]#0 : vector<16xf32>
+// BWD-NEXT:          vector.store %[[DKV]], %[[DKS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // The pairs D = dA exp(G_t - G_s), strictly below the diagonal (s < t), then
 // dq += D K and dk' = D^T Q, tiled.
 // BWD:                 %[[PCAUSAL:.*]] = arith.cmpi ult, %{{.*}}, %{{.*}} : index
@@ -446,8 +458,12 @@
 // BWD:                 vector.load %[[KDT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
-// dH^T <- dH^T diag(exp(G_last)) + ...
-// BWD:               memref.store %{{.*}}, %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
+// dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd: the decay applied to each tile
+// of dH^T as the product loads it.
+// BWD:                 %[[DSV:.*]] = vector.load %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
+// BWD-NEXT:            %[[LASTDECAY:.*]] = vector.load %{{.*}}[%{{.*}}] : memref<?xf32>, vector<16xf32>
+// BWD-NEXT:            arith.mulf %[[LASTDECAY]], %[[DSV]] : vector<16xf32>
+// BWD:                 vector.store %{{.*}}, %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
 // Token by token in reverse: first a prefetch of the rows of the token 8
 // earlier (at least the sequence's first) that the loop reads (dt) and writes
 // (dq, dk, d_dt); then the later sum of q dq* - k dk' in f64, plus the
