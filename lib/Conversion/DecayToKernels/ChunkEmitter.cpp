@@ -446,10 +446,10 @@ Value ChunkEmitter::chunkDenominator(const Chunk &chunk, Value t, Value norm, Va
 
 void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Value state,
                                 ValueRange statePrefix, Value norm, ValueRange normPrefix,
-                                bool transposed) {
+                                bool transposed, function_ref<void(Value, Value, Value)> saveState) {
   Value zero = index(0);
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
-  // H <- diag(exp(G_last)) H, z likewise; the decays first gathered per channel.
+  // The decays diag(exp(G_last)) gathered per channel; z decayed.
   loop(zero, keyDim, [&](Value c) {
     Value decay = exp(cumulative(chunk, last, c));
     store(decay, chunk.carried, c);
@@ -458,15 +458,9 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
       store(mul(decay, load(norm, where)), norm, where);
     }
   });
-  Value rows = transposed ? valueDim : keyDim, columns = transposed ? keyDim : valueDim;
-  loop(zero, rows, [&](Value i) {
-    loop(zero, columns, [&](Value j) {
-      SmallVector<Value> where = concat(statePrefix, {i, j});
-      store(mul(load(chunk.carried, transposed ? j : i), load(state, where)), state, where);
-    });
-  });
-  // Kd = K * exp(G_last - G) in the work buffer; H += Kd^T V (H^T += V^T Kd),
-  // z += sum_s Kd_s.
+  // Kd = K * exp(G_last - G) in the work buffer; H <- diag(exp(G_last)) H +
+  // Kd^T V (H^T <- H^T diag(exp(G_last)) + V^T Kd), H's decay applied to
+  // each tile as the product loads it; z += sum_s Kd_s.
   if (spec.isPerChannel()) {
     decayRows(chunk, chunk.k, zero, chunk.length, last, chunk.work, /*later=*/false);
   } else {
@@ -481,12 +475,20 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
                          indices.append({i, j});
                          return indices;
                        }};
+  auto decayed = [&](Value i, Value j, Value h) {
+    if (saveState)
+      saveState(i, j, h);
+    Value decay = transposed ? loadMatching(b, h, chunk.carried, {j}) : splatMatching(b, h, load(chunk.carried, i));
+    return mul(decay, h);
+  };
   if (transposed) {
     emitTileMatmul(b, stateRows, [&](Value j, Value s) { return load(chunk.values, {s, j}); },
-                   rowMajor(chunk.work), valueDim, keyDim, chunk.length, /*accumulate=*/true);
+                   rowMajor(chunk.work), valueDim, keyDim, chunk.length, /*accumulate=*/true, Triangle::None,
+                   MatmulFusion{decayed, {}});
   } else {
     emitTileMatmul(b, stateRows, [&](Value c, Value s) { return load(chunk.work, {s, c}); },
-                   valueRows(chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true);
+                   valueRows(chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true, Triangle::None,
+                   MatmulFusion{decayed, {}});
   }
   if (spec.getNormalizer())
     loop(zero, keyDim, [&](Value c) {

@@ -150,9 +150,13 @@ protected:
   /// H <- diag(exp(G_last)) H + sum_s (k_s * exp(G_last - G_s)) v_s^T, and z
   /// likewise with v = 1.
   /// With `transposed`, the state is held as H^T (`state[statePrefix..., j, c]`).
+  /// `saveState(i, j, h)` is given each tile of the state as the update
+  /// reads it (before the decay): row i of the state from column j, as a
+  /// vector or one element (see MatmulFusion).
   void advanceState(const ElementIndex &at, const Chunk &chunk, mlir::Value state,
                     mlir::ValueRange statePrefix, mlir::Value norm, mlir::ValueRange normPrefix,
-                    bool transposed = false);
+                    bool transposed = false,
+                    llvm::function_ref<void(mlir::Value i, mlir::Value j, mlir::Value h)> saveState = {});
   /// A row-major [rows, cols] buffer as a matmul or transpose operand.
   static MatrixView rowMajor(mlir::Value buffer);
   /// The chunk's tokens' rows of a per-token buffer (chunk.q, chunk.k): row i

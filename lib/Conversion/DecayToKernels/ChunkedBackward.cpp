@@ -164,12 +164,11 @@ void ChunkedBackwardBuilder::sweepChunk(const ElementIndex &at, Value start, Val
     store(values.prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
     return values;
   });
-  loop(zero, valueDim, [&](Value j) {
-    loop(zero, keyDim, [&](Value c) { store(load(s.stateT, {j, c}), s.entering, {slot, j, c}); });
-  });
   if (spec.getNormalizer())
     loop(zero, keyDim, [&](Value c) { store(load(s.norm, c), s.enteringNorm, {slot, c}); });
-  advanceState(at, chunk, s.stateT, {}, s.norm, {}, /*transposed=*/true);
+  // The entering H^T saved as the update reads it.
+  advanceState(at, chunk, s.stateT, {}, s.norm, {}, /*transposed=*/true,
+               [&](Value j, Value c, Value h) { storeMatching(b, h, s.entering, {slot, j, c}); });
 }
 
 void ChunkedBackwardBuilder::outputGradients(const ElementIndex &at, Value slot, Scratch &s) {

@@ -153,6 +153,13 @@ Value decay::loadMatching(ImplicitLocOpBuilder &b, Value like, Value memref, Val
   return memref::LoadOp::create(b, memref, indices);
 }
 
+void decay::storeMatching(ImplicitLocOpBuilder &b, Value value, Value memref, ValueRange indices) {
+  if (isa<VectorType>(value.getType()))
+    vector::StoreOp::create(b, value, memref, indices);
+  else
+    memref::StoreOp::create(b, value, memref, indices);
+}
+
 Value decay::splatMatching(ImplicitLocOpBuilder &b, Value like, Value scalar) {
   if (auto vectorType = dyn_cast<VectorType>(like.getType()))
     return vector::BroadcastOp::create(b, vectorType, scalar);

@@ -38,6 +38,9 @@ struct MatmulFusion {
 /// many lanes along the last index when `like` is a vector, else one element.
 mlir::Value loadMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value like, mlir::Value memref,
                          mlir::ValueRange indices);
+/// Writes `value` (a vector or one element) to `memref` at `indices`.
+void storeMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value value, mlir::Value memref,
+                   mlir::ValueRange indices);
 /// `scalar` broadcast to the shape of `like` (itself when `like` is a scalar).
 mlir::Value splatMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value like, mlir::Value scalar);
 

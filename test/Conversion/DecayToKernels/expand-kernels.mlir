@@ -236,10 +236,6 @@
 // CHECK-NEXT:          %[[GL:.*]] = arith.addf %[[GHIGH]], %[[GLOWL]] : f32
 // CHECK-NEXT:          %[[EL:.*]] = math.exp %[[GL]] : f32
 // CHECK-NEXT:          memref.store %[[EL]], %[[CARRY:.*]][%{{.*}}] : memref<?xf32>
-// CHECK:                 %[[ELC:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf32>
-// CHECK-NEXT:            %[[HV:.*]] = memref.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// CHECK-NEXT:            %[[HD:.*]] = arith.mulf %[[ELC]], %[[HV]] : f32
-// CHECK-NEXT:            memref.store %[[HD]], %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // ... + (K * exp(G_last - G))^T V, accumulated by tiles in place in ht.
 // CHECK:               %[[GLAST:.*]] = memref.load %[[GC]]
 // CHECK:               %[[GSRC:.*]] = memref.load %[[GC]]
@@ -249,7 +245,11 @@
 // CHECK:                 %[[KV:.*]] = memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // CHECK-NEXT:            %[[KD2:.*]] = arith.mulf %[[KV]], %[[KDEC]] : f32
 // CHECK-NEXT:            memref.store %[[KD2]], %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// CHECK:                 %[[HOLD:.*]] = vector.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
+// Each tile of H times its row's decay exp(G_last) as the product loads it.
+// CHECK:                 %[[HLOADED:.*]] = vector.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
+// CHECK-NEXT:            %[[ELC:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf32>
+// CHECK-NEXT:            %[[ELV:.*]] = vector.broadcast %[[ELC]] : f32 to vector<16xf32>
+// CHECK-NEXT:            %[[HOLD:.*]] = arith.mulf %[[ELV]], %[[HLOADED]] : vector<16xf32>
 // CHECK:                 %[[HACC:[0-9]+]]:16 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %[[HOLD]],
 // CHECK-NEXT:              vector.load %[[VALS]]
 // CHECK-NEXT:              vector.load %[[VALS]]
@@ -385,7 +385,9 @@
 // BWD-NEXT:          %[[SLOT:.*]] = arith.addi %[[SLOTH]], %[[CI]] : index
 // BWD:                 memref.load %[[DT]][%[[B]], %{{.*}}, %[[H]]] : memref<?x?x?xf32>
 // BWD:                 memref.store %{{.*}}, %[[QS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// BWD:                 memref.store %{{.*}}, %[[ENTERING]][%[[SLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
+// The state update saves each tile of the entering H^T as it reads it.
+// BWD:                 %[[HIN:.*]] = vector.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
+// BWD-NEXT:            vector.store %[[HIN]], %[[ENTERING]][%[[SLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
 // dState = dht, per head.
 // BWD:           scf.for %[[DH:[a-z0-9_]+]] = %{{.*}} to %[[HEADS]] step
 // BWD:             %[[DSTATE:.*]] = memref.subview %[[DSTATES]][%[[DH]], 0, 0] [1, %{{.*}}, %{{.*}}] [1, 1, 1] : memref<?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
