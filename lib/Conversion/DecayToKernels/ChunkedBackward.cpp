@@ -387,7 +387,7 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
   // dv^T = dnum^T A + dH^T Kd^T (dH held transposed), then into dv.
   MatrixView dvRows = rowMajor(s.dvT);
   emitTileMatmul(b, dvRows, [&](Value j, Value t) { return load(s.dnum, {t, j}); }, rowMajor(chunk.a),
-                 valueDim, chunk.length, chunk.length, /*accumulate=*/false);
+                 valueDim, chunk.length, chunk.length, /*accumulate=*/false, Triangle::LowerB);
   emitTileMatmul(b, dvRows, [&](Value j, Value c) { return load(s.dStateT, {j, c}); }, rowMajor(s.kdT),
                  valueDim, chunk.length, keyDim, /*accumulate=*/true);
   MatrixView dvOut{args.dv, [&](Value src, Value j) -> SmallVector<Value> {
@@ -471,7 +471,8 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
 void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead) {
   Value zero = index(0), size = index(chunkSize);
   bool normalizer = spec.getNormalizer();
-  auto [batch, start, end] = loadSequence(args.seqs, n);
+  SequenceBounds sequence = loadSequence(args.seqs, n);
+  Value batch = sequence.batch, start = sequence.start, end = sequence.end;
   Value heads = arith::SubIOp::create(b, endHead, firstHead);
   Value length = arith::SubIOp::create(b, end, start);
   Value numChunks = arith::CeilDivSIOp::create(b, length, size);

@@ -30,8 +30,9 @@ public:
 private:
   Value index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
   void tile(Value i, Value j, int64_t rows);
-  /// The reduction range of rows [i, rowsEnd): [0, k) cut by the triangle.
-  std::pair<Value, Value> reductionRange(Value i, Value rowsEnd);
+  /// The reduction range of rows [i, rowsEnd) and columns from j: [0, k)
+  /// cut by the triangle.
+  std::pair<Value, Value> reductionRange(Value i, Value rowsEnd, Value j);
   /// The end of the columns rows [i, rowsEnd) need, below `n`.
   Value columnsEnd(Value rowsEnd, Value n);
   /// C's value at (i, j) as loaded (`loaded`), through fusion.onLoad.
@@ -52,13 +53,15 @@ private:
   VectorType vectorType;
 };
 
-std::pair<Value, Value> TileMatmulEmitter::reductionRange(Value i, Value rowsEnd) {
+std::pair<Value, Value> TileMatmulEmitter::reductionRange(Value i, Value rowsEnd, Value j) {
   Value zero = index(0);
   switch (triangle) {
   case Triangle::LowerA:
     return {zero, arith::MinSIOp::create(b, k, rowsEnd)};
   case Triangle::UpperA:
     return {arith::MinSIOp::create(b, k, i), k};
+  case Triangle::LowerB:
+    return {arith::MinSIOp::create(b, k, j), k};
   case Triangle::None:
   case Triangle::LowerC:
     break;
@@ -83,7 +86,7 @@ void TileMatmulEmitter::tile(Value i, Value j, int64_t rows) {
                                                   vector::LoadOp::create(b, vectorType, c.memref,
                                                                          c.indices(rowIndices[r], columns[v])))
                                    : zero);
-  auto [kBegin, kEnd] = reductionRange(i, arith::AddIOp::create(b, i, index(rows)));
+  auto [kBegin, kEnd] = reductionRange(i, arith::AddIOp::create(b, i, index(rows)), j);
   kEnd = arith::MaxSIOp::create(b, kEnd, kBegin);
   auto reduction = scf::ForOp::create(b, kBegin, kEnd, index(1), initial);
   {
@@ -126,12 +129,12 @@ void TileMatmulEmitter::scalarBlock(Value i0, Value i1, Value j0, Value j1) {
   b.setInsertionPointToStart(rowLoop.getBody());
   Value i = rowLoop.getInductionVar();
   Value next = arith::AddIOp::create(b, i, index(1));
-  auto [kBegin, kEnd] = reductionRange(i, next);
-  kEnd = arith::MaxSIOp::create(b, kEnd, kBegin);
   Value columns = arith::MaxSIOp::create(b, columnsEnd(next, j1), j0);
   auto columnLoop = scf::ForOp::create(b, j0, columns, index(1));
   b.setInsertionPointToStart(columnLoop.getBody());
   Value j = columnLoop.getInductionVar();
+  auto [kBegin, kEnd] = reductionRange(i, next, j);
+  kEnd = arith::MaxSIOp::create(b, kEnd, kBegin);
   Value start = accumulate ? initialValue(i, j, memref::LoadOp::create(b, c.memref, c.indices(i, j)))
                            : arith::ConstantOp::create(b, b.getF32FloatAttr(0.0f)).getResult();
   auto reduction = scf::ForOp::create(b, kBegin, kEnd, index(1), ValueRange{start});

@@ -20,6 +20,7 @@ enum class Triangle {
   None,   ///< every entry of C, the full reduction
   LowerA, ///< A[i, k] = 0 for k > i: row i reduces over k <= i only
   UpperA, ///< A[i, k] = 0 for k < i: row i reduces over k >= i only
+  LowerB, ///< B[k, j] = 0 for j > k: column j reduces over k >= j only
   LowerC, ///< only C[i, j] for j <= i is needed; the rest is left unwritten
 };
 

@@ -456,7 +456,13 @@
 // BWD-NEXT:          memref.store %{{.*}}, %[[EDGE]][%{{.*}}] : memref<?xf64>
 // BWD:                 %[[PREFIX:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf64>
 // BWD-NEXT:            memref.store %[[PREFIX]], %[[DGP]][%{{.*}}, %{{.*}}] : memref<?x?xf64>
-// dv^T = dnum^T A + dH^T Kd^T (tiled), then into dv.
+// dv^T = dnum^T A + dH^T Kd^T (tiled), then into dv. A is zero above its
+// diagonal: the tile of columns (tokens) from s reduces over tokens t >= s.
+// BWD:                 scf.for %[[DVCOL:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %c32{{.*}} {
+// BWD:                   %[[FROMS:.*]] = arith.minsi %[[RLEN]], %[[DVCOL]] : index
+// BWD-NEXT:              %[[TOS:.*]] = arith.maxsi %[[RLEN]], %[[FROMS]] : index
+// BWD:                   %{{.*}}:16 = scf.for %{{.*}} = %[[FROMS]] to %[[TOS]] step
+// BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.load %[[KDT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
