@@ -94,11 +94,12 @@ private:
   /// sub-block's tokens t (exponent G_ref - G_t unless `later`); ref is a
   /// chunk-local token (runningDecay).
   void addDecayedBlock(Scratch &s, Value dest, const SubBlock &block, Value ref, bool later);
-  /// The parts of dg that do not depend on the token order of the reverse
-  /// loop: the state edge term and the prefix sums of k dkState.
-  void stateEdge(Value slot, Scratch &s);
-  /// dv, and dH (dz) carried to the previous chunk.
-  void valueAndStateGradients(const ElementIndex &at, Scratch &s);
+  /// dg's prefix sums of k dkState (a part of dg that does not depend on
+  /// the token order of the reverse loop).
+  void prefixSums(Scratch &s);
+  /// dv; dH (dz) carried to the previous chunk; dg's state edge term
+  /// exp(G_last) <H, dH> (with the dH leaving the chunk).
+  void valueAndStateGradients(const ElementIndex &at, Value slot, Scratch &s);
   /// Token by token in reverse: dg, the diagonal terms, the parameterization.
   void finishChunk(const ElementIndex &at, Value start, Scratch &s);
   /// Chunk `index` of the sequence [start, end), of the head whose rows of
@@ -347,26 +348,11 @@ void ChunkedBackwardBuilder::addDecayedBlock(Scratch &s, Value dest, const SubBl
   });
 }
 
-void ChunkedBackwardBuilder::stateEdge(Value slot, Scratch &s) {
+void ChunkedBackwardBuilder::prefixSums(Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
-  Value last = arith::SubIOp::create(b, chunk.length, index(1));
-  // edge_c = exp(G_last,c) (sum_j H_cj dH_cj + z_c dz_c), in f64, summed
-  // over rows j of H^T and dH^T (contiguous in c).
   Value zeroWide = arith::ConstantOp::create(b, b.getF64FloatAttr(0.0));
-  loop(zero, keyDim, [&](Value c) { store(zeroWide, s.edge, c); });
-  loop(zero, valueDim, [&](Value j) {
-    loop(zero, keyDim, [&](Value c) {
-      store(add(load(s.edge, c), widen(mul(load(s.entering, {slot, j, c}), load(s.dStateT, {j, c})))), s.edge, c);
-    });
-  });
-  loop(zero, keyDim, [&](Value c) {
-    Value inner = load(s.edge, c);
-    if (spec.getNormalizer())
-      inner = add(inner, widen(mul(load(s.enteringNorm, {slot, c}), load(s.dNorm, c))));
-    store(mul(widen(load(s.decayIn, {last, c})), inner), s.edge, c);
-    store(zeroWide, s.carry, c);
-  });
+  loop(zero, keyDim, [&](Value c) { store(zeroWide, s.carry, c); });
   // dg[t, c] = sum_{s<t} k_sc dkH_sc, forward (each prefix summed directly).
   loop(zero, chunk.length, [&](Value t) {
     Value rt = row(chunk, t);
@@ -380,7 +366,7 @@ void ChunkedBackwardBuilder::stateEdge(Value slot, Scratch &s) {
   loop(zero, keyDim, [&](Value c) { store(zeroWide, s.carry, c); });
 }
 
-void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scratch &s) {
+void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Value slot, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
@@ -394,20 +380,33 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Scra
                      return {at.b, arith::AddIOp::create(b, chunk.first, src), at.h, j};
                    }};
   emitTranspose(b, dvOut, dvRows, valueDim, chunk.length);
-  // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd; dz likewise with dden.
+  // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd; dz likewise with dden. The
+  // edge term edge_c = exp(G_last,c) (sum_j H_cj dH_cj + z_c dz_c) is summed
+  // in f64 from the dH^T (dz) leaving the chunk, before they move on: z dz
+  // first, then each tile of H^T dH^T as the dH update loads dH^T.
   loop(zero, keyDim, [&](Value c) {
     Value decay = load(s.decayIn, {last, c});
     store(decay, chunk.carried, c);
+    Value edge = arith::ConstantOp::create(b, b.getF64FloatAttr(0.0));
     if (spec.getNormalizer()) {
+      edge = widen(mul(load(s.enteringNorm, {slot, c}), load(s.dNorm, c)));
       Value fromChunk = sum(chunk.length, [&](Value t) { return mul(load(s.qd, {t, c}), load(s.dden, t)); });
       store(add(mul(decay, load(s.dNorm, c)), fromChunk), s.dNorm, c);
     }
+    store(edge, s.edge, c);
   });
-  // The decay applied to dH^T's tiles as the product loads them.
-  auto decayed = [&](Value, Value c, Value dState) { return mul(loadMatching(b, dState, chunk.carried, {c}), dState); };
+  auto decayed = [&](Value j, Value c, Value dState) {
+    Value product = mul(loadMatching(b, dState, s.entering, {slot, j, c}), dState);
+    auto vector = dyn_cast<VectorType>(product.getType());
+    Type wide = vector ? Type(VectorType::get(vector.getShape(), b.getF64Type())) : Type(b.getF64Type());
+    Value widened = arith::ExtFOp::create(b, wide, product);
+    storeMatching(b, add(loadMatching(b, widened, s.edge, {c}), widened), s.edge, {c});
+    return mul(loadMatching(b, dState, chunk.carried, {c}), dState);
+  };
   emitTileMatmul(b, rowMajor(s.dStateT), [&](Value j, Value t) { return load(s.dnum, {t, j}); },
                  rowMajor(s.qd), valueDim, keyDim, chunk.length, /*accumulate=*/true, Triangle::None,
                  MatmulFusion{decayed, {}});
+  loop(zero, keyDim, [&](Value c) { store(mul(widen(load(chunk.carried, c)), load(s.edge, c)), s.edge, c); });
 }
 
 void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Scratch &s) {
@@ -463,8 +462,8 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
   decayFactors(s);
   stateGradients(slot, s);
   pairGradients(s);
-  stateEdge(slot, s);
-  valueAndStateGradients(at, s);
+  prefixSums(s);
+  valueAndStateGradients(at, slot, s);
   finishChunk(at, start, s);
 }
 

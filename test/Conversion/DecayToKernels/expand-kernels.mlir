@@ -448,12 +448,7 @@
 // BWD:                 memref.load %[[PAIRS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // BWD:                 vector.load %[[KS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DKP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// The state's edge term of dg in f64: exp(G_last) <H, dH>, over rows of H^T
-// and dH^T; then the prefix sums of k dkState, forward.
-// BWD:                 memref.load %[[ENTERING]][%[[RSLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>
-// BWD-NEXT:            memref.load %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
-// BWD:               arith.mulf %{{.*}}, %{{.*}} : f64
-// BWD-NEXT:          memref.store %{{.*}}, %[[EDGE]][%{{.*}}] : memref<?xf64>
+// The prefix sums of k dkState in f64, forward.
 // BWD:                 %[[PREFIX:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf64>
 // BWD-NEXT:            memref.store %[[PREFIX]], %[[DGP]][%{{.*}}, %{{.*}}] : memref<?x?xf64>
 // dv^T = dnum^T A + dH^T Kd^T (tiled), then into dv. A is zero above its
@@ -466,9 +461,16 @@
 // BWD:                 vector.load %[[KDT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
-// dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd: the decay applied to each tile
-// of dH^T as the product loads it.
+// dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd: as the product loads each tile
+// of dH^T, the edge term of dg (in f64: <H, dH>, over rows of H^T and dH^T)
+// takes its share and the decay is applied.
 // BWD:                 %[[DSV:.*]] = vector.load %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
+// BWD-NEXT:            %[[HV:.*]] = vector.load %[[ENTERING]][%[[RSLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
+// BWD-NEXT:            %[[HDH:.*]] = arith.mulf %[[HV]], %[[DSV]] : vector<16xf32>
+// BWD-NEXT:            %[[HDHW:.*]] = arith.extf %[[HDH]] : vector<16xf32> to vector<16xf64>
+// BWD-NEXT:            %[[EDGEOLD:.*]] = vector.load %[[EDGE]][%{{.*}}] : memref<?xf64>, vector<16xf64>
+// BWD-NEXT:            %[[EDGENEW:.*]] = arith.addf %[[EDGEOLD]], %[[HDHW]] : vector<16xf64>
+// BWD-NEXT:            vector.store %[[EDGENEW]], %[[EDGE]][%{{.*}}] : memref<?xf64>, vector<16xf64>
 // BWD-NEXT:            %[[LASTDECAY:.*]] = vector.load %{{.*}}[%{{.*}}] : memref<?xf32>, vector<16xf32>
 // BWD-NEXT:            arith.mulf %[[LASTDECAY]], %[[DSV]] : vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
