@@ -79,8 +79,8 @@ private:
   void chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s);
   /// dnum and dden of every token of the chunk.
   void outputGradients(const ElementIndex &at, Value slot, Scratch &s);
-  /// dA = dnum V^T (+ dden).
-  void scoreGradients(Scratch &s);
+  /// V^T, and dA = dnum V^T (+ dden).
+  void scoreGradients(const ElementIndex &at, Scratch &s);
   /// exp(G), exp(G_last - G), Qd and Kd^T of the chunk.
   void decayFactors(Scratch &s);
   /// The state terms: dq = exp(G) (dnum H^T + dden z), dkState = exp(G_last - G) (V dH^T + dz).
@@ -196,11 +196,16 @@ void ChunkedBackwardBuilder::outputGradients(const ElementIndex &at, Value slot,
   });
 }
 
-void ChunkedBackwardBuilder::scoreGradients(Scratch &s) {
+void ChunkedBackwardBuilder::scoreGradients(const ElementIndex &at, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
   // dA = dnum V^T, against V transposed ([V, C]).
-  emitTranspose(b, rowMajor(s.valuesT), valueRows(chunk), chunk.length, valueDim);
+  // V^T straight from v's rows (the chunk's values are not staged, see
+  // chunkGradients).
+  MatrixView valuesIn{v, [&](Value src, Value j) -> SmallVector<Value> {
+                        return {at.b, arith::AddIOp::create(b, chunk.first, src), at.h, j};
+                      }};
+  emitTranspose(b, rowMajor(s.valuesT), valuesIn, chunk.length, valueDim);
   emitTileMatmul(b, rowMajor(s.dA), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
                  rowMajor(s.valuesT), chunk.length, chunk.length, valueDim, /*accumulate=*/false,
                  Triangle::LowerC);
@@ -264,7 +269,7 @@ void ChunkedBackwardBuilder::stateGradients(Value slot, Scratch &s) {
   emitTileMatmul(b, rowMajor(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
                  enteringT, chunk.length, keyDim, valueDim, /*accumulate=*/false, Triangle::None,
                  MatmulFusion{{}, fromState});
-  emitTileMatmul(b, rowMajor(s.dkState), [&](Value src, Value j) { return load(chunk.values, {src, j}); },
+  emitTileMatmul(b, rowMajor(s.dkState), [&](Value src, Value j) { return load(s.valuesT, {j, src}); },
                  rowMajor(s.dStateT), chunk.length, keyDim, valueDim, /*accumulate=*/false, Triangle::None,
                  MatmulFusion{{}, toState});
 }
@@ -447,9 +452,10 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
 }
 
 void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s) {
-  stageValues(at, s.chunk);
   computeScores(s.chunk);
   if (spec.getNormalizer()) {
+    // The numerators read the chunk's rows of v staged.
+    stageValues(at, s.chunk);
     // The numerators need H's rows: the entering H^T transposed back.
     Value zero = index(0);
     loop(zero, keyDim, [&](Value c) {
@@ -458,7 +464,7 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
     chunkNumerators(at, s.chunk, s.enteringRows, {});
   }
   outputGradients(at, slot, s);
-  scoreGradients(s);
+  scoreGradients(at, s);
   decayFactors(s);
   stateGradients(slot, s);
   pairGradients(s);

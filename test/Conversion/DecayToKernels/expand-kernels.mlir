@@ -421,8 +421,10 @@
 // BWD-NOT:           vector.load %[[ENTERING]]
 // BWD:               %[[DOV:.*]] = memref.load %[[DO]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // BWD-NEXT:          arith.mulf %[[SCALE]], %[[DOV]] : f32
-// dA = dnum V^T: V transposed, then register tiles over rows of V^T.
-// BWD:                 memref.store %{{.*}}, %[[VT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// dA = dnum V^T: V transposed straight from v's rows (16 x 16 blocks; v is
+// not staged without a normalizer), then register tiles over rows of V^T.
+// BWD:                 vector.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
+// BWD:                 vector.store %{{.*}}, %[[VT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.load %[[VT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DA]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // The state terms, no transposes: dnum H^T into dq, reading rows of the
