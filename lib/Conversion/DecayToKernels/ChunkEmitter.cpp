@@ -144,26 +144,8 @@ void ChunkEmitter::stageValues(const ElementIndex &at, const Chunk &chunk) {
   });
 }
 
-std::pair<Value, Value> ChunkEmitter::rowAhead(const ItemOrder &order, Value h, const Chunk &chunk, Value i) {
-  Value one = index(1);
-  Value ahead = arith::AddIOp::create(b, arith::AddIOp::create(b, chunk.first, i), index(kPrefetchTokens));
-  Value chunkEnd = arith::AddIOp::create(b, chunk.first, chunk.length);
-  Value within = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, ahead, chunkEnd);
-  // Past the chunk: as far into the next head's same chunk, else (after the
-  // group's last head) into the next chunk of the first head.
-  Value nextHead = arith::AddIOp::create(b, h, one);
-  Value moreHeads = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, nextHead, order.endHead);
-  Value overflow = arith::SubIOp::create(b, ahead, chunkEnd);
-  Value inNextHead = arith::MinUIOp::create(b, arith::AddIOp::create(b, chunk.first, overflow),
-                                            arith::SubIOp::create(b, chunkEnd, one));
-  Value inNextChunk = arith::MinUIOp::create(b, ahead, arith::SubIOp::create(b, order.sequenceEnd, one));
-  Value head = arith::SelectOp::create(b, within, h, arith::SelectOp::create(b, moreHeads, nextHead, order.firstHead));
-  Value token = arith::SelectOp::create(b, within, ahead, arith::SelectOp::create(b, moreHeads, inNextHead, inNextChunk));
-  return {head, token};
-}
-
 void ChunkEmitter::prepareChunk(
-    const ElementIndex &at, Value start, const Chunk &chunk, const ItemOrder &order,
+    const ElementIndex &at, Value start, const Chunk &chunk,
     function_ref<ScanValues(const ElementIndex &, unsigned, Operation *, Value)> scan) {
   Value zero = index(0);
   // G_t = G_{t-1} + g_t, carried per channel in running (high, low) pairs
@@ -175,6 +157,8 @@ void ChunkEmitter::prepareChunk(
     store(real(0.0), chunk.runningHigh, c);
     store(real(0.0), chunk.runningLow, c);
   });
+  // The rows of the chunk's tokens kPrefetchTokens ahead (within the chunk).
+  Value lastToken = arith::SubIOp::create(b, arith::AddIOp::create(b, chunk.first, chunk.length), index(1));
   SmallVector<StreamedTensor> streamed = streamedInputs();
   streamed.append({{q, "BTHK"}, {v, "BTHV"}});
   if (!spec.hasDerivedKey())
@@ -183,8 +167,9 @@ void ChunkEmitter::prepareChunk(
     ElementIndex element = at;
     element.t = arith::AddIOp::create(b, chunk.first, i);
     Value r = row(chunk, i);
-    auto [aheadHead, aheadToken] = rowAhead(order, at.h, chunk, i);
-    prefetchRows(streamed, at.b, aheadToken, aheadHead);
+    prefetchRows(streamed, at.b,
+                 arith::MinUIOp::create(b, arith::AddIOp::create(b, element.t, index(kPrefetchTokens)), lastToken),
+                 at.h);
     auto accumulate = [&](Value c, Value g) {
       Value before = load(chunk.runningHigh, c);
       Value total = add(before, g);

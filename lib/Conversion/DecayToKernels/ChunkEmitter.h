@@ -41,13 +41,6 @@ constexpr int64_t kPrefetchTokens = 8;
 /// many (sequence, head) pairs, so that every thread has work.
 constexpr int64_t kMinWorkItems = 8;
 
-/// The order in which a grouped kernel's work item prepares its chunks:
-/// chunk by chunk, each for heads [firstHead, endHead) in turn, over the
-/// sequence's tokens up to sequenceEnd.
-struct ItemOrder {
-  mlir::Value firstHead, endHead, sequenceEnd;
-};
-
 /// One sub-block of a chunk: tokens [first, end), chunk-local.
 struct SubBlock {
   mlir::Value first, end, length;
@@ -82,17 +75,11 @@ protected:
       llvm::function_ref<void(mlir::Value n, mlir::Value first, mlir::Value end)> item);
   /// Fills the chunk's rows of q, k (feature-mapped, rotated at their position
   /// from `start`), the cumulative log-decay and the staged values; scans are
-  /// evaluated by `scan` at each token in order. The rows it streams are
-  /// prefetched kPrefetchTokens tokens ahead in the item's `order` (past the
-  /// chunk's end: into the next head's chunk, or the next chunk).
-  void prepareChunk(const ElementIndex &at, mlir::Value start, const Chunk &chunk, const ItemOrder &order,
+  /// evaluated by `scan` at each token in order.
+  void prepareChunk(const ElementIndex &at, mlir::Value start, const Chunk &chunk,
                     llvm::function_ref<ScanValues(const ElementIndex &, unsigned, mlir::Operation *,
                                                   mlir::Value)>
                         scan);
-  /// The (head, token) whose rows prepareChunk prefetches while at the
-  /// chunk's token i of head h: kPrefetchTokens tokens ahead in `order`.
-  std::pair<mlir::Value, mlir::Value> rowAhead(const ItemOrder &order, mlir::Value h, const Chunk &chunk,
-                                               mlir::Value i);
   /// Allocates the per-chunk buffers of `chunk` (q, k, g, gLow with `rows`
   /// rows) and `releaseChunk` frees them.
   void allocateChunk(Chunk &chunk, mlir::Value rows);

@@ -71,9 +71,9 @@ private:
   Value slice(Value buffer, Value i);
   /// The head's initial states (h0, its normalizer and scans).
   void loadInitialStates(const ElementIndex &at, Scratch &s);
-  /// Recomputes q, k, g of one chunk of one head (of the item's `order`) and
-  /// stores the state entering it in `slot` of s.entering.
-  void sweepChunk(const ElementIndex &at, Value start, Value slot, const ItemOrder &order, Scratch &s);
+  /// Recomputes q, k, g of one chunk of one head and stores the state
+  /// entering it in `slot` of s.entering.
+  void sweepChunk(const ElementIndex &at, Value start, Value slot, Scratch &s);
   /// The gradients of one chunk, given dState for the state leaving it;
   /// `slot` is where sweepChunk stored the state entering it.
   void chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s);
@@ -156,11 +156,10 @@ void ChunkedBackwardBuilder::loadInitialStates(const ElementIndex &at, Scratch &
   });
 }
 
-void ChunkedBackwardBuilder::sweepChunk(const ElementIndex &at, Value start, Value slot, const ItemOrder &order,
-                                        Scratch &s) {
+void ChunkedBackwardBuilder::sweepChunk(const ElementIndex &at, Value start, Value slot, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
-  prepareChunk(at, start, chunk, order, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
+  prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
     Value c = e.c ? e.c : index(0);
     ScanValues values = advanceScan(op, s.scanState[scan], c, x);
     store(values.prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
@@ -549,7 +548,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   loop(zero, numChunks, [&](Value ci) {
     forEachHead([&](Value head, const ElementIndex &at) {
       locateChunk(s.chunk, start, end, ci, headRow(head));
-      sweepChunk(at, start, slot(head, ci), ItemOrder{firstHead, endHead, end}, s);
+      sweepChunk(at, start, slot(head, ci), s);
     });
   });
   // dState = dht, dNorm = dnorm_ht: the gradients of the state leaving the last chunk.

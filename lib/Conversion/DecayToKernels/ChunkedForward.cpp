@@ -23,17 +23,16 @@ private:
   /// One work item: heads [firstHead, endHead) of sequence n, chunk by
   /// chunk, each chunk for every head of the group in turn.
   void runSequence(Value n, Value firstHead, Value endHead);
-  /// One chunk of one head (of the item's `order`): its outputs, and the
-  /// state carried to the next chunk.
-  void runChunk(const ElementIndex &at, Value start, Chunk &chunk, const ItemOrder &order);
+  /// One chunk of one head: its outputs, and the state carried to the next chunk.
+  void runChunk(const ElementIndex &at, Value start, Chunk &chunk);
 
   RecurrenceArgs args;
 };
 
-void ChunkedForwardBuilder::runChunk(const ElementIndex &at, Value start, Chunk &chunk, const ItemOrder &order) {
+void ChunkedForwardBuilder::runChunk(const ElementIndex &at, Value start, Chunk &chunk) {
   Value zero = index(0);
   Value n = at.n, h = at.h;
-  prepareChunk(at, start, chunk, order, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
+  prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
     return advanceScan(op, args.scanHt[scan], scanIndices(e), x);
   });
   computeScores(chunk);
@@ -64,8 +63,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value firstHead, Value endHead)
     b.setInsertionPointToStart(chunks.getBody());
     chunk.first = chunks.getInductionVar();
     chunk.length = arith::MinSIOp::create(b, size, arith::SubIOp::create(b, end, chunk.first));
-    ItemOrder order{firstHead, endHead, end};
-    loop(firstHead, endHead, [&](Value h) { runChunk(ElementIndex{n, batch, nullptr, h, nullptr}, start, chunk, order); });
+    loop(firstHead, endHead, [&](Value h) { runChunk(ElementIndex{n, batch, nullptr, h, nullptr}, start, chunk); });
   }
   releaseChunk(chunk);
 }

@@ -105,30 +105,18 @@
 // CHECK:               memref.store %{{.*}}, %[[RUNHIGH]][%{{.*}}] : memref<?xf32>
 // CHECK:               memref.store %{{.*}}, %[[RUNLOW]][%{{.*}}] : memref<?xf32>
 // Per token of the chunk: first a prefetch of every line of the rows of the
-// token 8 ahead in the item's order (rows of one head are H * D apart, which
-// the hardware prefetcher does not follow), of dt, q, v and k: within the
-// chunk, else as far into the next head's chunk (clamped to its last token),
-// else (after the group's last head) into the next chunk of the first head
-// (clamped to the sequence's last token); then g from the region (once per
-// token: scalar decay).
+// token 8 ahead (at most the chunk's last), of dt, q, v and k (rows of one
+// head are H * D apart, which the hardware prefetcher does not follow); then
+// g from the region (once per token: scalar decay).
 // CHECK:             scf.for %[[I:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
 // CHECK-NEXT:          %[[TOK:.*]] = arith.addi %[[FIRST]], %[[I]] : index
 // CHECK:               %[[C8P:.*]] = arith.constant 8 : index
-// CHECK-NEXT:          %[[AHEAD:.*]] = arith.addi %{{.*}}, %[[C8P]] : index
-// CHECK-NEXT:          %[[CEND:.*]] = arith.addi %[[FIRST]], %[[LEN]] : index
-// CHECK-NEXT:          %[[WITHIN:.*]] = arith.cmpi ult, %[[AHEAD]], %[[CEND]] : index
-// CHECK-NEXT:          %[[NEXTH:.*]] = arith.addi %[[H]], %{{.*}} : index
-// CHECK-NEXT:          %[[MOREH:.*]] = arith.cmpi ult, %[[NEXTH]], %[[HEND]] : index
-// CHECK:               %[[INHEAD:.*]] = arith.minui %{{.*}}, %{{.*}} : index
-// CHECK:               %[[INCHUNK:.*]] = arith.minui %[[AHEAD]], %{{.*}} : index
-// CHECK-NEXT:          %[[HNEXT:.*]] = arith.select %[[MOREH]], %[[NEXTH]], %[[HFIRST]] : index
-// CHECK-NEXT:          %[[PH:.*]] = arith.select %[[WITHIN]], %[[H]], %[[HNEXT]] : index
-// CHECK-NEXT:          %[[TNEXT:.*]] = arith.select %[[MOREH]], %[[INHEAD]], %[[INCHUNK]] : index
-// CHECK-NEXT:          %[[PTOK:.*]] = arith.select %[[WITHIN]], %[[AHEAD]], %[[TNEXT]] : index
-// CHECK:                 memref.prefetch %[[DT]][%[[B]], %[[PTOK]], %[[PH]]], read, locality<3>, data : memref<?x?x?xf32>
-// CHECK:                 memref.prefetch %[[Q]][%[[B]], %[[PTOK]], %[[PH]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
-// CHECK:                 memref.prefetch %[[V]][%[[B]], %[[PTOK]], %[[PH]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
-// CHECK:                 memref.prefetch %[[K]][%[[B]], %[[PTOK]], %[[PH]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
+// CHECK-NEXT:          %[[AHEAD:.*]] = arith.addi %[[TOK]], %[[C8P]] : index
+// CHECK-NEXT:          %[[PTOK:.*]] = arith.minui %[[AHEAD]], %{{.*}} : index
+// CHECK:                 memref.prefetch %[[DT]][%[[B]], %[[PTOK]], %[[H]]], read, locality<3>, data : memref<?x?x?xf32>
+// CHECK:                 memref.prefetch %[[Q]][%[[B]], %[[PTOK]], %[[H]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
+// CHECK:                 memref.prefetch %[[V]][%[[B]], %[[PTOK]], %[[H]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
+// CHECK:                 memref.prefetch %[[K]][%[[B]], %[[PTOK]], %[[H]], %{{.*}}], read, locality<3>, data : memref<?x?x?x?xf32>
 // CHECK:               memref.load %[[DT]][%[[B]], %[[TOK]], %[[H]]] : memref<?x?x?xf32>
 // CHECK-NEXT:          memref.load %[[ALOG]][%[[H]]] : memref<?xf32>
 // CHECK-NEXT:          memref.load %[[DTB]][%[[H]]] : memref<?xf32>
