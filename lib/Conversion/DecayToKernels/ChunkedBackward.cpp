@@ -539,17 +539,18 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
       body(head, ElementIndex{n, batch, nullptr, arith::AddIOp::create(b, firstHead, head), nullptr});
     });
   };
-  auto headRow = [&](Value head) { return arith::MulIOp::create(b, head, length).getResult(); };
-  auto slot = [&](Value head, Value ci) {
-    return arith::AddIOp::create(b, arith::MulIOp::create(b, head, numChunks), ci).getResult();
+  // body(at, slot) for chunk ci of every head in turn, s.chunk located in
+  // the head's rows (head * length on) and slot its entering state's.
+  auto forEachHeadsChunk = [&](Value ci, function_ref<void(const ElementIndex &, Value)> body) {
+    forEachHead([&](Value head, const ElementIndex &at) {
+      locateChunk(s.chunk, start, end, ci, arith::MulIOp::create(b, head, length));
+      body(at, arith::AddIOp::create(b, arith::MulIOp::create(b, head, numChunks), ci));
+    });
   };
 
   forEachHead([&](Value, const ElementIndex &at) { loadInitialStates(at, s); });
   loop(zero, numChunks, [&](Value ci) {
-    forEachHead([&](Value head, const ElementIndex &at) {
-      locateChunk(s.chunk, start, end, ci, headRow(head));
-      sweepChunk(at, start, slot(head, ci), s);
-    });
+    forEachHeadsChunk(ci, [&](const ElementIndex &at, Value slot) { sweepChunk(at, start, slot, s); });
   });
   // dState = dht, dNorm = dnorm_ht: the gradients of the state leaving the last chunk.
   forEachHead([&](Value, const ElementIndex &at) {
@@ -564,10 +565,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
     });
   });
   reverseLoop(zero, numChunks, [&](Value ci) {
-    forEachHead([&](Value head, const ElementIndex &at) {
-      locateChunk(s.chunk, start, end, ci, headRow(head));
-      chunkGradients(at, start, slot(head, ci), s);
-    });
+    forEachHeadsChunk(ci, [&](const ElementIndex &at, Value slot) { chunkGradients(at, start, slot, s); });
   });
   forEachHead([&](Value, const ElementIndex &at) {
     Value h = at.h;
