@@ -1,6 +1,7 @@
 // A spec compiled on the fly (JIT) for this CPU: the float64 reference path or the chunked f32 (or bf16-stored) kernels.
 #include "decay/Runner/SpecProgram.h"
 #include "decay/Runner/SpecLoader.h"
+#include "decay/Codegen/CPU/CpuTarget.h"
 #include "decay/Support/Bfloat16.h"
 
 #include "decay/Conversion/Passes.h"
@@ -150,9 +151,21 @@ SpecProgram::compile(llvm::StringRef source, llvm::StringRef bufferName,
   pm.addPass(createDecayDeriveGradientsPass());
   if (reference)
     pm.addPass(createDecayLowerToReferencePass(DecayLowerToReferencePassOptions{/*backward=*/true}));
-  else
-    pm.addPass(createDecayExpandKernelsPass(
-        DecayExpandKernelsPassOptions{options.chunkSize, /*backward=*/true, /*step=*/true}));
+  else {
+    DecayExpandKernelsPassOptions expand;
+    expand.chunkSize = options.chunkSize;
+    expand.backward = true;
+    expand.step = true;
+    if (options.vectorBits != 0) {
+      expand.vectorBits = options.vectorBits;
+    } else {
+      auto hostBits = cpuVectorBits("native");
+      if (!hostBits)
+        return hostBits.takeError();
+      expand.vectorBits = *hostBits;
+    }
+    pm.addPass(createDecayExpandKernelsPass(expand));
+  }
   buildReferenceToLLVMPipeline(pm);
   if (failed(pm.run(**module)))
     return makeError("lowering '" + bufferName + "' to the reference path failed");

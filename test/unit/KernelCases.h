@@ -116,16 +116,18 @@ struct Programs {
 };
 
 /// The reference and the kernels (chunks of `chunkSize`, the step's state
-/// stored in `stateDtype`) of `source`; a test failure and null programs when
-/// either does not compile.
+/// stored in `stateDtype`, register tiles for `vectorBits`-wide vectors, 0:
+/// this CPU's) of `source`; a test failure and null programs when either
+/// does not compile.
 inline Programs compileBoth(const std::string &source, const std::string &name, int64_t chunkSize,
-                            const std::string &stateDtype = "") {
+                            const std::string &stateDtype = "", int64_t vectorBits = 0) {
   Programs programs;
   auto reference = SpecProgram::compile(source, name);
   decay::CompileOptions options;
   options.target = decay::Target::CpuKernels;
   options.chunkSize = chunkSize;
   options.stateDtype = stateDtype;
+  options.vectorBits = vectorBits;
   auto kernels = SpecProgram::compile(source, name, options);
   if (!reference || !kernels) {
     ADD_FAILURE() << (reference ? "" : llvm::toString(reference.takeError()))

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <random>
 #include <set>
+#include <tuple>
 
 using decay::HostTensor;
 using decay::SpecProgram;
@@ -73,10 +74,30 @@ void checkBackward(const Programs &programs, const Case &c, uint64_t seed) {
   expectMatches(expected, actual);
 }
 
-class ChunkedForward : public ::testing::TestWithParam<std::string> {};
+/// An example spec and the vector width its kernels' register tiles are
+/// sized for: 512 (AVX-512) and 256 (AVX2) are both checked on every
+/// machine (on one without AVX-512, LLVM splits the 512-bit vectors).
+using VariantAndWidth = std::tuple<std::string, int64_t>;
+
+std::string variantAndWidthName(const ::testing::TestParamInfo<VariantAndWidth> &info) {
+  return std::get<0>(info.param) + "_" + std::to_string(std::get<1>(info.param)) + "bit";
+}
+
+auto variantsAndWidths() {
+  return ::testing::Combine(::testing::ValuesIn(decay::oracle::variants()),
+                            ::testing::Values(int64_t{512}, int64_t{256}));
+}
+
+/// The variant's reference and kernels (chunks of 16) for the parameter's width.
+Programs compileVariant(const VariantAndWidth &param) {
+  const auto &[variant, vectorBits] = param;
+  return compileBoth(readExample(variant), variant, /*chunkSize=*/16, /*stateDtype=*/"", vectorBits);
+}
+
+class ChunkedForward : public ::testing::TestWithParam<VariantAndWidth> {};
 
 TEST_P(ChunkedForward, MatchesReferenceOverTheTestMatrix) {
-  Programs programs = compileBoth(readExample(GetParam()), GetParam(), /*chunkSize=*/16);
+  Programs programs = compileVariant(GetParam());
   ASSERT_TRUE(programs.kernels);
   uint64_t seed = 3;
   for (const Case &c : kCases) {
@@ -85,13 +106,12 @@ TEST_P(ChunkedForward, MatchesReferenceOverTheTestMatrix) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, ChunkedForward, ::testing::ValuesIn(decay::oracle::variants()),
-                         [](const auto &info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Kernels, ChunkedForward, variantsAndWidths(), variantAndWidthName);
 
-class ChunkedBackward : public ::testing::TestWithParam<std::string> {};
+class ChunkedBackward : public ::testing::TestWithParam<VariantAndWidth> {};
 
 TEST_P(ChunkedBackward, MatchesReferenceGradients) {
-  Programs programs = compileBoth(readExample(GetParam()), GetParam(), /*chunkSize=*/16);
+  Programs programs = compileVariant(GetParam());
   ASSERT_TRUE(programs.kernels);
   uint64_t seed = 50;
   for (const Case &c : kCases) {
@@ -102,8 +122,7 @@ TEST_P(ChunkedBackward, MatchesReferenceGradients) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, ChunkedBackward, ::testing::ValuesIn(decay::oracle::variants()),
-                         [](const auto &info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Kernels, ChunkedBackward, variantsAndWidths(), variantAndWidthName);
 
 TEST(ChunkedForwardOptions, ChunkSizesFeatureMapsRopeAndScale) {
   const char *source = R"(

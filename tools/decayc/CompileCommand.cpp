@@ -41,7 +41,10 @@ OPTIONS:
                          spec's chunk_size hint, else 64). The GPU kernels use
                          32 (two 16-token sub-blocks; the manifest says so).
   --cpu NAME             The -march of the kernels (default: native, the CPU
-                         of this machine).
+                         of this machine), an x86-64 CPU that LLVM knows. Its
+                         vector registers size the kernels' register tiles:
+                         16-lane tiles where it has AVX-512, 8-lane (AVX2)
+                         tiles otherwise.
   --dtype f32|bf16       How the kernels store the per-token tensors (q, k, v,
                          o, do, dq, dk, dv, the spec's inputs and their
                          gradients; default: the spec's dtype option, else

@@ -48,6 +48,9 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
     do, dq, dk, dv, the spec's inputs and their gradients) are bf16 memrefs:
     their loads extend to f32 (arith.extf), their stores round to nearest
     even (arith.truncf); arithmetic, states and params stay f32.
+    `vector-bits` is the width of the target's vector registers (512 for
+    AVX-512, 256 for AVX2): it sizes the matmuls' register tiles and the
+    transposes' blocks so that the accumulators stay in registers.
     The spec and adjoint ops are removed.
   }];
   let options = [
@@ -59,7 +62,11 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
            "Also create the step kernel @<name>_step (state slots advanced in place, token by "
            "token: decoding and the recurrent mode)">,
     Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
-           "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">
+           "Storage of the per-token tensors: f32 or bf16 (empty: the spec's dtype, else f32)">,
+    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"512",
+           "Width of the target's vector registers, which sizes the register tiles of the "
+           "matmuls and transposes: 512 (AVX-512: 8 x 32 tiles of 16-lane vectors) or 256 "
+           "(AVX2: 6 x 16 tiles of 8-lane vectors)">
   ];
   let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

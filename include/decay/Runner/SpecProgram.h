@@ -38,6 +38,10 @@ struct CompileOptions {
   /// CpuKernels: storage of the step's attention state, "f32" or "bf16"
   /// (empty: the spec's state_dtype). The reference ignores it.
   std::string stateDtype = {};
+  /// CpuKernels: the vector register width that sizes the kernels' register
+  /// tiles, 512 or 256 (decay-expand-kernels' vector-bits; 0: this CPU's,
+  /// decay::cpuVectorBits("native")). The reference ignores it.
+  int64_t vectorBits = 0;
 };
 
 /// One recurrence lowered for a target and compiled for this CPU.

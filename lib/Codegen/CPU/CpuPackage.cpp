@@ -1,5 +1,6 @@
 // CPU code generation: the kernels of a recurrence as one shared object with its manifest (docs/package.md).
 #include "decay/Codegen/CPU/CpuPackage.h"
+#include "decay/Codegen/CPU/CpuTarget.h"
 
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
@@ -212,6 +213,16 @@ void markScratchAllocators(llvm::Module &module) {
       allocator->addRetAttr(llvm::Attribute::NoAlias);
 }
 
+/// Asks LLVM to keep the kernels' `bits`-wide vectors whole: on CPUs whose
+/// tuning prefers 256-bit vectors (most of Intel's AVX-512 parts) it would
+/// otherwise split each 512-bit vector in two, and register tiles sized for
+/// 16 zmm accumulators would need 32 registers and spill.
+void keepVectorsWhole(llvm::Module &module, int64_t bits) {
+  for (llvm::Function &function : module)
+    if (!function.isDeclaration())
+      function.addFnAttr("min-legal-vector-width", std::to_string(bits));
+}
+
 /// Adds `const char decay_package_manifest[]`.
 void addManifest(llvm::Module &module, llvm::StringRef manifest) {
   llvm::Constant *text = llvm::ConstantDataArray::getString(module.getContext(), manifest, true);
@@ -311,10 +322,17 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
   llvm::LLVMContext llvmContext;
   std::unique_ptr<llvm::Module> llvmModule;
   if (options.cpuKernels) {
+    auto vectorBits = cpuVectorBits(options.cpu);
+    if (!vectorBits)
+      return makeError("--cpu: " + llvm::toString(vectorBits.takeError()));
     PassManager pm(&context);
     pm.addPass(createDecayDeriveGradientsPass());
-    pm.addPass(createDecayExpandKernelsPass(
-        DecayExpandKernelsPassOptions{chunkSize, /*backward=*/true, /*step=*/true}));
+    DecayExpandKernelsPassOptions expand;
+    expand.chunkSize = chunkSize;
+    expand.backward = true;
+    expand.step = true;
+    expand.vectorBits = *vectorBits;
+    pm.addPass(createDecayExpandKernelsPass(expand));
     buildCpuKernelsToLLVMPipeline(pm, /*cachedScratch=*/true);
     if (failed(pm.run(**module)))
       return makeError("compiling '" + specPath + "' for the CPU failed (see the diagnostics above)");
@@ -326,6 +344,7 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
                                             entrySymbol(summary, entry)))
         return error;
     markScratchAllocators(*llvmModule);
+    keepVectorsWhole(*llvmModule, *vectorBits);
   } else {
     llvmModule = std::make_unique<llvm::Module>(summary.name, llvmContext);
   }

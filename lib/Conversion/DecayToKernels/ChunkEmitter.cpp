@@ -309,7 +309,7 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
   // t = r + i, decayed row by row in the work buffer (contiguous, so the exps
   // vectorize), then transposed.
   decayRows(chunk, chunk.q, r, blockEnd, r, chunk.work, /*later=*/true);
-  emitTranspose(b, rowMajor(chunk.sub), rowMajor(chunk.work), blockLength, keyDim);
+  emitTranspose(b, tiling, rowMajor(chunk.sub), rowMajor(chunk.work), blockLength, keyDim);
   // A[r + i, s] for the earlier tokens, kEarlier at a time: one
   // vector<16xf32> per token over the sub-block's rows, accumulated over the
   // channels (r is a multiple of kSubBlock, so of kEarlier).
@@ -376,8 +376,8 @@ void ChunkEmitter::scalarScores(const Chunk &chunk) {
   // Scalar decay: A = (Q K^T) * exp(G_t - G_s), masked; Q K^T as a matmul
   // against K transposed into the work buffer ([K, C]).
   MatrixView keysT = rowMajor(chunk.work);
-  emitTranspose(b, keysT, tokenRows(chunk, chunk.k), chunk.length, keyDim);
-  emitTileMatmul(b, rowMajor(chunk.a), [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
+  emitTranspose(b, tiling, keysT, tokenRows(chunk, chunk.k), chunk.length, keyDim);
+  emitTileMatmul(b, tiling, rowMajor(chunk.a), [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
                  chunk.length, chunk.length, keyDim, /*accumulate=*/false, Triangle::LowerC);
   applyScalarDecayMask(chunk, chunk.a, /*strict=*/false);
 }
@@ -427,9 +427,9 @@ void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, V
                          indices.append({c, j});
                          return indices;
                        }};
-  emitTileMatmul(b, out, [&](Value t, Value c) { return load(chunk.work, {t, c}); }, stateRows,
+  emitTileMatmul(b, tiling, out, [&](Value t, Value c) { return load(chunk.work, {t, c}); }, stateRows,
                  chunk.length, valueDim, keyDim, /*accumulate=*/false);
-  emitTileMatmul(b, out, [&](Value t, Value s) { return load(chunk.a, {t, s}); },
+  emitTileMatmul(b, tiling, out, [&](Value t, Value s) { return load(chunk.a, {t, s}); },
                  valueRows(chunk), chunk.length, valueDim, chunk.length, /*accumulate=*/true,
                  Triangle::LowerA);
 }
@@ -482,11 +482,11 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
     return mul(decay, h);
   };
   if (transposed) {
-    emitTileMatmul(b, stateRows, [&](Value j, Value s) { return load(chunk.values, {s, j}); },
+    emitTileMatmul(b, tiling, stateRows, [&](Value j, Value s) { return load(chunk.values, {s, j}); },
                    rowMajor(chunk.work), valueDim, keyDim, chunk.length, /*accumulate=*/true, Triangle::None,
                    MatmulFusion{decayed, {}});
   } else {
-    emitTileMatmul(b, stateRows, [&](Value c, Value s) { return load(chunk.work, {s, c}); },
+    emitTileMatmul(b, tiling, stateRows, [&](Value c, Value s) { return load(chunk.work, {s, c}); },
                    valueRows(chunk), keyDim, valueDim, chunk.length, /*accumulate=*/true, Triangle::None,
                    MatmulFusion{decayed, {}});
   }

@@ -50,8 +50,9 @@ struct SubBlock {
 /// function arguments (q, k, v and the spec's tensors) before using it.
 class ChunkEmitter : public RecurrenceEmitter {
 public:
-  ChunkEmitter(RecurrenceOp spec, int64_t chunkSize, mlir::ImplicitLocOpBuilder &b)
-      : RecurrenceEmitter(spec, b, b.getF32Type()), chunkSize(chunkSize) {
+  ChunkEmitter(RecurrenceOp spec, int64_t chunkSize, const RegisterTiling &tiling,
+               mlir::ImplicitLocOpBuilder &b)
+      : RecurrenceEmitter(spec, b, b.getF32Type()), chunkSize(chunkSize), tiling(tiling) {
     reassociateSums = true;
   }
 
@@ -168,6 +169,7 @@ protected:
   MatrixView valueRows(const Chunk &chunk);
 
   int64_t chunkSize;
+  RegisterTiling tiling; ///< the matmuls' and transposes' register blocking
   mlir::Value q, k, v; ///< the function's q, k, v memrefs
 };
 

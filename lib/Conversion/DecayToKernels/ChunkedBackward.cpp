@@ -36,8 +36,8 @@ namespace {
 class ChunkedBackwardBuilder : ChunkEmitter {
 public:
   ChunkedBackwardBuilder(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
-                         ImplicitLocOpBuilder &b)
-      : ChunkEmitter(spec, chunkSize, b), adjoint(adjoint) {}
+                         const RegisterTiling &tiling, ImplicitLocOpBuilder &b)
+      : ChunkEmitter(spec, chunkSize, tiling, b), adjoint(adjoint) {}
   func::FuncOp build();
 
 private:
@@ -205,8 +205,8 @@ void ChunkedBackwardBuilder::scoreGradients(const ElementIndex &at, Scratch &s) 
   MatrixView valuesIn{v, [&](Value src, Value j) -> SmallVector<Value> {
                         return {at.b, arith::AddIOp::create(b, chunk.first, src), at.h, j};
                       }};
-  emitTranspose(b, rowMajor(s.valuesT), valuesIn, chunk.length, valueDim);
-  emitTileMatmul(b, rowMajor(s.dA), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
+  emitTranspose(b, tiling, rowMajor(s.valuesT), valuesIn, chunk.length, valueDim);
+  emitTileMatmul(b, tiling, rowMajor(s.dA), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
                  rowMajor(s.valuesT), chunk.length, chunk.length, valueDim, /*accumulate=*/false,
                  Triangle::LowerC);
   if (spec.getNormalizer())
@@ -245,7 +245,7 @@ void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
     });
   }
   // Kd, formed in rows in the work buffer, transposed into Kd^T.
-  emitTranspose(b, rowMajor(s.kdT), rowMajor(chunk.work), chunk.length, keyDim);
+  emitTranspose(b, tiling, rowMajor(s.kdT), rowMajor(chunk.work), chunk.length, keyDim);
 }
 
 void ChunkedBackwardBuilder::stateGradients(Value slot, Scratch &s) {
@@ -266,10 +266,10 @@ void ChunkedBackwardBuilder::stateGradients(Value slot, Scratch &s) {
     return mul(loadMatching(b, product, s.decayOut, {src, c}), product);
   };
   MatrixView enteringT{s.entering, [slot](Value j, Value c) -> SmallVector<Value> { return {slot, j, c}; }};
-  emitTileMatmul(b, rowMajor(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
+  emitTileMatmul(b, tiling, rowMajor(s.dq), [&](Value t, Value j) { return load(s.dnum, {t, j}); },
                  enteringT, chunk.length, keyDim, valueDim, /*accumulate=*/false, Triangle::None,
                  MatmulFusion{{}, fromState});
-  emitTileMatmul(b, rowMajor(s.dkState), [&](Value src, Value j) { return load(s.valuesT, {j, src}); },
+  emitTileMatmul(b, tiling, rowMajor(s.dkState), [&](Value src, Value j) { return load(s.valuesT, {j, src}); },
                  rowMajor(s.dStateT), chunk.length, keyDim, valueDim, /*accumulate=*/false, Triangle::None,
                  MatmulFusion{{}, toState});
 }
@@ -284,9 +284,9 @@ void ChunkedBackwardBuilder::pairGradients(Scratch &s) {
       loop(zero, chunk.length, [&](Value src) { store(load(s.dA, {t, src}), s.pairs, {t, src}); });
     });
     applyScalarDecayMask(chunk, s.pairs, /*strict=*/true);
-    emitTileMatmul(b, rowMajor(s.dq), [&](Value t, Value src) { return load(s.pairs, {t, src}); }, keys,
+    emitTileMatmul(b, tiling, rowMajor(s.dq), [&](Value t, Value src) { return load(s.pairs, {t, src}); }, keys,
                    chunk.length, keyDim, chunk.length, /*accumulate=*/true, Triangle::LowerA);
-    emitTileMatmul(b, rowMajor(s.dkPairs), [&](Value src, Value t) { return load(s.pairs, {t, src}); },
+    emitTileMatmul(b, tiling, rowMajor(s.dkPairs), [&](Value src, Value t) { return load(s.pairs, {t, src}); },
                    queries, chunk.length, keyDim, chunk.length, /*accumulate=*/false, Triangle::UpperA);
     return;
   }
@@ -329,7 +329,7 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   // Earlier tokens s < r reach the sub-block's queries through the keys
   // decayed to r: dq_t += exp(G_t - G_r) * sum_s dA_ts (k_s exp(G_r - G_s)).
   decayRows(chunk, chunk.k, zero, r, r, chunk.decayedKeys, /*later=*/false);
-  emitTileMatmul(b, temp, [&](Value i, Value src) { return load(s.dA, {arith::AddIOp::create(b, r, i), src}); },
+  emitTileMatmul(b, tiling, temp, [&](Value i, Value src) { return load(s.dA, {arith::AddIOp::create(b, r, i), src}); },
                  decayed, blockLength, keyDim, r, /*accumulate=*/false);
   addDecayedBlock(s, s.dq, block, r, /*later=*/true);
   // Later tokens t > blockLast reach the sub-block's keys through the
@@ -337,7 +337,7 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   //   dk'_s += exp(G_last' - G_s) * sum_t dA_ts (q_t exp(G_t - G_last')).
   decayRows(chunk, chunk.q, blockEnd, chunk.length, blockLast, chunk.decayedKeys, /*later=*/true);
   Value laterCount = arith::SubIOp::create(b, chunk.length, blockEnd);
-  emitTileMatmul(b, temp,
+  emitTileMatmul(b, tiling, temp,
                  [&](Value i, Value u) {
                    return load(s.dA, {arith::AddIOp::create(b, blockEnd, u), arith::AddIOp::create(b, r, i)});
                  },
@@ -377,14 +377,14 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Valu
   Value last = arith::SubIOp::create(b, chunk.length, index(1));
   // dv^T = dnum^T A + dH^T Kd^T (dH held transposed), then into dv.
   MatrixView dvRows = rowMajor(s.dvT);
-  emitTileMatmul(b, dvRows, [&](Value j, Value t) { return load(s.dnum, {t, j}); }, rowMajor(chunk.a),
+  emitTileMatmul(b, tiling, dvRows, [&](Value j, Value t) { return load(s.dnum, {t, j}); }, rowMajor(chunk.a),
                  valueDim, chunk.length, chunk.length, /*accumulate=*/false, Triangle::LowerB);
-  emitTileMatmul(b, dvRows, [&](Value j, Value c) { return load(s.dStateT, {j, c}); }, rowMajor(s.kdT),
+  emitTileMatmul(b, tiling, dvRows, [&](Value j, Value c) { return load(s.dStateT, {j, c}); }, rowMajor(s.kdT),
                  valueDim, chunk.length, keyDim, /*accumulate=*/true);
   MatrixView dvOut{args.dv, [&](Value src, Value j) -> SmallVector<Value> {
                      return {at.b, arith::AddIOp::create(b, chunk.first, src), at.h, j};
                    }};
-  emitTranspose(b, dvOut, dvRows, valueDim, chunk.length);
+  emitTranspose(b, tiling, dvOut, dvRows, valueDim, chunk.length);
   // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd; dz likewise with dden. The
   // edge term edge_c = exp(G_last,c) (sum_j H_cj dH_cj + z_c dz_c) is summed
   // in f64 from the dH^T (dz) leaving the chunk, before they move on: z dz
@@ -408,7 +408,7 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Valu
     storeMatching(b, add(loadMatching(b, widened, s.edge, {c}), widened), s.edge, {c});
     return mul(loadMatching(b, dState, chunk.carried, {c}), dState);
   };
-  emitTileMatmul(b, rowMajor(s.dStateT), [&](Value j, Value t) { return load(s.dnum, {t, j}); },
+  emitTileMatmul(b, tiling, rowMajor(s.dStateT), [&](Value j, Value t) { return load(s.dnum, {t, j}); },
                  rowMajor(s.qd), valueDim, keyDim, chunk.length, /*accumulate=*/true, Triangle::None,
                  MatmulFusion{decayed, {}});
   loop(zero, keyDim, [&](Value c) { store(mul(widen(load(chunk.carried, c)), load(s.edge, c)), s.edge, c); });
@@ -604,6 +604,6 @@ func::FuncOp ChunkedBackwardBuilder::build() {
 } // namespace
 
 func::FuncOp decay::buildChunkedBackward(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
-                                         ImplicitLocOpBuilder &b) {
-  return ChunkedBackwardBuilder(spec, adjoint, chunkSize, b).build();
+                                         const RegisterTiling &tiling, ImplicitLocOpBuilder &b) {
+  return ChunkedBackwardBuilder(spec, adjoint, chunkSize, tiling, b).build();
 }

@@ -75,6 +75,6 @@ func::FuncOp ChunkedForwardBuilder::build() {
 } // namespace
 
 func::FuncOp decay::buildChunkedForward(RecurrenceOp spec, int64_t chunkSize,
-                                        ImplicitLocOpBuilder &b) {
-  return ChunkedForwardBuilder(spec, chunkSize, b).build();
+                                        const RegisterTiling &tiling, ImplicitLocOpBuilder &b) {
+  return ChunkedForwardBuilder(spec, chunkSize, tiling, b).build();
 }

@@ -26,6 +26,13 @@ struct DecayExpandKernelsPass
                          << static_cast<int64_t>(chunkSize);
       return signalPassFailure();
     }
+    std::optional<RegisterTiling> tiling = RegisterTiling::forVectorBits(vectorBits);
+    if (!tiling) {
+      module.emitError() << "decay-expand-kernels: vector-bits must be 512 (AVX-512) or 256 "
+                            "(AVX2), got "
+                         << static_cast<int64_t>(vectorBits);
+      return signalPassFailure();
+    }
     llvm::StringMap<AdjointOp> adjoints;
     for (AdjointOp adjoint : module.getOps<AdjointOp>())
       adjoints[adjoint.getRecurrence()] = adjoint;
@@ -39,7 +46,7 @@ struct DecayExpandKernelsPass
     for (RecurrenceOp spec : specs) {
       int64_t size = chunkSize > 0 ? chunkSize : spec.getChunkSize().value_or(64);
       ImplicitLocOpBuilder builder(spec.getLoc(), spec);
-      buildChunkedForward(spec, size, builder);
+      buildChunkedForward(spec, size, *tiling, builder);
       if (step)
         buildRecurrentStep(spec, builder);
       if (!backward)
@@ -50,7 +57,7 @@ struct DecayExpandKernelsPass
                               "decay-expand-kernels{backward=true}";
         return signalPassFailure();
       }
-      buildChunkedBackward(spec, adjoint, size, builder);
+      buildChunkedBackward(spec, adjoint, size, *tiling, builder);
     }
     for (auto &entry : adjoints)
       entry.second.erase();

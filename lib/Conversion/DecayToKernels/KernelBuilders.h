@@ -2,17 +2,18 @@
 #ifndef DECAY_CONVERSION_DECAYTOKERNELS_KERNELBUILDERS_H
 #define DECAY_CONVERSION_DECAYTOKERNELS_KERNELBUILDERS_H
 
+#include "TileMatmul.h"
 #include "decay/Conversion/RecurrenceEmitter.h"
 
 namespace decay {
 /// Creates `func.func @<name>_forward`, the chunked forward kernel, with the
-/// reference forward's signature in f32.
+/// reference forward's signature in f32, its matmuls blocked by `tiling`.
 mlir::func::FuncOp buildChunkedForward(RecurrenceOp spec, int64_t chunkSize,
-                                       mlir::ImplicitLocOpBuilder &b);
+                                       const RegisterTiling &tiling, mlir::ImplicitLocOpBuilder &b);
 /// Creates `func.func @<name>_backward`, the chunked backward kernel, with the
-/// reference backward's signature in f32.
+/// reference backward's signature in f32, its matmuls blocked by `tiling`.
 mlir::func::FuncOp buildChunkedBackward(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
-                                        mlir::ImplicitLocOpBuilder &b);
+                                        const RegisterTiling &tiling, mlir::ImplicitLocOpBuilder &b);
 /// Creates `func.func @<name>_step`, the recurrent step kernel: state slots
 /// advanced in place through each batch row's tokens (decay::signatureOf,
 /// Entry::Step).

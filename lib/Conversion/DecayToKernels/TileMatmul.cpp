@@ -1,4 +1,4 @@
-// A register-tiled f32 matrix multiply on memref views (8x32 tiles of AVX-512 vectors), for the chunk kernels.
+// A register-tiled f32 matrix multiply on memref views (tiles sized to the target's vector registers), for the chunk kernels.
 #include "TileMatmul.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -9,21 +9,30 @@
 using namespace mlir;
 using namespace decay;
 
+std::optional<RegisterTiling> RegisterTiling::forVectorBits(int64_t vectorBits) {
+  if (vectorBits == 512)
+    return RegisterTiling{/*lanes=*/16, /*tileRows=*/8, /*tileVectors=*/2};
+  if (vectorBits == 256)
+    return RegisterTiling{/*lanes=*/8, /*tileRows=*/6, /*tileVectors=*/2};
+  return std::nullopt;
+}
+
 namespace {
-constexpr int64_t kWidth = 16;  // f32 lanes of an AVX-512 vector
-constexpr int64_t kVectors = 2; // vectors per tile row: 32 columns
-constexpr int64_t kRows = 8;    // tile rows: 8 x 2 = 16 accumulators
+/// Rows of the tiles that take the rows left over by full tiles.
+constexpr int64_t kLeftoverRows = 4;
 
 class TileMatmulEmitter {
 public:
-  TileMatmulEmitter(ImplicitLocOpBuilder &b, const MatrixView &c, function_ref<Value(Value, Value)> a,
-                    const MatrixView &bMatrix, Value k, bool accumulate, Triangle triangle,
-                    MatmulFusion fusion)
-      : b(b), c(c), a(a), bMatrix(bMatrix), k(k), accumulate(accumulate), triangle(triangle),
-        fusion(fusion), vectorType(VectorType::get({kWidth}, b.getF32Type())) {}
+  TileMatmulEmitter(ImplicitLocOpBuilder &b, const RegisterTiling &tiling, const MatrixView &c,
+                    function_ref<Value(Value, Value)> a, const MatrixView &bMatrix, Value k,
+                    bool accumulate, Triangle triangle, MatmulFusion fusion)
+      : b(b), tiling(tiling), c(c), a(a), bMatrix(bMatrix), k(k), accumulate(accumulate),
+        triangle(triangle), fusion(fusion),
+        vectorType(VectorType::get({tiling.lanes}, b.getF32Type())) {}
 
-  /// Tiles of `rows` x 32 over rows [i0, i1) (a multiple of `rows` long) and columns [0, n32).
-  void vectorTiles(Value i0, Value i1, int64_t rows, Value n32);
+  /// Tiles of `rows` x tileColumns over rows [i0, i1) (a multiple of `rows`
+  /// long) and columns [0, nTiles).
+  void vectorTiles(Value i0, Value i1, int64_t rows, Value nTiles);
   /// Scalar dot products over rows [i0, i1) and columns [j0, j1).
   void scalarBlock(Value i0, Value i1, Value j0, Value j1);
 
@@ -43,6 +52,7 @@ private:
   Value storedValue(Value i, Value j, Value acc) { return fusion.onStore ? fusion.onStore(i, j, acc) : acc; }
 
   ImplicitLocOpBuilder &b;
+  const RegisterTiling &tiling;
   const MatrixView &c;
   function_ref<Value(Value, Value)> a;
   const MatrixView &bMatrix;
@@ -75,13 +85,13 @@ Value TileMatmulEmitter::columnsEnd(Value rowsEnd, Value n) {
 
 void TileMatmulEmitter::tile(Value i, Value j, int64_t rows) {
   SmallVector<Value> columns, rowIndices, initial;
-  for (int64_t v = 0; v < kVectors; ++v)
-    columns.push_back(arith::AddIOp::create(b, j, index(v * kWidth)));
+  for (int64_t v = 0; v < tiling.tileVectors; ++v)
+    columns.push_back(arith::AddIOp::create(b, j, index(v * tiling.lanes)));
   for (int64_t r = 0; r < rows; ++r)
     rowIndices.push_back(arith::AddIOp::create(b, i, index(r)));
   Value zero = arith::ConstantOp::create(b, DenseElementsAttr::get(vectorType, 0.0f));
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t v = 0; v < kVectors; ++v)
+    for (int64_t v = 0; v < tiling.tileVectors; ++v)
       initial.push_back(accumulate ? initialValue(rowIndices[r], columns[v],
                                                   vector::LoadOp::create(b, vectorType, c.memref,
                                                                          c.indices(rowIndices[r], columns[v])))
@@ -94,31 +104,31 @@ void TileMatmulEmitter::tile(Value i, Value j, int64_t rows) {
     b.setInsertionPointToStart(reduction.getBody());
     Value kk = reduction.getInductionVar();
     SmallVector<Value> bRow;
-    for (int64_t v = 0; v < kVectors; ++v)
+    for (int64_t v = 0; v < tiling.tileVectors; ++v)
       bRow.push_back(vector::LoadOp::create(b, vectorType, bMatrix.memref,
                                             bMatrix.indices(kk, columns[v])));
     SmallVector<Value> next;
     for (int64_t r = 0; r < rows; ++r) {
       Value broadcast = vector::BroadcastOp::create(b, vectorType, a(rowIndices[r], kk));
-      for (int64_t v = 0; v < kVectors; ++v)
+      for (int64_t v = 0; v < tiling.tileVectors; ++v)
         next.push_back(vector::FMAOp::create(b, broadcast, bRow[v],
-                                             reduction.getRegionIterArgs()[r * kVectors + v]));
+                                             reduction.getRegionIterArgs()[r * tiling.tileVectors + v]));
     }
     scf::YieldOp::create(b, next);
   }
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t v = 0; v < kVectors; ++v)
-      vector::StoreOp::create(b, storedValue(rowIndices[r], columns[v], reduction.getResult(r * kVectors + v)),
+    for (int64_t v = 0; v < tiling.tileVectors; ++v)
+      vector::StoreOp::create(b, storedValue(rowIndices[r], columns[v], reduction.getResult(r * tiling.tileVectors + v)),
                               c.memref, c.indices(rowIndices[r], columns[v]));
 }
 
-void TileMatmulEmitter::vectorTiles(Value i0, Value i1, int64_t rows, Value n32) {
+void TileMatmulEmitter::vectorTiles(Value i0, Value i1, int64_t rows, Value nTiles) {
   auto rowLoop = scf::ForOp::create(b, i0, i1, index(rows));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(rowLoop.getBody());
   Value i = rowLoop.getInductionVar();
-  Value columns = columnsEnd(arith::AddIOp::create(b, i, index(rows)), n32);
-  auto columnLoop = scf::ForOp::create(b, index(0), columns, index(kWidth * kVectors));
+  Value columns = columnsEnd(arith::AddIOp::create(b, i, index(rows)), nTiles);
+  auto columnLoop = scf::ForOp::create(b, index(0), columns, index(tiling.tileColumns()));
   b.setInsertionPointToStart(columnLoop.getBody());
   tile(i, columnLoop.getInductionVar(), rows);
 }
@@ -174,13 +184,17 @@ Value decay::floorToMultiple(ImplicitLocOpBuilder &b, Value x, int64_t multiple)
   return arith::MulIOp::create(b, arith::DivUIOp::create(b, x, step), step).getResult();
 }
 
-void decay::emitTileMatmul(ImplicitLocOpBuilder &b, const MatrixView &c,
+void decay::emitTileMatmul(ImplicitLocOpBuilder &b, const RegisterTiling &tiling, const MatrixView &c,
                            function_ref<Value(Value, Value)> a, const MatrixView &bMatrix, Value m,
                            Value n, Value k, bool accumulate, Triangle triangle, MatmulFusion fusion) {
-  TileMatmulEmitter emitter(b, c, a, bMatrix, k, accumulate, triangle, fusion);
+  TileMatmulEmitter emitter(b, tiling, c, a, bMatrix, k, accumulate, triangle, fusion);
   Value zero = arith::ConstantIndexOp::create(b, 0);
-  Value m8 = floorToMultiple(b, m, kRows), n32 = floorToMultiple(b, n, kWidth * kVectors);
-  emitter.vectorTiles(zero, m8, kRows, n32);  // full tiles
-  emitter.vectorTiles(m8, m, 1, n32);         // leftover rows, one at a time
-  emitter.scalarBlock(zero, m, n32, n);       // leftover columns
+  Value fullRows = floorToMultiple(b, m, tiling.tileRows);
+  Value nTiles = floorToMultiple(b, n, tiling.tileColumns());
+  emitter.vectorTiles(zero, fullRows, tiling.tileRows, nTiles); // full tiles
+  Value leftover = arith::SubIOp::create(b, m, fullRows);
+  Value shortRows = arith::AddIOp::create(b, fullRows, floorToMultiple(b, leftover, kLeftoverRows));
+  emitter.vectorTiles(fullRows, shortRows, kLeftoverRows, nTiles); // leftover rows, 4 at a time
+  emitter.vectorTiles(shortRows, m, 1, nTiles);                    // then one at a time
+  emitter.scalarBlock(zero, m, nTiles, n);                         // leftover columns
 }

@@ -1,12 +1,29 @@
-// A register-tiled f32 matrix multiply on memref views (8x32 tiles of AVX-512 vectors), for the chunk kernels.
+// A register-tiled f32 matrix multiply on memref views (tiles sized to the target's vector registers), for the chunk kernels.
 #ifndef DECAY_CONVERSION_DECAYTOKERNELS_TILEMATMUL_H
 #define DECAY_CONVERSION_DECAYTOKERNELS_TILEMATMUL_H
 
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include <functional>
+#include <optional>
 
 namespace decay {
+
+/// The register blocking of the chunk kernels' matmuls and transposes, by
+/// the width of the target's vector registers.
+struct RegisterTiling {
+  int64_t lanes;       ///< f32 lanes of one vector register
+  int64_t tileRows;    ///< rows of a matmul's register tile
+  int64_t tileVectors; ///< vectors per tile row (tileRows * tileVectors accumulators)
+
+  /// 512 (AVX-512, 32 registers): 8 x 2 vectors of 16 lanes, 16
+  /// accumulators. 256 (AVX2, 16 registers): 6 x 2 vectors of 8 lanes, 12
+  /// accumulators, leaving registers for B's row and A's broadcast. None for
+  /// any other width.
+  static std::optional<RegisterTiling> forVectorBits(int64_t vectorBits);
+  /// Columns of one tile.
+  int64_t tileColumns() const { return lanes * tileVectors; }
+};
 
 /// A matrix stored in a memref whose last dim is the matrix's column
 /// (contiguous): element (row, col) lives at `indices(row, col)`.
@@ -25,8 +42,8 @@ enum class Triangle {
 };
 
 /// Elementwise work fused into a matmul's reads and writes of C, on C's row
-/// `i` from column `j`: `c` (or `acc`) is a vector<16xf32> of the row, or an
-/// f32 where the columns do not fill a vector (loadMatching reads the
+/// `i` from column `j`: `c` (or `acc`) is a vector of the row (`lanes` f32),
+/// or an f32 where the columns do not fill a vector (loadMatching reads the
 /// operands of the same shape). Each element of C is read and written once.
 struct MatmulFusion {
   /// With `accumulate`: what the product is added to, from C's value `c`.
@@ -48,15 +65,16 @@ mlir::Value splatMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value like, mlir:
 /// x rounded down to a multiple of `multiple` (x >= 0): where full tiles end.
 mlir::Value floorToMultiple(mlir::ImplicitLocOpBuilder &b, mlir::Value x, int64_t multiple);
 
-/// Emits C[M,N] (+)= A[M,K] B[K,N] in f32: 8x32 register tiles of
-/// vector<16xf32> accumulators over k, with B and C read along their
-/// contiguous columns and A's elements, from `a(i, k)`, broadcast (so A may
-/// have any layout, e.g. transposed). Rows and columns that do not fill a
-/// tile are computed by narrower tiles and scalar loops. `triangle` skips
+/// Emits C[M,N] (+)= A[M,K] B[K,N] in f32: register tiles of `tiling`
+/// (tileRows x tileVectors vector accumulators) over k, with B and C read
+/// along their contiguous columns and A's elements, from `a(i, k)`,
+/// broadcast (so A may have any layout, e.g. transposed). Rows that do not
+/// fill a tile are computed by tiles of 4 rows, then of one row; columns
+/// that do not fill a tile by scalar loops. `triangle` skips
 /// the work that a triangular A or C makes unnecessary (whole tiles, or the
 /// zero part of a row tile's reduction). `fusion` applies elementwise work
 /// on C as its tiles are loaded and stored.
-void emitTileMatmul(mlir::ImplicitLocOpBuilder &b, const MatrixView &c,
+void emitTileMatmul(mlir::ImplicitLocOpBuilder &b, const RegisterTiling &tiling, const MatrixView &c,
                     llvm::function_ref<mlir::Value(mlir::Value i, mlir::Value k)> a,
                     const MatrixView &bMatrix, mlir::Value m, mlir::Value n, mlir::Value k,
                     bool accumulate, Triangle triangle = Triangle::None, MatmulFusion fusion = {});

@@ -1,4 +1,4 @@
-// Transposes f32 matrices between memref views in 16x16 register blocks, for the chunk kernels.
+// Transposes f32 matrices between memref views in square register blocks (one vector register per row), for the chunk kernels.
 #include "TileTranspose.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -11,8 +11,6 @@ using namespace mlir;
 using namespace decay;
 
 namespace {
-constexpr int64_t kBlock = 16; // f32 lanes of an AVX-512 vector
-
 /// Emits body(i) for i in [from, to) by `step`.
 void forRange(ImplicitLocOpBuilder &b, Value from, Value to, int64_t step, function_ref<void(Value)> body) {
   auto loop = scf::ForOp::create(b, from, to, arith::ConstantIndexOp::create(b, step));
@@ -38,23 +36,23 @@ Value narrowed(ImplicitLocOpBuilder &b, Value value, Value memref) {
   return arith::TruncFOp::create(b, vector ? Type(vector.clone(stored)) : stored, value);
 }
 
-/// One 16 x 16 block: source rows [i, i + 16), columns [j, j + 16).
-void transposeBlock(ImplicitLocOpBuilder &b, const MatrixView &dest, const MatrixView &source, Value i,
-                    Value j) {
-  auto rowType = VectorType::get({kBlock}, b.getF32Type());
-  auto blockType = VectorType::get({kBlock, kBlock}, b.getF32Type());
+/// One `block` x `block` square: source rows [i, i + block), columns [j, j + block).
+void transposeBlock(ImplicitLocOpBuilder &b, int64_t block, const MatrixView &dest,
+                    const MatrixView &source, Value i, Value j) {
+  auto rowType = VectorType::get({block}, b.getF32Type());
+  auto blockType = VectorType::get({block, block}, b.getF32Type());
   auto offset = [&](Value base, int64_t r) {
     return arith::AddIOp::create(b, base, arith::ConstantIndexOp::create(b, r)).getResult();
   };
-  Value block = arith::ConstantOp::create(b, DenseElementsAttr::get(blockType, 0.0f));
+  Value square = arith::ConstantOp::create(b, DenseElementsAttr::get(blockType, 0.0f));
   auto sourceRowType = rowType.clone(cast<MemRefType>(source.memref.getType()).getElementType());
-  for (int64_t r = 0; r < kBlock; ++r) {
+  for (int64_t r = 0; r < block; ++r) {
     Value row = widened(b, vector::LoadOp::create(b, sourceRowType, source.memref,
                                                   source.indices(offset(i, r), j)));
-    block = vector::InsertOp::create(b, row, block, ArrayRef<int64_t>{r});
+    square = vector::InsertOp::create(b, row, square, ArrayRef<int64_t>{r});
   }
-  Value transposed = vector::TransposeOp::create(b, block, ArrayRef<int64_t>{1, 0});
-  for (int64_t r = 0; r < kBlock; ++r) {
+  Value transposed = vector::TransposeOp::create(b, square, ArrayRef<int64_t>{1, 0});
+  for (int64_t r = 0; r < block; ++r) {
     Value row = narrowed(b, vector::ExtractOp::create(b, transposed, ArrayRef<int64_t>{r}), dest.memref);
     vector::StoreOp::create(b, row, dest.memref, dest.indices(offset(j, r), i));
   }
@@ -72,13 +70,14 @@ void transposeElements(ImplicitLocOpBuilder &b, const MatrixView &dest, const Ma
 }
 } // namespace
 
-void decay::emitTranspose(ImplicitLocOpBuilder &b, const MatrixView &dest, const MatrixView &source, Value rows,
-                          Value cols) {
+void decay::emitTranspose(ImplicitLocOpBuilder &b, const RegisterTiling &tiling, const MatrixView &dest,
+                          const MatrixView &source, Value rows, Value cols) {
+  int64_t block = tiling.lanes;
   Value zero = arith::ConstantIndexOp::create(b, 0);
-  Value rows16 = floorToMultiple(b, rows, kBlock), cols16 = floorToMultiple(b, cols, kBlock);
-  forRange(b, zero, rows16, kBlock, [&](Value i) {
-    forRange(b, zero, cols16, kBlock, [&](Value j) { transposeBlock(b, dest, source, i, j); });
+  Value fullRows = floorToMultiple(b, rows, block), fullCols = floorToMultiple(b, cols, block);
+  forRange(b, zero, fullRows, block, [&](Value i) {
+    forRange(b, zero, fullCols, block, [&](Value j) { transposeBlock(b, block, dest, source, i, j); });
   });
-  transposeElements(b, dest, source, zero, rows16, cols16, cols); // columns left over
-  transposeElements(b, dest, source, rows16, rows, zero, cols);   // rows left over
+  transposeElements(b, dest, source, zero, fullRows, fullCols, cols); // columns left over
+  transposeElements(b, dest, source, fullRows, rows, zero, cols);     // rows left over
 }

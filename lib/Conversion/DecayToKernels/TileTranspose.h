@@ -1,4 +1,4 @@
-// Transposes f32 matrices between memref views in 16x16 register blocks, for the chunk kernels.
+// Transposes f32 matrices between memref views in square register blocks (one vector register per row), for the chunk kernels.
 #ifndef DECAY_CONVERSION_DECAYTOKERNELS_TILETRANSPOSE_H
 #define DECAY_CONVERSION_DECAYTOKERNELS_TILETRANSPOSE_H
 
@@ -8,12 +8,13 @@ namespace decay {
 
 /// Emits dest[j, i] = source[i, j] for i < rows, j < cols, in f32 (a bf16
 /// view is widened when read, rounded to nearest even when written). Blocks of
-/// 16 x 16 are loaded as 16 row vectors, transposed in registers
-/// (vector.transpose, which the CPU pipeline lowers to 16x16 shuffles) and
-/// stored as 16 row vectors; the rows and columns left over are copied one
-/// element at a time. Both views' rows must be contiguous.
-void emitTranspose(mlir::ImplicitLocOpBuilder &b, const MatrixView &dest, const MatrixView &source,
-                   mlir::Value rows, mlir::Value cols);
+/// L x L (L = tiling.lanes, one vector register per row: 16 for AVX-512, 8
+/// for AVX2) are loaded as L row vectors, transposed in registers
+/// (vector.transpose, which the CPU pipeline lowers to shuffles) and stored
+/// as L row vectors; the rows and columns left over are copied one element
+/// at a time. Both views' rows must be contiguous.
+void emitTranspose(mlir::ImplicitLocOpBuilder &b, const RegisterTiling &tiling, const MatrixView &dest,
+                   const MatrixView &source, mlir::Value rows, mlir::Value cols);
 
 } // namespace decay
 

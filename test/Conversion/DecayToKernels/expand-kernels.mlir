@@ -188,7 +188,9 @@
 // CHECK-NEXT:              scf.yield {{(%[0-9]+, ){15}%[0-9]+}} : {{(vector<16xf32>, ){15}vector<16xf32>}}
 // CHECK-NEXT:            }
 // CHECK-COUNT-16:        vector.store %[[ACC]]#{{[0-9]+}}, %[[AC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// Leftover rows one at a time (2 accumulators), leftover columns in scalar.
+// Leftover rows 4 at a time (8 accumulators), then one at a time (2
+// accumulators), leftover columns in scalar.
+// CHECK:                 %{{.*}}:8 = scf.for %{{.*}} to %{{.*}} {{.*}} -> ({{(vector<16xf32>, ){7}vector<16xf32>}}) {
 // CHECK:                 %{{.*}}:2 = scf.for %{{.*}} to %{{.*}} {{.*}} -> (vector<16xf32>, vector<16xf32>) {
 // CHECK:                 memref.store %{{.*}}, %[[AC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // The causal mask, before exponentiating: the exponent is -inf above the
