@@ -11,8 +11,9 @@ int64_t hardwareThreads();
 /// the CPU has it, else AVX2+FMA, else scalar): the best of five short trials.
 double measurePeakGflops(int64_t threads);
 /// Median seconds of a hand-vectorized token-by-token forward recurrence
-/// (S = diag(exp(g)) S + k v^T, o = S^T q per token, vector decay) at this
-/// shape on `threads` threads: the baseline the chunked kernel must beat.
+/// (S = diag(exp(g)) S + k v^T, o = S^T q per token, vector decay; in
+/// AVX-512 where the CPU has it, else AVX2+FMA, else scalar) at this shape
+/// on `threads` threads: the baseline the chunked kernel must beat.
 double measureRecurrenceBaseline(int64_t B, int64_t T, int64_t H, int64_t K, int64_t V,
                                  int64_t threads, int64_t runs);
 /// Memory bandwidth in GB/s of a STREAM triad a[i] = b[i] + s c[i] over f32
