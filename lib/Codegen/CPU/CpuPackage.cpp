@@ -339,12 +339,12 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
     llvmModule = translateModuleToLLVMIR(**module, llvmContext, summary.name);
     if (!llvmModule)
       return makeError("translating '" + specPath + "' to LLVM IR failed");
+    keepVectorsWhole(*llvmModule, *vectorBits); // the kernels, not the entry points below
     for (Entry entry : {Entry::Forward, Entry::Backward, Entry::Step})
       if (llvm::Error error = addEntryPoint(*llvmModule, summary.name + "_" + entryName(entry),
                                             entrySymbol(summary, entry)))
         return error;
     markScratchAllocators(*llvmModule);
-    keepVectorsWhole(*llvmModule, *vectorBits);
   } else {
     llvmModule = std::make_unique<llvm::Module>(summary.name, llvmContext);
   }

@@ -312,8 +312,9 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
   emitTranspose(b, tiling, rowMajor(chunk.sub), rowMajor(chunk.work), blockLength, keyDim);
   // A[r + i, s] for the earlier tokens, kEarlier at a time: one
   // vector<16xf32> per token over the sub-block's rows, accumulated over the
-  // channels (r is a multiple of kSubBlock, so of kEarlier).
-  constexpr int64_t kEarlier = 8;
+  // channels in 8 vector registers (8 tokens of one AVX-512 register, 4 of
+  // two AVX2 registers; r is a multiple of kSubBlock, so of kEarlier).
+  const int64_t kEarlier = 8 * tiling.lanes / kSubBlock;
   auto lanes = VectorType::get({kSubBlock}, b.getF32Type());
   auto tiles = scf::ForOp::create(b, zero, r, index(kEarlier));
   {
