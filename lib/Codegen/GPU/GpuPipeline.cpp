@@ -121,6 +121,10 @@ void decay::buildGpuKernelsToNvvmPipeline(OpPassManager &pm) {
 }
 
 void decay::buildGpuKernelsToSimtPipeline(OpPassManager &pm) {
+  // The emulated kernels run on x86-64, where only AVX512-BF16 CPUs convert
+  // f32 to bf16 in hardware; LLVM calls __truncsfbf2 elsewhere, which
+  // Debian 12's libgcc lacks. PTX keeps its cvt.rn.bf16.f32.
+  pm.addPass(createDecayExpandBf16Pass());
   buildGpuKernelsToNvvmPipeline(pm);
   pm.addPass(createDecayGpuToSimtPass());
 }
