@@ -48,7 +48,10 @@ OPTIONS:
                        0), for step spin (active, 200 ms) as a decoding loop's
                        would.
   --runs N             Timed runs (default: 7); --warmup N (default: 2).
-  --chunk-size N       Tokens per chunk when compiling a spec.
+  --chunk-size N       Tokens per chunk when compiling a spec (default: the
+                       spec's chunk_size hint, else 64); a package's must
+                       match. FLOPs are counted with the chunk size the
+                       package records.
   --dtype f32|bf16     How the kernels store the per-token tensors when
                        compiling a spec (default: the spec's dtype option,
                        else f32); a package's must match. The inputs are
@@ -197,7 +200,7 @@ int decayc::benchCommand(int argc, char **argv) {
   if (runError)
     return fail(llvm::toString(std::move(runError)));
 
-  int64_t chunk = chunkSize > 0 ? chunkSize : 64;
+  int64_t chunk = (*device)->chunkSize();
   double flops = forwardFlops(shape, chunk) * ((forward ? 1 : 0) + (backward ? 2 : 0));
   double seconds = median(times);
   double tokens = static_cast<double>(shape.B) * shape.T;

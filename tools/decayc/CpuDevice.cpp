@@ -42,6 +42,18 @@ std::string stepStateDtype(const llvm::json::Object &manifest) {
   return "f32";
 }
 
+/// The chunk size recorded in a package's manifest (spec.chunk_size; 0 if absent).
+int64_t chunkSizeFromManifest(llvm::StringRef text) {
+  auto parsed = llvm::json::parse(text);
+  if (!parsed) {
+    llvm::consumeError(parsed.takeError());
+    return 0;
+  }
+  const llvm::json::Object *root = parsed->getAsObject();
+  const llvm::json::Object *spec = root ? root->getObject("spec") : nullptr;
+  return spec ? spec->getInteger("chunk_size").value_or(0) : 0;
+}
+
 /// The spec summary recorded in a package's manifest.
 llvm::Expected<decay::SpecSummary> summaryFromManifest(llvm::StringRef text) {
   auto parsed = llvm::json::parse(text);
@@ -126,6 +138,12 @@ llvm::Expected<std::unique_ptr<CpuDevice>> CpuDevice::open(const std::string &pa
   if (!summary)
     return summary.takeError();
   device->summary = std::move(*summary);
+  device->packageChunkSize = chunkSizeFromManifest(decayrt_package_manifest(device->package));
+  if (chunkSize > 0 && device->packageChunkSize != chunkSize)
+    return makeError("--chunk-size " + std::to_string(chunkSize) + " does not apply to the package '" + path +
+                     "': it was compiled with chunks of " + std::to_string(device->packageChunkSize) +
+                     " tokens (recompile its spec with decayc compile --chunk-size " +
+                     std::to_string(chunkSize) + ")");
   if (!dtype.empty() && dtype != device->summary.dtype)
     return makeError("--dtype " + dtype + " does not apply to the package '" + path +
                      "': it was compiled for " + device->summary.dtype +

@@ -46,7 +46,8 @@ public:
   ~CpuDevice();
 
   /// Opens `path`: a package (an ELF shared object) is loaded as is (a
-  /// non-empty `dtype` must then be the package's); a spec is compiled to a
+  /// non-empty `dtype` and a positive `chunkSize` must then be the
+  /// package's); a spec is compiled to a
   /// temporary package first (with `recurrence`, `chunkSize` and `dtype`, see
   /// decayc compile), for the CPU or (target simt, head dims 64 and 128
   /// unless the spec fixes them) for the SIMT emulator. For DeviceKind::Cuda the CUDA driver
@@ -59,6 +60,8 @@ public:
                                                          DeviceKind kind = DeviceKind::Cpu);
 
   const decay::SpecSummary &spec() const { return summary; }
+  /// Tokens per chunk of the package's chunk kernels (its manifest's chunk_size).
+  int64_t chunkSize() const { return packageChunkSize; }
   /// The loaded package (owned by the device).
   decayrt_package *handle() const { return package; }
   /// The tensors an entry reads (without cu_seqlens) and writes.
@@ -86,6 +89,7 @@ private:
   CpuDevice() = default;
   decayrt_package *package = nullptr;
   decay::SpecSummary summary;
+  int64_t packageChunkSize = 0;
   DeviceKind kind = DeviceKind::Cpu;
   std::string temporaryDir; ///< removed on destruction
 };

@@ -55,7 +55,8 @@ OPTIONS:
   --reference          Run the float64 token-by-token reference path instead
                        (the oracle of every kernel; specs only).
   --chunk-size N       Tokens per chunk when compiling a spec for --device cpu
-                       (default: the spec's chunk_size hint, else 64).
+                       (default: the spec's chunk_size hint, else 64); a
+                       package's must match.
   --dtype f32|bf16     How the kernels store the per-token tensors (q, k, v, o,
                        do, dq, dk, dv, the spec's inputs and their gradients)
                        when compiling a spec for --device cpu (default: the
