@@ -529,8 +529,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   s.sinks = BackwardSinks{adjoint, args.q, args.k, args.dq, args.dk, args.dInputs, args.dParams,
                           /*scanPrev=*/{}, /*scanCarry=*/{}, alloc(keyDim),
                           alloc(keyDim, f64),
-                          /*atomicShared=*/true};
-  s.sinks.dgNarrow = alloc(keyDim);
+                          /*atomicShared=*/true, /*paramPartials=*/{}, /*dgNarrow=*/alloc(keyDim)};
 
   // body(head, at) for every head of the group in turn, `s` bound to it.
   auto forEachHead = [&](function_ref<void(Value, const ElementIndex &)> body) {
