@@ -42,20 +42,9 @@ std::string stepStateDtype(const llvm::json::Object &manifest) {
   return "f32";
 }
 
-/// The chunk size recorded in a package's manifest (spec.chunk_size; 0 if absent).
-int64_t chunkSizeFromManifest(llvm::StringRef text) {
-  auto parsed = llvm::json::parse(text);
-  if (!parsed) {
-    llvm::consumeError(parsed.takeError());
-    return 0;
-  }
-  const llvm::json::Object *root = parsed->getAsObject();
-  const llvm::json::Object *spec = root ? root->getObject("spec") : nullptr;
-  return spec ? spec->getInteger("chunk_size").value_or(0) : 0;
-}
-
-/// The spec summary recorded in a package's manifest.
-llvm::Expected<decay::SpecSummary> summaryFromManifest(llvm::StringRef text) {
+/// The spec summary recorded in a package's manifest, and its kernels'
+/// chunk size (spec.chunk_size, 0 if absent) in `chunkSize`.
+llvm::Expected<decay::SpecSummary> summaryFromManifest(llvm::StringRef text, int64_t &chunkSize) {
   auto parsed = llvm::json::parse(text);
   if (!parsed)
     return parsed.takeError();
@@ -63,6 +52,7 @@ llvm::Expected<decay::SpecSummary> summaryFromManifest(llvm::StringRef text) {
                                                          : nullptr;
   if (!spec)
     return makeError("the package's manifest has no spec");
+  chunkSize = spec->getInteger("chunk_size").value_or(0);
   decay::SpecSummary summary;
   summary.name = spec->getString("name").value_or("").str();
   summary.granularity = spec->getString("granularity").value_or("").str();
@@ -134,11 +124,10 @@ llvm::Expected<std::unique_ptr<CpuDevice>> CpuDevice::open(const std::string &pa
   }
   if (decayrt_package_load(packagePath.c_str(), &device->package) != DECAYRT_OK)
     return makeError(decayrt_last_error());
-  auto summary = summaryFromManifest(decayrt_package_manifest(device->package));
+  auto summary = summaryFromManifest(decayrt_package_manifest(device->package), device->packageChunkSize);
   if (!summary)
     return summary.takeError();
   device->summary = std::move(*summary);
-  device->packageChunkSize = chunkSizeFromManifest(decayrt_package_manifest(device->package));
   if (chunkSize > 0 && device->packageChunkSize != chunkSize)
     return makeError("--chunk-size " + std::to_string(chunkSize) + " does not apply to the package '" + path +
                      "': it was compiled with chunks of " + std::to_string(device->packageChunkSize) +
