@@ -290,6 +290,19 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
   scalarScores(chunk);
 }
 
+void ChunkEmitter::forEachChannelStrip(Value count, function_ref<void(Value, Value)> body) {
+  auto lanes = VectorType::get({tiling.lanes}, b.getF32Type());
+  Value full = floorToMultiple(b, count, tiling.lanes);
+  auto strip = [&](Value from, Value to, int64_t step, Value like) {
+    auto strips = scf::ForOp::create(b, from, to, index(step));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(strips.getBody());
+    body(strips.getInductionVar(), like);
+  };
+  strip(index(0), full, tiling.lanes, arith::ConstantOp::create(b, DenseElementsAttr::get(lanes, 0.0f)));
+  strip(full, count, 1, real(0.0));
+}
+
 void ChunkEmitter::forEachSubBlock(const Chunk &chunk, function_ref<void(const SubBlock &)> body) {
   auto blocks = scf::ForOp::create(b, index(0), chunk.length, index(kSubBlock));
   OpBuilder::InsertionGuard guard(b);

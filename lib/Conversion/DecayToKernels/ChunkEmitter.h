@@ -136,6 +136,11 @@ protected:
   void subBlockScores(const Chunk &chunk, const SubBlock &block);
   /// computeScores for a scalar decay: a tiled Q K^T, then the decay mask.
   void scalarScores(const Chunk &chunk);
+  /// Emits `body(c, like)` over the channels [0, count): `c` steps by a
+  /// vector register's lanes while they fill one (`like` a vector of them),
+  /// then by one (`like` an f32), so that the body keeps per-channel values
+  /// in registers across an inner loop (loadMatching, splatMatching).
+  void forEachChannelStrip(mlir::Value count, llvm::function_ref<void(mlir::Value c, mlir::Value like)> body);
   /// Emits `body` for every sub-block of the chunk, in order.
   void forEachSubBlock(const Chunk &chunk, llvm::function_ref<void(const SubBlock &)> body);
   /// Scalar decays: matrix[t, s] *= exp(G_t - G_s) for s <= t (s < t when

@@ -45,7 +45,7 @@ private:
   /// head's (bindHead) and those the heads share, chunk by chunk.
   struct Scratch {
     Chunk chunk;                   // q, k, g over the whole sequence of every head (headRows); the rest per chunk
-    Value entering, enteringNorm;  // [heads * chunks, V, K], [heads * chunks, K]: state entering each chunk (H^T)
+    Value entering, enteringNorm;  // [heads * chunks, V, K'], [heads * chunks, K]: state entering each chunk (H^T; K' see runSequence)
     Value stateT, norm, dStateT, dNorm; // the head's H^T [V, K], z, dH^T [V, K], dz: states held transposed
     Value enteringRows;            // [K, V]: H of the chunk, for the normalizer's numerators
     Value dA, pairs, dnum, dden;   // [C, C], [C, C] (scalar decays: D), [C, V], [C]
@@ -167,9 +167,10 @@ void ChunkedBackwardBuilder::sweepChunk(const ElementIndex &at, Value start, Val
   });
   if (spec.getNormalizer())
     loop(zero, keyDim, [&](Value c) { store(load(s.norm, c), s.enteringNorm, {slot, c}); });
-  // The entering H^T saved as the update reads it.
+  // The entering H^T saved as the update reads it, streamed past the caches:
+  // the reverse sweep reads it back only after the whole forward sweep.
   advanceState(at, chunk, s.stateT, {}, s.norm, {}, /*transposed=*/true,
-               [&](Value j, Value c, Value h) { storeMatching(b, h, s.entering, {slot, j, c}); });
+               [&](Value j, Value c, Value h) { storeStreaming(b, h, s.entering, {slot, j, c}); });
 }
 
 void ChunkedBackwardBuilder::outputGradients(const ElementIndex &at, Value slot, Scratch &s) {
@@ -309,21 +310,27 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   Value blockLast = arith::SubIOp::create(b, blockEnd, index(1));
   MatrixView temp = rowMajor(s.blockTemp);
   MatrixView decayed = rowMajor(chunk.decayedKeys);
-  // Inside the sub-block, pair by pair (channel innermost, contiguous), the
-  // decay from src to t carried as a product of steps exp(g) (each <= 1).
+  // Inside the sub-block, pair by pair, the decay from src to t carried as a
+  // product of steps exp(g) (each <= 1): per strip of channels, the decay
+  // and src's dk' held in registers over the later tokens t.
   loop(r, blockEnd, [&](Value src) {
     Value rs = row(chunk, src);
-    loop(zero, keyDim, [&](Value c) { store(real(1.0), chunk.carried, c); });
-    loop(arith::AddIOp::create(b, src, index(1)), blockEnd, [&](Value t) {
-      Value rt = row(chunk, t);
-      Value weight = load(s.dA, {t, src});
-      loop(zero, keyDim, [&](Value c) {
-        Value decay = mul(load(chunk.carried, c), load(chunk.step, {rt, c}));
-        store(decay, chunk.carried, c);
-        Value factor = mul(weight, decay);
-        store(add(load(s.dq, {t, c}), mul(factor, load(chunk.k, {rs, c}))), s.dq, {t, c});
-        store(add(load(s.dkPairs, {src, c}), mul(factor, load(chunk.q, {rt, c}))), s.dkPairs, {src, c});
-      });
+    forEachChannelStrip(keyDim, [&](Value c, Value like) {
+      Value key = loadMatching(b, like, chunk.k, {rs, c});
+      Value initial[] = {splatMatching(b, like, real(1.0)), loadMatching(b, like, s.dkPairs, {src, c})};
+      auto later = scf::ForOp::create(b, arith::AddIOp::create(b, src, index(1)), blockEnd, index(1), initial);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(later.getBody());
+        Value t = later.getInductionVar(), rt = row(chunk, t);
+        Value carried = later.getRegionIterArgs()[0], dkPair = later.getRegionIterArgs()[1];
+        Value decay = mul(carried, loadMatching(b, like, chunk.step, {rt, c}));
+        Value factor = mul(splatMatching(b, like, load(s.dA, {t, src})), decay);
+        storeMatching(b, add(loadMatching(b, like, s.dq, {t, c}), mul(factor, key)), s.dq, {t, c});
+        Value nextPair = add(dkPair, mul(factor, loadMatching(b, like, chunk.q, {rt, c})));
+        scf::YieldOp::create(b, ValueRange{decay, nextPair});
+      }
+      storeMatching(b, later.getResult(1), s.dkPairs, {src, c});
     });
   });
   // Earlier tokens s < r reach the sub-block's queries through the keys
@@ -487,7 +494,14 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   allocateChunk(s.chunk, arith::MulIOp::create(b, heads, length));
   FloatType f64 = b.getF64Type();
   Value slots = arith::MulIOp::create(b, heads, numChunks);
-  s.entering = alloc({slots, valueDim, keyDim});
+  // The entering states' rows padded to whole vectors, the buffer aligned to
+  // them: every vector the sweep stores is aligned (storeStreaming).
+  int64_t vectorBytes = tiling.lanes * 4;
+  Value paddedKey = arith::MulIOp::create(
+      b, arith::CeilDivUIOp::create(b, keyDim, index(tiling.lanes)), index(tiling.lanes));
+  s.entering = memref::AllocOp::create(b, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic,
+                                                           ShapedType::kDynamic}, b.getF32Type()),
+                                       ValueRange{slots, valueDim, paddedKey}, b.getI64IntegerAttr(vectorBytes));
   s.enteringNorm = alloc({slots, keyDim});
   HeadStates states;
   states.stateT = alloc({heads, valueDim, keyDim});

@@ -173,6 +173,16 @@ void decay::storeMatching(ImplicitLocOpBuilder &b, Value value, Value memref, Va
     memref::StoreOp::create(b, value, memref, indices);
 }
 
+void decay::storeStreaming(ImplicitLocOpBuilder &b, Value value, Value memref, ValueRange indices) {
+  auto vectorType = dyn_cast<VectorType>(value.getType());
+  if (!vectorType) {
+    memref::StoreOp::create(b, value, memref, indices);
+    return;
+  }
+  int64_t bytes = vectorType.getNumElements() * vectorType.getElementTypeBitWidth() / 8;
+  vector::StoreOp::create(b, value, memref, indices, /*nontemporal=*/true, llvm::MaybeAlign(bytes));
+}
+
 Value decay::splatMatching(ImplicitLocOpBuilder &b, Value like, Value scalar) {
   if (auto vectorType = dyn_cast<VectorType>(like.getType()))
     return vector::BroadcastOp::create(b, vectorType, scalar);

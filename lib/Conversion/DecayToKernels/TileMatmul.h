@@ -59,6 +59,12 @@ mlir::Value loadMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value like, mlir::
 /// Writes `value` (a vector or one element) to `memref` at `indices`.
 void storeMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value value, mlir::Value memref,
                    mlir::ValueRange indices);
+/// Writes `value` like storeMatching, a vector with a non-temporal store
+/// (past the caches, without reading the line first) aligned to its size:
+/// for buffers written once and read back much later. The caller
+/// guarantees the alignment (a vector's address a multiple of its bytes).
+void storeStreaming(mlir::ImplicitLocOpBuilder &b, mlir::Value value, mlir::Value memref,
+                    mlir::ValueRange indices);
 /// `scalar` broadcast to the shape of `like` (itself when `like` is a scalar).
 mlir::Value splatMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value like, mlir::Value scalar);
 

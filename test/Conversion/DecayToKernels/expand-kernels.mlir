@@ -330,8 +330,14 @@
 // BWD-NEXT:      %[[ONECOL:.*]] = arith.constant 1 : index
 // BWD-NEXT:      %[[GS:.*]] = memref.alloc(%[[ROWS]], %[[ONECOL]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[GLOWS:.*]] = memref.alloc(%[[ROWS]], %[[ONECOL]]) : memref<?x?xf32>
+// The entering states' rows padded to whole vectors of 16 lanes, the buffer
+// aligned to 64 bytes (the sweep streams them out with aligned stores).
 // BWD:           %[[SLOTS:.*]] = arith.muli %[[HEADS]], %[[NCHUNKS]] : index
-// BWD-NEXT:      %[[ENTERING:.*]] = memref.alloc(%[[SLOTS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
+// BWD-NEXT:      %[[LANES:.*]] = arith.constant 16 : index
+// BWD-NEXT:      %[[VECS:.*]] = arith.ceildivui %[[KD]], %[[LANES]] : index
+// BWD-NEXT:      %[[LANES2:.*]] = arith.constant 16 : index
+// BWD-NEXT:      %[[PADDED:.*]] = arith.muli %[[VECS]], %[[LANES2]] : index
+// BWD-NEXT:      %[[ENTERING:.*]] = memref.alloc(%[[SLOTS]], %[[VD]], %[[PADDED]]) {alignment = 64 : i64} : memref<?x?x?xf32>
 // BWD-NEXT:      memref.alloc(%[[SLOTS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[STATES:.*]] = memref.alloc(%[[HEADS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
 // BWD-NEXT:      %[[DSTATES:.*]] = memref.alloc(%[[HEADS]], %[[VD]], %[[KD]]) : memref<?x?x?xf32>
@@ -387,9 +393,10 @@
 // BWD-NEXT:          %[[SLOT:.*]] = arith.addi %[[SLOTH]], %[[CI]] : index
 // BWD:                 memref.load %[[DT]][%[[B]], %{{.*}}, %[[H]]] : memref<?x?x?xf32>
 // BWD:                 memref.store %{{.*}}, %[[QS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// The state update saves each tile of the entering H^T as it reads it.
+// The state update saves each tile of the entering H^T as it reads it, with
+// aligned non-temporal stores.
 // BWD:                 %[[HIN:.*]] = vector.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
-// BWD-NEXT:            vector.store %[[HIN]], %[[ENTERING]][%[[SLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
+// BWD-NEXT:            vector.store %[[HIN]], %[[ENTERING]][%[[SLOT]], %{{.*}}, %{{.*}}] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf32>, vector<16xf32>
 // dState = dht, per head.
 // BWD:           scf.for %[[DH:[a-z0-9_]+]] = %{{.*}} to %[[HEADS]] step
 // BWD:             %[[DSTATE:.*]] = memref.subview %[[DSTATES]][%[[DH]], 0, 0] [1, %{{.*}}, %{{.*}}] [1, 1, 1] : memref<?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
@@ -753,6 +760,20 @@ decay.recurrence @mamba2 scalar
 // BWD:               memref.load %[[DZT]][%[[N]], %[[H]], %{{.*}}] : memref<?x?x?xf32>
 // The reverse sweep: the head's do.
 // BWD:                 memref.load %[[DO]][%[[B]], %{{.*}}, %[[H:[0-9]+]], %{{.*}}] : memref<?x?x?x?xf32>
+// The pairs inside a sub-block, per strip of 16 channels: over the later
+// tokens t, the decay from src to t and src's dk' carried in registers, dq_t
+// updated in place; then the scalar channels left over.
+// BWD:                 %[[PONE:.*]] = vector.broadcast %cst{{.*}} : f32 to vector<16xf32>
+// BWD-NEXT:            %[[PDK:.*]] = vector.load %[[DKPB:[a-z0-9_]+]][%[[PSRC:[a-z0-9_]+]], %[[PC:[a-z0-9_]+]]] : memref<?x?xf32>, vector<16xf32>
+// BWD:                 %[[PAIR:.*]]:2 = scf.for %[[PT:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[CARRIED:.*]] = %[[PONE]], %[[ACC:.*]] = %[[PDK]]) -> (vector<16xf32>, vector<16xf32>) {
+// BWD:                   %[[STEP:.*]] = vector.load %{{.*}}[%{{.*}}, %[[PC]]] : memref<?x?xf32>, vector<16xf32>
+// BWD-NEXT:              %[[PDECAY:.*]] = arith.mulf %[[CARRIED]], %[[STEP]] : vector<16xf32>
+// BWD:                   %[[FACTOR:.*]] = arith.mulf %{{.*}}, %[[PDECAY]] : vector<16xf32>
+// BWD:                   vector.store %{{.*}}, %[[DQPB:[a-z0-9_]+]][%[[PT]], %[[PC]]] : memref<?x?xf32>, vector<16xf32>
+// BWD:                   %[[NEXTDK:.*]] = arith.addf %[[ACC]], %{{.*}} : vector<16xf32>
+// BWD-NEXT:              scf.yield %[[PDECAY]], %[[NEXTDK]] : vector<16xf32>, vector<16xf32>
+// BWD:                 vector.store %[[PAIR]]#1, %[[DKPB]][%[[PSRC]], %[[PC]]] : memref<?x?xf32>, vector<16xf32>
+// BWD:                 scf.for %{{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (f32, f32) {
 // dLambda in f64.
 // BWD:                 arith.extf %{{.*}} : f32 to f64
 // BWD:                 %[[DL:.*]] = arith.subf %{{.*}}, %{{.*}} : f64
