@@ -62,6 +62,14 @@ OPTIONS:
                          (h0, ht, ...) stay f32.
   --recurrence NAME      Which recurrence of SPEC (default: its only one).
   --emit-llvm FILE       Also write the LLVM IR of the package to FILE.
+  --profile-phases       Give the CPU kernels line tables in which each phase
+                         of the chunked algorithm is a source file of its own
+                         (`gla_backward.stateGradients:1`, ...; the ops
+                         copied from the spec's region keep the spec's
+                         lines), so that `perf record`
+                         and `perf report --sort srcline` show where a
+                         kernel's time goes, phase by phase. Debug info
+                         only: the kernels' code is the same.
   --help                 Print this help.
 
 The package is linked by clang-22 against LLVM's OpenMP (libomp): the kernels
@@ -73,7 +81,7 @@ int decayc::compileCommand(int argc, char **argv) {
   if (!parseArguments(argc, argv, 2,
                       {"output", "target", "chunk-size", "cpu", "recurrence", "emit-llvm", "dtype", "state-dtype",
                        "gpu-head-dims", "emit-ptx", "ptxas"},
-                      {"help"}, args))
+                      {"help", "profile-phases"}, args))
     return 1;
   if (args.has("help")) {
     std::fputs(kCompileHelp, stdout);
@@ -119,6 +127,7 @@ int decayc::compileCommand(int argc, char **argv) {
   options.recurrence = args.get("recurrence").value_or("");
   options.cpu = args.get("cpu").value_or("native");
   options.emitLLVMPath = args.get("emit-llvm").value_or("");
+  options.profilePhases = args.has("profile-phases");
   if (std::string error; !readDtypeOption(args, options.dtype, error) ||
                           !readDtypeOption(args, options.stateDtype, error, "state-dtype"))
     return fail(error);

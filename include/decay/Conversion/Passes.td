@@ -51,6 +51,12 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
     `vector-bits` is the width of the target's vector registers (512 for
     AVX-512, 256 for AVX2): it sizes the matmuls' register tiles and the
     transposes' blocks so that the accumulators stay in registers.
+    With `phase-locations`, the ops of each phase of the chunked algorithm
+    get the location `<kernel>.<phase>`:1 (`gla_backward.stateGradients`,
+    ...), so that a package compiled with line tables (`decayc compile
+    --profile-phases`) attributes its time to phases under `perf report
+    --sort srcline`; the arith and math ops cloned from the spec's region (and its
+    adjoint) keep the spec's locations.
     The spec and adjoint ops are removed.
   }];
   let options = [
@@ -66,7 +72,10 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
     Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"512",
            "Width of the target's vector registers, which sizes the register tiles of the "
            "matmuls and transposes: 512 (AVX-512: 8 x 32 tiles of 16-lane vectors) or 256 "
-           "(AVX2: 6 x 16 tiles of 8-lane vectors)">
+           "(AVX2: 6 x 16 tiles of 8-lane vectors)">,
+    Option<"phaseLocations", "phase-locations", "bool", /*default=*/"false",
+           "Locate each phase of the chunked kernels at `<kernel>.<phase>`:1 (for profiling "
+           "per phase)">
   ];
   let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",

@@ -332,8 +332,9 @@ llvm::Error decay::compileCpuPackage(llvm::StringRef specPath, llvm::StringRef o
     expand.backward = true;
     expand.step = true;
     expand.vectorBits = *vectorBits;
+    expand.phaseLocations = options.profilePhases;
     pm.addPass(createDecayExpandKernelsPass(expand));
-    buildCpuKernelsToLLVMPipeline(pm, /*cachedScratch=*/true);
+    buildCpuKernelsToLLVMPipeline(pm, /*cachedScratch=*/true, /*lineTables=*/options.profilePhases);
     if (failed(pm.run(**module)))
       return makeError("compiling '" + specPath + "' for the CPU failed (see the diagnostics above)");
     llvmModule = translateModuleToLLVMIR(**module, llvmContext, summary.name);

@@ -17,6 +17,7 @@
 #include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -85,7 +86,7 @@ struct DynamicSchedulePass : PassWrapper<DynamicSchedulePass, OperationPass<Modu
 };
 } // namespace
 
-void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch) {
+void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch, bool lineTables) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createConvertSCFToOpenMPPass());
@@ -117,4 +118,6 @@ void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch)
   pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
+  if (lineTables)
+    pm.addPass(LLVM::createDIScopeForLLVMFuncOpPass());
 }

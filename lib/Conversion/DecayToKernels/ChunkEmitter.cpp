@@ -38,6 +38,17 @@ func::FuncOp ChunkEmitter::buildParallelKernel(StringRef name, bool backward, Re
   return fn;
 }
 
+void ChunkEmitter::phase(StringRef kernel, StringRef name, function_ref<void()> body) {
+  if (!phaseLocations) {
+    body();
+    return;
+  }
+  Location outer = b.getLoc();
+  b.setLoc(FileLineColLoc::get(b.getContext(), (kernel + "." + name).str(), 1, 0));
+  body();
+  b.setLoc(outer);
+}
+
 Value ChunkEmitter::headsPerItem(Value numSeqs) {
   // clamp(sequences * heads / kMinWorkItems, 1, kMaxHeadsPerItem)
   Value one = index(1), minItems = index(kMinWorkItems), maxHeads = index(kMaxHeadsPerItem);

@@ -51,12 +51,16 @@ struct SubBlock {
 class ChunkEmitter : public RecurrenceEmitter {
 public:
   ChunkEmitter(RecurrenceOp spec, int64_t chunkSize, const RegisterTiling &tiling,
-               mlir::ImplicitLocOpBuilder &b)
-      : RecurrenceEmitter(spec, b, b.getF32Type()), chunkSize(chunkSize), tiling(tiling) {
+               mlir::ImplicitLocOpBuilder &b, bool phaseLocations = false)
+      : RecurrenceEmitter(spec, b, b.getF32Type()), chunkSize(chunkSize), tiling(tiling),
+        phaseLocations(phaseLocations) {
     reassociateSums = true;
   }
 
 protected:
+  /// Emits `body`, a phase of the kernel `kernel`: with phase locations on,
+  /// its ops at `<kernel>.<name>`:1 (decay-expand-kernels{phase-locations}).
+  void phase(llvm::StringRef kernel, llvm::StringRef name, llvm::function_ref<void()> body);
   /// Creates the kernel `name` with the forward (or backward) signature,
   /// binds `args` and q, k, v, and emits `body(n, j)` in an scf.parallel over
   /// sequences n and j < columns(number of sequences).
@@ -175,6 +179,7 @@ protected:
 
   int64_t chunkSize;
   RegisterTiling tiling; ///< the matmuls' and transposes' register blocking
+  bool phaseLocations;   ///< see phase()
   mlir::Value q, k, v; ///< the function's q, k, v memrefs
 };
 

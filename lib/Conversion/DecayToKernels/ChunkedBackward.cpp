@@ -36,9 +36,10 @@ namespace {
 class ChunkedBackwardBuilder : ChunkEmitter {
 public:
   ChunkedBackwardBuilder(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
-                         const RegisterTiling &tiling, ImplicitLocOpBuilder &b)
-      : ChunkEmitter(spec, chunkSize, tiling, b), adjoint(adjoint) {}
+                         const RegisterTiling &tiling, ImplicitLocOpBuilder &b, bool phaseLocations)
+      : ChunkEmitter(spec, chunkSize, tiling, b, phaseLocations), adjoint(adjoint) {}
   func::FuncOp build();
+  std::string name() { return (spec.getSymName() + "_backward").str(); }
 
 private:
   /// Buffers of one (sequence, group of heads) work item: the current
@@ -74,6 +75,8 @@ private:
   /// Recomputes q, k, g of one chunk of one head and stores the state
   /// entering it in `slot` of s.entering.
   void sweepChunk(const ElementIndex &at, Value start, Value slot, Scratch &s);
+  /// Stores the states entering the chunk in `slot` and advances them past it.
+  void saveAndAdvanceState(const ElementIndex &at, Value slot, Scratch &s);
   /// The gradients of one chunk, given dState for the state leaving it;
   /// `slot` is where sweepChunk stored the state entering it.
   void chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s);
@@ -157,14 +160,22 @@ void ChunkedBackwardBuilder::loadInitialStates(const ElementIndex &at, Scratch &
 }
 
 void ChunkedBackwardBuilder::sweepChunk(const ElementIndex &at, Value start, Value slot, Scratch &s) {
+  Chunk &chunk = s.chunk;
+  std::string kernel = name();
+  phase(kernel, "sweep.prepareChunk", [&] {
+    prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
+      Value c = e.c ? e.c : index(0);
+      ScanValues values = advanceScan(op, s.scanState[scan], c, x);
+      store(values.prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
+      return values;
+    });
+  });
+  phase(kernel, "sweep.advanceState", [&] { saveAndAdvanceState(at, slot, s); });
+}
+
+void ChunkedBackwardBuilder::saveAndAdvanceState(const ElementIndex &at, Value slot, Scratch &s) {
   Value zero = index(0);
   Chunk &chunk = s.chunk;
-  prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
-    Value c = e.c ? e.c : index(0);
-    ScanValues values = advanceScan(op, s.scanState[scan], c, x);
-    store(values.prev, s.sinks.scanPrev[scan], {arith::SubIOp::create(b, e.t, start), c});
-    return values;
-  });
   if (spec.getNormalizer())
     loop(zero, keyDim, [&](Value c) { store(load(s.norm, c), s.enteringNorm, {slot, c}); });
   // The entering H^T saved as the update reads it, streamed past the caches:
@@ -459,25 +470,27 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
 }
 
 void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s) {
-  computeScores(s.chunk);
-  if (spec.getNormalizer()) {
-    // The numerators read the chunk's rows of v staged.
-    stageValues(at, s.chunk);
-    // The numerators need H's rows: the entering H^T transposed back.
-    Value zero = index(0);
-    loop(zero, keyDim, [&](Value c) {
-      loop(zero, valueDim, [&](Value j) { store(load(s.entering, {slot, j, c}), s.enteringRows, {c, j}); });
+  std::string kernel = name();
+  phase(kernel, "computeScores", [&] { computeScores(s.chunk); });
+  if (spec.getNormalizer())
+    phase(kernel, "numerators", [&] {
+      // The numerators read the chunk's rows of v staged.
+      stageValues(at, s.chunk);
+      // The numerators need H's rows: the entering H^T transposed back.
+      Value zero = index(0);
+      loop(zero, keyDim, [&](Value c) {
+        loop(zero, valueDim, [&](Value j) { store(load(s.entering, {slot, j, c}), s.enteringRows, {c, j}); });
+      });
+      chunkNumerators(at, s.chunk, s.enteringRows, {});
     });
-    chunkNumerators(at, s.chunk, s.enteringRows, {});
-  }
-  outputGradients(at, slot, s);
-  scoreGradients(at, s);
-  decayFactors(s);
-  stateGradients(slot, s);
-  pairGradients(s);
-  prefixSums(s);
-  valueAndStateGradients(at, slot, s);
-  finishChunk(at, start, s);
+  phase(kernel, "outputGradients", [&] { outputGradients(at, slot, s); });
+  phase(kernel, "scoreGradients", [&] { scoreGradients(at, s); });
+  phase(kernel, "decayFactors", [&] { decayFactors(s); });
+  phase(kernel, "stateGradients", [&] { stateGradients(slot, s); });
+  phase(kernel, "pairGradients", [&] { pairGradients(s); });
+  phase(kernel, "prefixSums", [&] { prefixSums(s); });
+  phase(kernel, "valueAndStateGradients", [&] { valueAndStateGradients(at, slot, s); });
+  phase(kernel, "finishChunk", [&] { finishChunk(at, start, s); });
 }
 
 void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead) {
@@ -611,12 +624,13 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
 }
 
 func::FuncOp ChunkedBackwardBuilder::build() {
-  return buildGroupedKernel((spec.getSymName() + "_backward").str(), /*backward=*/true, args,
+  return buildGroupedKernel(name(), /*backward=*/true, args,
                             [&](Value n, Value first, Value end) { runSequence(n, first, end); });
 }
 } // namespace
 
 func::FuncOp decay::buildChunkedBackward(RecurrenceOp spec, AdjointOp adjoint, int64_t chunkSize,
-                                         const RegisterTiling &tiling, ImplicitLocOpBuilder &b) {
-  return ChunkedBackwardBuilder(spec, adjoint, chunkSize, tiling, b).build();
+                                         const RegisterTiling &tiling, ImplicitLocOpBuilder &b,
+                                         bool phaseLocations) {
+  return ChunkedBackwardBuilder(spec, adjoint, chunkSize, tiling, b, phaseLocations).build();
 }

@@ -18,6 +18,7 @@ class ChunkedForwardBuilder : ChunkEmitter {
 public:
   using ChunkEmitter::ChunkEmitter;
   func::FuncOp build();
+  std::string name() { return (spec.getSymName() + "_forward").str(); }
 
 private:
   /// One work item: heads [firstHead, endHead) of sequence n, chunk by
@@ -25,18 +26,29 @@ private:
   void runSequence(Value n, Value firstHead, Value endHead);
   /// One chunk of one head: its outputs, and the state carried to the next chunk.
   void runChunk(const ElementIndex &at, Value start, Chunk &chunk);
+  /// o = scale * num (with the normalizer: num / den) of every token of the chunk.
+  void storeOutputs(const ElementIndex &at, const Chunk &chunk);
 
   RecurrenceArgs args;
 };
 
 void ChunkedForwardBuilder::runChunk(const ElementIndex &at, Value start, Chunk &chunk) {
+  Value n = at.n, h = at.h;
+  std::string kernel = name();
+  phase(kernel, "prepareChunk", [&] {
+    prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
+      return advanceScan(op, args.scanHt[scan], scanIndices(e), x);
+    });
+  });
+  phase(kernel, "computeScores", [&] { computeScores(chunk); });
+  phase(kernel, "chunkNumerators", [&] { chunkNumerators(at, chunk, args.ht, {n, h}); });
+  phase(kernel, "outputs", [&] { storeOutputs(at, chunk); });
+  phase(kernel, "advanceState", [&] { advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h}); });
+}
+
+void ChunkedForwardBuilder::storeOutputs(const ElementIndex &at, const Chunk &chunk) {
   Value zero = index(0);
   Value n = at.n, h = at.h;
-  prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
-    return advanceScan(op, args.scanHt[scan], scanIndices(e), x);
-  });
-  computeScores(chunk);
-  chunkNumerators(at, chunk, args.ht, {n, h});
   loop(zero, chunk.length, [&](Value t) {
     Value factor = spec.getNormalizer()
                        ? div(real(1.0), chunkDenominator(chunk, t, args.normHt, {n, h}))
@@ -46,7 +58,6 @@ void ChunkedForwardBuilder::runChunk(const ElementIndex &at, Value start, Chunk 
       store(mul(load(chunk.out, {t, j}), factor), args.o, {at.b, token, h, j});
     });
   });
-  advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h});
 }
 
 void ChunkedForwardBuilder::runSequence(Value n, Value firstHead, Value endHead) {
@@ -69,12 +80,13 @@ void ChunkedForwardBuilder::runSequence(Value n, Value firstHead, Value endHead)
 }
 
 func::FuncOp ChunkedForwardBuilder::build() {
-  return buildGroupedKernel((spec.getSymName() + "_forward").str(), /*backward=*/false, args,
+  return buildGroupedKernel(name(), /*backward=*/false, args,
                             [&](Value n, Value first, Value end) { runSequence(n, first, end); });
 }
 } // namespace
 
 func::FuncOp decay::buildChunkedForward(RecurrenceOp spec, int64_t chunkSize,
-                                        const RegisterTiling &tiling, ImplicitLocOpBuilder &b) {
-  return ChunkedForwardBuilder(spec, chunkSize, tiling, b).build();
+                                        const RegisterTiling &tiling, ImplicitLocOpBuilder &b,
+                                        bool phaseLocations) {
+  return ChunkedForwardBuilder(spec, chunkSize, tiling, b, phaseLocations).build();
 }

@@ -46,7 +46,7 @@ struct DecayExpandKernelsPass
     for (RecurrenceOp spec : specs) {
       int64_t size = chunkSize > 0 ? chunkSize : spec.getChunkSize().value_or(64);
       ImplicitLocOpBuilder builder(spec.getLoc(), spec);
-      buildChunkedForward(spec, size, *tiling, builder);
+      buildChunkedForward(spec, size, *tiling, builder, phaseLocations);
       if (step)
         buildRecurrentStep(spec, builder);
       if (!backward)
@@ -57,7 +57,7 @@ struct DecayExpandKernelsPass
                               "decay-expand-kernels{backward=true}";
         return signalPassFailure();
       }
-      buildChunkedBackward(spec, adjoint, size, *tiling, builder);
+      buildChunkedBackward(spec, adjoint, size, *tiling, builder, phaseLocations);
     }
     for (auto &entry : adjoints)
       entry.second.erase();

@@ -25,14 +25,18 @@ struct CpuPackageOptions {
   std::string cpu = "native";   ///< -march for the kernels
   std::string compiler = "clang-22"; ///< compiles and links the LLVM IR
   std::string emitLLVMPath;     ///< when set, also write the LLVM IR there
+  bool profilePhases = false;   ///< line tables naming each kernel phase (--profile-phases)
 };
 
 /// Lowers the chunked kernels (decay-expand-kernels output) to the LLVM
 /// dialect, with the (sequence, group of heads) loops on OpenMP threads. With
 /// `cachedScratch`, the kernels' buffers come from `_mlir_memref_to_llvm_alloc`
 /// and `_mlir_memref_to_llvm_free` (a package defines them: PackageScratch.c)
-/// instead of malloc and free.
-void buildCpuKernelsToLLVMPipeline(mlir::OpPassManager &pm, bool cachedScratch = false);
+/// instead of malloc and free. With `lineTables`, every function gets a
+/// debug-info scope, so that the LLVM IR carries line tables of the ops'
+/// locations.
+void buildCpuKernelsToLLVMPipeline(mlir::OpPassManager &pm, bool cachedScratch = false,
+                                   bool lineTables = false);
 
 /// Compiles the spec at `specPath` into the package `outputPath`: the CPU
 /// forward and backward kernels and their entry points, the GPU modules'
