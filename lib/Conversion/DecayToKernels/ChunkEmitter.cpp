@@ -22,6 +22,7 @@ func::FuncOp ChunkEmitter::buildParallelKernel(StringRef name, bool backward, Re
                                                function_ref<Value(Value)> columns,
                                                function_ref<void(Value, Value)> body) {
   OpBuilder::InsertionGuard guard(b);
+  kernelName = name.str();
   func::FuncOp fn = createFunction(name, backward, args);
   q = args.q, k = args.k, v = args.v;
   Value zero = index(0), one = index(1);
@@ -38,13 +39,13 @@ func::FuncOp ChunkEmitter::buildParallelKernel(StringRef name, bool backward, Re
   return fn;
 }
 
-void ChunkEmitter::phase(StringRef kernel, StringRef name, function_ref<void()> body) {
+void ChunkEmitter::phase(StringRef name, function_ref<void()> body) {
   if (!phaseLocations) {
     body();
     return;
   }
   Location outer = b.getLoc();
-  b.setLoc(FileLineColLoc::get(b.getContext(), (kernel + "." + name).str(), 1, 0));
+  b.setLoc(FileLineColLoc::get(b.getContext(), kernelName + "." + name.str(), 1, 0));
   body();
   b.setLoc(outer);
 }

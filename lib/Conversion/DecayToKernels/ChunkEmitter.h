@@ -58,9 +58,9 @@ public:
   }
 
 protected:
-  /// Emits `body`, a phase of the kernel `kernel`: with phase locations on,
-  /// its ops at `<kernel>.<name>`:1 (decay-expand-kernels{phase-locations}).
-  void phase(llvm::StringRef kernel, llvm::StringRef name, llvm::function_ref<void()> body);
+  /// Emits `body`, a phase of the kernel being built: with phase locations
+  /// on, its ops at `<kernel>.<name>`:1 (decay-expand-kernels{phase-locations}).
+  void phase(llvm::StringRef name, llvm::function_ref<void()> body);
   /// Creates the kernel `name` with the forward (or backward) signature,
   /// binds `args` and q, k, v, and emits `body(n, j)` in an scf.parallel over
   /// sequences n and j < columns(number of sequences).
@@ -180,6 +180,7 @@ protected:
   int64_t chunkSize;
   RegisterTiling tiling; ///< the matmuls' and transposes' register blocking
   bool phaseLocations;   ///< see phase()
+  std::string kernelName; ///< the kernel being built (buildParallelKernel)
   mlir::Value q, k, v; ///< the function's q, k, v memrefs
 };
 

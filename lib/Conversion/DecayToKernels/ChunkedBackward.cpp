@@ -39,7 +39,6 @@ public:
                          const RegisterTiling &tiling, ImplicitLocOpBuilder &b, bool phaseLocations)
       : ChunkEmitter(spec, chunkSize, tiling, b, phaseLocations), adjoint(adjoint) {}
   func::FuncOp build();
-  std::string name() { return (spec.getSymName() + "_backward").str(); }
 
 private:
   /// Buffers of one (sequence, group of heads) work item: the current
@@ -161,8 +160,7 @@ void ChunkedBackwardBuilder::loadInitialStates(const ElementIndex &at, Scratch &
 
 void ChunkedBackwardBuilder::sweepChunk(const ElementIndex &at, Value start, Value slot, Scratch &s) {
   Chunk &chunk = s.chunk;
-  std::string kernel = name();
-  phase(kernel, "sweep.prepareChunk", [&] {
+  phase("sweep.prepareChunk", [&] {
     prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
       Value c = e.c ? e.c : index(0);
       ScanValues values = advanceScan(op, s.scanState[scan], c, x);
@@ -170,7 +168,7 @@ void ChunkedBackwardBuilder::sweepChunk(const ElementIndex &at, Value start, Val
       return values;
     });
   });
-  phase(kernel, "sweep.advanceState", [&] { saveAndAdvanceState(at, slot, s); });
+  phase("sweep.advanceState", [&] { saveAndAdvanceState(at, slot, s); });
 }
 
 void ChunkedBackwardBuilder::saveAndAdvanceState(const ElementIndex &at, Value slot, Scratch &s) {
@@ -470,10 +468,9 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
 }
 
 void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s) {
-  std::string kernel = name();
-  phase(kernel, "computeScores", [&] { computeScores(s.chunk); });
+  phase("computeScores", [&] { computeScores(s.chunk); });
   if (spec.getNormalizer())
-    phase(kernel, "numerators", [&] {
+    phase("numerators", [&] {
       // The numerators read the chunk's rows of v staged.
       stageValues(at, s.chunk);
       // The numerators need H's rows: the entering H^T transposed back.
@@ -483,14 +480,14 @@ void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start,
       });
       chunkNumerators(at, s.chunk, s.enteringRows, {});
     });
-  phase(kernel, "outputGradients", [&] { outputGradients(at, slot, s); });
-  phase(kernel, "scoreGradients", [&] { scoreGradients(at, s); });
-  phase(kernel, "decayFactors", [&] { decayFactors(s); });
-  phase(kernel, "stateGradients", [&] { stateGradients(slot, s); });
-  phase(kernel, "pairGradients", [&] { pairGradients(s); });
-  phase(kernel, "prefixSums", [&] { prefixSums(s); });
-  phase(kernel, "valueAndStateGradients", [&] { valueAndStateGradients(at, slot, s); });
-  phase(kernel, "finishChunk", [&] { finishChunk(at, start, s); });
+  phase("outputGradients", [&] { outputGradients(at, slot, s); });
+  phase("scoreGradients", [&] { scoreGradients(at, s); });
+  phase("decayFactors", [&] { decayFactors(s); });
+  phase("stateGradients", [&] { stateGradients(slot, s); });
+  phase("pairGradients", [&] { pairGradients(s); });
+  phase("prefixSums", [&] { prefixSums(s); });
+  phase("valueAndStateGradients", [&] { valueAndStateGradients(at, slot, s); });
+  phase("finishChunk", [&] { finishChunk(at, start, s); });
 }
 
 void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead) {
@@ -512,9 +509,8 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   int64_t vectorBytes = tiling.lanes * 4;
   Value paddedKey = arith::MulIOp::create(
       b, arith::CeilDivUIOp::create(b, keyDim, index(tiling.lanes)), index(tiling.lanes));
-  s.entering = memref::AllocOp::create(b, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic,
-                                                           ShapedType::kDynamic}, b.getF32Type()),
-                                       ValueRange{slots, valueDim, paddedKey}, b.getI64IntegerAttr(vectorBytes));
+  s.entering = memref::AllocOp::create(b, dynamicMemRef(3), ValueRange{slots, valueDim, paddedKey},
+                                       b.getI64IntegerAttr(vectorBytes));
   s.enteringNorm = alloc({slots, keyDim});
   HeadStates states;
   states.stateT = alloc({heads, valueDim, keyDim});
@@ -624,7 +620,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
 }
 
 func::FuncOp ChunkedBackwardBuilder::build() {
-  return buildGroupedKernel(name(), /*backward=*/true, args,
+  return buildGroupedKernel((spec.getSymName() + "_backward").str(), /*backward=*/true, args,
                             [&](Value n, Value first, Value end) { runSequence(n, first, end); });
 }
 } // namespace

@@ -18,7 +18,6 @@ class ChunkedForwardBuilder : ChunkEmitter {
 public:
   using ChunkEmitter::ChunkEmitter;
   func::FuncOp build();
-  std::string name() { return (spec.getSymName() + "_forward").str(); }
 
 private:
   /// One work item: heads [firstHead, endHead) of sequence n, chunk by
@@ -34,16 +33,15 @@ private:
 
 void ChunkedForwardBuilder::runChunk(const ElementIndex &at, Value start, Chunk &chunk) {
   Value n = at.n, h = at.h;
-  std::string kernel = name();
-  phase(kernel, "prepareChunk", [&] {
+  phase("prepareChunk", [&] {
     prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
       return advanceScan(op, args.scanHt[scan], scanIndices(e), x);
     });
   });
-  phase(kernel, "computeScores", [&] { computeScores(chunk); });
-  phase(kernel, "chunkNumerators", [&] { chunkNumerators(at, chunk, args.ht, {n, h}); });
-  phase(kernel, "outputs", [&] { storeOutputs(at, chunk); });
-  phase(kernel, "advanceState", [&] { advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h}); });
+  phase("computeScores", [&] { computeScores(chunk); });
+  phase("chunkNumerators", [&] { chunkNumerators(at, chunk, args.ht, {n, h}); });
+  phase("outputs", [&] { storeOutputs(at, chunk); });
+  phase("advanceState", [&] { advanceState(at, chunk, args.ht, {n, h}, args.normHt, {n, h}); });
 }
 
 void ChunkedForwardBuilder::storeOutputs(const ElementIndex &at, const Chunk &chunk) {
@@ -80,7 +78,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value firstHead, Value endHead)
 }
 
 func::FuncOp ChunkedForwardBuilder::build() {
-  return buildGroupedKernel(name(), /*backward=*/false, args,
+  return buildGroupedKernel((spec.getSymName() + "_forward").str(), /*backward=*/false, args,
                             [&](Value n, Value first, Value end) { runSequence(n, first, end); });
 }
 } // namespace
