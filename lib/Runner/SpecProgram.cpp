@@ -3,6 +3,7 @@
 #include "decay/Runner/SpecLoader.h"
 #include "decay/Codegen/CPU/CpuTarget.h"
 #include "decay/Support/Bfloat16.h"
+#include "decay/Support/CacheLineVector.h"
 
 #include "decay/Conversion/Passes.h"
 #include "decay/Dialect/Decay/IR/DecayDialect.h"
@@ -94,8 +95,8 @@ public:
 
 private:
   bool bf16;
-  std::vector<float> singles;
-  std::vector<uint16_t> halves;
+  decay::CacheLineVector<float> singles; // aligned as a framework's tensors
+  decay::CacheLineVector<uint16_t> halves;
 };
 } // namespace
 

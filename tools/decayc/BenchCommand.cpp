@@ -22,7 +22,10 @@ const char *const decayc::kBenchHelp = R"(USAGE: decayc bench SPEC|PKG [options]
 Times a kernel on generated inputs: warm-up runs, then the median of timed
 runs. Reports seconds, tokens/s and GFLOP/s, and, measured in the same run, the
 machine's fp32 FMA peak over the same threads and a hand-vectorized
-token-by-token recurrence (the forward's baseline).
+token-by-token recurrence (the forward's baseline). Every tensor (the
+baseline's too) starts on a 64-byte boundary, as PyTorch's CPU allocator
+places them: the kernels' vector rows then never straddle cache lines, and
+the forward writes o with non-temporal stores (docs/package.md).
 
 OPTIONS:
   --entry forward|backward|both|step

@@ -203,7 +203,7 @@ void *DeviceTensor::data() const {
 
 std::vector<float> DeviceTensor::values() const {
   if (!bf16)
-    return f32;
+    return {f32.begin(), f32.end()};
   std::vector<float> widened;
   widened.reserve(bits.size());
   for (uint16_t value : bits)

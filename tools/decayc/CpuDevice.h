@@ -5,6 +5,7 @@
 #include "decay/Runner/Signature.h"
 #include "decay/Runner/SpecProgram.h"
 #include "decay/Support/Bfloat16.h"
+#include "decay/Support/CacheLineVector.h"
 
 #include "llvm/Support/Error.h"
 
@@ -22,12 +23,13 @@ namespace decayc {
 struct DeviceTensor {
   std::vector<int64_t> shape;
   bool bf16 = false;
-  std::vector<float> f32;     ///< the values, unless bf16
-  std::vector<uint16_t> bits; ///< the bfloat16 values, when bf16
+  /// The values, unless bf16; 64-byte aligned, as a framework's tensors.
+  decay::CacheLineVector<float> f32;
+  decay::CacheLineVector<uint16_t> bits; ///< the bfloat16 values, when bf16
 
   /// A tensor of `shape` holding `values` (rounded to nearest even when bf16).
-  template <typename Number>
-  static DeviceTensor of(std::vector<int64_t> shape, const std::vector<Number> &values, bool bf16);
+  template <typename Values>
+  static DeviceTensor of(std::vector<int64_t> shape, const Values &values, bool bf16);
   void *data() const;
   /// The values as f32 (bf16 ones widened exactly).
   std::vector<float> values() const;
@@ -94,9 +96,8 @@ private:
   std::string temporaryDir; ///< removed on destruction
 };
 
-template <typename Number>
-DeviceTensor DeviceTensor::of(std::vector<int64_t> shape, const std::vector<Number> &values,
-                              bool bf16) {
+template <typename Values>
+DeviceTensor DeviceTensor::of(std::vector<int64_t> shape, const Values &values, bool bf16) {
   DeviceTensor tensor{std::move(shape), bf16, {}, {}};
   if (!bf16)
     tensor.f32.assign(values.begin(), values.end());

@@ -1,6 +1,8 @@
 // Reference figures measured beside every benchmark: the fp32 FMA peak and a hand-vectorized recurrence.
 #include "MachineBaselines.h"
 
+#include "decay/Support/CacheLineVector.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -155,22 +157,23 @@ double decayc::measureRecurrenceBaseline(int64_t B, int64_t T, int64_t H, int64_
                                          int64_t threads, int64_t runs) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  // Aligned as the kernels' benchmark tensors are (decay::CacheLineVector).
   auto random = [&](size_t count, float scale) {
-    std::vector<float> values(count);
+    decay::CacheLineVector<float> values(count);
     for (float &value : values)
       value = scale * unit(rng);
     return values;
   };
-  std::vector<float> q = random(B * T * H * K, 0.5f), k = random(B * T * H * K, 0.5f),
-                     v = random(B * T * H * V, 0.5f), g = random(B * T * H * K, -0.1f);
-  std::vector<float> o(B * T * H * V);
+  decay::CacheLineVector<float> q = random(B * T * H * K, 0.5f), k = random(B * T * H * K, 0.5f),
+                                v = random(B * T * H * V, 0.5f), g = random(B * T * H * K, -0.1f);
+  decay::CacheLineVector<float> o(B * T * H * V);
   bool avx512 = __builtin_cpu_supports("avx512f");
   bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   auto step = avx512 ? recurrenceStepAvx512 : avx2 ? recurrenceStepAvx2 : recurrenceStepScalar;
   auto once = [&] {
     std::atomic<int64_t> next{0};
     onThreads(threads, [&](int64_t) {
-      std::vector<float> state(K * V), decay(K);
+      decay::CacheLineVector<float> state(K * V), decay(K);
       for (int64_t item; (item = next.fetch_add(1)) < B * H;) {
         int64_t b = item / H, h = item % H;
         std::fill(state.begin(), state.end(), 0.0f);

@@ -138,8 +138,10 @@ llvm::Error decayc::runRecurrentMode(decayrt_package *package, DeviceKind kind,
       return error;
   }
   for (const decay::StepState &names : states)
-    if (auto staged = bf16Slots.find(names.slots); staged != bf16Slots.end())
-      outputs.at(names.final).f32 = staged->second.values();
+    if (auto staged = bf16Slots.find(names.slots); staged != bf16Slots.end()) {
+      std::vector<float> widened = staged->second.values();
+      outputs.at(names.final).f32.assign(widened.begin(), widened.end());
+    }
   return llvm::Error::success();
 }
 

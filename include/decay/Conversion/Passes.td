@@ -57,6 +57,10 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
     --profile-phases`) attributes its time to phases under `perf report
     --sort srcline`; the arith and math ops cloned from the spec's region (and its
     adjoint) keep the spec's locations.
+    The forward writes o with non-temporal vector stores where o's base is
+    aligned to a vector register and V is a whole number of vectors (checked
+    when the kernel runs; plain stores otherwise), then fences them
+    (`llvm.x86.sse.sfence`) before its work item ends.
     The spec and adjoint ops are removed.
   }];
   let options = [
@@ -79,7 +83,8 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
   ];
   let dependentDialects = ["::mlir::func::FuncDialect", "::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect", "::mlir::arith::ArithDialect",
-                           "::mlir::math::MathDialect", "::mlir::vector::VectorDialect"];
+                           "::mlir::math::MathDialect", "::mlir::vector::VectorDialect",
+                           "::mlir::LLVM::LLVMDialect"];
 }
 
 def DecayExpandGpuKernelsPass : Pass<"decay-expand-gpu-kernels", "mlir::ModuleOp"> {

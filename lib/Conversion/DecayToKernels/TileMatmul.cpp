@@ -2,9 +2,11 @@
 #include "TileMatmul.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/Support/MathExtras.h"
 
 using namespace mlir;
 using namespace decay;
@@ -181,6 +183,23 @@ void decay::storeStreaming(ImplicitLocOpBuilder &b, Value value, Value memref, V
   }
   int64_t bytes = vectorType.getNumElements() * vectorType.getElementTypeBitWidth() / 8;
   vector::StoreOp::create(b, value, memref, indices, /*nontemporal=*/true, llvm::MaybeAlign(bytes));
+}
+
+Value decay::rowsAlignedToVectors(ImplicitLocOpBuilder &b, Value memref, int64_t lanes) {
+  auto type = cast<MemRefType>(memref.getType());
+  int64_t bytes = lanes * type.getElementTypeBitWidth() / 8;
+  assert(llvm::isPowerOf2_64(bytes) && llvm::isPowerOf2_64(lanes) && "vectors of 2^n bytes and lanes");
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  Value baseOffset = arith::AndIOp::create(b, base, arith::ConstantIndexOp::create(b, bytes - 1));
+  Value rowLength = memref::DimOp::create(b, memref, type.getRank() - 1);
+  Value rowRemainder = arith::AndIOp::create(b, rowLength, arith::ConstantIndexOp::create(b, lanes - 1));
+  return arith::AndIOp::create(b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, baseOffset, zero),
+                               arith::CmpIOp::create(b, arith::CmpIPredicate::eq, rowRemainder, zero));
+}
+
+void decay::fenceStreamingStores(ImplicitLocOpBuilder &b) {
+  LLVM::CallIntrinsicOp::create(b, b.getStringAttr("llvm.x86.sse.sfence"), ValueRange{});
 }
 
 Value decay::splatMatching(ImplicitLocOpBuilder &b, Value like, Value scalar) {

@@ -65,6 +65,15 @@ void storeMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value value, mlir::Value
 /// guarantees the alignment (a vector's address a multiple of its bytes).
 void storeStreaming(mlir::ImplicitLocOpBuilder &b, mlir::Value value, mlir::Value memref,
                     mlir::ValueRange indices);
+/// Whether every row of `memref` (a row-major memref with offset 0, rows
+/// along its last dim) starts at an address aligned to a vector of `lanes`
+/// elements, so that storeStreaming may write it: its base is aligned and
+/// its rows are a whole number of vectors. An i1, evaluated when the kernel runs.
+mlir::Value rowsAlignedToVectors(mlir::ImplicitLocOpBuilder &b, mlir::Value memref, int64_t lanes);
+/// Makes the calling thread's non-temporal stores visible before its later
+/// stores (x86's sfence): non-temporal stores are weakly ordered, and other
+/// threads read what a work item wrote once it is done.
+void fenceStreamingStores(mlir::ImplicitLocOpBuilder &b);
 /// `scalar` broadcast to the shape of `like` (itself when `like` is a scalar).
 mlir::Value splatMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value like, mlir::Value scalar);
 

@@ -9,7 +9,7 @@
 // RUN: not decay-opt %s -split-input-file --decay-expand-kernels=backward=true 2>&1 | FileCheck %s --check-prefix=ERR
 
 // The recurrences and their adjoints are gone; only func, scf, memref, arith,
-// math and vector ops remain.
+// math and vector ops remain, and the LLVM intrinsic call of the forward's sfence.
 // GONE-NOT: decay.
 // GONE-NOT: unrealized_conversion_cast
 
@@ -70,6 +70,17 @@
 // CHECK:           scf.for %[[HI:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
 // CHECK:           %[[H0V:.*]] = memref.load %[[H0]][%[[N]], %[[HI]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // CHECK-NEXT:      memref.store %[[H0V]], %[[HT]][%[[N]], %[[HI]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
+// Whether o takes aligned non-temporal vector stores: its base a multiple of
+// 64 bytes and V a multiple of 16 lanes, checked when the kernel runs.
+// CHECK:           %[[OPTR:.*]] = memref.extract_aligned_pointer_as_index %[[O]] : memref<?x?x?x?xf32> -> index
+// CHECK-NEXT:      %[[C63:.*]] = arith.constant 63 : index
+// CHECK-NEXT:      %[[OMIS:.*]] = arith.andi %[[OPTR]], %[[C63]] : index
+// CHECK:           %[[ODIM:.*]] = memref.dim %[[O]], %{{.*}} : memref<?x?x?x?xf32>
+// CHECK-NEXT:      %[[C15:.*]] = arith.constant 15 : index
+// CHECK-NEXT:      %[[VMIS:.*]] = arith.andi %[[ODIM]], %[[C15]] : index
+// CHECK-NEXT:      %[[OALIGNED:.*]] = arith.cmpi eq, %[[OMIS]], %{{.*}} : index
+// CHECK-NEXT:      %[[VWHOLE:.*]] = arith.cmpi eq, %[[VMIS]], %{{.*}} : index
+// CHECK-NEXT:      %[[STREAM:.*]] = arith.andi %[[OALIGNED]], %[[VWHOLE]] : i1
 // Per-chunk buffers: q, k [C, K]; G and G's rounding error [C, 1] (a scalar
 // decay's G is the same in every channel); A [C, C]; work [max(C, K)]^2; out, values [C, V].
 // CHECK:           %[[CSA:.*]] = arith.constant 64 : index
@@ -226,8 +237,18 @@
 // CHECK-NEXT:              vector.load %[[VALS]][%[[SS]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK-NEXT:              vector.load %[[VALS]][%[[SS]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:                   memref.load %[[AC]][%{{.*}}, %[[SS]]] : memref<?x?xf32>
-// o = scale * out.
+// o = scale * out: 16 lanes at a time with non-temporal stores where o is
+// aligned, else element by element.
 // CHECK:             %[[OTOK:.*]] = arith.addi %[[FIRST]], %{{.*}} : index
+// CHECK-NEXT:        scf.if %[[STREAM]] {
+// CHECK-NEXT:          %[[SCALEV:.*]] = vector.broadcast %[[SCALE]] : f32 to vector<16xf32>
+// CHECK:               %[[C16S:.*]] = arith.constant 16 : index
+// CHECK-NEXT:          scf.for %[[OJ:[a-z0-9_]+]] = %{{.*}} to %[[VD]] step %[[C16S]] {
+// CHECK-NEXT:            %[[NUMV16:.*]] = vector.load %[[OUT]][%{{.*}}, %[[OJ]]] : memref<?x?xf32>, vector<16xf32>
+// CHECK-NEXT:            %[[OUTV16:.*]] = arith.mulf %[[NUMV16]], %[[SCALEV]] : vector<16xf32>
+// CHECK-NEXT:            vector.store %[[OUTV16]], %[[O]][%[[B]], %[[OTOK]], %[[H]], %[[OJ]]] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?x?xf32>, vector<16xf32>
+// CHECK-NEXT:          }
+// CHECK-NEXT:        } else {
 // CHECK:               %[[NUM:.*]] = memref.load %[[OUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // CHECK-NEXT:          %[[SCALED:.*]] = arith.mulf %[[NUM]], %[[SCALE]] : f32
 // CHECK-NEXT:          memref.store %[[SCALED]], %[[O]][%[[B]], %[[OTOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
@@ -268,6 +289,8 @@
 // CHECK-NEXT:      memref.dealloc %[[VALS]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %{{.*}} : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %{{.*}} : memref<?x?xf32>
+// The work item's non-temporal stores of o are fenced before it ends.
+// CHECK-NEXT:      llvm.call_intrinsic "llvm.x86.sse.sfence"() : () -> ()
 // CHECK-NEXT:      scf.reduce
 // CHECK-NEXT:    }
 // CHECK-NEXT:    return
@@ -606,6 +629,7 @@ decay.recurrence @mamba2 scalar
 // CHECK:           scf.for %[[HI:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
 // CHECK:           %[[ZI:.*]] = memref.load %[[Z0]][%[[N]], %[[HI]], %{{.*}}] : memref<?x?x?xf32>
 // CHECK-NEXT:      memref.store %[[ZI]], %[[ZT]][%[[N]], %[[HI]], %{{.*}}] : memref<?x?x?xf32>
+// CHECK:           arith.andi %{{.*}}, %{{.*}} : i1
 // CHECK:           %[[CSA:.*]] = arith.constant 64 : index
 // CHECK-NEXT:      %[[QC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[KC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
