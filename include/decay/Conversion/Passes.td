@@ -57,10 +57,13 @@ def DecayExpandKernelsPass : Pass<"decay-expand-kernels", "mlir::ModuleOp"> {
     --profile-phases`) attributes its time to phases under `perf report
     --sort srcline`; the arith and math ops cloned from the spec's region (and its
     adjoint) keep the spec's locations.
-    The forward writes o with non-temporal vector stores where o's base is
-    aligned to a vector register and V is a whole number of vectors (checked
-    when the kernel runs; plain stores otherwise), then fences them
-    (`llvm.x86.sse.sfence`) before its work item ends.
+    The results written once per token (o; the backward's dv, and dq and dk
+    where the feature map is the identity without RoPE or a derived key, the
+    backward then writing a chunk's rows of them after its token loop) take
+    non-temporal vector stores where their base is aligned to a vector
+    register and their rows are a whole number of vectors (checked when the
+    kernel runs; plain stores otherwise, and always for bf16), fenced
+    (`llvm.x86.sse.sfence`) before the work item ends.
     The spec and adjoint ops are removed.
   }];
   let options = [

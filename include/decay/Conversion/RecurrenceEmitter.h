@@ -225,6 +225,11 @@ public:
   void finishTokenBackward(const BackwardSinks &sinks, const ElementIndex &at, mlir::Value pos,
                            mlir::Value scanRow, mlir::Value dqBuf, mlir::ValueRange dqPrefix,
                            mlir::Value dkBuf, mlir::ValueRange dkPrefix);
+  /// finishTokenBackward's second half, for a caller that writes dq and dk
+  /// itself: the gradients of the parameterization of token `at.t` through
+  /// the adjoint, from `sinks.lambdaSum` (and a derived key's gradient from
+  /// `sinks.dKeyBuf`, as the first half leaves it).
+  void finishDecayBackward(const BackwardSinks &sinks, const ElementIndex &at, mlir::Value scanRow);
   /// Adds the work item's param partials (BackwardSinks::paramPartials) to
   /// the params' gradients at head `h`, atomically, and zeroes them.
   void flushParamPartials(const BackwardSinks &sinks, mlir::Value h);

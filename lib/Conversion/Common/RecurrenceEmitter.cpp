@@ -670,6 +670,13 @@ void RecurrenceEmitter::finishTokenBackward(const BackwardSinks &sinks, const El
             {at.b, at.t, at.h, c});
     }
   });
+  finishDecayBackward(sinks, at, scanRow);
+}
+
+void RecurrenceEmitter::finishDecayBackward(const BackwardSinks &sinks, const ElementIndex &at,
+                                            Value scanRow) {
+  Value zero = index(0);
+  bool derivedKey = spec.hasDerivedKey();
   // Through the decay's parameterization.
   if (spec.getGranularity() == Granularity::none)
     return;

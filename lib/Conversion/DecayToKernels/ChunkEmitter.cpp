@@ -230,6 +230,42 @@ void ChunkEmitter::prepareChunk(
   stageValues(at, chunk);
 }
 
+Value ChunkEmitter::streamableRows(Value memref) {
+  if (!cast<MemRefType>(memref.getType()).getElementType().isF32())
+    return nullptr;
+  return rowsAlignedToVectors(b, memref, tiling.lanes);
+}
+
+void ChunkEmitter::writeRow(Value source, Value t, Value dest, ValueRange destPrefix, Value width,
+                            Value factor, Value streaming) {
+  auto at = [&](Value j) { return concat(destPrefix, {j}); };
+  auto plain = [&] {
+    loop(index(0), width, [&](Value j) {
+      Value x = load(source, {t, j});
+      store(factor ? mul(x, factor) : x, dest, at(j));
+    });
+  };
+  if (!streaming) {
+    plain();
+    return;
+  }
+  auto choice = scf::IfOp::create(b, streaming, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(choice.thenBlock());
+  auto vectorType = VectorType::get({tiling.lanes}, b.getF32Type());
+  Value scaling = factor ? vector::BroadcastOp::create(b, vectorType, factor).getResult() : Value();
+  auto columns = scf::ForOp::create(b, index(0), width, index(tiling.lanes));
+  {
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(columns.getBody());
+    Value j = columns.getInductionVar();
+    Value x = vector::LoadOp::create(b, vectorType, source, ValueRange{t, j});
+    storeStreaming(b, scaling ? mul(x, scaling) : x, dest, at(j));
+  }
+  b.setInsertionPointToStart(choice.elseBlock());
+  plain();
+}
+
 MatrixView ChunkEmitter::rowMajor(Value buffer) {
   return {buffer, [](Value i, Value j) -> SmallVector<Value> { return {i, j}; }};
 }

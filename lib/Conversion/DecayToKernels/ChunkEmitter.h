@@ -167,6 +167,17 @@ protected:
                     mlir::ValueRange statePrefix, mlir::Value norm, mlir::ValueRange normPrefix,
                     bool transposed = false,
                     llvm::function_ref<void(mlir::Value i, mlir::Value j, mlir::Value h)> saveState = {});
+  /// Where `memref` (a result with f32 rows) may take writeRow's streaming
+  /// stores: rowsAlignedToVectors at the target's vector width; null for a
+  /// bf16 result.
+  mlir::Value streamableRows(mlir::Value memref);
+  /// dest[destPrefix..., j] = factor * source[t, j] for j < width (no
+  /// factor: a copy), rounded to dest's type: with aligned non-temporal
+  /// vector stores where `streaming` holds (an i1 from rowsAlignedToVectors,
+  /// dest f32; null: never), else element by element. For rows of the
+  /// results (o, dq, dk), written once and read after the kernel.
+  void writeRow(mlir::Value source, mlir::Value t, mlir::Value dest, mlir::ValueRange destPrefix,
+                mlir::Value width, mlir::Value factor, mlir::Value streaming);
   /// A row-major [rows, cols] buffer as a matmul or transpose operand.
   static MatrixView rowMajor(mlir::Value buffer);
   /// The chunk's tokens' rows of a per-token buffer (chunk.q, chunk.k): row i

@@ -56,6 +56,8 @@ private:
     Value dg, carry, edge;         // f64 [C, K], [K], [K]: the parts of dg (see the top)
     SmallVector<Value> scanState;
     BackwardSinks sinks;
+    Value streamingDv;             // i1: dv takes non-temporal vector stores (streamableRows)
+    Value streamingDqDk;           // i1: dq and dk do (with keyGradientRowsDeferred)
   };
   /// What each head of the group keeps from chunk to chunk, with a leading
   /// dim of the group's heads; bindHead points the Scratch at one head's.
@@ -104,6 +106,11 @@ private:
   void valueAndStateGradients(const ElementIndex &at, Value slot, Scratch &s);
   /// Token by token in reverse: dg, the diagonal terms, the parameterization.
   void finishChunk(const ElementIndex &at, Value start, Scratch &s);
+  /// Whether dq and dk of a chunk's tokens are its rows of s.dq and
+  /// s.dkPairs as they are (identity feature map, no RoPE, no derived key):
+  /// finishChunk then writes them after its token loop, row by row in token
+  /// order, with streaming stores where they are aligned (writeRow).
+  bool keyGradientRowsDeferred();
   /// Chunk `index` of the sequence [start, end), of the head whose rows of
   /// the whole-sequence buffers start at `headRow`.
   void locateChunk(Chunk &chunk, Value start, Value end, Value chunkIndex, Value headRow);
@@ -400,7 +407,7 @@ void ChunkedBackwardBuilder::valueAndStateGradients(const ElementIndex &at, Valu
   MatrixView dvOut{args.dv, [&](Value src, Value j) -> SmallVector<Value> {
                      return {at.b, arith::AddIOp::create(b, chunk.first, src), at.h, j};
                    }};
-  emitTranspose(b, tiling, dvOut, dvRows, valueDim, chunk.length);
+  emitTranspose(b, tiling, dvOut, dvRows, valueDim, chunk.length, s.streamingDv);
   // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd; dz likewise with dden. The
   // edge term edge_c = exp(G_last,c) (sum_j H_cj dH_cj + z_c dz_c) is summed
   // in f64 from the dH^T (dz) leaving the chunk, before they move on: z dz
@@ -438,8 +445,10 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
   // The rows this loop reads and writes for the token kPrefetchTokens
   // earlier (in the sequence: the loop walks backward into earlier chunks).
   SmallVector<StreamedTensor> streamed = streamedInputs();
-  streamed.push_back({args.dq, "BTHK", true});
-  if (!spec.hasDerivedKey()) // a derived key's gradient feeds the adjoint instead
+  bool deferred = keyGradientRowsDeferred();
+  if (!deferred) // deferred rows are written whole, after the loop, past the caches
+    streamed.push_back({args.dq, "BTHK", true});
+  if (!deferred && !spec.hasDerivedKey()) // a derived key's gradient feeds the adjoint instead
     streamed.push_back({args.dk, "BTHK", true});
   for (auto [gradient, dims] : llvm::zip(args.dInputs, spec.getInputDims().getValue()))
     streamed.push_back({gradient, cast<StringAttr>(dims).getValue(), true});
@@ -463,8 +472,22 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
     element.t = arith::AddIOp::create(b, chunk.first, t);
     Value pos = arith::SubIOp::create(b, element.t, start);
     // The scans' carried-in values are stored per head by position (sweepChunk).
-    finishTokenBackward(s.sinks, element, pos, /*scanRow=*/pos, s.dq, t, s.dkPairs, t);
+    if (deferred)
+      finishDecayBackward(s.sinks, element, /*scanRow=*/pos);
+    else
+      finishTokenBackward(s.sinks, element, pos, /*scanRow=*/pos, s.dq, t, s.dkPairs, t);
   });
+  if (deferred)
+    loop(zero, chunk.length, [&](Value t) {
+      Value token = arith::AddIOp::create(b, chunk.first, t);
+      writeRow(s.dq, t, args.dq, {at.b, token, at.h}, keyDim, /*factor=*/{}, s.streamingDqDk);
+      writeRow(s.dkPairs, t, args.dk, {at.b, token, at.h}, keyDim, /*factor=*/{}, s.streamingDqDk);
+    });
+}
+
+bool ChunkedBackwardBuilder::keyGradientRowsDeferred() {
+  return spec.getEffectiveFeatureMap() == FeatureMap::identity && !spec.getRopeTheta() &&
+         !spec.hasDerivedKey();
 }
 
 void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s) {
@@ -549,6 +572,12 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   s.dg = alloc({size, keyDim}, f64);
   s.carry = alloc(keyDim, f64);
   s.edge = alloc(keyDim, f64);
+  s.streamingDv = streamableRows(args.dv);
+  if (keyGradientRowsDeferred()) {
+    Value dq = streamableRows(args.dq), dk = streamableRows(args.dk);
+    if (dq && dk)
+      s.streamingDqDk = arith::AndIOp::create(b, dq, dk);
+  }
   s.sinks = BackwardSinks{adjoint, args.q, args.k, args.dq, args.dk, args.dInputs, args.dParams,
                           /*scanPrev=*/{}, /*scanCarry=*/{}, alloc(keyDim),
                           alloc(keyDim, f64),
@@ -617,6 +646,8 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
     llvm::append_range(buffers, perHead);
   for (Value buffer : buffers)
     memref::DeallocOp::create(b, buffer);
+  if (s.streamingDv || s.streamingDqDk)
+    fenceStreamingStores(b);
 }
 
 func::FuncOp ChunkedBackwardBuilder::build() {

@@ -10,8 +10,6 @@
 #include "ChunkEmitter.h"
 #include "KernelBuilders.h"
 
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
-
 using namespace mlir;
 using namespace decay;
 
@@ -28,16 +26,12 @@ private:
   /// One chunk of one head: its outputs, and the state carried to the next chunk.
   void runChunk(const ElementIndex &at, Value start, Chunk &chunk);
   /// o = scale * num (with the normalizer: num / den) of every token of the
-  /// chunk: with non-temporal stores where streamingOutputs holds.
+  /// chunk: with non-temporal stores where streamingOutputs holds (o is
+  /// written once and read by the caller: no cache line of it is fetched).
   void storeOutputs(const ElementIndex &at, const Chunk &chunk);
-  /// o[b, token, h, :] = factor * out[t, :] with plain (vectorized) stores.
-  void storeOutputRow(const ElementIndex &at, const Chunk &chunk, Value t, Value token, Value factor);
-  /// The same with aligned non-temporal vector stores (o is written once and
-  /// read by the caller, after the kernel: no cache line of it is fetched).
-  void streamOutputRow(const ElementIndex &at, const Chunk &chunk, Value t, Value token, Value factor);
 
   RecurrenceArgs args;
-  /// Whether o's rows take aligned f32 vectors (rowsAlignedToVectors; null for bf16 o).
+  /// Whether o takes writeRow's streaming stores (streamableRows).
   Value streamingOutputs;
 };
 
@@ -62,36 +56,8 @@ void ChunkedForwardBuilder::storeOutputs(const ElementIndex &at, const Chunk &ch
                        ? div(real(1.0), chunkDenominator(chunk, t, args.normHt, {n, h}))
                        : scale;
     Value token = arith::AddIOp::create(b, chunk.first, t);
-    if (!streamingOutputs) {
-      storeOutputRow(at, chunk, t, token, factor);
-      return;
-    }
-    auto choice = scf::IfOp::create(b, streamingOutputs, /*withElseRegion=*/true);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(choice.thenBlock());
-    streamOutputRow(at, chunk, t, token, factor);
-    b.setInsertionPointToStart(choice.elseBlock());
-    storeOutputRow(at, chunk, t, token, factor);
+    writeRow(chunk.out, t, args.o, {at.b, token, h}, valueDim, factor, streamingOutputs);
   });
-}
-
-void ChunkedForwardBuilder::storeOutputRow(const ElementIndex &at, const Chunk &chunk, Value t, Value token,
-                                           Value factor) {
-  loop(index(0), valueDim, [&](Value j) {
-    store(mul(load(chunk.out, {t, j}), factor), args.o, {at.b, token, at.h, j});
-  });
-}
-
-void ChunkedForwardBuilder::streamOutputRow(const ElementIndex &at, const Chunk &chunk, Value t, Value token,
-                                            Value factor) {
-  auto vectorType = VectorType::get({tiling.lanes}, b.getF32Type());
-  Value scaling = vector::BroadcastOp::create(b, vectorType, factor);
-  auto columns = scf::ForOp::create(b, index(0), valueDim, index(tiling.lanes));
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(columns.getBody());
-  Value j = columns.getInductionVar();
-  Value numerator = vector::LoadOp::create(b, vectorType, chunk.out, ValueRange{t, j});
-  storeStreaming(b, mul(numerator, scaling), args.o, {at.b, token, at.h, j});
 }
 
 void ChunkedForwardBuilder::runSequence(Value n, Value firstHead, Value endHead) {
@@ -99,8 +65,7 @@ void ChunkedForwardBuilder::runSequence(Value n, Value firstHead, Value endHead)
   SequenceBounds sequence = loadSequence(args.seqs, n);
   Value batch = sequence.batch, start = sequence.start, end = sequence.end;
   loop(firstHead, endHead, [&](Value h) { copyInitialStates(args, n, h); });
-  bool f32Outputs = cast<MemRefType>(args.o.getType()).getElementType().isF32();
-  streamingOutputs = f32Outputs ? rowsAlignedToVectors(b, args.o, tiling.lanes) : Value();
+  streamingOutputs = streamableRows(args.o);
   Chunk chunk;
   chunk.base = zero;
   allocateChunk(chunk, size);

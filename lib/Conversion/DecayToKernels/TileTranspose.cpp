@@ -38,7 +38,7 @@ Value narrowed(ImplicitLocOpBuilder &b, Value value, Value memref) {
 
 /// One `block` x `block` square: source rows [i, i + block), columns [j, j + block).
 void transposeBlock(ImplicitLocOpBuilder &b, int64_t block, const MatrixView &dest,
-                    const MatrixView &source, Value i, Value j) {
+                    const MatrixView &source, Value i, Value j, bool stream) {
   auto rowType = VectorType::get({block}, b.getF32Type());
   auto blockType = VectorType::get({block, block}, b.getF32Type());
   auto offset = [&](Value base, int64_t r) {
@@ -54,7 +54,10 @@ void transposeBlock(ImplicitLocOpBuilder &b, int64_t block, const MatrixView &de
   Value transposed = vector::TransposeOp::create(b, square, ArrayRef<int64_t>{1, 0});
   for (int64_t r = 0; r < block; ++r) {
     Value row = narrowed(b, vector::ExtractOp::create(b, transposed, ArrayRef<int64_t>{r}), dest.memref);
-    vector::StoreOp::create(b, row, dest.memref, dest.indices(offset(j, r), i));
+    if (stream)
+      storeStreaming(b, row, dest.memref, dest.indices(offset(j, r), i));
+    else
+      vector::StoreOp::create(b, row, dest.memref, dest.indices(offset(j, r), i));
   }
 }
 
@@ -71,13 +74,25 @@ void transposeElements(ImplicitLocOpBuilder &b, const MatrixView &dest, const Ma
 } // namespace
 
 void decay::emitTranspose(ImplicitLocOpBuilder &b, const RegisterTiling &tiling, const MatrixView &dest,
-                          const MatrixView &source, Value rows, Value cols) {
+                          const MatrixView &source, Value rows, Value cols, Value streaming) {
   int64_t block = tiling.lanes;
   Value zero = arith::ConstantIndexOp::create(b, 0);
   Value fullRows = floorToMultiple(b, rows, block), fullCols = floorToMultiple(b, cols, block);
-  forRange(b, zero, fullRows, block, [&](Value i) {
-    forRange(b, zero, fullCols, block, [&](Value j) { transposeBlock(b, block, dest, source, i, j); });
-  });
+  auto fullBlocks = [&](bool stream) {
+    forRange(b, zero, fullRows, block, [&](Value i) {
+      forRange(b, zero, fullCols, block, [&](Value j) { transposeBlock(b, block, dest, source, i, j, stream); });
+    });
+  };
+  if (streaming) {
+    auto choice = scf::IfOp::create(b, streaming, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(choice.thenBlock());
+    fullBlocks(/*stream=*/true);
+    b.setInsertionPointToStart(choice.elseBlock());
+    fullBlocks(/*stream=*/false);
+  } else {
+    fullBlocks(/*stream=*/false);
+  }
   transposeElements(b, dest, source, zero, fullRows, fullCols, cols); // columns left over
   transposeElements(b, dest, source, fullRows, rows, zero, cols);     // rows left over
 }

@@ -12,9 +12,13 @@ namespace decay {
 /// for AVX2) are loaded as L row vectors, transposed in registers
 /// (vector.transpose, which the CPU pipeline lowers to shuffles) and stored
 /// as L row vectors; the rows and columns left over are copied one element
-/// at a time. Both views' rows must be contiguous.
+/// at a time. Both views' rows must be contiguous. With `streaming` (an i1,
+/// see rowsAlignedToVectors; f32 dest only), the blocks' rows are written
+/// with non-temporal stores where it holds: for a destination written once
+/// and read after the kernel.
 void emitTranspose(mlir::ImplicitLocOpBuilder &b, const RegisterTiling &tiling, const MatrixView &dest,
-                   const MatrixView &source, mlir::Value rows, mlir::Value cols);
+                   const MatrixView &source, mlir::Value rows, mlir::Value cols,
+                   mlir::Value streaming = {});
 
 } // namespace decay
 

@@ -54,12 +54,14 @@
 // CHECK:         memref.store %[[DVC]], %[[DV]][{{.+}}] : memref<?x?x?x?xbf16>
 // CHECK:         %[[DVR:.+]] = arith.truncf %{{.+}} : f32 to bf16
 // CHECK:         memref.store %[[DVR]], %[[DV]][{{.+}}] : memref<?x?x?x?xbf16>
+// Each token's ddt in the reverse token loop; then the chunk's rows of dq
+// and dk (plain stores: only f32 results take non-temporal ones).
+// CHECK:         %[[DDTB16:.+]] = arith.truncf %{{.+}} : f32 to bf16
+// CHECK-NEXT:    memref.store %[[DDTB16]], %[[DDT]][{{.+}}] : memref<?x?x?xbf16>
 // CHECK:         %[[DQB:.+]] = arith.truncf %{{.+}} : f32 to bf16
 // CHECK-NEXT:    memref.store %[[DQB]], %[[DQ]][{{.+}}] : memref<?x?x?x?xbf16>
 // CHECK:         %[[DKB:.+]] = arith.truncf %{{.+}} : f32 to bf16
 // CHECK-NEXT:    memref.store %[[DKB]], %[[DK]][{{.+}}] : memref<?x?x?x?xbf16>
-// CHECK:         %[[DDTB16:.+]] = arith.truncf %{{.+}} : f32 to bf16
-// CHECK-NEXT:    memref.store %[[DDTB16]], %[[DDT]][{{.+}}] : memref<?x?x?xbf16>
 // CHECK:         memref.atomic_rmw addf %{{.+}}, %[[DALOG]][{{.+}}] : (f32, memref<?xf32>) -> f32
 
 // dtype=f32 overrides the spec: no bf16 anywhere (--implicit-check-not).

@@ -390,6 +390,15 @@
 // BWD:           %[[DGP:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf64>
 // BWD-NEXT:      %[[CARRY:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
 // BWD-NEXT:      %[[EDGE:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
+// Whether dv, and dq and dk both, take non-temporal vector stores: their
+// bases multiples of 64 bytes, V and K multiples of 16.
+// BWD:           memref.extract_aligned_pointer_as_index %[[DV]]
+// BWD:           %[[DVSTREAM:.*]] = arith.andi %{{.*}}, %{{.*}} : i1
+// BWD:           memref.extract_aligned_pointer_as_index %[[DQ]]
+// BWD:           arith.andi %{{.*}}, %{{.*}} : i1
+// BWD:           memref.extract_aligned_pointer_as_index %[[DK]]
+// BWD:           arith.andi %{{.*}}, %{{.*}} : i1
+// BWD-NEXT:      %[[DQDKSTREAM:.*]] = arith.andi %{{.*}}, %{{.*}} : i1
 // BWD:           %[[LSUM:.*]] = memref.alloc(%[[KD]]) : memref<?xf64>
 // h0 into each head's state: head i of the group is h = first + i, its H^T
 // the slice i of the heads' states.
@@ -494,6 +503,15 @@
 // BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.load %[[KDT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// dv^T's 16x16 blocks go to dv with non-temporal stores where dv is aligned
+// (its base a multiple of 64 bytes, V of 16), else with plain ones; the rows
+// and columns left over element by element.
+// BWD:               scf.if %[[DVSTREAM]] {
+// BWD:                 vector.transpose
+// BWD:                 vector.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?x?xf32>, vector<16xf32>
+// BWD:               } else {
+// BWD:                 vector.transpose
+// BWD:                 vector.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
 // BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd: as the product loads each tile
 // of dH^T, the edge term of dg (in f64: <H, dH>, over rows of H^T and dH^T)
@@ -510,14 +528,13 @@
 // BWD:                 vector.store %{{.*}}, %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
 // Token by token in reverse: first a prefetch of the rows of the token 8
 // earlier (at least the sequence's first) that the loop reads (dt) and writes
-// (dq, dk, d_dt); then the later sum of q dq* - k dk' in f64, plus the
-// prefix and the edge, is the token's dg per channel; then the diagonal terms.
+// (d_dt; dq and dk are written after the loop); then the later sum of
+// q dq* - k dk' in f64, plus the prefix and the edge, is the token's dg per
+// channel; then the diagonal terms.
 // BWD:             scf.for %[[RT:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
 // BWD:               %[[PFLOOR:.*]] = arith.maxui %{{.*}}, %{{.*}} : index
 // BWD:               %[[PEARLY:.*]] = arith.subi %[[PFLOOR]], %{{.*}} : index
 // BWD:                 memref.prefetch %{{.*}}[%[[B]], %[[PEARLY]], %[[H]]], read, locality<3>, data : memref<?x?x?xf32>
-// BWD:                 memref.prefetch %[[DQ]][%[[B]], %[[PEARLY]], %[[H]], %{{.*}}], write, locality<3>, data : memref<?x?x?x?xf32>
-// BWD:                 memref.prefetch %[[DK]][%[[B]], %[[PEARLY]], %[[H]], %{{.*}}], write, locality<3>, data : memref<?x?x?x?xf32>
 // BWD:                 memref.prefetch %{{.*}}[%[[B]], %[[PEARLY]], %[[H]]], write, locality<3>, data : memref<?x?x?xf32>
 // BWD:                 %[[LATER:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf64>
 // BWD:                 %[[QDQ:.*]] = arith.mulf %{{.*}}, %{{.*}} : f64
@@ -530,23 +547,35 @@
 // BWD-NEXT:            %[[EDGEV:.*]] = memref.load %[[EDGE]][%{{.*}}] : memref<?xf64>
 // BWD-NEXT:            %[[DGC:.*]] = arith.addf %[[PART]], %[[EDGEV]] : f64
 // BWD-NEXT:            memref.store %[[DGC]], %[[LSUM]][%{{.*}}] : memref<?xf64>
-// dq and dk of the token.
-// BWD:                 memref.store %{{.*}}, %[[DQ]][%[[B]], %[[TT:[0-9]+]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
-// BWD:                 memref.store %{{.*}}, %[[DK]][%[[B]], %[[TT]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
-// A scalar decay: dg sums the channels' parts, then narrows to f32.
+// dq and dk are kept in the chunk's rows; a scalar decay's dg sums the
+// channels' parts, then narrows to f32.
 // BWD:               %[[DGW:.*]] = scf.for {{.*}} -> (f64) {
 // BWD-NEXT:            memref.load %[[LSUM]][%{{.*}}] : memref<?xf64>
 // BWD:               %[[DG:.*]] = arith.truncf %[[DGW]] : f64 to f32
 // The adjoint: d_dt [B, T, H] gets this token's one contribution, a plain
 // store; d_A_log and d_dt_bias [H] go to the item's partial sums, plain
 // read-modify-writes of its own buffers.
-// BWD:               memref.store %[[GX:[0-9]+]], %[[DDT]][%[[B]], %[[TT]], %[[H]]] : memref<?x?x?xf32>
+// BWD:               memref.store %[[GX:[0-9]+]], %[[DDT]][%[[B]], %{{.*}}, %[[H]]] : memref<?x?x?xf32>
 // BWD:               %[[OLDA:.*]] = memref.load %[[PARTA:.*]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
 // BWD-NEXT:          %[[NEWA:.*]] = arith.addf %[[OLDA]], %{{.*}} : f32
 // BWD-NEXT:          memref.store %[[NEWA]], %[[PARTA]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
 // BWD:               %[[OLDB:.*]] = memref.load %[[PARTB:.*]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
 // BWD-NEXT:          %[[NEWB:.*]] = arith.addf %[[OLDB]], %[[GX]] : f32
 // BWD-NEXT:          memref.store %[[NEWB]], %[[PARTB]][%{{.*}}] : memref<?xf32, strided<[1], offset: ?>>
+// After the token loop, dq and dk of the chunk's tokens, row by row in token
+// order: with non-temporal stores where both are aligned, else element by
+// element.
+// BWD:             scf.for %[[WT:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
+// BWD-NEXT:          %[[WTOK:.*]] = arith.addi %{{.*}}, %[[WT]] : index
+// BWD-NEXT:          scf.if %[[DQDKSTREAM]] {
+// BWD:                 %[[DQROW:.*]] = vector.load %{{.*}}[%[[WT]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD-NEXT:            vector.store %[[DQROW]], %[[DQ]][%[[B]], %[[WTOK]], %[[H]], %{{.*}}] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?x?xf32>, vector<16xf32>
+// BWD:               } else {
+// BWD:                 memref.store %{{.*}}, %[[DQ]][%[[B]], %[[WTOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
+// BWD:               scf.if %[[DQDKSTREAM]] {
+// BWD:                 vector.store %{{.*}}, %[[DK]][%[[B]], %[[WTOK]], %[[H]], %{{.*}}] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?x?xf32>, vector<16xf32>
+// BWD:               } else {
+// BWD:                 memref.store %{{.*}}, %[[DK]][%[[B]], %[[WTOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // After the reverse sweep, for each head of the group: its partials are
 // added, atomically (d_A_log and d_dt_bias [H] are shared by every
 // sequence), then its dState is dh0.
