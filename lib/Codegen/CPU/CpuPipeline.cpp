@@ -107,10 +107,7 @@ void decay::buildCpuKernelsToLLVMPipeline(OpPassManager &pm, bool cachedScratch,
   memrefOptions.useGenericFunctions = cachedScratch;
   pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefOptions));
   pm.addPass(createSCFToControlFlowPass());
-  // The chunk kernels' 16x16 transposes (TileTranspose.cpp) as shuffles.
-  ConvertVectorToLLVMPassOptions vectorOptions;
-  vectorOptions.vectorTransposeLowering = vector::VectorTransposeLowering::Shuffle16x16;
-  pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
+  pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(decay::createDecayExpandBf16Pass()); // loads and stores of bf16 tensors
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());

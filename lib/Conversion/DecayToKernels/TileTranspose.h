@@ -9,9 +9,9 @@ namespace decay {
 /// Emits dest[j, i] = source[i, j] for i < rows, j < cols, in f32 (a bf16
 /// view is widened when read, rounded to nearest even when written). Blocks of
 /// L x L (L = tiling.lanes, one vector register per row: 16 for AVX-512, 8
-/// for AVX2) are loaded as L row vectors, transposed in registers
-/// (vector.transpose, which the CPU pipeline lowers to shuffles) and stored
-/// as L row vectors; the rows and columns left over are copied one element
+/// for AVX2) are loaded as L row vectors, transposed in registers by x86's
+/// shuffle network (vector.shuffle: 4L shuffles at L = 16, 3L at 8) and
+/// stored as L row vectors; the rows and columns left over are copied one element
 /// at a time. Both views' rows must be contiguous. With `streaming` (an i1,
 /// see rowsAlignedToVectors; f32 dest only), the blocks' rows are written
 /// with non-temporal stores where it holds: for a destination written once

@@ -1,13 +1,24 @@
-// decay-expand-kernels{vector-bits=256}: register tiles for AVX2's 16 registers of 8 f32 (6 rows x 2 vectors, 12 accumulators; 8x8 transposes), the default 512 for comparison, the CPU pipeline down to LLVM, and the error for another width.
+// decay-expand-kernels{vector-bits=256}: register tiles for AVX2's 16 registers of 8 f32 (6 rows x 2 vectors, 12 accumulators; 8x8 transposes as shuffles), the default 512 for comparison, the CPU pipeline down to LLVM, and the error for another width.
 // RUN: decay-opt %examples/mamba2.mlir --decay-derive-gradients '--decay-expand-kernels=backward=true vector-bits=256' | FileCheck %s --implicit-check-not='vector<16x16xf32>'
 // RUN: decay-opt %examples/gla.mlir --decay-derive-gradients '--decay-expand-kernels=backward=true vector-bits=256' | FileCheck %s --check-prefix=GLA --implicit-check-not='vector<16x16xf32>'
 // RUN: decay-opt %examples/mamba2.mlir --decay-derive-gradients --decay-expand-kernels=backward=true | FileCheck %s --check-prefix=WIDE
 // RUN: decay-opt %examples/gla.mlir --decay-derive-gradients '--decay-expand-kernels=backward=true vector-bits=256' --decay-cpu-kernels-to-llvm | FileCheck %s --check-prefix=LLVM
 // RUN: not decay-opt %examples/mamba2.mlir --decay-expand-kernels=vector-bits=128 2>&1 | FileCheck %s --check-prefix=ERR
 
-// The forward's transposes: blocks of 8 rows of 8 lanes.
+// The forward's transposes: blocks of 8 rows of 8 lanes, 24 shuffles (8
+// interleaving single lanes, 8 interleaving pairs, 8 swapping the 128-bit halves).
 // CHECK-LABEL: func.func @mamba2_forward(
-// CHECK:         vector.transpose %{{.*}}, [1, 0] : vector<8x8xf32> to vector<8x8xf32>
+// CHECK:         vector.shuffle %{{.*}}, %{{.*}} [0, 8, 1, 9, 4, 12, 5, 13] : vector<8xf32>, vector<8xf32>
+// CHECK-NEXT:    vector.shuffle %{{.*}}, %{{.*}} [2, 10, 3, 11, 6, 14, 7, 15] : vector<8xf32>, vector<8xf32>
+// CHECK-COUNT-6: vector.shuffle
+// CHECK-NEXT:    vector.shuffle %{{.*}}, %{{.*}} [0, 1, 8, 9, 4, 5, 12, 13] : vector<8xf32>, vector<8xf32>
+// CHECK-NEXT:    vector.shuffle %{{.*}}, %{{.*}} [2, 3, 10, 11, 6, 7, 14, 15] : vector<8xf32>, vector<8xf32>
+// CHECK-COUNT-6: vector.shuffle
+// CHECK-NEXT:    vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xf32>, vector<8xf32>
+// CHECK-NEXT:    vector.shuffle %{{.*}}, %{{.*}} [4, 5, 6, 7, 12, 13, 14, 15] : vector<8xf32>, vector<8xf32>
+// CHECK-COUNT-6: vector.shuffle
+// CHECK-NOT:     vector.shuffle
+// CHECK:         vector.store
 // Full tiles of 6 rows by 16 columns: 12 vector<8xf32> accumulators, two
 // vectors of B's row and one broadcast of A's element per step.
 // CHECK:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c6{{.*}} {
@@ -34,7 +45,7 @@
 
 // The default width is AVX-512's: 8 x 2 vectors of 16 lanes.
 // WIDE-LABEL: func.func @mamba2_forward(
-// WIDE:         vector.transpose %{{.*}}, [1, 0] : vector<16x16xf32> to vector<16x16xf32>
+// WIDE:         vector.shuffle %{{.*}}, %{{.*}} [0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29] : vector<16xf32>, vector<16xf32>
 // WIDE:         %{{.*}}:16 = scf.for %{{.*}} -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
 
 // LLVM-LABEL: llvm.func @gla_forward(

@@ -171,10 +171,22 @@
 // CHECK:               memref.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // CHECK-NEXT:          memref.store %{{.*}}, %[[VALS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // K transposed into the work buffer in 16x16 blocks (16 rows of K as
-// vectors, transposed in registers, stored as 16 rows of K^T), then the
-// columns and rows left over element by element.
-// CHECK:               vector.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// CHECK:               vector.transpose %{{.*}}, [1, 0] : vector<16x16xf32> to vector<16x16xf32>
+// vectors, transposed in registers by x86's shuffle network: 16 shuffles
+// interleaving single lanes of row pairs, 16 interleaving pairs, then 2 x 16
+// swapping 128-bit groups; stored as 16 rows of K^T), then the columns and
+// rows left over element by element.
+// CHECK:               %[[TR0:.*]] = vector.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK:               %[[TR1:.*]] = vector.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK:               vector.shuffle %[[TR0]], %[[TR1]] [0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29] : vector<16xf32>, vector<16xf32>
+// CHECK-NEXT:          vector.shuffle %[[TR0]], %[[TR1]] [2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31] : vector<16xf32>, vector<16xf32>
+// CHECK-COUNT-14:      vector.shuffle %{{.*}}, %{{.*}} [{{[0-9, ]+}}] : vector<16xf32>, vector<16xf32>
+// CHECK-NEXT:          vector.shuffle %{{.*}}, %{{.*}} [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+// CHECK-NEXT:          vector.shuffle %{{.*}}, %{{.*}} [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+// CHECK-COUNT-14:      vector.shuffle %{{.*}}, %{{.*}} [{{[0-9, ]+}}] : vector<16xf32>, vector<16xf32>
+// CHECK-NEXT:          vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+// CHECK-NEXT:          vector.shuffle %{{.*}}, %{{.*}} [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+// CHECK-COUNT-30:      vector.shuffle %{{.*}}, %{{.*}} [{{[0-9, ]+}}] : vector<16xf32>, vector<16xf32>
+// CHECK-NOT:           vector.shuffle
 // CHECK:               vector.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:               memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // CHECK-NEXT:          memref.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
@@ -507,10 +519,10 @@
 // (its base a multiple of 64 bytes, V of 16), else with plain ones; the rows
 // and columns left over element by element.
 // BWD:               scf.if %[[DVSTREAM]] {
-// BWD:                 vector.transpose
+// BWD:                 vector.shuffle
 // BWD:                 vector.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?x?xf32>, vector<16xf32>
 // BWD:               } else {
-// BWD:                 vector.transpose
+// BWD:                 vector.shuffle
 // BWD:                 vector.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
 // BWD:               memref.store %{{.*}}, %[[DV]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // dH^T <- dH^T diag(exp(G_last)) + dnum^T Qd: as the product loads each tile
@@ -743,8 +755,8 @@ decay.recurrence @mamba2 scalar
 // CHECK:                   %[[KS:.*]] = memref.load %[[KC]][%{{.*}}, %[[CK]]] : memref<?x?xf32>
 // CHECK-NEXT:              %[[KDEC:.*]] = arith.mulf %[[KS]], %[[DEC]] : f32
 // CHECK:                   memref.store %[[KDEC]], %[[DKEYS]][%{{.*}}, %[[CK]]] : memref<?x?xf32>
-// The decayed queries transposed into SUBC in 16x16 register blocks.
-// CHECK:               vector.transpose %{{.*}}, [1, 0] : vector<16x16xf32> to vector<16x16xf32>
+// The decayed queries transposed into SUBC in 16x16 register blocks (64 shuffles).
+// CHECK-COUNT-64:      vector.shuffle %{{.*}}, %{{.*}} [{{[0-9, ]+}}] : vector<16xf32>, vector<16xf32>
 // CHECK:               vector.store %{{.*}}, %[[SUBC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:               memref.store %{{.*}}, %[[SUBC]]
 // CHECK:               %[[TILE:.*]]:8 = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
