@@ -106,6 +106,12 @@ private:
   void valueAndStateGradients(const ElementIndex &at, Value slot, Scratch &s);
   /// Token by token in reverse: dg, the diagonal terms, the parameterization.
   void finishChunk(const ElementIndex &at, Value start, Scratch &s);
+  /// Prefetches the state entering the chunk (`slot` of s.entering, written
+  /// past the caches by the forward sweep) into L2 as the chunk's gradients
+  /// begin: stateGradients reads it after the scores' phases, and its rows
+  /// are read a column block at a time, which the hardware prefetcher does
+  /// not follow (mamba2's backward on an Intel Xeon: 0.191 -> 0.178 s).
+  void prefetchEnteringState(Value slot, Scratch &s);
   /// Whether dq and dk of a chunk's tokens are its rows of s.dq and
   /// s.dkPairs as they are (identity feature map, no RoPE, no derived key):
   /// finishChunk then writes them after its token loop, row by row in token
@@ -490,7 +496,22 @@ bool ChunkedBackwardBuilder::keyGradientRowsDeferred() {
          !spec.hasDerivedKey();
 }
 
+void ChunkedBackwardBuilder::prefetchEnteringState(Value slot, Scratch &s) {
+  Value zero = index(0);
+  auto type = cast<MemRefType>(s.entering.getType());
+  int64_t lineElements = 64 / (type.getElementTypeBitWidth() / 8);
+  Value rowLength = memref::DimOp::create(b, s.entering, 2);
+  loop(zero, valueDim, [&](Value j) {
+    auto lines = scf::ForOp::create(b, zero, rowLength, index(lineElements));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(lines.getBody());
+    memref::PrefetchOp::create(b, s.entering, ValueRange{slot, j, lines.getInductionVar()}, /*isWrite=*/false,
+                               /*localityHint=*/2, /*isDataCache=*/true);
+  });
+}
+
 void ChunkedBackwardBuilder::chunkGradients(const ElementIndex &at, Value start, Value slot, Scratch &s) {
+  phase("prefetchEnteringState", [&] { prefetchEnteringState(slot, s); });
   phase("computeScores", [&] { computeScores(s.chunk); });
   if (spec.getNormalizer())
     phase("numerators", [&] {

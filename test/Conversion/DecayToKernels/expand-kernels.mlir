@@ -466,6 +466,11 @@
 // BWD-NEXT:          %[[RLEN:.*]] = arith.minsi %[[RC2]], %[[RREST]] : index
 // BWD-NEXT:          %[[RSLOTH:.*]] = arith.muli %[[RH]], %[[NCHUNKS]] : index
 // BWD-NEXT:          %[[RSLOT:.*]] = arith.addi %[[RSLOTH]], %[[RCI]] : index
+// The state entering the chunk (streamed to memory by the forward sweep)
+// prefetched into L2, a line at a time, before the chunk's gradients.
+// BWD:               scf.for %[[PJ:[a-z0-9_]+]] = %{{.*}} to %[[VD]] step
+// BWD:                 scf.for %[[PC:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %c16{{.*}} {
+// BWD-NEXT:              memref.prefetch %[[ENTERING]][%[[RSLOT]], %[[PJ]], %[[PC]]], read, locality<2>, data : memref<?x?x?xf32>
 // The scores again, masked before the exponential (s <= t).
 // BWD:               %[[RCAUSAL:.*]] = arith.cmpi ule, %{{.*}}, %{{.*}} : index
 // BWD:               %[[REXP:.*]] = arith.select %[[RCAUSAL]], %{{.*}}, %{{.*}} : f32
