@@ -76,6 +76,39 @@ func::FuncOp ChunkEmitter::buildGroupedKernel(StringRef name, bool backward, Rec
 
 Value ChunkEmitter::row(const Chunk &chunk, Value i) { return arith::AddIOp::create(b, chunk.base, i); }
 
+Value ChunkEmitter::qkRow(const Chunk &chunk, Value i) { return arith::AddIOp::create(b, chunk.qkBase, i); }
+
+bool ChunkEmitter::stagesQueriesAndKeys() {
+  // A vector decay's sub-blocks re-read the chunk's rows of q and k many
+  // times, and rows of one head are H * K apart in q and k (4 KiB at H = 8,
+  // K = 128: one cache set for all of them), so copies pay for themselves
+  // there (gla's backward on an Intel Xeon: 0.223 s staged, 0.235 s not);
+  // a scalar decay's phases read each row a few times (mamba2's backward:
+  // 0.178 s staged, 0.172 s not).
+  return spec.getEffectiveFeatureMap() != FeatureMap::identity || spec.getRopeTheta() ||
+         spec.hasDerivedKey() || !storageType.isF32() || spec.isPerChannel();
+}
+
+void ChunkEmitter::bindQueryKeyRows(Chunk &chunk, Value batch, Value h) {
+  if (stagesQueriesAndKeys()) {
+    chunk.qkBase = chunk.base;
+    return;
+  }
+  chunk.qkBase = chunk.first;
+  auto rowsOf = [&](Value tensor) -> Value {
+    auto type = cast<MemRefType>(tensor.getType());
+    SmallVector<OpFoldResult> offsets = {batch, b.getIndexAttr(0), h, b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), memref::DimOp::create(b, tensor, 1).getResult(),
+                                       b.getIndexAttr(1), memref::DimOp::create(b, tensor, 3).getResult()};
+    SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
+    auto viewType = memref::SubViewOp::inferRankReducedResultType({ShapedType::kDynamic, ShapedType::kDynamic},
+                                                                  type, offsets, sizes, strides);
+    return memref::SubViewOp::create(b, cast<MemRefType>(viewType), tensor, offsets, sizes, strides);
+  };
+  chunk.q = rowsOf(q);
+  chunk.k = rowsOf(k);
+}
+
 Value ChunkEmitter::decayChannel(Value c) { return spec.isPerChannel() ? c : index(0); }
 
 Value ChunkEmitter::cumulative(const Chunk &chunk, Value t, Value c) {
@@ -96,8 +129,10 @@ Value ChunkEmitter::decayBetween(const Chunk &chunk, Value t, Value s, Value c) 
 
 void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
   Value size = index(chunkSize);
-  chunk.q = alloc({rows, keyDim});
-  chunk.k = alloc({rows, keyDim});
+  if (stagesQueriesAndKeys()) {
+    chunk.q = alloc({rows, keyDim});
+    chunk.k = alloc({rows, keyDim});
+  }
   // A scalar (or no) decay's G is the same in every channel: one column.
   Value decayColumns = spec.isPerChannel() ? keyDim : index(1);
   chunk.g = alloc({rows, decayColumns});
@@ -117,7 +152,10 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
 }
 
 void ChunkEmitter::releaseChunk(const Chunk &chunk) {
-  for (Value buffer : {chunk.q, chunk.k, chunk.g, chunk.gLow, chunk.step, chunk.carried, chunk.product,
+  if (stagesQueriesAndKeys())
+    for (Value buffer : {chunk.q, chunk.k})
+      memref::DeallocOp::create(b, buffer);
+  for (Value buffer : {chunk.g, chunk.gLow, chunk.step, chunk.carried, chunk.product,
                        chunk.runningHigh, chunk.runningLow, chunk.a,
                        chunk.work, chunk.out, chunk.values, chunk.sub, chunk.decayedKeys})
     memref::DeallocOp::create(b, buffer);
@@ -178,7 +216,7 @@ void ChunkEmitter::prepareChunk(
   loop(zero, chunk.length, [&](Value i) {
     ElementIndex element = at;
     element.t = arith::AddIOp::create(b, chunk.first, i);
-    Value r = row(chunk, i);
+    Value r = row(chunk, i), rq = qkRow(chunk, i);
     prefetchRows(streamed, at.b,
                  arith::MinUIOp::create(b, arith::AddIOp::create(b, element.t, index(kPrefetchTokens)), lastToken),
                  at.h);
@@ -206,7 +244,7 @@ void ChunkEmitter::prepareChunk(
         SmallVector<Value> yielded = evaluate(channel);
         store(yielded[0], chunk.step, {r, c});
         if (yielded.size() == 2)
-          store(yielded[1], chunk.k, {r, c});
+          store(yielded[1], chunk.k, {rq, c});
       });
       loop(zero, keyDim, [&](Value c) {
         Value g = load(chunk.step, {r, c});
@@ -216,15 +254,17 @@ void ChunkEmitter::prepareChunk(
     } else {
       accumulate(zero, evaluate(element)[0]);
     }
+    if (!stagesQueriesAndKeys())
+      return; // chunk.q and chunk.k are q's and k's own rows
     loop(zero, keyDim, [&](Value c) {
-      store(featureMap(load(q, {at.b, element.t, at.h, c})), chunk.q, {r, c});
+      store(featureMap(load(q, {at.b, element.t, at.h, c})), chunk.q, {rq, c});
       if (!spec.hasDerivedKey())
-        store(featureMap(load(k, {at.b, element.t, at.h, c})), chunk.k, {r, c});
+        store(featureMap(load(k, {at.b, element.t, at.h, c})), chunk.k, {rq, c});
     });
     if (spec.getRopeTheta()) {
       Value pos = arith::SubIOp::create(b, element.t, start);
-      applyRope(chunk.q, r, pos, /*inverse=*/false);
-      applyRope(chunk.k, r, pos, /*inverse=*/false);
+      applyRope(chunk.q, rq, pos, /*inverse=*/false);
+      applyRope(chunk.k, rq, pos, /*inverse=*/false);
     }
   });
   stageValues(at, chunk);
@@ -271,7 +311,7 @@ MatrixView ChunkEmitter::rowMajor(Value buffer) {
 }
 
 MatrixView ChunkEmitter::tokenRows(const Chunk &chunk, Value buffer) {
-  return {buffer, [this, base = chunk.base](Value i, Value c) -> SmallVector<Value> {
+  return {buffer, [this, base = chunk.qkBase](Value i, Value c) -> SmallVector<Value> {
             return {arith::AddIOp::create(b, base, i), c};
           }};
 }
@@ -281,7 +321,7 @@ MatrixView ChunkEmitter::valueRows(const Chunk &chunk) { return rowMajor(chunk.v
 void ChunkEmitter::decayRows(const Chunk &chunk, Value source, Value from, Value to, Value ref,
                              Value dest, bool later) {
   runningDecay(chunk, from, to, ref, later, [&](Value i, Value c, Value decay) {
-    store(mul(load(source, {row(chunk, i), c}), decay), dest, {arith::SubIOp::create(b, i, from), c});
+    store(mul(load(source, {qkRow(chunk, i), c}), decay), dest, {arith::SubIOp::create(b, i, from), c});
   });
 }
 
@@ -412,10 +452,10 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
   // decayed to t - 1 times exp(g_t) (every factor <= 1), so that a score
   // costs a multiply per channel rather than an exponential.
   loop(r, blockEnd, [&](Value src) {
-    Value rs = row(chunk, src);
+    Value rs = qkRow(chunk, src);
     loop(zero, keyDim, [&](Value c) { store(load(chunk.k, {rs, c}), chunk.carried, c); });
     loop(src, blockEnd, [&](Value t) {
-      Value rt = row(chunk, t);
+      Value rt = row(chunk, t), qt = qkRow(chunk, t);
       // One pass over the channels: the key decayed one more step (not at
       // t = src), then its product with the query.
       Value later = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, t, src);
@@ -423,7 +463,7 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
         Value factor = arith::SelectOp::create(b, later, load(chunk.step, {rt, c}), real(1.0));
         Value decayed = mul(load(chunk.carried, c), factor);
         store(decayed, chunk.carried, c);
-        return mul(load(chunk.q, {rt, c}), decayed);
+        return mul(load(chunk.q, {qt, c}), decayed);
       });
       store(score, chunk.a, {t, src});
     });
@@ -439,7 +479,7 @@ void ChunkEmitter::scalarScores(const Chunk &chunk) {
   // against K transposed into the work buffer ([K, C]).
   MatrixView keysT = rowMajor(chunk.work);
   emitTranspose(b, tiling, keysT, tokenRows(chunk, chunk.k), chunk.length, keyDim);
-  emitTileMatmul(b, tiling, rowMajor(chunk.a), [&](Value t, Value c) { return load(chunk.q, {row(chunk, t), c}); }, keysT,
+  emitTileMatmul(b, tiling, rowMajor(chunk.a), [&](Value t, Value c) { return load(chunk.q, {qkRow(chunk, t), c}); }, keysT,
                  chunk.length, chunk.length, keyDim, /*accumulate=*/false, Triangle::LowerC);
   applyScalarDecayMask(chunk, chunk.a, /*strict=*/false);
 }
@@ -479,7 +519,7 @@ void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, V
   } else {
     loop(zero, chunk.length, [&](Value t) {
       Value decay = exp(cumulative(chunk, t, zero));
-      loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.q, {row(chunk, t), c}), decay), chunk.work, {t, c}); });
+      loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.q, {qkRow(chunk, t), c}), decay), chunk.work, {t, c}); });
     });
   }
   SmallVector<Value> prefix(statePrefix);
@@ -499,7 +539,7 @@ void ChunkEmitter::chunkNumerators(const ElementIndex &at, const Chunk &chunk, V
 Value ChunkEmitter::chunkDenominator(const Chunk &chunk, Value t, Value norm, ValueRange normPrefix) {
   Value through = arith::AddIOp::create(b, t, index(1));
   Value fromState = sum(keyDim, [&](Value c) {
-    return mul(mul(load(chunk.q, {row(chunk, t), c}), exp(cumulative(chunk, t, c))),
+    return mul(mul(load(chunk.q, {qkRow(chunk, t), c}), exp(cumulative(chunk, t, c))),
                load(norm, concat(normPrefix, {c})));
   });
   Value fromChunk = sum(through, [&](Value s) { return load(chunk.a, {t, s}); });
@@ -528,7 +568,7 @@ void ChunkEmitter::advanceState(const ElementIndex &at, const Chunk &chunk, Valu
   } else {
     loop(zero, chunk.length, [&](Value s) {
       Value decay = decayBetween(chunk, last, s, zero);
-      loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.k, {row(chunk, s), c}), decay), chunk.work, {s, c}); });
+      loop(zero, keyDim, [&](Value c) { store(mul(load(chunk.k, {qkRow(chunk, s), c}), decay), chunk.work, {s, c}); });
     });
   }
   SmallVector<Value> prefix(statePrefix);

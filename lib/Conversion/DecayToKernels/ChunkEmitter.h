@@ -11,8 +11,9 @@ namespace decay {
 struct Chunk {
   mlir::Value first;  ///< first token of the chunk (index into T)
   mlir::Value length; ///< tokens in the chunk (<= chunk size)
-  mlir::Value base;   ///< row of the chunk's first token in q, k, g
-  mlir::Value q, k;   ///< [rows, K]: feature-mapped, rotated query and key
+  mlir::Value base;   ///< row of the chunk's first token in g, gLow, step
+  mlir::Value qkBase; ///< row of the chunk's first token in q, k (see bindQueryKeyRows)
+  mlir::Value q, k;   ///< [rows, K]: feature-mapped, rotated query and key (staged, or the inputs' rows)
   mlir::Value g;      ///< [rows, K] ([rows, 1] unless per channel): log-decay cumulated from the chunk's first token
   mlir::Value gLow;   ///< like g: the rounding error of g (g + gLow is the exact f32 sum)
   mlir::Value step;   ///< [rows, K]: exp(g_t), the decay of one step (vector decays)
@@ -106,8 +107,19 @@ protected:
   llvm::SmallVector<StreamedTensor> streamedInputs();
   /// Copies the chunk's rows of v into `chunk.values` (prepareChunk does).
   void stageValues(const ElementIndex &at, const Chunk &chunk);
-  /// Row `i` of the chunk in its q, k and g buffers.
+  /// Row `i` of the chunk in its g, gLow and step buffers.
   mlir::Value row(const Chunk &chunk, mlir::Value i);
+  /// Row `i` of the chunk in chunk.q and chunk.k.
+  mlir::Value qkRow(const Chunk &chunk, mlir::Value i);
+  /// Whether the chunk's queries and keys are copies (feature-mapped,
+  /// rotated, widened from bf16, a derived key, or a vector decay's, which
+  /// its sub-blocks re-read): otherwise chunk.q and chunk.k are views of the
+  /// rows of q and k themselves, and prepareChunk copies nothing.
+  bool stagesQueriesAndKeys();
+  /// Sets chunk.qkBase once chunk.base and chunk.first are set, and, where
+  /// the queries and keys are not staged, points chunk.q and chunk.k at the
+  /// [T, K] rows of head `h` of batch row `batch` in q and k.
+  void bindQueryKeyRows(Chunk &chunk, mlir::Value batch, mlir::Value h);
   /// The column of g and gLow that holds channel `c`'s decay (0 unless per channel).
   mlir::Value decayChannel(mlir::Value c);
   /// G_tc of the chunk (t a chunk-local index).

@@ -248,22 +248,22 @@ void ChunkedBackwardBuilder::decayFactors(Scratch &s) {
     // exp(G_last - G) backward from the last token.
     runningDecay(chunk, zero, chunk.length, /*ref=*/nullptr, /*later=*/true, [&](Value t, Value c, Value in) {
       store(in, s.decayIn, {t, c});
-      store(mul(load(chunk.q, {row(chunk, t), c}), in), s.qd, {t, c});
+      store(mul(load(chunk.q, {qkRow(chunk, t), c}), in), s.qd, {t, c});
     });
     runningDecay(chunk, zero, chunk.length, last, /*later=*/false, [&](Value t, Value c, Value out) {
       store(out, s.decayOut, {t, c});
-      store(mul(load(chunk.k, {row(chunk, t), c}), out), chunk.work, {t, c});
+      store(mul(load(chunk.k, {qkRow(chunk, t), c}), out), chunk.work, {t, c});
     });
   } else {
     loop(zero, chunk.length, [&](Value t) {
-      Value rt = row(chunk, t);
+      Value qt = qkRow(chunk, t);
       Value in = exp(cumulative(chunk, t, zero));
       Value out = decayBetween(chunk, last, t, zero);
       loop(zero, keyDim, [&](Value c) {
         store(in, s.decayIn, {t, c});
         store(out, s.decayOut, {t, c});
-        store(mul(load(chunk.q, {rt, c}), in), s.qd, {t, c});
-        store(mul(load(chunk.k, {rt, c}), out), chunk.work, {t, c});
+        store(mul(load(chunk.q, {qt, c}), in), s.qd, {t, c});
+        store(mul(load(chunk.k, {qt, c}), out), chunk.work, {t, c});
       });
     });
   }
@@ -336,20 +336,20 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   // product of steps exp(g) (each <= 1): per strip of channels, the decay
   // and src's dk' held in registers over the later tokens t.
   loop(r, blockEnd, [&](Value src) {
-    Value rs = row(chunk, src);
+    Value ks = qkRow(chunk, src);
     forEachChannelStrip(keyDim, [&](Value c, Value like) {
-      Value key = loadMatching(b, like, chunk.k, {rs, c});
+      Value key = loadMatching(b, like, chunk.k, {ks, c});
       Value initial[] = {splatMatching(b, like, real(1.0)), loadMatching(b, like, s.dkPairs, {src, c})};
       auto later = scf::ForOp::create(b, arith::AddIOp::create(b, src, index(1)), blockEnd, index(1), initial);
       {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointToStart(later.getBody());
-        Value t = later.getInductionVar(), rt = row(chunk, t);
+        Value t = later.getInductionVar(), rt = row(chunk, t), qt = qkRow(chunk, t);
         Value carried = later.getRegionIterArgs()[0], dkPair = later.getRegionIterArgs()[1];
         Value decay = mul(carried, loadMatching(b, like, chunk.step, {rt, c}));
         Value factor = mul(splatMatching(b, like, load(s.dA, {t, src})), decay);
         storeMatching(b, add(loadMatching(b, like, s.dq, {t, c}), mul(factor, key)), s.dq, {t, c});
-        Value nextPair = add(dkPair, mul(factor, loadMatching(b, like, chunk.q, {rt, c})));
+        Value nextPair = add(dkPair, mul(factor, loadMatching(b, like, chunk.q, {qt, c})));
         scf::YieldOp::create(b, ValueRange{decay, nextPair});
       }
       storeMatching(b, later.getResult(1), s.dkPairs, {src, c});
@@ -389,11 +389,11 @@ void ChunkedBackwardBuilder::prefixSums(Scratch &s) {
   loop(zero, keyDim, [&](Value c) { store(zeroWide, s.carry, c); });
   // dg[t, c] = sum_{s<t} k_sc dkH_sc, forward (each prefix summed directly).
   loop(zero, chunk.length, [&](Value t) {
-    Value rt = row(chunk, t);
+    Value kt = qkRow(chunk, t);
     loop(zero, keyDim, [&](Value c) {
       Value before = load(s.carry, c);
       store(before, s.dg, {t, c});
-      store(add(before, widen(mul(load(chunk.k, {rt, c}), load(s.dkState, {t, c})))), s.carry, c);
+      store(add(before, widen(mul(load(chunk.k, {kt, c}), load(s.dkState, {t, c})))), s.carry, c);
     });
   });
   // The carry now starts finishChunk's sum over later tokens.
@@ -459,7 +459,7 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
   for (auto [gradient, dims] : llvm::zip(args.dInputs, spec.getInputDims().getValue()))
     streamed.push_back({gradient, cast<StringAttr>(dims).getValue(), true});
   reverseLoop(zero, chunk.length, [&](Value t) {
-    Value rt = row(chunk, t);
+    Value rt = qkRow(chunk, t);
     Value token = arith::AddIOp::create(b, chunk.first, t);
     Value floor = arith::AddIOp::create(b, start, index(kPrefetchTokens));
     Value earlier = arith::SubIOp::create(b, arith::MaxUIOp::create(b, token, floor), index(kPrefetchTokens));
@@ -616,6 +616,7 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   auto forEachHeadsChunk = [&](Value ci, function_ref<void(const ElementIndex &, Value)> body) {
     forEachHead([&](Value head, const ElementIndex &at) {
       locateChunk(s.chunk, start, end, ci, arith::MulIOp::create(b, head, length));
+      bindQueryKeyRows(s.chunk, batch, at.h);
       body(at, arith::AddIOp::create(b, arith::MulIOp::create(b, head, numChunks), ci));
     });
   };

@@ -37,6 +37,7 @@ private:
 
 void ChunkedForwardBuilder::runChunk(const ElementIndex &at, Value start, Chunk &chunk) {
   Value n = at.n, h = at.h;
+  bindQueryKeyRows(chunk, at.b, h);
   phase("prepareChunk", [&] {
     prepareChunk(at, start, chunk, [&](const ElementIndex &e, unsigned scan, Operation *op, Value x) {
       return advanceScan(op, args.scanHt[scan], scanIndices(e), x);

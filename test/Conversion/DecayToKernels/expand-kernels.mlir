@@ -81,11 +81,11 @@
 // CHECK-NEXT:      %[[OALIGNED:.*]] = arith.cmpi eq, %[[OMIS]], %{{.*}} : index
 // CHECK-NEXT:      %[[VWHOLE:.*]] = arith.cmpi eq, %[[VMIS]], %{{.*}} : index
 // CHECK-NEXT:      %[[STREAM:.*]] = arith.andi %[[OALIGNED]], %[[VWHOLE]] : i1
-// Per-chunk buffers: q, k [C, K]; G and G's rounding error [C, 1] (a scalar
-// decay's G is the same in every channel); A [C, C]; work [max(C, K)]^2; out, values [C, V].
+// Per-chunk buffers: G and G's rounding error [C, 1] (a scalar decay's G is
+// the same in every channel); A [C, C]; work [max(C, K)]^2; out, values [C,
+// V]. No copies of q and k: an identity feature map without RoPE, f32, a
+// scalar decay (the chunk reads q's and k's own rows).
 // CHECK:           %[[CSA:.*]] = arith.constant 64 : index
-// CHECK-NEXT:      %[[QC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
-// CHECK-NEXT:      %[[KC:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[ONECOL:.*]] = arith.constant 1 : index
 // CHECK-NEXT:      %[[GC:.*]] = memref.alloc(%[[CS]], %[[ONECOL]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[GLOW:.*]] = memref.alloc(%[[CS]], %[[ONECOL]]) : memref<?x?xf32>
@@ -111,6 +111,9 @@
 // CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
 // CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
 // CHECK:             scf.for %[[H:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
+// The head's rows of q and k, [T, K] views H * K apart.
+// CHECK:               %[[QC:.*]] = memref.subview %[[Q]][%[[B]], 0, %[[H]], 0] [1, %{{.*}}, 1, %{{.*}}] [1, 1, 1, 1] : memref<?x?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
+// CHECK:               %[[KC:.*]] = memref.subview %[[K]][%[[B]], 0, %[[H]], 0] [1, %{{.*}}, 1, %{{.*}}] [1, 1, 1, 1] : memref<?x?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
 // G starts from 0 in every chunk.
 // CHECK:             scf.for %{{.*}} = %{{.*}} to %[[KD]] step
 // CHECK:               memref.store %{{.*}}, %[[RUNHIGH]][%{{.*}}] : memref<?xf32>
@@ -162,11 +165,8 @@
 // CHECK-NEXT:          memref.store %[[CUM]], %[[RUNHIGH]][%[[C]]] : memref<?xf32>
 // CHECK-NEXT:          memref.store %[[LOW]], %[[GLOW]][%{{.*}}, %[[C]]] : memref<?x?xf32>
 // CHECK-NEXT:          memref.store %[[LOW]], %[[RUNLOW]][%[[C]]] : memref<?xf32>
-// The rows of q and k.
-// CHECK:                 memref.load %[[Q]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
-// CHECK-NEXT:            memref.store %{{.*}}, %[[QC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// CHECK-NEXT:            memref.load %[[K]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
-// CHECK-NEXT:            memref.store %{{.*}}, %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// (q and k are not copied: no store follows the token's decay.)
+// CHECK-NOT:             memref.store %{{.*}}, %{{.*}} : memref<?x?xf32, strided<[?, 1], offset: ?>>
 // The chunk's rows of v, staged contiguously.
 // CHECK:               memref.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // CHECK-NEXT:          memref.store %{{.*}}, %[[VALS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
@@ -175,8 +175,8 @@
 // interleaving single lanes of row pairs, 16 interleaving pairs, then 2 x 16
 // swapping 128-bit groups; stored as 16 rows of K^T), then the columns and
 // rows left over element by element.
-// CHECK:               %[[TR0:.*]] = vector.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// CHECK:               %[[TR1:.*]] = vector.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK:               %[[TR0:.*]] = vector.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
+// CHECK:               %[[TR1:.*]] = vector.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
 // CHECK:               vector.shuffle %[[TR0]], %[[TR1]] [0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29] : vector<16xf32>, vector<16xf32>
 // CHECK-NEXT:          vector.shuffle %[[TR0]], %[[TR1]] [2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31] : vector<16xf32>, vector<16xf32>
 // CHECK-COUNT-14:      vector.shuffle %{{.*}}, %{{.*}} [{{[0-9, ]+}}] : vector<16xf32>, vector<16xf32>
@@ -188,7 +188,7 @@
 // CHECK-COUNT-30:      vector.shuffle %{{.*}}, %{{.*}} [{{[0-9, ]+}}] : vector<16xf32>, vector<16xf32>
 // CHECK-NOT:           vector.shuffle
 // CHECK:               vector.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// CHECK:               memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK:               memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
 // CHECK-NEXT:          memref.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // A = Q K^T as a register-tiled matmul: 8 rows x 32 columns, 16 vector<16xf32>
 // accumulators carried over the reduction, a broadcast element of Q times
@@ -203,7 +203,7 @@
 // CHECK:                 %[[ACC:[0-9]+]]:16 = scf.for %[[KK:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args({{(%[a-z0-9_]+ = %[a-z0-9_]+, ){15}%[a-z0-9_]+}} = %[[ZERO]]) -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
 // CHECK-NEXT:              %[[B0:.*]] = vector.load %[[WORK]][%[[KK]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK-NEXT:              %[[B1:.*]] = vector.load %[[WORK]][%[[KK]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// CHECK:                   %[[AIK:.*]] = memref.load %[[QC]][%{{.*}}, %[[KK]]] : memref<?x?xf32>
+// CHECK:                   %[[AIK:.*]] = memref.load %[[QC]][%{{.*}}, %[[KK]]] : memref<?x?xf32, strided<[?, 1], offset: ?>>
 // CHECK-NEXT:              %[[BC:.*]] = vector.broadcast %[[AIK]] : f32 to vector<16xf32>
 // CHECK-NEXT:              vector.fma %[[BC]], %[[B0]], %{{.*}} : vector<16xf32>
 // CHECK-NEXT:              vector.fma %[[BC]], %[[B1]], %{{.*}} : vector<16xf32>
@@ -277,7 +277,7 @@
 // CHECK-NEXT:          %[[HIGHD:.*]] = arith.subf %[[GLAST]], %[[GSRC]] : f32
 // CHECK:               %[[LATER:.*]] = arith.addf %[[HIGHD]], %{{.*}} : f32
 // CHECK-NEXT:          %[[KDEC:.*]] = math.exp %[[LATER]] : f32
-// CHECK:                 %[[KV:.*]] = memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK:                 %[[KV:.*]] = memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
 // CHECK-NEXT:            %[[KD2:.*]] = arith.mulf %[[KV]], %[[KDEC]] : f32
 // CHECK-NEXT:            memref.store %[[KD2]], %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // Each tile of H times its row's decay exp(G_last) as the product loads it.
@@ -290,9 +290,7 @@
 // CHECK-NEXT:              vector.load %[[VALS]]
 // CHECK:                 vector.store %[[HACC]]#0, %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
 // The chunk buffers are freed after the last chunk.
-// CHECK:           memref.dealloc %[[QC]] : memref<?x?xf32>
-// CHECK-NEXT:      memref.dealloc %[[KC]] : memref<?x?xf32>
-// CHECK-NEXT:      memref.dealloc %[[GC]] : memref<?x?xf32>
+// CHECK:           memref.dealloc %[[GC]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[GLOW]] : memref<?x?xf32>
 // CHECK-COUNT-5:   memref.dealloc
 // CHECK-NEXT:      memref.dealloc %[[AC]] : memref<?x?xf32>
@@ -355,14 +353,13 @@
 // BWD-NEXT:      %[[HEADS:.*]] = arith.subi %{{.*}}, %[[HFIRST]] : index
 // BWD-NEXT:      %[[SEQLEN:.*]] = arith.subi %[[END]], %[[START]] : index
 // BWD-NEXT:      %[[NCHUNKS:.*]] = arith.ceildivsi %[[SEQLEN]], %[[CS]] : index
-// q, k, G and G's rounding error (one column: a scalar decay) of the whole
-// sequence of every head of the group, one head after the other; the state
-// entering each chunk of each head, H^T [V, K] (states are held transposed);
-// each head's own H^T, dH^T, z, dz.
+// G and G's rounding error (one column: a scalar decay) of the whole
+// sequence of every head of the group, one head after the other (q and k
+// are read in place, not copied); the state entering each chunk of each
+// head, H^T [V, K] (states are held transposed); each head's own H^T, dH^T,
+// z, dz.
 // BWD-NEXT:      %[[ROWS:.*]] = arith.muli %[[HEADS]], %[[SEQLEN]] : index
-// BWD:           %[[QS:.*]] = memref.alloc(%[[ROWS]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[KS:.*]] = memref.alloc(%[[ROWS]], %[[KD]]) : memref<?x?xf32>
-// BWD-NEXT:      %[[ONECOL:.*]] = arith.constant 1 : index
+// BWD:           %[[ONECOL:.*]] = arith.constant 1 : index
 // BWD-NEXT:      %[[GS:.*]] = memref.alloc(%[[ROWS]], %[[ONECOL]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[GLOWS:.*]] = memref.alloc(%[[ROWS]], %[[ONECOL]]) : memref<?x?xf32>
 // The entering states' rows padded to whole vectors of 16 lanes, the buffer
@@ -433,10 +430,11 @@
 // BWD-NEXT:          %[[CIC2:.*]] = arith.constant 64 : index
 // BWD-NEXT:          %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
 // BWD-NEXT:          %[[LEN:.*]] = arith.minsi %[[CIC2]], %[[REST]] : index
+// BWD:               memref.subview %[[Q]][%[[B]], 0, %[[H]], 0] [1, %{{.*}}, 1, %{{.*}}] [1, 1, 1, 1] : memref<?x?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
+// BWD:               memref.subview %[[K]][%[[B]], 0, %[[H]], 0] [1, %{{.*}}, 1, %{{.*}}] [1, 1, 1, 1] : memref<?x?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
 // BWD-NEXT:          %[[SLOTH:.*]] = arith.muli %[[FH]], %[[NCHUNKS]] : index
 // BWD-NEXT:          %[[SLOT:.*]] = arith.addi %[[SLOTH]], %[[CI]] : index
 // BWD:                 memref.load %[[DT]][%[[B]], %{{.*}}, %[[H]]] : memref<?x?x?xf32>
-// BWD:                 memref.store %{{.*}}, %[[QS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // The state update saves each tile of the entering H^T as it reads it, with
 // aligned non-temporal stores.
 // BWD:                 %[[HIN:.*]] = vector.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
@@ -464,6 +462,7 @@
 // BWD-NEXT:          %[[RC2:.*]] = arith.constant 64 : index
 // BWD-NEXT:          %[[RREST:.*]] = arith.subi %[[END]], %[[RFIRST]] : index
 // BWD-NEXT:          %[[RLEN:.*]] = arith.minsi %[[RC2]], %[[RREST]] : index
+// BWD:               %[[RKS:.*]] = memref.subview %[[K]][%[[B]], 0, %[[H]], 0] [1, %{{.*}}, 1, %{{.*}}] [1, 1, 1, 1] : memref<?x?x?x?xf32> to memref<?x?xf32, strided<[?, 1], offset: ?>>
 // BWD-NEXT:          %[[RSLOTH:.*]] = arith.muli %[[RH]], %[[NCHUNKS]] : index
 // BWD-NEXT:          %[[RSLOT:.*]] = arith.addi %[[RSLOTH]], %[[RCI]] : index
 // The state entering the chunk (streamed to memory by the forward sweep)
@@ -506,7 +505,7 @@
 // BWD:                 memref.store %{{.*}}, %[[PAIRS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
 // BWD:                 vector.load %[[DQB]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 memref.load %[[PAIRS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// BWD:                 vector.load %[[KS]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// BWD:                 vector.load %[[RKS]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DKP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // The prefix sums of k dkState in f64, forward.
 // BWD:                 %[[PREFIX:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf64>
@@ -701,6 +700,7 @@ decay.recurrence @mamba2 scalar
 // CHECK:             scf.for %[[I:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
 // CHECK-NEXT:          %[[TOK:.*]] = arith.addi %[[FIRST]], %[[I]] : index
 // CHECK-NEXT:          %[[ROW:.*]] = arith.addi %{{.*}}, %[[I]] : index
+// CHECK-NEXT:          %[[KROW:.*]] = arith.addi %{{.*}}, %[[I]] : index
 // The region per channel: z = logaddexp(z_prev, f), g = z_prev - z, key = exp(f - z).
 // CHECK:               scf.for %[[C:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
 // CHECK-NEXT:            %[[FV:.*]] = memref.load %[[F]][%[[B]], %[[TOK]], %[[H]], %[[C]]] : memref<?x?x?x?xf32>
@@ -712,7 +712,7 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:            %[[KEY:.*]] = math.exp %[[D]] : f32
 // g parked in the step row, the derived key in k's row.
 // CHECK-NEXT:            memref.store %[[G]], %[[STEP]][%[[ROW]], %[[C]]] : memref<?x?xf32>
-// CHECK-NEXT:            memref.store %[[KEY]], %[[KC]][%[[ROW]], %[[C]]] : memref<?x?xf32>
+// CHECK-NEXT:            memref.store %[[KEY]], %[[KC]][%[[KROW]], %[[C]]] : memref<?x?xf32>
 // CHECK-NEXT:          }
 // Then G (TwoSum) and the step's decay exp(g), channel by channel.
 // CHECK:               scf.for %[[C2:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
@@ -725,7 +725,7 @@ decay.recurrence @mamba2 scalar
 // Only q is loaded: the key is the derived one.
 // CHECK-NEXT:          }
 // CHECK:               %[[QV:.*]] = memref.load %[[Q]][%[[B]], %[[TOK]], %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
-// CHECK-NEXT:          memref.store %[[QV]], %[[QC]][%[[ROW]], %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:          memref.store %[[QV]], %[[QC]][%[[KROW]], %{{.*}}] : memref<?x?xf32>
 // CHECK-NEXT:        }
 // CHECK:             memref.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // The scores of a vector decay by secondary chunking: sub-blocks of 16 tokens
