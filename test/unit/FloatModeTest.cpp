@@ -1,11 +1,10 @@
 // A CPU package's kernels run with subnormals flushed to zero and leave the caller's MXCSR as it was.
-#include "TempDir.h"
+#include "ExamplePackage.h"
 
 #include "decayrt/decayrt.h"
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -33,11 +32,9 @@ std::vector<float> linearForward(decayrt_package *package, float x) {
 
 TEST(PackageFloatMode, SubnormalsFlushToZeroAndTheCallersMxcsrIsRestored) {
   decay::test::TempDir dir;
-  std::string path = dir / "linear.so";
-  std::string command = std::string(DECAYC_PATH) + " compile " + DECAY_EXAMPLES_DIR + "/linear.mlir -o " + path;
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  decayrt_package *package = nullptr;
-  ASSERT_EQ(decayrt_package_load(path.c_str(), &package), DECAYRT_OK) << decayrt_last_error();
+  decay::test::ExamplePackage linear(dir, "linear");
+  ASSERT_NE(linear.package, nullptr);
+  decayrt_package *package = linear.package;
 
   unsigned original = _mm_getcsr();
   // The caller computes with subnormals and rounds down: both stay so.
@@ -55,7 +52,6 @@ TEST(PackageFloatMode, SubnormalsFlushToZeroAndTheCallersMxcsrIsRestored) {
     EXPECT_EQ(value, 0.0f);
   for (float value : small)
     EXPECT_GT(value, 0.0f);
-  decayrt_package_free(package);
 }
 
 } // namespace

@@ -190,7 +190,12 @@ Value decay::rowsAlignedToVectors(ImplicitLocOpBuilder &b, Value memref, int64_t
   int64_t bytes = lanes * type.getElementTypeBitWidth() / 8;
   assert(llvm::isPowerOf2_64(bytes) && llvm::isPowerOf2_64(lanes) && "vectors of 2^n bytes and lanes");
   Value zero = arith::ConstantIndexOp::create(b, 0);
-  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  // The first element's address: the aligned pointer plus the offset.
+  Value pointer = memref::ExtractAlignedPointerAsIndexOp::create(b, memref);
+  Value offset = memref::ExtractStridedMetadataOp::create(b, memref).getOffset();
+  int64_t elementBytes = type.getElementTypeBitWidth() / 8;
+  Value base = arith::AddIOp::create(b, pointer,
+                                     arith::MulIOp::create(b, offset, arith::ConstantIndexOp::create(b, elementBytes)));
   Value baseOffset = arith::AndIOp::create(b, base, arith::ConstantIndexOp::create(b, bytes - 1));
   Value rowLength = memref::DimOp::create(b, memref, type.getRank() - 1);
   Value rowRemainder = arith::AndIOp::create(b, rowLength, arith::ConstantIndexOp::create(b, lanes - 1));

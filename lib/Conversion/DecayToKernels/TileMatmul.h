@@ -65,10 +65,11 @@ void storeMatching(mlir::ImplicitLocOpBuilder &b, mlir::Value value, mlir::Value
 /// guarantees the alignment (a vector's address a multiple of its bytes).
 void storeStreaming(mlir::ImplicitLocOpBuilder &b, mlir::Value value, mlir::Value memref,
                     mlir::ValueRange indices);
-/// Whether every row of `memref` (a row-major memref with offset 0, rows
-/// along its last dim) starts at an address aligned to a vector of `lanes`
-/// elements, so that storeStreaming may write it: its base is aligned and
-/// its rows are a whole number of vectors. An i1, evaluated when the kernel runs.
+/// Whether every row of `memref` (contiguous rows along its last dim)
+/// starts at an address aligned to a vector of `lanes` elements, so that
+/// storeStreaming may write it: its first element (the aligned pointer plus
+/// the offset) is aligned and its rows are a whole number of vectors. An
+/// i1, evaluated when the kernel runs.
 mlir::Value rowsAlignedToVectors(mlir::ImplicitLocOpBuilder &b, mlir::Value memref, int64_t lanes);
 /// Makes the calling thread's non-temporal stores visible before its later
 /// stores (x86's sfence): non-temporal stores are weakly ordered, and other

@@ -70,11 +70,16 @@
 // CHECK:           scf.for %[[HI:[a-z0-9_]+]] = %[[HFIRST]] to %[[HEND]] step
 // CHECK:           %[[H0V:.*]] = memref.load %[[H0]][%[[N]], %[[HI]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
 // CHECK-NEXT:      memref.store %[[H0V]], %[[HT]][%[[N]], %[[HI]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>
-// Whether o takes aligned non-temporal vector stores: its base a multiple of
-// 64 bytes and V a multiple of 16 lanes, checked when the kernel runs.
+// Whether o takes aligned non-temporal vector stores: its first element
+// (aligned pointer + 4 * offset) at a multiple of 64 bytes and V a multiple
+// of 16 lanes, checked when the kernel runs.
 // CHECK:           %[[OPTR:.*]] = memref.extract_aligned_pointer_as_index %[[O]] : memref<?x?x?x?xf32> -> index
+// CHECK-NEXT:      %{{.*}}, %[[OOFF:.*]], %{{.*}}:4, %{{.*}}:4 = memref.extract_strided_metadata %[[O]]
+// CHECK-NEXT:      %[[C4B:.*]] = arith.constant 4 : index
+// CHECK-NEXT:      %[[OOFFB:.*]] = arith.muli %[[OOFF]], %[[C4B]] : index
+// CHECK-NEXT:      %[[OFIRST:.*]] = arith.addi %[[OPTR]], %[[OOFFB]] : index
 // CHECK-NEXT:      %[[C63:.*]] = arith.constant 63 : index
-// CHECK-NEXT:      %[[OMIS:.*]] = arith.andi %[[OPTR]], %[[C63]] : index
+// CHECK-NEXT:      %[[OMIS:.*]] = arith.andi %[[OFIRST]], %[[C63]] : index
 // CHECK:           %[[ODIM:.*]] = memref.dim %[[O]], %{{.*}} : memref<?x?x?x?xf32>
 // CHECK-NEXT:      %[[C15:.*]] = arith.constant 15 : index
 // CHECK-NEXT:      %[[VMIS:.*]] = arith.andi %[[ODIM]], %[[C15]] : index
