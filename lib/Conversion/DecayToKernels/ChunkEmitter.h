@@ -192,8 +192,8 @@ protected:
                 mlir::Value width, mlir::Value factor, mlir::Value streaming);
   /// A row-major [rows, cols] buffer as a matmul or transpose operand.
   static MatrixView rowMajor(mlir::Value buffer);
-  /// The chunk's tokens' rows of a per-token buffer (chunk.q, chunk.k): row i
-  /// is the buffer's row(chunk, i).
+  /// The chunk's tokens' rows of chunk.q or chunk.k: row i is the buffer's
+  /// qkRow(chunk, i).
   MatrixView tokenRows(const Chunk &chunk, mlir::Value buffer);
   /// The chunk's rows of v (row s is v[b, first + s, h, :]), as staged in
   /// `chunk.values` by prepareChunk: contiguous, where v's rows are H * V apart
