@@ -1,4 +1,4 @@
-// An example spec compiled by `decayc compile` into a test's folder and loaded through decayrt.
+// An example spec compiled by `decayc compile` into a temporary folder and loaded through decayrt.
 #ifndef DECAY_TEST_UNIT_EXAMPLEPACKAGE_H
 #define DECAY_TEST_UNIT_EXAMPLEPACKAGE_H
 
@@ -13,12 +13,14 @@
 
 namespace decay::test {
 
-/// examples/specs/<spec>.mlir compiled into `dir` and loaded; freed with the
-/// object. `package` is null (and the test failed) when either step failed.
+/// examples/specs/<spec>.mlir compiled into a folder of its own and loaded;
+/// freed, folder and all, with the object. `package` is null (and the test
+/// failed) when either step failed.
 struct ExamplePackage {
+  TempDir dir;
   decayrt_package *package = nullptr;
 
-  ExamplePackage(const TempDir &dir, const std::string &spec) {
+  explicit ExamplePackage(const std::string &spec) {
     std::string path = dir / (spec + ".so");
     std::string command =
         std::string(DECAYC_PATH) + " compile " + DECAY_EXAMPLES_DIR + "/" + spec + ".mlir -o " + path;

@@ -31,8 +31,7 @@ std::vector<float> linearForward(decayrt_package *package, float x) {
 }
 
 TEST(PackageFloatMode, SubnormalsFlushToZeroAndTheCallersMxcsrIsRestored) {
-  decay::test::TempDir dir;
-  decay::test::ExamplePackage linear(dir, "linear");
+  decay::test::ExamplePackage linear("linear");
   ASSERT_NE(linear.package, nullptr);
   decayrt_package *package = linear.package;
 

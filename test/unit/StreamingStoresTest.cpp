@@ -79,8 +79,7 @@ std::map<std::string, std::vector<float>> runMamba2(decayrt_package *package, in
 }
 
 TEST(StreamingStores, ResultsDoNotDependOnTheTensorsAlignment) {
-  decay::test::TempDir dir;
-  decay::test::ExamplePackage mamba2(dir, "mamba2");
+  decay::test::ExamplePackage mamba2("mamba2");
   ASSERT_NE(mamba2.package, nullptr);
   decayrt_package *package = mamba2.package;
   // 0: every row of o, dq, dk, dv starts a cache line (streaming stores);

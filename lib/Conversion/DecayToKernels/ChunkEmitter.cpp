@@ -78,6 +78,10 @@ Value ChunkEmitter::row(const Chunk &chunk, Value i) { return arith::AddIOp::cre
 
 Value ChunkEmitter::qkRow(const Chunk &chunk, Value i) { return arith::AddIOp::create(b, chunk.qkBase, i); }
 
+bool ChunkEmitter::queriesAndKeysAsGiven() {
+  return spec.getEffectiveFeatureMap() == FeatureMap::identity && !spec.getRopeTheta() && !spec.hasDerivedKey();
+}
+
 bool ChunkEmitter::stagesQueriesAndKeys() {
   // A vector decay's sub-blocks re-read the chunk's rows of q and k many
   // times, and rows of one head are H * K apart in q and k (4 KiB at H = 8,
@@ -85,8 +89,7 @@ bool ChunkEmitter::stagesQueriesAndKeys() {
   // there (gla's backward on an Intel Xeon: 0.223 s staged, 0.235 s not);
   // a scalar decay's phases read each row a few times (mamba2's backward:
   // 0.178 s staged, 0.172 s not).
-  return spec.getEffectiveFeatureMap() != FeatureMap::identity || spec.getRopeTheta() ||
-         spec.hasDerivedKey() || !storageType.isF32() || spec.isPerChannel();
+  return !queriesAndKeysAsGiven() || !storageType.isF32() || spec.isPerChannel();
 }
 
 void ChunkEmitter::bindQueryKeyRows(Chunk &chunk, Value batch, Value h) {
@@ -168,21 +171,29 @@ SmallVector<ChunkEmitter::StreamedTensor> ChunkEmitter::streamedInputs() {
   return tensors;
 }
 
+void ChunkEmitter::prefetchLines(Value memref, function_ref<SmallVector<Value>(Value)> indicesAt, Value width,
+                                 bool write, int64_t localityHint) {
+  auto type = cast<MemRefType>(memref.getType());
+  int64_t lineElements = std::max<int64_t>(1, 64 / (type.getElementTypeBitWidth() / 8));
+  auto lines = scf::ForOp::create(b, index(0), width, index(lineElements));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(lines.getBody());
+  memref::PrefetchOp::create(b, memref, indicesAt(lines.getInductionVar()), write, localityHint,
+                             /*isDataCache=*/true);
+}
+
 void ChunkEmitter::prefetchRows(ArrayRef<StreamedTensor> tensors, Value batch, Value token, Value h) {
   for (const StreamedTensor &tensor : tensors) {
-    auto type = cast<MemRefType>(tensor.memref.getType());
-    int64_t lineElements = std::max<int64_t>(1, 64 / (type.getElementTypeBitWidth() / 8));
     StringRef dims = tensor.dims;
     bool hasChannelDim = dims.back() == 'K' || dims.back() == 'V';
     Value width = hasChannelDim ? memref::DimOp::create(b, tensor.memref, dims.size() - 1).getResult() : index(1);
-    auto lines = scf::ForOp::create(b, index(0), width, index(lineElements));
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(lines.getBody());
-    SmallVector<Value> indices;
-    for (char dim : dims)
-      indices.push_back(dim == 'B' ? batch : dim == 'T' ? token : dim == 'H' ? h : lines.getInductionVar());
-    memref::PrefetchOp::create(b, tensor.memref, indices, tensor.write, /*localityHint=*/3,
-                               /*isDataCache=*/true);
+    auto indicesAt = [&](Value line) {
+      SmallVector<Value> indices;
+      for (char dim : dims)
+        indices.push_back(dim == 'B' ? batch : dim == 'T' ? token : dim == 'H' ? h : line);
+      return indices;
+    };
+    prefetchLines(tensor.memref, indicesAt, width, tensor.write, /*localityHint=*/3);
   }
 }
 
@@ -279,31 +290,23 @@ Value ChunkEmitter::streamableRows(Value memref) {
 void ChunkEmitter::writeRow(Value source, Value t, Value dest, ValueRange destPrefix, Value width,
                             Value factor, Value streaming) {
   auto at = [&](Value j) { return concat(destPrefix, {j}); };
-  auto plain = [&] {
-    loop(index(0), width, [&](Value j) {
-      Value x = load(source, {t, j});
-      store(factor ? mul(x, factor) : x, dest, at(j));
-    });
-  };
-  if (!streaming) {
-    plain();
-    return;
-  }
-  auto choice = scf::IfOp::create(b, streaming, /*withElseRegion=*/true);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(choice.thenBlock());
-  auto vectorType = VectorType::get({tiling.lanes}, b.getF32Type());
-  Value scaling = factor ? vector::BroadcastOp::create(b, vectorType, factor).getResult() : Value();
-  auto columns = scf::ForOp::create(b, index(0), width, index(tiling.lanes));
-  {
-    OpBuilder::InsertionGuard inner(b);
+  emitStreamingChoice(b, streaming, [&](bool stream) {
+    if (!stream) {
+      loop(index(0), width, [&](Value j) {
+        Value x = load(source, {t, j});
+        store(factor ? mul(x, factor) : x, dest, at(j));
+      });
+      return;
+    }
+    auto vectorType = VectorType::get({tiling.lanes}, b.getF32Type());
+    Value scaling = factor ? vector::BroadcastOp::create(b, vectorType, factor).getResult() : Value();
+    auto columns = scf::ForOp::create(b, index(0), width, index(tiling.lanes));
+    OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(columns.getBody());
     Value j = columns.getInductionVar();
     Value x = vector::LoadOp::create(b, vectorType, source, ValueRange{t, j});
     storeStreaming(b, scaling ? mul(x, scaling) : x, dest, at(j));
-  }
-  b.setInsertionPointToStart(choice.elseBlock());
-  plain();
+  });
 }
 
 MatrixView ChunkEmitter::rowMajor(Value buffer) {

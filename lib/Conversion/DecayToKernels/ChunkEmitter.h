@@ -101,6 +101,11 @@ protected:
   /// head `h`) of each of `tensors`. Rows of one head are H * D elements apart
   /// (a page at H * D = 1024 f32), which the hardware prefetcher does not
   /// follow: the kernels prefetch kPrefetchTokens tokens ahead.
+  /// Prefetches every cache line of elements [0, width) of one row of
+  /// `memref`, element j at `indicesAt(j)`, into the cache level of
+  /// `localityHint` (3: L1, 2: L2).
+  void prefetchLines(mlir::Value memref, llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value)> indicesAt,
+                     mlir::Value width, bool write, int64_t localityHint);
   void prefetchRows(llvm::ArrayRef<StreamedTensor> tensors, mlir::Value batch, mlir::Value token,
                     mlir::Value h);
   /// The spec's per-token inputs (dims starting with B, T), for reading.
@@ -111,6 +116,9 @@ protected:
   mlir::Value row(const Chunk &chunk, mlir::Value i);
   /// Row `i` of the chunk in chunk.q and chunk.k.
   mlir::Value qkRow(const Chunk &chunk, mlir::Value i);
+  /// Whether the feature-mapped, rotated queries and keys are q and k as
+  /// given: identity feature map, no RoPE, no derived key.
+  bool queriesAndKeysAsGiven();
   /// Whether the chunk's queries and keys are copies (feature-mapped,
   /// rotated, widened from bf16, a derived key, or a vector decay's, which
   /// its sub-blocks re-read): otherwise chunk.q and chunk.k are views of the

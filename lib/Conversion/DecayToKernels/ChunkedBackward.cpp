@@ -491,22 +491,13 @@ void ChunkedBackwardBuilder::finishChunk(const ElementIndex &at, Value start, Sc
     });
 }
 
-bool ChunkedBackwardBuilder::keyGradientRowsDeferred() {
-  return spec.getEffectiveFeatureMap() == FeatureMap::identity && !spec.getRopeTheta() &&
-         !spec.hasDerivedKey();
-}
+bool ChunkedBackwardBuilder::keyGradientRowsDeferred() { return queriesAndKeysAsGiven(); }
 
 void ChunkedBackwardBuilder::prefetchEnteringState(Value slot, Scratch &s) {
-  Value zero = index(0);
-  auto type = cast<MemRefType>(s.entering.getType());
-  int64_t lineElements = 64 / (type.getElementTypeBitWidth() / 8);
   Value rowLength = memref::DimOp::create(b, s.entering, 2);
-  loop(zero, valueDim, [&](Value j) {
-    auto lines = scf::ForOp::create(b, zero, rowLength, index(lineElements));
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(lines.getBody());
-    memref::PrefetchOp::create(b, s.entering, ValueRange{slot, j, lines.getInductionVar()}, /*isWrite=*/false,
-                               /*localityHint=*/2, /*isDataCache=*/true);
+  loop(index(0), valueDim, [&](Value j) {
+    prefetchLines(s.entering, [&](Value c) { return SmallVector<Value>{slot, j, c}; }, rowLength,
+                  /*write=*/false, /*localityHint=*/2);
   });
 }
 

@@ -203,6 +203,19 @@ Value decay::rowsAlignedToVectors(ImplicitLocOpBuilder &b, Value memref, int64_t
                                arith::CmpIOp::create(b, arith::CmpIPredicate::eq, rowRemainder, zero));
 }
 
+void decay::emitStreamingChoice(ImplicitLocOpBuilder &b, Value streaming, function_ref<void(bool)> body) {
+  if (!streaming) {
+    body(/*stream=*/false);
+    return;
+  }
+  auto choice = scf::IfOp::create(b, streaming, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(choice.thenBlock());
+  body(/*stream=*/true);
+  b.setInsertionPointToStart(choice.elseBlock());
+  body(/*stream=*/false);
+}
+
 void decay::fenceStreamingStores(ImplicitLocOpBuilder &b) {
   LLVM::CallIntrinsicOp::create(b, b.getStringAttr("llvm.x86.sse.sfence"), ValueRange{});
 }

@@ -71,6 +71,11 @@ void storeStreaming(mlir::ImplicitLocOpBuilder &b, mlir::Value value, mlir::Valu
 /// the offset) is aligned and its rows are a whole number of vectors. An
 /// i1, evaluated when the kernel runs.
 mlir::Value rowsAlignedToVectors(mlir::ImplicitLocOpBuilder &b, mlir::Value memref, int64_t lanes);
+/// Emits `body(true)` where `streaming` (an i1 from rowsAlignedToVectors)
+/// holds and `body(false)` elsewhere, in an scf.if; only `body(false)` when
+/// `streaming` is null.
+void emitStreamingChoice(mlir::ImplicitLocOpBuilder &b, mlir::Value streaming,
+                         llvm::function_ref<void(bool stream)> body);
 /// Makes the calling thread's non-temporal stores visible before its later
 /// stores (x86's sfence): non-temporal stores are weakly ordered, and other
 /// threads read what a work item wrote once it is done.

@@ -140,16 +140,7 @@ void decay::emitTranspose(ImplicitLocOpBuilder &b, const RegisterTiling &tiling,
       forRange(b, zero, fullCols, block, [&](Value j) { transposeBlock(b, block, dest, source, i, j, stream); });
     });
   };
-  if (streaming) {
-    auto choice = scf::IfOp::create(b, streaming, /*withElseRegion=*/true);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(choice.thenBlock());
-    fullBlocks(/*stream=*/true);
-    b.setInsertionPointToStart(choice.elseBlock());
-    fullBlocks(/*stream=*/false);
-  } else {
-    fullBlocks(/*stream=*/false);
-  }
+  emitStreamingChoice(b, streaming, fullBlocks);
   transposeElements(b, dest, source, zero, fullRows, fullCols, cols); // columns left over
   transposeElements(b, dest, source, fullRows, rows, zero, cols);     // rows left over
 }
