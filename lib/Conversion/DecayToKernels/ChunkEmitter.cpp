@@ -152,6 +152,7 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
   chunk.values = alloc({size, valueDim});
   chunk.sub = alloc({keyDim, index(kSubBlock)});
   chunk.decayedKeys = alloc({size, keyDim});
+  chunk.keysT = alloc({keyDim, size});
 }
 
 void ChunkEmitter::releaseChunk(const Chunk &chunk) {
@@ -160,7 +161,7 @@ void ChunkEmitter::releaseChunk(const Chunk &chunk) {
       memref::DeallocOp::create(b, buffer);
   for (Value buffer : {chunk.g, chunk.gLow, chunk.step, chunk.carried, chunk.product,
                        chunk.runningHigh, chunk.runningLow, chunk.a,
-                       chunk.work, chunk.out, chunk.values, chunk.sub, chunk.decayedKeys})
+                       chunk.work, chunk.out, chunk.values, chunk.sub, chunk.decayedKeys, chunk.keysT})
     memref::DeallocOp::create(b, buffer);
 }
 
@@ -404,60 +405,112 @@ void ChunkEmitter::forEachSubBlock(const Chunk &chunk, function_ref<void(const S
 }
 
 void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
-  Value zero = index(0);
   Value r = block.first, blockEnd = block.end, blockLength = block.length;
-  // Earlier tokens: k_sc exp(G_rc - G_sc), row by row (contiguous, so the
-  // exps vectorize).
-  decayRows(chunk, chunk.k, zero, r, r, chunk.decayedKeys, /*later=*/false);
+  // Earlier tokens: k_sc exp(G_rc - G_sc), transposed (keysT's columns s < r).
+  carryKeysToSubBlock(chunk, r);
   // The sub-block's queries, transposed: sub[c, i] = q_tc exp(G_tc - G_rc),
-  // t = r + i, decayed row by row in the work buffer (contiguous, so the exps
-  // vectorize), then transposed.
+  // t = r + i, decayed row by row in the work buffer (contiguous, so the
+  // products vectorize), then transposed.
   decayRows(chunk, chunk.q, r, blockEnd, r, chunk.work, /*later=*/true);
   emitTranspose(b, tiling, rowMajor(chunk.sub), rowMajor(chunk.work), blockLength, keyDim);
-  // A[r + i, s] for the earlier tokens, kEarlier at a time: one
-  // vector<16xf32> per token over the sub-block's rows, accumulated over the
-  // channels in 8 vector registers (8 tokens of one AVX-512 register, 4 of
-  // two AVX2 registers; r is a multiple of kSubBlock, so of kEarlier).
-  const int64_t kEarlier = 8 * tiling.lanes / kSubBlock;
-  auto lanes = VectorType::get({kSubBlock}, b.getF32Type());
-  auto tiles = scf::ForOp::create(b, zero, r, index(kEarlier));
-  {
-    OpBuilder::InsertionGuard tileGuard(b);
-    b.setInsertionPointToStart(tiles.getBody());
-    Value first = tiles.getInductionVar();
-    SmallVector<Value> earlier;
-    for (int64_t u = 0; u < kEarlier; ++u)
-      earlier.push_back(arith::AddIOp::create(b, first, index(u)));
-    Value zeros = arith::ConstantOp::create(b, DenseElementsAttr::get(lanes, 0.0f));
-    auto channels = scf::ForOp::create(b, zero, keyDim, index(1),
-                                       SmallVector<Value>(kEarlier, zeros));
+  earlierScores(chunk, block);
+  // Inside the sub-block: a whole sub-block with every pair's sums in
+  // registers where they fit (32 vector registers), else pair by pair.
+  if (tiling.lanes < kSubBlock) {
+    pairScores(chunk, block);
+  } else {
+    Value whole = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, blockLength, index(kSubBlock));
+    auto ifOp = scf::IfOp::create(b, whole, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    wholeBlockPairScores(chunk, r);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    pairScores(chunk, block);
+  }
+  // Zero above the diagonal.
+  loop(r, blockEnd, [&](Value t) {
+    loop(arith::AddIOp::create(b, t, index(1)), chunk.length, [&](Value src) { store(real(0.0), chunk.a, {t, src}); });
+  });
+}
+
+void ChunkEmitter::carryKeysToSubBlock(const Chunk &chunk, Value r) {
+  // keysT's columns s < r - kSubBlock hold the keys decayed to r - kSubBlock:
+  // one sub-block further, times exp(G_r - G_{r - kSubBlock}) (<= 1). The
+  // previous sub-block's keys are decayed to r and transposed in after them.
+  Value zero = index(0);
+  auto after = scf::IfOp::create(b, arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, r, zero));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(after.thenBlock());
+  Value previous = arith::SubIOp::create(b, r, index(kSubBlock));
+  Value rowNow = row(chunk, r), rowBefore = row(chunk, previous);
+  auto lanes = VectorType::get({tiling.lanes}, b.getF32Type());
+  // The factors first, in a loop of their own (LLVM vectorizes its exps).
+  loop(zero, keyDim, [&](Value c) { store(exp(exponentBetweenRows(chunk, rowNow, rowBefore, c)), chunk.carried, c); });
+  loop(zero, keyDim, [&](Value c) {
+    Value factor = vector::BroadcastOp::create(b, lanes, load(chunk.carried, c));
+    // previous is a multiple of kSubBlock, so of the lanes.
+    auto columns = scf::ForOp::create(b, zero, previous, index(tiling.lanes));
+    OpBuilder::InsertionGuard inner(b);
+    b.setInsertionPointToStart(columns.getBody());
+    Value s = columns.getInductionVar();
+    Value keys = vector::LoadOp::create(b, lanes, chunk.keysT, ValueRange{c, s});
+    vector::StoreOp::create(b, mul(keys, factor), chunk.keysT, ValueRange{c, s});
+  });
+  decayRows(chunk, chunk.k, previous, r, r, chunk.work, /*later=*/false);
+  MatrixView columnsFromPrevious{chunk.keysT, [&, previous](Value c, Value i) {
+                                   return SmallVector<Value>{c, arith::AddIOp::create(b, previous, i)};
+                                 }};
+  emitTranspose(b, tiling, columnsFromPrevious, rowMajor(chunk.work), index(kSubBlock), keyDim);
+}
+
+void ChunkEmitter::earlierScores(const Chunk &chunk, const SubBlock &block) {
+  // A[r + i, s] = sum_c sub[c, i] keysT[c, s] for s < r: a vector of earlier
+  // tokens (keysT's row c) against each row i of the sub-block (broadcast),
+  // `rows` rows per pass, their accumulators taking half the vector
+  // registers (AVX-512: 16 of 32, all 16 rows; AVX2: 8 of 16).
+  Value zero = index(0), r = block.first;
+  const int64_t rows = tiling.lanes >= kSubBlock ? kSubBlock : kSubBlock / 2;
+  auto lanes = VectorType::get({tiling.lanes}, b.getF32Type());
+  Value zeros = arith::ConstantOp::create(b, DenseElementsAttr::get(lanes, 0.0f));
+  auto tiles = scf::ForOp::create(b, zero, r, index(tiling.lanes));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(tiles.getBody());
+  Value s = tiles.getInductionVar();
+  for (int64_t first = 0; first < kSubBlock; first += rows) {
+    auto channels = scf::ForOp::create(b, zero, keyDim, index(1), SmallVector<Value>(rows, zeros));
     {
-      OpBuilder::InsertionGuard channelGuard(b);
+      OpBuilder::InsertionGuard inner(b);
       b.setInsertionPointToStart(channels.getBody());
       Value c = channels.getInductionVar();
-      Value queries = vector::LoadOp::create(b, lanes, chunk.sub, ValueRange{c, zero});
-      SmallVector<Value> next;
-      for (int64_t u = 0; u < kEarlier; ++u) {
-        Value key = vector::BroadcastOp::create(b, lanes, load(chunk.decayedKeys, {earlier[u], c}));
-        next.push_back(vector::FMAOp::create(b, key, queries, channels.getRegionIterArgs()[u]));
+      Value keys = vector::LoadOp::create(b, lanes, chunk.keysT, ValueRange{c, s});
+      SmallVector<Value> sums;
+      for (int64_t i = 0; i < rows; ++i) {
+        Value query = vector::BroadcastOp::create(b, lanes, load(chunk.sub, {c, index(first + i)}));
+        sums.push_back(vector::FMAOp::create(b, query, keys, channels.getRegionIterArgs()[i]));
       }
-      scf::YieldOp::create(b, next);
+      scf::YieldOp::create(b, sums);
     }
-    for (int64_t u = 0; u < kEarlier; ++u) {
-      Value scores = channels.getResult(u);
-      loop(zero, blockLength, [&](Value i) {
-        Value score = vector::ExtractOp::create(b, scores, OpFoldResult(i));
-        store(score, chunk.a, {arith::AddIOp::create(b, r, i), earlier[u]});
-      });
+    // Rows past a short sub-block's end are left unwritten.
+    for (int64_t i = 0; i < rows; ++i) {
+      Value inBlock = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, index(first + i), block.length);
+      auto write = scf::IfOp::create(b, inBlock);
+      OpBuilder::InsertionGuard inner(b);
+      b.setInsertionPointToStart(write.thenBlock());
+      vector::StoreOp::create(b, channels.getResult(i), chunk.a,
+                              ValueRange{arith::AddIOp::create(b, r, index(first + i)), s});
     }
   }
-  // Inside the sub-block, key by key: the key decayed to token t is the key
-  // decayed to t - 1 times exp(g_t) (every factor <= 1), so that a score
-  // costs a multiply per channel rather than an exponential.
-  loop(r, blockEnd, [&](Value src) {
+}
+
+void ChunkEmitter::pairScores(const Chunk &chunk, const SubBlock &block) {
+  // Key by key: the key decayed to token t is the key decayed to t - 1 times
+  // exp(g_t) (every factor <= 1), so that a score costs a multiply per
+  // channel rather than an exponential.
+  Value zero = index(0);
+  loop(block.first, block.end, [&](Value src) {
     Value rs = qkRow(chunk, src);
     loop(zero, keyDim, [&](Value c) { store(load(chunk.k, {rs, c}), chunk.carried, c); });
-    loop(src, blockEnd, [&](Value t) {
+    loop(src, block.end, [&](Value t) {
       Value rt = row(chunk, t), qt = qkRow(chunk, t);
       // One pass over the channels: the key decayed one more step (not at
       // t = src), then its product with the query.
@@ -471,10 +524,49 @@ void ChunkEmitter::subBlockScores(const Chunk &chunk, const SubBlock &block) {
       store(score, chunk.a, {t, src});
     });
   });
-  // Zero above the diagonal.
-  loop(r, blockEnd, [&](Value t) {
-    loop(arith::AddIOp::create(b, t, index(1)), chunk.length, [&](Value src) { store(real(0.0), chunk.a, {t, src}); });
-  });
+}
+
+void ChunkEmitter::wholeBlockPairScores(const Chunk &chunk, Value r) {
+  // For each key (unrolled), per strip of channels: the key decayed step by
+  // step to each later token of the sub-block (as pairScores), each pair's
+  // partial sum in its own register; the sums are reduced once at the end.
+  auto vectorType = VectorType::get({tiling.lanes}, b.getF32Type());
+  Value full = floorToMultiple(b, keyDim, tiling.lanes);
+  auto flags = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+  for (int64_t source = 0; source < kSubBlock; ++source) {
+    Value src = arith::AddIOp::create(b, r, index(source));
+    SmallVector<Value> tokens, rows, qkRows;
+    for (int64_t t = source; t < kSubBlock; ++t) {
+      tokens.push_back(arith::AddIOp::create(b, r, index(t)));
+      rows.push_back(row(chunk, tokens.back()));
+      qkRows.push_back(qkRow(chunk, tokens.back()));
+    }
+    // Sums over channels [from, to) in steps of `step`, shaped like `like`.
+    auto pairSums = [&](Value from, Value to, int64_t step, Value like) {
+      SmallVector<Value> zeros(tokens.size(), like);
+      auto strips = scf::ForOp::create(b, from, to, index(step), zeros);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(strips.getBody());
+      Value c = strips.getInductionVar();
+      Value decayed = loadMatching(b, like, chunk.k, {qkRow(chunk, src), c});
+      SmallVector<Value> sums;
+      for (size_t u = 0; u < tokens.size(); ++u) {
+        if (u > 0)
+          decayed = mul(decayed, loadMatching(b, like, chunk.step, {rows[u], c}));
+        Value query = loadMatching(b, like, chunk.q, {qkRows[u], c});
+        sums.push_back(math::FmaOp::create(b, query, decayed, strips.getRegionIterArgs()[u]));
+      }
+      scf::YieldOp::create(b, sums);
+      return strips.getResults();
+    };
+    ValueRange vectorSums = pairSums(index(0), full, tiling.lanes,
+                                     arith::ConstantOp::create(b, DenseElementsAttr::get(vectorType, 0.0f)));
+    ValueRange leftoverSums = pairSums(full, keyDim, 1, real(0.0));
+    for (size_t u = 0; u < tokens.size(); ++u) {
+      Value total = vector::ReductionOp::create(b, vector::CombiningKind::ADD, vectorSums[u], leftoverSums[u], flags);
+      store(total, chunk.a, {tokens[u], src});
+    }
+  }
 }
 
 void ChunkEmitter::scalarScores(const Chunk &chunk) {

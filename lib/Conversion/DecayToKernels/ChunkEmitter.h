@@ -26,6 +26,7 @@ struct Chunk {
   mlir::Value values; ///< [C, V]: the chunk's rows of v, staged contiguously
   mlir::Value sub;    ///< [K, 16]: a sub-block's queries, transposed (vector decays)
   mlir::Value decayedKeys; ///< [C, K]: earlier keys decayed to a sub-block (vector decays)
+  mlir::Value keysT;  ///< [K, C]: keysT[c, s] = k_sc exp(G_rc - G_sc), s earlier than the sub-block at r (computeScores)
 };
 
 /// Tokens per sub-block of the secondary chunking of vector decays.
@@ -158,6 +159,18 @@ protected:
                     llvm::function_ref<void(mlir::Value i, mlir::Value c, mlir::Value decay)> use);
   /// computeScores for one sub-block of a vector decay (secondary chunking).
   void subBlockScores(const Chunk &chunk, const SubBlock &block);
+  /// Before the sub-block at r: keysT's columns s < r set to the earlier
+  /// keys decayed to r, from their values for the sub-block before.
+  void carryKeysToSubBlock(const Chunk &chunk, mlir::Value r);
+  /// subBlockScores' pairs of a query in the sub-block and an earlier key:
+  /// A[r + i, s] = sum_c sub[c, i] keysT[c, s], s < r.
+  void earlierScores(const Chunk &chunk, const SubBlock &block);
+  /// subBlockScores' pairs inside the sub-block (s <= t, both in it), pair
+  /// by pair: any length.
+  void pairScores(const Chunk &chunk, const SubBlock &block);
+  /// pairScores for a whole sub-block (kSubBlock tokens from r): unrolled,
+  /// every pair's sum over the channels in a register of its own.
+  void wholeBlockPairScores(const Chunk &chunk, mlir::Value r);
   /// computeScores for a scalar decay: a tiled Q K^T, then the decay mask.
   void scalarScores(const Chunk &chunk);
   /// Emits `body(c, like)` over the channels [0, count): `c` steps by a

@@ -30,7 +30,7 @@
 // ONLY-NOT: scf.
 // ONLY-NOT: cf.
 // ONLY-NOT: memref.
-// ONLY-NOT: vector.
+// ONLY-NOT: {{[^.]}}vector.
 // ONLY-NOT: arith.
 // ONLY-NOT: math.
 // ONLY-NOT: index.

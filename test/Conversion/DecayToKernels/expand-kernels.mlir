@@ -106,10 +106,12 @@
 // CHECK-NEXT:      %[[WORK:.*]] = memref.alloc(%[[SIDE]], %[[SIDE]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[OUT:.*]] = memref.alloc(%[[CSA]], %[[VD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[VALS:.*]] = memref.alloc(%[[CSA]], %[[VD]]) : memref<?x?xf32>
-// Sub-block queries, transposed [K, 16], and decayed earlier keys [C, K] (vector decays).
+// Sub-block queries, transposed [K, 16], decayed earlier keys [C, K] and
+// the same transposed [K, C] (vector decays).
 // CHECK-NEXT:      %[[C16:.*]] = arith.constant 16 : index
 // CHECK-NEXT:      memref.alloc(%[[KD]], %[[C16]]) : memref<?x?xf32>
 // CHECK-NEXT:      memref.alloc(%[[CSA]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      memref.alloc(%[[KD]], %[[CSA]]) : memref<?x?xf32>
 // The sequential loop over the chunks, C tokens apart; the last one may be
 // shorter; each chunk for every head of the group in turn.
 // CHECK-NEXT:      scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
@@ -302,6 +304,7 @@
 // CHECK-NEXT:      memref.dealloc %[[WORK]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[OUT]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[VALS]] : memref<?x?xf32>
+// CHECK-NEXT:      memref.dealloc %{{.*}} : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %{{.*}} : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %{{.*}} : memref<?x?xf32>
 // The work item's non-temporal stores of o are fenced before it ends.
@@ -697,7 +700,8 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:      memref.alloc(%[[CSA]], %[[VD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[C16:.*]] = arith.constant 16 : index
 // CHECK-NEXT:      %[[SUBC:.*]] = memref.alloc(%[[KD]], %[[C16]]) : memref<?x?xf32>
-// CHECK-NEXT:      %[[DKEYS:.*]] = memref.alloc(%[[CSA]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      memref.alloc(%[[CSA]], %[[KD]]) : memref<?x?xf32>
+// CHECK-NEXT:      %[[KEYST:.*]] = memref.alloc(%[[KD]], %[[CSA]]) : memref<?x?xf32>
 // CHECK:           scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
 // CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
 // CHECK-NEXT:        %[[LEN:.*]] = arith.minsi %[[CS]], %[[REST]] : index
@@ -734,63 +738,101 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:        }
 // CHECK:             memref.load %[[V]][%[[B]], %{{.*}}, %[[H]], %{{.*}}] : memref<?x?x?x?xf32>
 // The scores of a vector decay by secondary chunking: sub-blocks of 16 tokens
-// starting at r; earlier keys decayed to r (k_s exp(G_r - G_s)), the decay a
-// running product of the steps exp(g) (each <= 1, no exponential), walking
-// back from r: token s's decay is token s+1's times step s+1; the sub-block's
-// queries decayed from r, transposed; 8 earlier tokens at a time, each a
-// vector over the 16 rows, accumulated over the channels; inside the
-// sub-block key by key, the key decayed step by step (times exp(g_t)).
+// starting at r. After the first, the earlier keys decayed to r, transposed
+// (KEYST[c, s] = k_sc exp(G_rc - G_sc)): the columns of the keys before the
+// previous sub-block times exp(G_r - G_{r-16}) (<= 1; the factors in a loop
+// of their own), then the previous sub-block's keys decayed to r, the decay
+// a running product of the steps exp(g) (each <= 1, no exponential), walking
+// back from r, and transposed in.
 // CHECK:             scf.for %[[R:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step %{{c16.*}} {
 // CHECK:               %[[BEND:.*]] = arith.minsi %{{.*}}, %[[LEN]] : index
-// CHECK:               scf.for %{{.*}} = %{{.*}} to %[[KD]] step
-// CHECK-NEXT:            %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
-// CHECK-NEXT:            memref.store %[[ONE]], %[[PRODUCT]]
-// CHECK:               scf.for %{{.*}} = %{{.*}} to %{{.*}} step
-// CHECK:                 memref.store %{{.*}}, %[[PRODUCT]]
-// CHECK:               %[[SPAN:.*]] = arith.subi %[[R]], %{{.*}} : index
-// CHECK:               scf.for %[[SI:[a-z0-9_]+]] = %{{.*}} to %[[SPAN]] step
-// CHECK-NEXT:            arith.constant 1 : index
-// CHECK-NEXT:            %[[TOP:.*]] = arith.subi %[[R]], %{{.*}} : index
-// CHECK-NEXT:            %[[S:.*]] = arith.subi %[[TOP]], %[[SI]] : index
-// CHECK-NEXT:            %[[BEFORE:.*]] = arith.cmpi ult, %[[S]], %[[R]] : index
-// CHECK-NEXT:            %[[NEXT:.*]] = arith.addi %[[S]], %{{.*}} : index
-// CHECK-NEXT:            %[[NEXTIN:.*]] = arith.minui %[[NEXT]], %[[R]] : index
-// CHECK-NEXT:            %[[NEXTROW:.*]] = arith.addi %{{.*}}, %[[NEXTIN]] : index
-// CHECK:                 scf.for %[[CK:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
-// CHECK-NEXT:              %[[STEPN:.*]] = memref.load %[[STEP]][%[[NEXTROW]], %[[CK]]] : memref<?x?xf32>
-// CHECK:                   %[[FACTOR:.*]] = arith.select %[[BEFORE]], %[[STEPN]], %{{.*}} : f32
-// CHECK-NEXT:              %[[PARTIAL:.*]] = memref.load %[[PRODUCT]][%[[CK]]] : memref<?xf32>
-// CHECK-NEXT:              %[[DEC:.*]] = arith.mulf %[[PARTIAL]], %[[FACTOR]] : f32
-// CHECK-NEXT:              memref.store %[[DEC]], %[[PRODUCT]][%[[CK]]] : memref<?xf32>
-// CHECK:                   %[[KS:.*]] = memref.load %[[KC]][%{{.*}}, %[[CK]]] : memref<?x?xf32>
-// CHECK-NEXT:              %[[KDEC:.*]] = arith.mulf %[[KS]], %[[DEC]] : f32
-// CHECK:                   memref.store %[[KDEC]], %[[DKEYS]][%{{.*}}, %[[CK]]] : memref<?x?xf32>
-// The decayed queries transposed into SUBC in 16x16 register blocks (64 shuffles).
-// CHECK-COUNT-64:      vector.shuffle %{{.*}}, %{{.*}} [{{[0-9, ]+}}] : vector<16xf32>, vector<16xf32>
+// CHECK-NEXT:          %[[BLEN:.*]] = arith.subi %[[BEND]], %[[R]] : index
+// CHECK:               %[[AFTER:.*]] = arith.cmpi ugt, %[[R]], %{{.*}} : index
+// CHECK-NEXT:          scf.if %[[AFTER]] {
+// CHECK:                 %[[PREV:.*]] = arith.subi %[[R]], %{{.*}} : index
+// CHECK:                 scf.for %[[CF:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
+// CHECK:                   %[[FEXP:.*]] = math.exp %{{.*}} : f32
+// CHECK-NEXT:              memref.store %[[FEXP]], %[[CARRIED]][%[[CF]]] : memref<?xf32>
+// CHECK:                 scf.for %[[CS1:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
+// CHECK-NEXT:              %[[FAC:.*]] = memref.load %[[CARRIED]][%[[CS1]]] : memref<?xf32>
+// CHECK-NEXT:              %[[FACV:.*]] = vector.broadcast %[[FAC]] : f32 to vector<16xf32>
+// CHECK:                   scf.for %[[SC:[a-z0-9_]+]] = %{{.*}} to %[[PREV]] step
+// CHECK-NEXT:                %[[OLD:.*]] = vector.load %[[KEYST]][%[[CS1]], %[[SC]]] : memref<?x?xf32>, vector<16xf32>
+// CHECK-NEXT:                %[[SCALED:.*]] = arith.mulf %[[OLD]], %[[FACV]] : vector<16xf32>
+// CHECK-NEXT:                vector.store %[[SCALED]], %[[KEYST]][%[[CS1]], %[[SC]]] : memref<?x?xf32>, vector<16xf32>
+// CHECK:                 scf.for %{{.*}} = %{{.*}} to %[[KD]] step
+// CHECK-NEXT:              %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-NEXT:              memref.store %[[ONE]], %[[PRODUCT]]
+// CHECK:                 %[[SPAN:.*]] = arith.subi %[[R]], %[[PREV]] : index
+// CHECK:                 scf.for %[[SI:[a-z0-9_]+]] = %{{.*}} to %[[SPAN]] step
+// CHECK-NEXT:              arith.constant 1 : index
+// CHECK-NEXT:              %[[TOP:.*]] = arith.subi %[[R]], %{{.*}} : index
+// CHECK-NEXT:              %[[S:.*]] = arith.subi %[[TOP]], %[[SI]] : index
+// CHECK-NEXT:              %[[BEFORE:.*]] = arith.cmpi ult, %[[S]], %[[R]] : index
+// CHECK-NEXT:              %[[NEXT:.*]] = arith.addi %[[S]], %{{.*}} : index
+// CHECK-NEXT:              %[[NEXTIN:.*]] = arith.minui %[[NEXT]], %[[R]] : index
+// CHECK-NEXT:              %[[NEXTROW:.*]] = arith.addi %{{.*}}, %[[NEXTIN]] : index
+// CHECK:                   scf.for %[[CK:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step
+// CHECK-NEXT:                %[[STEPN:.*]] = memref.load %[[STEP]][%[[NEXTROW]], %[[CK]]] : memref<?x?xf32>
+// CHECK:                     %[[FACTOR:.*]] = arith.select %[[BEFORE]], %[[STEPN]], %{{.*}} : f32
+// CHECK-NEXT:                %[[PARTIAL:.*]] = memref.load %[[PRODUCT]][%[[CK]]] : memref<?xf32>
+// CHECK-NEXT:                %[[DEC:.*]] = arith.mulf %[[PARTIAL]], %[[FACTOR]] : f32
+// CHECK-NEXT:                memref.store %[[DEC]], %[[PRODUCT]][%[[CK]]] : memref<?xf32>
+// CHECK:                     %[[KS:.*]] = memref.load %[[KC]][%{{.*}}, %[[CK]]] : memref<?x?xf32>
+// CHECK-NEXT:                %[[KDEC:.*]] = arith.mulf %[[KS]], %[[DEC]] : f32
+// CHECK:                     memref.store %[[KDEC]], %[[WORK]][%{{.*}}, %[[CK]]] : memref<?x?xf32>
+// Transposed into KEYST's columns from PREV, in 16x16 register blocks (64 shuffles).
+// CHECK-COUNT-64:        vector.shuffle %{{.*}}, %{{.*}} [{{[0-9, ]+}}] : vector<16xf32>, vector<16xf32>
+// CHECK:                 %[[COL:.*]] = arith.addi %[[PREV]], %{{.*}} : index
+// CHECK-NEXT:            vector.store %{{.*}}, %[[KEYST]][%{{.*}}, %[[COL]]] : memref<?x?xf32>, vector<16xf32>
+// The sub-block's queries decayed from r, transposed into SUBC the same way.
+// CHECK:               vector.shuffle
 // CHECK:               vector.store %{{.*}}, %[[SUBC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// CHECK:               memref.store %{{.*}}, %[[SUBC]]
-// CHECK:               %[[TILE:.*]]:8 = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
-// CHECK-NEXT:            %[[QROW:.*]] = vector.load %[[SUBC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// CHECK:                   vector.fma %{{.*}}, %[[QROW]], %{{.*}} : vector<16xf32>
-// CHECK:                 %[[LANE:.*]] = vector.extract %[[TILE]]#0[%[[I:.*]]] : f32 from vector<16xf32>
-// CHECK-NEXT:            %[[ROWI:.*]] = arith.addi %[[R]], %[[I]] : index
-// CHECK-NEXT:            memref.store %[[LANE]], %[[AC]][%[[ROWI]], %{{.*}}] : memref<?x?xf32>
-// CHECK:               scf.for %[[S1:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
-// CHECK:                 memref.store %{{.*}}, %[[CARRIED]][%{{.*}}] : memref<?xf32>
-// CHECK:                 scf.for %[[T:[a-z0-9_]+]] = %[[S1]] to %[[BEND]] step
+// Earlier tokens, 16 at a time (a vector of KEYST's row c) against the 16
+// rows of the sub-block (SUBC's, broadcast), accumulated over the channels
+// in 16 registers; each row stored where the sub-block has it.
+// CHECK:               scf.for %[[S0:[a-z0-9_]+]] = %{{.*}} to %[[R]] step
+// CHECK:                 %[[TILE:.*]]:16 = scf.for %[[CE:[a-z0-9_]+]] = %{{.*}} to %[[KD]] step %{{.*}} iter_args({{.*}}) -> (vector<16xf32>, {{.*}}) {
+// CHECK-NEXT:              %[[KROWV:.*]] = vector.load %[[KEYST]][%[[CE]], %[[S0]]] : memref<?x?xf32>, vector<16xf32>
+// CHECK:                   %[[QE:.*]] = memref.load %[[SUBC]][%[[CE]], %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:              %[[QB:.*]] = vector.broadcast %[[QE]] : f32 to vector<16xf32>
+// CHECK-NEXT:              vector.fma %[[QB]], %[[KROWV]], %{{.*}} : vector<16xf32>
+// CHECK:                 %[[IN0:.*]] = arith.cmpi ult, %{{.*}}, %[[BLEN]] : index
+// CHECK-NEXT:            scf.if %[[IN0]] {
+// CHECK:                   vector.store %[[TILE]]#0, %[[AC]][%{{.*}}, %[[S0]]] : memref<?x?xf32>, vector<16xf32>
+// CHECK-COUNT-15:        vector.store %[[TILE]]#{{[0-9]+}}, %[[AC]]
+// Inside the sub-block, a whole one (16 tokens): per key (unrolled), per
+// strip of 16 channels, the key decayed step by step (times exp(g_t)) to each
+// later token, each pair's sum in a register of its own, reduced at the end.
+// CHECK:               %[[FULLBLOCK:.*]] = arith.cmpi eq, %[[BLEN]], %{{.*}} : index
+// CHECK-NEXT:          scf.if %[[FULLBLOCK]] {
+// CHECK:                 %[[PS:.*]]:16 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args({{.*}}) -> (vector<16xf32>, {{.*}}) {
+// CHECK:                   %[[K0:.*]] = vector.load %[[KC]]
+// CHECK-NEXT:              %[[Q0:.*]] = vector.load %[[QC]]
+// CHECK-NEXT:              math.fma %[[Q0]], %[[K0]], %{{.*}} : vector<16xf32>
+// CHECK-NEXT:              %[[ST1:.*]] = vector.load %[[STEP]]
+// CHECK-NEXT:              %[[K1:.*]] = arith.mulf %[[K0]], %[[ST1]] : vector<16xf32>
+// CHECK:                 %[[LS:.*]]:16 = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args({{.*}}) -> (f32, {{.*}}) {
+// CHECK:                 %[[SUM0:.*]] = vector.reduction <add>, %[[PS]]#0, %[[LS]]#0 fastmath<reassoc,contract> : vector<16xf32> into f32
+// CHECK-NEXT:            memref.store %[[SUM0]], %[[AC]]
+// Otherwise pair by pair, key by key.
+// CHECK:               } else {
+// CHECK:                 scf.for %[[S1:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
+// CHECK:                   memref.store %{{.*}}, %[[CARRIED]][%{{.*}}] : memref<?xf32>
+// CHECK:                   scf.for %[[T:[a-z0-9_]+]] = %[[S1]] to %[[BEND]] step
 // One pass over the channels per (t, src): the key decayed one more step
 // (times 1 at t = src), stored back, and its product with q_t summed.
-// CHECK:                   %[[LATER:.*]] = arith.cmpi ugt, %[[T]], %[[S1]] : index
-// CHECK:                   %[[SCORE:.*]] = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args(%[[PART:.*]] = %{{.*}}) -> (f32) {
-// CHECK-NEXT:                %[[STEPT:.*]] = memref.load %[[STEP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// CHECK:                     %[[FACT:.*]] = arith.select %[[LATER]], %[[STEPT]], %{{.*}} : f32
-// CHECK-NEXT:                %[[KEYV:.*]] = memref.load %[[CARRIED]][%{{.*}}] : memref<?xf32>
-// CHECK-NEXT:                %[[DECAYED:.*]] = arith.mulf %[[KEYV]], %[[FACT]] : f32
-// CHECK-NEXT:                memref.store %[[DECAYED]], %[[CARRIED]][%{{.*}}] : memref<?xf32>
-// CHECK-NEXT:                %[[QV2:.*]] = memref.load %[[QC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// CHECK-NEXT:                %[[PROD:.*]] = arith.mulf %[[QV2]], %[[DECAYED]] : f32
-// CHECK-NEXT:                arith.addf %[[PART]], %[[PROD]] fastmath<reassoc,contract> : f32
-// CHECK:                   memref.store %[[SCORE]], %[[AC]][%[[T]], %[[S1]]] : memref<?x?xf32>
+// CHECK:                     %[[LATER:.*]] = arith.cmpi ugt, %[[T]], %[[S1]] : index
+// CHECK:                     %[[SCORE:.*]] = scf.for %{{.*}} = %{{.*}} to %[[KD]] step %{{.*}} iter_args(%[[PART:.*]] = %{{.*}}) -> (f32) {
+// CHECK-NEXT:                  %[[STEPT:.*]] = memref.load %[[STEP]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK:                       %[[FACT:.*]] = arith.select %[[LATER]], %[[STEPT]], %{{.*}} : f32
+// CHECK-NEXT:                  %[[KEYV:.*]] = memref.load %[[CARRIED]][%{{.*}}] : memref<?xf32>
+// CHECK-NEXT:                  %[[DECAYED:.*]] = arith.mulf %[[KEYV]], %[[FACT]] : f32
+// CHECK-NEXT:                  memref.store %[[DECAYED]], %[[CARRIED]][%{{.*}}] : memref<?xf32>
+// CHECK-NEXT:                  %[[QV2:.*]] = memref.load %[[QC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
+// CHECK-NEXT:                  %[[PROD:.*]] = arith.mulf %[[QV2]], %[[DECAYED]] : f32
+// CHECK-NEXT:                  arith.addf %[[PART]], %[[PROD]] fastmath<reassoc,contract> : f32
+// CHECK:                     memref.store %[[SCORE]], %[[AC]][%[[T]], %[[S1]]] : memref<?x?xf32>
 // Zero above the diagonal.
 // CHECK:               scf.for %[[T2:[a-z0-9_]+]] = %[[R]] to %[[BEND]] step
 // CHECK:                 scf.for %[[S2:[a-z0-9_]+]] = %{{.*}} to %[[LEN]] step
