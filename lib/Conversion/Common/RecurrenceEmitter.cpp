@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <iterator>
 #include <limits>
 
 using namespace mlir;
@@ -118,18 +119,19 @@ Value RecurrenceEmitter::exp(Value x) { return math::ExpOp::create(b, x); }
 Value RecurrenceEmitter::log1pOfSmall(Value e) {
   // f64 (the reference): exact log1p. f32 (kernels): plain arithmetic that
   // LLVM vectorizes, specialized to e in [0, 1] (no range reduction, no
-  // special cases): log1p(e) = 2 atanh(s), s = e / (2 + e) in [0, 1/3], as
-  // 2s (1 + z/3 + z^2/5 + ... + z^6/13), z = s^2 <= 1/9; the first term left
-  // out is below 1e-8, so the error is f32 rounding (relative, also for tiny e).
+  // special cases, no division): log1p(e) = e P(e), P the Chebyshev
+  // interpolant of degree 9 of log1p(e) / e on [0, 1] (f32 coefficients),
+  // by Horner's rule in fused multiply-adds. Its own error is below 6e-9;
+  // evaluated in f32, below 1.4e-7 relative (about 2 ulp), also for tiny e.
   if (ft.isF64())
     return math::Log1pOp::create(b, e);
-  Value s = div(e, add(real(2.0), e));
-  Value z = mul(s, s);
-  Value series = real(1.0 / 13.0);
-  for (double odd : {11.0, 9.0, 7.0, 5.0, 3.0})
-    series = add(mul(series, z), real(1.0 / odd));
-  Value twoS = add(s, s);
-  return add(twoS, mul(mul(twoS, z), series));
+  static constexpr float kCoefficients[] = {1.0f,          -0.499998927f, 0.333297104f, -0.249516159f,
+                                            0.196632743f,  -0.152696669f, 0.105436236f, -0.0563736111f,
+                                            0.0195425265f, -0.00317605701f};
+  Value poly = real(kCoefficients[std::size(kCoefficients) - 1]);
+  for (int i = std::size(kCoefficients) - 2; i >= 0; --i)
+    poly = math::FmaOp::create(b, poly, e, real(kCoefficients[i]));
+  return mul(e, poly);
 }
 
 Value RecurrenceEmitter::softplus(Value x) {

@@ -142,18 +142,14 @@
 // CHECK-NEXT:          memref.load %[[ALOG]][%[[H]]] : memref<?xf32>
 // CHECK-NEXT:          memref.load %[[DTB]][%[[H]]] : memref<?xf32>
 // softplus(x) = max(x, 0) + log1p(exp(-|x|)), the log1p of e in [0, 1] as
-// 2 atanh(s), s = e / (2 + e): 2s (1 + z/3 + ... + z^6/13), z = s^2.
+// e P(e), P of degree 9 by Horner's rule in fused multiply-adds (no division).
 // CHECK:               %[[E:.*]] = math.exp %{{.*}} : f32
-// CHECK:               %[[TWOE:.*]] = arith.addf %{{.*}}, %[[E]] : f32
-// CHECK-NEXT:          %[[S:.*]] = arith.divf %[[E]], %[[TWOE]] : f32
-// CHECK-NEXT:          %[[Z:.*]] = arith.mulf %[[S]], %[[S]] : f32
-// CHECK-NEXT:          %[[C13:.*]] = arith.constant 0.0769230798 : f32
-// CHECK:               %[[C3:.*]] = arith.constant 0.333333343 : f32
-// CHECK-NEXT:          %[[SERIES:.*]] = arith.addf %{{.*}}, %[[C3]] : f32
-// CHECK-NEXT:          %[[TWOS:.*]] = arith.addf %[[S]], %[[S]] : f32
-// CHECK-NEXT:          %[[TZ:.*]] = arith.mulf %[[TWOS]], %[[Z]] : f32
-// CHECK-NEXT:          %[[TAIL:.*]] = arith.mulf %[[TZ]], %[[SERIES]] : f32
-// CHECK-NEXT:          %[[LOG1P:.*]] = arith.addf %[[TWOS]], %[[TAIL]] : f32
+// CHECK-NEXT:          %[[C9:.*]] = arith.constant -0.00317605701 : f32
+// CHECK-NEXT:          %[[C8:.*]] = arith.constant 0.0195425265 : f32
+// CHECK-NEXT:          %[[P8:.*]] = math.fma %[[C9]], %[[E]], %[[C8]] : f32
+// CHECK-COUNT-8:       math.fma %{{.*}}, %[[E]], %{{.*}} : f32
+// CHECK-NEXT:          %[[LOG1P:.*]] = arith.mulf %[[E]], %{{.*}} : f32
+// CHECK-NOT:           arith.divf
 // CHECK:               %[[SP:.*]] = arith.addf %{{.*}}, %[[LOG1P]] : f32
 // CHECK:               %[[NA:.*]] = arith.negf %{{.*}} : f32
 // CHECK-NEXT:          %[[G:.*]] = arith.mulf %[[NA]], %[[SP]] : f32
