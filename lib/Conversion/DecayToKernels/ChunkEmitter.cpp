@@ -150,6 +150,8 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
   chunk.work = alloc({side, side});
   chunk.out = alloc({size, valueDim});
   chunk.values = alloc({size, valueDim});
+  if (!spec.isPerChannel())
+    return;
   chunk.sub = alloc({keyDim, index(kSubBlock)});
   chunk.decayedKeys = alloc({size, keyDim});
   chunk.keysT = alloc({keyDim, size});
@@ -161,8 +163,11 @@ void ChunkEmitter::releaseChunk(const Chunk &chunk) {
       memref::DeallocOp::create(b, buffer);
   for (Value buffer : {chunk.g, chunk.gLow, chunk.step, chunk.carried, chunk.product,
                        chunk.runningHigh, chunk.runningLow, chunk.a,
-                       chunk.work, chunk.out, chunk.values, chunk.sub, chunk.decayedKeys, chunk.keysT})
+                       chunk.work, chunk.out, chunk.values})
     memref::DeallocOp::create(b, buffer);
+  if (spec.isPerChannel())
+    for (Value buffer : {chunk.sub, chunk.decayedKeys, chunk.keysT})
+      memref::DeallocOp::create(b, buffer);
 }
 
 SmallVector<ChunkEmitter::StreamedTensor> ChunkEmitter::streamedInputs() {

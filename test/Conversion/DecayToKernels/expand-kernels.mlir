@@ -106,12 +106,7 @@
 // CHECK-NEXT:      %[[WORK:.*]] = memref.alloc(%[[SIDE]], %[[SIDE]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[OUT:.*]] = memref.alloc(%[[CSA]], %[[VD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[VALS:.*]] = memref.alloc(%[[CSA]], %[[VD]]) : memref<?x?xf32>
-// Sub-block queries, transposed [K, 16], decayed earlier keys [C, K] and
-// the same transposed [K, C] (vector decays).
-// CHECK-NEXT:      %[[C16:.*]] = arith.constant 16 : index
-// CHECK-NEXT:      memref.alloc(%[[KD]], %[[C16]]) : memref<?x?xf32>
-// CHECK-NEXT:      memref.alloc(%[[CSA]], %[[KD]]) : memref<?x?xf32>
-// CHECK-NEXT:      memref.alloc(%[[KD]], %[[CSA]]) : memref<?x?xf32>
+// (No sub-block buffers: the decay is scalar.)
 // The sequential loop over the chunks, C tokens apart; the last one may be
 // shorter; each chunk for every head of the group in turn.
 // CHECK-NEXT:      scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
@@ -300,9 +295,6 @@
 // CHECK-NEXT:      memref.dealloc %[[WORK]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[OUT]] : memref<?x?xf32>
 // CHECK-NEXT:      memref.dealloc %[[VALS]] : memref<?x?xf32>
-// CHECK-NEXT:      memref.dealloc %{{.*}} : memref<?x?xf32>
-// CHECK-NEXT:      memref.dealloc %{{.*}} : memref<?x?xf32>
-// CHECK-NEXT:      memref.dealloc %{{.*}} : memref<?x?xf32>
 // The work item's non-temporal stores of o are fenced before it ends.
 // CHECK-NEXT:      llvm.call_intrinsic "llvm.x86.sse.sfence"() : () -> ()
 // CHECK-NEXT:      scf.reduce
