@@ -13,7 +13,7 @@ using namespace decay;
 
 std::optional<RegisterTiling> RegisterTiling::forVectorBits(int64_t vectorBits) {
   if (vectorBits == 512)
-    return RegisterTiling{/*lanes=*/16, /*tileRows=*/8, /*tileVectors=*/2};
+    return RegisterTiling{/*lanes=*/16, /*tileRows=*/12, /*tileVectors=*/2};
   if (vectorBits == 256)
     return RegisterTiling{/*lanes=*/8, /*tileRows=*/6, /*tileVectors=*/2};
   return std::nullopt;

@@ -109,9 +109,9 @@
 // CHECK-NEXT:          llvm.mul %[[H]], %[[ST1]] overflow<nsw, nuw> : i64
 // Per-work-item scratch.
 // CHECK:               llvm.call @malloc(
-// The register tile: 16 vector<16xf32> accumulators carried by the reduction
+// The register tile: 24 vector<16xf32> accumulators carried by the reduction
 // loop's block, a broadcast element of A times a row of B, fused.
-// CHECK:             ^bb{{[0-9]+}}(%{{[0-9]+}}: i64{{(, %[0-9]+: vector<16xf32>){16}\)}}:
+// CHECK:             ^bb{{[0-9]+}}(%{{[0-9]+}}: i64{{(, %[0-9]+: vector<16xf32>){24}\)}}:
 // CHECK:               llvm.load %{{[0-9]+}} {alignment = 4 : i64} : !llvm.ptr -> vector<16xf32>
 // CHECK:               %[[BC:[0-9]+]] = llvm.shufflevector %{{[0-9]+}}, %{{[0-9]+}} [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] : vector<16xf32>
 // CHECK-NEXT:          llvm.intr.fmuladd(%[[BC]], %{{[0-9]+}}, %{{[0-9]+}}) : (vector<16xf32>, vector<16xf32>, vector<16xf32>) -> vector<16xf32>

@@ -43,10 +43,10 @@
 // GLA-LABEL: func.func @gla_backward(
 // GLA:         %{{.*}}:12 = scf.for %{{.*}} -> ({{(vector<8xf32>, ){11}vector<8xf32>}}) {
 
-// The default width is AVX-512's: 8 x 2 vectors of 16 lanes.
+// The default width is AVX-512's: 12 x 2 vectors of 16 lanes.
 // WIDE-LABEL: func.func @mamba2_forward(
 // WIDE:         vector.shuffle %{{.*}}, %{{.*}} [0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29] : vector<16xf32>, vector<16xf32>
-// WIDE:         %{{.*}}:16 = scf.for %{{.*}} -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
+// WIDE:         %{{.*}}:24 = scf.for %{{.*}} -> ({{(vector<16xf32>, ){23}vector<16xf32>}}) {
 
 // LLVM-LABEL: llvm.func @gla_forward(
 // LLVM:         llvm.intr.fmuladd({{.*}}) : (vector<8xf32>, vector<8xf32>, vector<8xf32>) -> vector<8xf32>

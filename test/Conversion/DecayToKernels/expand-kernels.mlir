@@ -188,27 +188,27 @@
 // CHECK:               vector.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:               memref.load %[[KC]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>
 // CHECK-NEXT:          memref.store %{{.*}}, %[[WORK]][%{{.*}}, %{{.*}}] : memref<?x?xf32>
-// A = Q K^T as a register-tiled matmul: 8 rows x 32 columns, 16 vector<16xf32>
+// A = Q K^T as a register-tiled matmul: 12 rows x 32 columns, 24 vector<16xf32>
 // accumulators carried over the reduction, a broadcast element of Q times
 // two vectors of a row of K^T. A is lower triangular: a row tile stops at
 // the column tile holding its last row.
-// CHECK:             scf.for %[[TI:.*]] = %{{.*}} to %{{.*}} step %c8{{.*}} {
-// CHECK-NEXT:          %[[C8:.*]] = arith.constant 8 : index
-// CHECK-NEXT:          %[[TEND:.*]] = arith.addi %[[TI]], %[[C8]] : index
+// CHECK:             scf.for %[[TI:.*]] = %{{.*}} to %{{.*}} step %c12{{.*}} {
+// CHECK-NEXT:          %[[C12:.*]] = arith.constant 12 : index
+// CHECK-NEXT:          %[[TEND:.*]] = arith.addi %[[TI]], %[[C12]] : index
 // CHECK-NEXT:          %[[COLS:.*]] = arith.minsi %{{.*}}, %[[TEND]] : index
 // CHECK:               scf.for %{{.*}} = %{{.*}} to %[[COLS]] step %c32{{.*}} {
 // CHECK:                 %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<16xf32>
-// CHECK:                 %[[ACC:[0-9]+]]:16 = scf.for %[[KK:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args({{(%[a-z0-9_]+ = %[a-z0-9_]+, ){15}%[a-z0-9_]+}} = %[[ZERO]]) -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
+// CHECK:                 %[[ACC:[0-9]+]]:24 = scf.for %[[KK:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args({{(%[a-z0-9_]+ = %[a-z0-9_]+, ){23}%[a-z0-9_]+}} = %[[ZERO]]) -> ({{(vector<16xf32>, ){23}vector<16xf32>}}) {
 // CHECK-NEXT:              %[[B0:.*]] = vector.load %[[WORK]][%[[KK]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK-NEXT:              %[[B1:.*]] = vector.load %[[WORK]][%[[KK]], %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // CHECK:                   %[[AIK:.*]] = memref.load %[[QC]][%{{.*}}, %[[KK]]] : memref<?x?xf32, strided<[?, 1], offset: ?>>
 // CHECK-NEXT:              %[[BC:.*]] = vector.broadcast %[[AIK]] : f32 to vector<16xf32>
 // CHECK-NEXT:              vector.fma %[[BC]], %[[B0]], %{{.*}} : vector<16xf32>
 // CHECK-NEXT:              vector.fma %[[BC]], %[[B1]], %{{.*}} : vector<16xf32>
-// CHECK-COUNT-14:          vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
-// CHECK-NEXT:              scf.yield {{(%[0-9]+, ){15}%[0-9]+}} : {{(vector<16xf32>, ){15}vector<16xf32>}}
+// CHECK-COUNT-22:          vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
+// CHECK-NEXT:              scf.yield {{(%[0-9]+, ){23}%[0-9]+}} : {{(vector<16xf32>, ){23}vector<16xf32>}}
 // CHECK-NEXT:            }
-// CHECK-COUNT-16:        vector.store %[[ACC]]#{{[0-9]+}}, %[[AC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
+// CHECK-COUNT-24:        vector.store %[[ACC]]#{{[0-9]+}}, %[[AC]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // Leftover rows 4 at a time (8 accumulators), then one at a time (2
 // accumulators), leftover columns in scalar.
 // CHECK:                 %{{.*}}:8 = scf.for %{{.*}} to %{{.*}} {{.*}} -> ({{(vector<16xf32>, ){7}vector<16xf32>}}) {
@@ -236,7 +236,7 @@
 // CHECK-NEXT:            %[[KEPT:.*]] = arith.select %[[CAUSAL]], %[[MASKED]], %[[ZEROF]] : f32
 // CHECK-NEXT:            memref.store %[[KEPT]], %[[AC]][%[[T]], %[[S]]] : memref<?x?xf32>
 // out = (Q * exp(G)) H, the tiles reading rows of the state in ht ...
-// CHECK:                 scf.for {{.*}} iter_args({{.*}}) -> ({{(vector<16xf32>, ){15}vector<16xf32>}}) {
+// CHECK:                 scf.for {{.*}} iter_args({{.*}}) -> ({{(vector<16xf32>, ){23}vector<16xf32>}}) {
 // CHECK-NEXT:              vector.load %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
 // CHECK:                 vector.store %{{.*}}, %[[OUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // ... then out += A V, the accumulators starting from out; A is lower
@@ -283,7 +283,7 @@
 // CHECK-NEXT:            %[[ELC:.*]] = memref.load %[[CARRY]][%{{.*}}] : memref<?xf32>
 // CHECK-NEXT:            %[[ELV:.*]] = vector.broadcast %[[ELC]] : f32 to vector<16xf32>
 // CHECK-NEXT:            %[[HOLD:.*]] = arith.mulf %[[ELV]], %[[HLOADED]] : vector<16xf32>
-// CHECK:                 %[[HACC:[0-9]+]]:16 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %[[HOLD]],
+// CHECK:                 %[[HACC:[0-9]+]]:24 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %[[HOLD]],
 // CHECK-NEXT:              vector.load %[[VALS]]
 // CHECK-NEXT:              vector.load %[[VALS]]
 // CHECK:                 vector.store %[[HACC]]#0, %[[HT]][%[[N]], %[[H]], %{{.*}}, %{{.*}}] : memref<?x?x?x?xf32>, vector<16xf32>
@@ -483,12 +483,12 @@
 // The state terms, no transposes: dnum H^T into dq, reading rows of the
 // entering H^T, and V dH^T into dk's state term, reading rows of dH^T; each
 // tile times its decays (exp(G), exp(G_last - G)) as it is stored.
-// BWD:               %[[TILEQ:.*]]:16 = scf.for
+// BWD:               %[[TILEQ:.*]]:24 = scf.for
 // BWD:                 vector.load %[[ENTERING]][%[[RSLOT]], %{{.*}}, %{{.*}}] : memref<?x?x?xf32>, vector<16xf32>
 // BWD:               %[[DIN:.*]] = vector.load %[[DECAYIN]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD-NEXT:          %[[DQV:.*]] = arith.mulf %[[DIN]], %[[TILEQ]]#0 : vector<16xf32>
 // BWD-NEXT:          vector.store %[[DQV]], %[[DQB]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
-// BWD:               %[[TILEK:.*]]:16 = scf.for
+// BWD:               %[[TILEK:.*]]:24 = scf.for
 // BWD:                 vector.load %[[RDSTATE]][%{{.*}}, %{{.*}}] : memref<?x?xf32, strided<[?, 1], offset: ?>>, vector<16xf32>
 // BWD:               %[[DOUT:.*]] = vector.load %[[DECAYOUT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD-NEXT:          %[[DKV:.*]] = arith.mulf %[[DOUT]], %[[TILEK]]#0 : vector<16xf32>
@@ -511,7 +511,7 @@
 // BWD:                 scf.for %[[DVCOL:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step %c32{{.*}} {
 // BWD:                   %[[FROMS:.*]] = arith.minsi %[[RLEN]], %[[DVCOL]] : index
 // BWD-NEXT:              %[[TOS:.*]] = arith.maxsi %[[RLEN]], %[[FROMS]] : index
-// BWD:                   %{{.*}}:16 = scf.for %{{.*}} = %[[FROMS]] to %[[TOS]] step
+// BWD:                   %{{.*}}:24 = scf.for %{{.*}} = %[[FROMS]] to %[[TOS]] step
 // BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.load %[[KDT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
 // BWD:                 vector.store %{{.*}}, %[[DVT]][%{{.*}}, %{{.*}}] : memref<?x?xf32>, vector<16xf32>
