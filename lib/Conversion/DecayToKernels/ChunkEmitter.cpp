@@ -379,8 +379,10 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
     // Secondary chunking (MATH.md section 2) in sub-blocks of kSubBlock tokens.
     // For a sub-block starting at token r and every earlier token s:
     //   A_ts = sum_c (q_tc exp(G_tc - G_rc)) (k_sc exp(G_rc - G_sc)),
-    // both factors <= 1, one matmul per sub-block; inside the sub-block the
-    // scores are computed elementwise (exp(G_t - G_s) may not be split there).
+    // both factors <= 1: a register-tiled product of the sub-block's decayed
+    // queries and the earlier keys decayed to r (earlierScores); inside the
+    // sub-block the scores are computed pair by pair, the decay a running
+    // product (exp(G_t - G_s) may not be split there).
     forEachSubBlock(chunk, [&](const SubBlock &block) { subBlockScores(chunk, block); });
     return;
   }
@@ -482,6 +484,12 @@ void ChunkEmitter::earlierScores(const Chunk &chunk, const SubBlock &block) {
   b.setInsertionPointToStart(tiles.getBody());
   Value s = tiles.getInductionVar();
   for (int64_t first = 0; first < kSubBlock; first += rows) {
+    // A pass after the first only where the sub-block reaches its rows.
+    OpBuilder::InsertionGuard pass(b);
+    if (first > 0) {
+      Value reached = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, index(first), block.length);
+      b.setInsertionPointToStart(scf::IfOp::create(b, reached).thenBlock());
+    }
     auto channels = scf::ForOp::create(b, zero, keyDim, index(1), SmallVector<Value>(rows, zeros));
     {
       OpBuilder::InsertionGuard inner(b);

@@ -30,6 +30,7 @@
 // ONLY-NOT: scf.
 // ONLY-NOT: cf.
 // ONLY-NOT: memref.
+// (vector. as an op, not inside an intrinsic's name: llvm.intr.vector.reduce.fadd.)
 // ONLY-NOT: {{[^.]}}vector.
 // ONLY-NOT: arith.
 // ONLY-NOT: math.

@@ -38,7 +38,18 @@
 // CHECK:       }
 
 // GLA's sub-blocks keep their 16 tokens; its matmuls take the AVX2 tiles.
+// The earlier pairs go 8 rows of the sub-block per pass (8 accumulators
+// against a vector of the transposed keys), the second pass only where the
+// sub-block reaches row 8; the pairs inside a sub-block go one by one (no
+// unrolled whole-block branch: its 16 sums would not fit in 16 registers).
 // GLA-LABEL: func.func @gla_forward(
+// GLA:         %{{.*}}:8 = scf.for %{{.*}} -> ({{(vector<8xf32>, ){7}vector<8xf32>}}) {
+// GLA-NEXT:      vector.load %{{.*}} : memref<?x?xf32>, vector<8xf32>
+// GLA:         %[[ROW8:.*]] = arith.constant 8 : index
+// GLA-NEXT:    %[[SECOND:.*]] = arith.cmpi ult, %[[ROW8]], %{{.*}} : index
+// GLA-NEXT:    scf.if %[[SECOND]] {
+// GLA:           %{{.*}}:8 = scf.for %{{.*}} -> ({{(vector<8xf32>, ){7}vector<8xf32>}}) {
+// GLA-NOT:     vector.reduction
 // GLA:         %{{.*}}:12 = scf.for %{{.*}} -> ({{(vector<8xf32>, ){11}vector<8xf32>}}) {
 // GLA-LABEL: func.func @gla_backward(
 // GLA:         %{{.*}}:12 = scf.for %{{.*}} -> ({{(vector<8xf32>, ){11}vector<8xf32>}}) {

@@ -137,13 +137,15 @@
 // CHECK-NEXT:          memref.load %[[ALOG]][%[[H]]] : memref<?xf32>
 // CHECK-NEXT:          memref.load %[[DTB]][%[[H]]] : memref<?xf32>
 // softplus(x) = max(x, 0) + log1p(exp(-|x|)), the log1p of e in [0, 1] as
-// e P(e), P of degree 9 by Horner's rule in fused multiply-adds (no division).
+// e P(e), P of degree 9 by Horner's rule in multiply-adds that may be fused
+// (contract), no division.
 // CHECK:               %[[E:.*]] = math.exp %{{.*}} : f32
 // CHECK-NEXT:          %[[C9:.*]] = arith.constant -0.00317605701 : f32
+// CHECK-NEXT:          %[[P9E:.*]] = arith.mulf %[[C9]], %[[E]] fastmath<contract> : f32
 // CHECK-NEXT:          %[[C8:.*]] = arith.constant 0.0195425265 : f32
-// CHECK-NEXT:          %[[P8:.*]] = math.fma %[[C9]], %[[E]], %[[C8]] : f32
-// CHECK-COUNT-8:       math.fma %{{.*}}, %[[E]], %{{.*}} : f32
-// CHECK-NEXT:          %[[LOG1P:.*]] = arith.mulf %[[E]], %{{.*}} : f32
+// CHECK-NEXT:          arith.addf %[[P9E]], %[[C8]] fastmath<contract> : f32
+// CHECK-COUNT-8:       arith.mulf %{{.*}}, %[[E]] fastmath<contract> : f32
+// CHECK:               %[[LOG1P:.*]] = arith.mulf %[[E]], %{{.*}} : f32
 // CHECK-NOT:           arith.divf
 // CHECK:               %[[SP:.*]] = arith.addf %{{.*}}, %[[LOG1P]] : f32
 // CHECK:               %[[NA:.*]] = arith.negf %{{.*}} : f32
