@@ -24,6 +24,9 @@
 #include "llvm/Support/TargetSelect.h"
 
 #include <sstream>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 using namespace mlir;
 using namespace decay;
@@ -273,6 +276,41 @@ llvm::Expected<Sizes> resolveSizes(const SpecSummary &summary,
 }
 } // namespace
 
+namespace {
+/// Flushes subnormal f32 results and operands to zero (MXCSR's FTZ and DAZ)
+/// while the kernels run, as a package's entry point does (CpuPackage.cpp),
+/// so that kernels run here compute as they do from a package; the caller's
+/// MXCSR is restored afterwards. OpenMP's workers take the caller's MXCSR at
+/// each parallel region. No effect off x86-64.
+class FlushSubnormals {
+public:
+  explicit FlushSubnormals(bool enabled) {
+#if defined(__x86_64__)
+    if (!enabled)
+      return;
+    saved = _mm_getcsr();
+    active = true;
+    _mm_setcsr(saved | kFlushToZero | kDenormalsAreZero);
+#else
+    (void)enabled;
+#endif
+  }
+  ~FlushSubnormals() {
+#if defined(__x86_64__)
+    if (active)
+      _mm_setcsr(saved);
+#endif
+  }
+  FlushSubnormals(const FlushSubnormals &) = delete;
+  FlushSubnormals &operator=(const FlushSubnormals &) = delete;
+
+private:
+  static constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x0040;
+  unsigned saved = 0;
+  bool active = false;
+};
+} // namespace
+
 llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor> &inputs,
                                   const std::vector<int64_t> *cuSeqlens,
                                   std::map<std::string, HostTensor> &outputs) const {
@@ -357,8 +395,11 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
   const std::string &name = entry == Entry::Forward    ? impl->forwardName
                             : entry == Entry::Backward ? impl->backwardName
                                                        : impl->stepName;
-  if (auto error = impl->engine->invokePacked(name, packed))
-    return error;
+  {
+    FlushSubnormals flushing(/*enabled=*/impl->singlePrecision); // not the f64 reference
+    if (auto error = impl->engine->invokePacked(name, packed))
+      return error;
+  }
   for (size_t i = 0; i < slots.size(); ++i) {
     const Argument &slot = slots[i];
     if ((slot.kind != Argument::Output && slot.kind != Argument::InOut) || slot.placeholder)

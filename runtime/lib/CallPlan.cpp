@@ -277,8 +277,11 @@ Error bindArgument(const Spec &spec, const Argument &argument, const TensorMap &
     return error;
   bool output = argument.role == Role::Output;
   // An unused k is ignored; an unused dk is zero (k does not affect the loss).
+  // A gradient the kernel accumulates into starts from zero, unless the
+  // manifest says the kernel stores every element of it (overwritten).
   slot.source = argument.unused ? Source::Scratch : Source::Caller;
-  slot.zeroOnEntry = output && (argument.unused || isAccumulatingOutput(spec, argument.name));
+  slot.zeroOnEntry = output && (argument.unused || (isAccumulatingOutput(spec, argument.name) &&
+                                                    !argument.overwritten));
   return Error::success();
 }
 

@@ -5,6 +5,7 @@
 #include "GpuManifest.h"
 #include "ManifestReader.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <set>
@@ -163,7 +164,8 @@ bool readArgument(Reader &reader, const json &item, const std::string &where, co
       !reader.readString(item, where, "dtype", dtype) ||
       !reader.readString(item, where, "role", role) ||
       !reader.readOptionalBool(item, where, "optional", argument.optional) ||
-      !reader.readOptionalBool(item, where, "unused", argument.unused))
+      !reader.readOptionalBool(item, where, "unused", argument.unused) ||
+      !reader.readOptionalBool(item, where, "overwritten", argument.overwritten))
     return false;
   if (!isIdentifier(argument.name))
     return reader.fail(where + ".name", "'" + argument.name + "' is not an identifier");
@@ -187,6 +189,8 @@ bool readArgument(Reader &reader, const json &item, const std::string &where, co
                                                 : "only inputs may be optional");
   if (argument.unused && (argument.role == Role::Sequences || argument.role == Role::Inout))
     return reader.fail(where + ".unused", "the sequence table and state caches cannot be unused");
+  if (argument.overwritten && (argument.role != Role::Output || argument.unused))
+    return reader.fail(where + ".overwritten", "only outputs the kernel writes can be overwritten");
   if (argument.name == "cu_seqlens")
     return reader.fail(where + ".name", "cu_seqlens is not a kernel argument");
   return checkArgumentDtype(reader, where, kernel, argument) &&
@@ -325,9 +329,14 @@ bool readKernels(Reader &reader, const json &root, std::vector<Kernel> &kernels)
                                                           ", V = " + std::to_string(valueDim)
                                                     : ""));
     // Every kernel of an entry takes the same tensors: a call is checked once,
-    // whichever kernel then runs it.
+    // whichever kernel then runs it. Which outputs a kernel overwrites (and so
+    // which the runtime zeroes for it) may differ.
+    auto sameTensors = [](const std::vector<Argument> &a, const std::vector<Argument> &b) {
+      return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                        [](const Argument &x, const Argument &y) { return x.takesSameTensor(y); });
+    };
     for (size_t j = 0; j < kernels.size(); ++j)
-      if (kernels[j].entry == kernel.entry && kernels[j].arguments != kernel.arguments)
+      if (kernels[j].entry == kernel.entry && !sameTensors(kernels[j].arguments, kernel.arguments))
         return reader.fail(where + ".arguments", "differ from those of kernels[" +
                                                      std::to_string(j) + "], the same entry");
     kernels.push_back(std::move(kernel));

@@ -49,12 +49,14 @@ struct Argument {
   Role role = Role::Input;
   bool optional = false; ///< an input the caller may omit (zeros or the scan's init)
   bool unused = false;   ///< neither read nor written: the runtime passes scratch
+  bool overwritten = false; ///< an output whose every element the kernel stores: not zeroed first
 
-  bool operator==(const Argument &other) const {
+  /// Whether a call passes the same tensor for `other` as for this argument
+  /// (overwritten, how one kernel writes it, aside).
+  bool takesSameTensor(const Argument &other) const {
     return name == other.name && dims == other.dims && dtype == other.dtype &&
            role == other.role && optional == other.optional && unused == other.unused;
   }
-  bool operator!=(const Argument &other) const { return !(*this == other); }
 };
 
 /// A size in bytes as a function of the call (docs/package.md):

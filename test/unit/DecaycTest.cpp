@@ -784,6 +784,41 @@ TEST(DecaycRun, BackwardWritesEveryGradientAsTheLibraryComputesIt) {
   }
 }
 
+// decayc's output buffers start as NaN, so a gradient element that neither
+// the kernels store nor the runtime zeroes (a manifest that marks a gradient
+// "overwritten" that the kernel adds into, or leaves partly unwritten) shows.
+class DecaycRunBackward : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(DecaycRunBackward, WritesEveryElementOfEveryGradient) {
+  const Variant &variant = GetParam();
+  const Case &c = kCases[2]; // varlen with an empty sequence
+  ASSERT_EQ(std::string(c.label), "varlen_int32_empty_sequence");
+  TempDir dir;
+  fs::create_directory(dir / "in");
+  writeInputs(variant, c, dir / "in", /*seed=*/21);
+  std::vector<int64_t> shape = c.shape("BTHV");
+  std::vector<double> gradient;
+  for (int64_t i = 0; i < c.B * c.T * c.H * c.V; ++i)
+    gradient.push_back(std::sin(0.7 * double(i)));
+  writeArray(dir / "in/do.npy", Array::fromF64(gradient, shape));
+  Outcome outcome = runDecayc({"run", exampleSpec(variant.name), "--entry", "backward", "--inputs",
+                               dir / "in", "--outputs", dir / "out"},
+                              dir);
+  ASSERT_EQ(outcome.exitCode, 0) << outcome.err;
+  std::map<std::string, decay::HostTensor> written = readAllTensors(dir / "out");
+  EXPECT_TRUE(written.count("dq") && written.count("dv"));
+  for (auto &[name, tensor] : written) {
+    SCOPED_TRACE(name);
+    size_t finite = 0;
+    for (double value : tensor.data)
+      finite += std::isfinite(value);
+    EXPECT_EQ(finite, tensor.data.size());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Decayc, DecaycRunBackward, ::testing::ValuesIn(kVariants),
+                         [](const auto &info) { return info.param.name; });
+
 TEST(DecaycErrors, BackwardWithoutOutputGradient) {
   TempDir dir;
   writeMamba2Inputs(dir / "in");

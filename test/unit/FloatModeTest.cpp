@@ -1,10 +1,14 @@
-// A CPU package's kernels run with subnormals flushed to zero and leave the caller's MXCSR as it was.
+// CPU kernels, from a package or compiled in process, run with subnormals flushed to zero and leave the caller's MXCSR as it was.
 #include "ExamplePackage.h"
+#include "KernelCases.h"
+
+#include "decay/Runner/SpecProgram.h"
 
 #include "decayrt/decayrt.h"
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,6 +56,41 @@ TEST(PackageFloatMode, SubnormalsFlushToZeroAndTheCallersMxcsrIsRestored) {
     EXPECT_EQ(value, 0.0f);
   for (float value : small)
     EXPECT_GT(value, 0.0f);
+}
+
+/// linearForward through kernels compiled in process (decay::SpecProgram).
+std::vector<double> linearForward(const decay::SpecProgram &program, double x) {
+  constexpr int64_t B = 1, T = 4, H = 1, K = 8, V = 8;
+  std::map<std::string, decay::HostTensor> inputs = {
+      {"q", {{B, T, H, K}, std::vector<double>(B * T * H * K, x)}},
+      {"k", {{B, T, H, K}, std::vector<double>(B * T * H * K, x)}},
+      {"v", {{B, T, H, V}, std::vector<double>(B * T * H * V, 1.0)}}};
+  std::map<std::string, decay::HostTensor> outputs;
+  llvm::Error error = program.run(decay::Entry::Forward, inputs, nullptr, outputs);
+  EXPECT_FALSE(bool(error)) << llvm::toString(std::move(error));
+  return outputs["o"].data;
+}
+
+TEST(SpecProgramFloatMode, SubnormalsFlushToZeroAndTheCallersMxcsrIsRestored) {
+  decay::CompileOptions options;
+  options.target = decay::Target::CpuKernels;
+  auto program = decay::SpecProgram::compile(decay::test::readExample("linear"), "linear", options);
+  ASSERT_TRUE(bool(program)) << llvm::toString(program.takeError());
+
+  unsigned original = _mm_getcsr();
+  unsigned callers = (original & ~(kFlushToZero | kDenormalsAreZero)) | kRoundDown;
+  _mm_setcsr(callers);
+  std::vector<double> tiny = linearForward(**program, 1e-20);
+  unsigned after = _mm_getcsr();
+  std::vector<double> small = linearForward(**program, 1e-5);
+  _mm_setcsr(original);
+
+  EXPECT_EQ(after & ~0x3Fu, callers & ~0x3Fu);
+  ASSERT_FALSE(tiny.empty());
+  for (double value : tiny)
+    EXPECT_EQ(value, 0.0);
+  for (double value : small)
+    EXPECT_GT(value, 0.0);
 }
 
 } // namespace

@@ -424,6 +424,10 @@ std::vector<BrokenManifest> brokenManifests() {
          [args](json &m) { args(m)[3]["optional"] = "yes"; });
   mutate("optional output", "only inputs may be optional",
          [args](json &m) { args(m)[5]["optional"] = true; });
+  mutate("overwritten input", "only outputs the kernel writes can be overwritten",
+         [args](json &m) { args(m)[0]["overwritten"] = true; });
+  mutate("overwritten not bool", "kernels[0].arguments[5].overwritten",
+         [args](json &m) { args(m)[5]["overwritten"] = 1; });
   mutate("duplicate argument", "duplicate argument 'k'",
          [args](json &m) { args(m)[0]["name"] = "k"; });
   mutate("no sequences", "role sequences", [args](json &m) { args(m).erase(4); });
@@ -532,18 +536,35 @@ TEST_F(Runtime, InputsMayShareMemory) {
   EXPECT_EQ(runLinear(tensors), DECAYRT_OK) << decayrt_last_error();
 }
 
-TEST_F(Runtime, BackwardZeroesAccumulatorsAndFillsScanStates) {
-  const int64_t B = 2, T = 5, H = 3, K = 4, V = 6;
+/// The tensors of a call of the fake `gated` backward (ddt and dA: + 1):
+/// inputs of ones; outputs holding 5 (ddt and dA: 7) before the call.
+struct GatedBackwardCall {
+  static constexpr int64_t B = 2, T = 5, H = 3, K = 4, V = 6;
   std::vector<int64_t> qShape = {B, T, H, K}, vShape = {B, T, H, V}, btShape = {B, T, H},
                        hShape = {H}, zShape = {B, H}, stateShape = {B, H, K, V};
-  std::vector<float> q(B * T * H * K, 1), v(B * T * H * V, 1), dt(B * T * H, 1), A(H, 1),
-      d_o(B * T * H * V, 1), dq(q.size(), 5), dk(q.size(), 5), dv(v.size(), 5),
-      dh0(B * H * K * V, 5), ddt(dt.size(), 7), dA(H, 7), dz(B * H, 5);
+  std::vector<float> q = std::vector<float>(B * T * H * K, 1), v = std::vector<float>(B * T * H * V, 1),
+                     dt = std::vector<float>(B * T * H, 1), A = std::vector<float>(H, 1), d_o = v,
+                     dq = std::vector<float>(q.size(), 5), dv = std::vector<float>(v.size(), 5),
+                     dh0 = std::vector<float>(B * H * K * V, 5), ddt = std::vector<float>(dt.size(), 7),
+                     dA = std::vector<float>(H, 7), dz = std::vector<float>(B * H, 5);
   std::vector<decayrt_tensor> tensors = {
       view("q", q, qShape),   view("v", v, vShape),          view("dt", dt, btShape),
       view("A", A, hShape),   view("do", d_o, vShape),       view("dq", dq, qShape),
       view("dv", dv, vShape), view("dh0", dh0, stateShape),  view("ddt", ddt, btShape),
       view("dA", dA, hShape), view("dscan_z_h0", dz, zShape)};
+
+  GatedBackwardCall() = default;
+  GatedBackwardCall(const GatedBackwardCall &) = delete; // the views point into this object
+  GatedBackwardCall &operator=(const GatedBackwardCall &) = delete;
+};
+
+TEST_F(Runtime, BackwardZeroesAccumulatorsAndFillsScanStates) {
+  GatedBackwardCall call;
+  std::vector<decayrt_tensor> &tensors = call.tensors;
+  std::vector<float> &q = call.q, &dv = call.dv, &dh0 = call.dh0, &ddt = call.ddt, &dA = call.dA,
+                     &dz = call.dz;
+  const std::vector<int64_t> &qShape = call.qShape, &zShape = call.zShape;
+  const int64_t B = call.B, H = call.H;
   ASSERT_EQ(decayrt_run(gated, "backward", tensors.data(), tensors.size()), DECAYRT_OK)
       << decayrt_last_error();
   for (float x : ddt)
@@ -566,7 +587,7 @@ TEST_F(Runtime, BackwardZeroesAccumulatorsAndFillsScanStates) {
 
   // A given dk is checked and zeroed (the gradient of a key the spec ignores);
   // a given k is ignored; a given scan state reaches the kernel.
-  std::vector<float> z0(B * H, 3), k(q.size(), 9);
+  std::vector<float> z0(B * H, 3), k(q.size(), 9), dk(q.size(), 5);
   tensors.push_back(view("dk", dk, qShape));
   tensors.push_back(view("k", k, qShape));
   tensors.push_back(view("scan_z_h0", z0, zShape));
@@ -578,6 +599,29 @@ TEST_F(Runtime, BackwardZeroesAccumulatorsAndFillsScanStates) {
     ASSERT_EQ(x, 3.0f);
   for (float x : ddt)
     ASSERT_EQ(x, 1.0f);
+}
+
+TEST(RuntimeRun, OverwrittenGradientsAreNotZeroed) {
+  // The same fake backward (ddt and dA: + 1) with ddt marked overwritten: the
+  // runtime leaves it as given (a real kernel stores every element of it),
+  // and still zeroes dA.
+  json manifest = gatedManifest();
+  for (json &argument : manifest["kernels"][0]["arguments"])
+    if (argument["name"] == "ddt")
+      argument["overwritten"] = true;
+  TempDir dir;
+  std::string path = buildPackage(dir, manifest.dump());
+  ASSERT_FALSE(path.empty());
+  decayrt_package *package = nullptr;
+  ASSERT_EQ(decayrt_package_load(path.c_str(), &package), DECAYRT_OK) << decayrt_last_error();
+  GatedBackwardCall call;
+  ASSERT_EQ(decayrt_run(package, "backward", call.tensors.data(), call.tensors.size()), DECAYRT_OK)
+      << decayrt_last_error();
+  for (float x : call.ddt)
+    EXPECT_EQ(x, 8.0f); // as given, then + 1
+  for (float x : call.dA)
+    EXPECT_EQ(x, 1.0f); // zeroed, then + 1
+  decayrt_package_free(package);
 }
 
 // ---- Running: validation ----

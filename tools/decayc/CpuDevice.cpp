@@ -12,6 +12,8 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
+#include <limits>
+
 using namespace decayc;
 using decay::Entry;
 
@@ -191,7 +193,10 @@ CpuDevice::allocateOutputs(Entry entry, const std::map<std::string, DeviceTensor
       shape.push_back(std::max<int64_t>(size, 0));
       count *= std::max<int64_t>(size, 0);
     }
-    outputs[spec.name] = DeviceTensor::of(shape, std::vector<float>(count, 0.0f), spec.dtype == "bf16");
+    // NaN until written: an element that neither the kernel nor the runtime
+    // writes shows as NaN in the results, not as a plausible zero.
+    outputs[spec.name] = DeviceTensor::of(shape, std::vector<float>(count, std::numeric_limits<float>::quiet_NaN()),
+                                          spec.dtype == "bf16");
   }
   return outputs;
 }

@@ -8,6 +8,7 @@
 #include "decay/InitDecay.h"
 #include "decay/Runner/Signature.h"
 #include "decay/Runner/SpecLoader.h"
+#include "decay/Support/GradientStores.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
@@ -59,7 +60,7 @@ llvm::json::Object byteModel(const ByteModel &model) {
 }
 
 /// The manifest's description of the arguments of `entry`.
-llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry);
+llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry, bool cpuKernel);
 
 /// The manifest item of a GPU module (docs/package.md, "GPU kernels").
 llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule &m) {
@@ -96,7 +97,7 @@ llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule
                           {"key_dim", m.keyDim},
                           {"value_dim", m.valueDim},
                           {"chunk_size", m.chunkSize},
-                          {"arguments", describeArguments(summary, entry)},
+                          {"arguments", describeArguments(summary, entry, /*cpuKernel=*/false)},
                           {"workspace", byteModel(m.workspace)},
                           {"moves", byteModel(m.moves)},
                           {"launches", std::move(launches)}};
@@ -108,7 +109,17 @@ llvm::json::Object describeGpuModule(const SpecSummary &summary, const GpuModule
   return item;
 }
 
-llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry) {
+/// Whether the CPU backward stores every element of output `name` once (the
+/// gradient of a spec input, see inputGradientStoredOnce), so that the
+/// runtime need not zero it.
+bool overwrittenByCpuBackward(const SpecSummary &summary, const std::string &name) {
+  for (const auto &[input, dims] : summary.inputs)
+    if (name == "d" + input)
+      return inputGradientStoredOnce(dims, summary.perChannel);
+  return false;
+}
+
+llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry, bool cpuKernel) {
   llvm::json::Array arguments;
   for (const Argument &argument : signatureOf(summary, entry)) {
     bool sequences = argument.kind == Argument::Sequences;
@@ -124,6 +135,9 @@ llvm::json::Array describeArguments(const SpecSummary &summary, Entry entry) {
       object["optional"] = true;
     if (argument.placeholder)
       object["unused"] = true;
+    else if (cpuKernel && entry == Entry::Backward && argument.kind == Argument::Output &&
+             overwrittenByCpuBackward(summary, argument.tensor.name))
+      object["overwritten"] = true;
     arguments.push_back(std::move(object));
   }
   return arguments;
@@ -171,7 +185,7 @@ std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, const C
                                            {"symbol", entrySymbol(summary, entry)},
                                            {"cpu", options.cpu},
                                            {"threads", "openmp"},
-                                           {"arguments", describeArguments(summary, entry)}});
+                                           {"arguments", describeArguments(summary, entry, /*cpuKernel=*/true)}});
   for (const GpuModule &m : gpuModules)
     kernels.push_back(describeGpuModule(summary, m));
   llvm::json::Object manifest{{"format", "decayc-package"},

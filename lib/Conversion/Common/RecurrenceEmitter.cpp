@@ -1,5 +1,6 @@
 // Shared pieces of the IR emitted for a recurrence (reference and kernels): loops, math, feature maps, RoPE, regions.
 #include "decay/Conversion/RecurrenceEmitter.h"
+#include "decay/Support/GradientStores.h"
 
 #include "llvm/Support/Error.h"
 
@@ -621,8 +622,7 @@ void RecurrenceEmitter::accumulateAdjoint(const BackwardSinks &sinks, const Elem
     bool shared = !isInput || !dims.getValue().contains('H');
     // An input indexed by every index of the evaluation (B, T, H, and K
     // when per channel) gets exactly one contribution: a plain store.
-    bool once = isInput && dims.getValue().contains('T') && dims.getValue().contains('H') &&
-                dims.getValue().contains('K') == bool(element.c);
+    bool once = isInput && inputGradientStoredOnce(dims.getValue(), bool(element.c));
     if (sinks.atomicShared && shared)
       memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addf, gradients[i], target, where);
     else if (once)

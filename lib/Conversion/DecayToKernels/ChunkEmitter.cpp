@@ -153,7 +153,6 @@ void ChunkEmitter::allocateChunk(Chunk &chunk, Value rows) {
   if (!spec.isPerChannel())
     return;
   chunk.sub = alloc({keyDim, index(kSubBlock)});
-  chunk.decayedKeys = alloc({size, keyDim});
   chunk.keysT = alloc({keyDim, size});
 }
 
@@ -166,7 +165,7 @@ void ChunkEmitter::releaseChunk(const Chunk &chunk) {
                        chunk.work, chunk.out, chunk.values})
     memref::DeallocOp::create(b, buffer);
   if (spec.isPerChannel())
-    for (Value buffer : {chunk.sub, chunk.decayedKeys, chunk.keysT})
+    for (Value buffer : {chunk.sub, chunk.keysT})
       memref::DeallocOp::create(b, buffer);
 }
 

@@ -24,8 +24,7 @@ struct Chunk {
   mlir::Value work;   ///< [C, K] scratch: decayed q or k, and transposed k
   mlir::Value out;    ///< [C, V]: the numerators of the chunk's outputs
   mlir::Value values; ///< [C, V]: the chunk's rows of v, staged contiguously
-  mlir::Value sub;    ///< [K, 16]: a sub-block's queries, transposed (vector decays only, as the next two)
-  mlir::Value decayedKeys; ///< [C, K]: keys or queries decayed to a sub-block (vector decays; the backward's pairs)
+  mlir::Value sub;    ///< [K, 16]: a sub-block's queries, transposed (vector decays only, as the next)
   mlir::Value keysT;  ///< [K, C]: keysT[c, s] = k_sc exp(G_rc - G_sc), s earlier than the sub-block at r (computeScores)
 };
 

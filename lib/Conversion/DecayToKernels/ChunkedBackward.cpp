@@ -51,7 +51,8 @@ private:
     Value dA, pairs, dnum, dden;   // [C, C], [C, C] (scalar decays: D), [C, V], [C]
     Value valuesT, dvT, kdT;       // [V, C]: V^T and dv^T; [K, C]: Kd^T
     Value dq, dkPairs, dkState;    // [C, K]: dq (diagonal term last), dk's pair and state terms
-    Value blockTemp;               // [16, K]: a sub-block's matmul (vector decays)
+    Value blockTemp;               // [16, K]: a sub-block's matmul (vector decays only, as the next)
+    Value decayedKeys;             // [C, K]: keys or queries decayed to a sub-block's edge
     Value decayIn, decayOut, qd;   // [C, K]: exp(G), exp(G_last - G), q exp(G)
     Value dg, carry, edge;         // f64 [C, K], [K], [K]: the parts of dg (see the top)
     SmallVector<Value> scanState;
@@ -331,7 +332,7 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   Value r = block.first, blockEnd = block.end, blockLength = block.length;
   Value blockLast = arith::SubIOp::create(b, blockEnd, index(1));
   MatrixView temp = rowMajor(s.blockTemp);
-  MatrixView decayed = rowMajor(chunk.decayedKeys);
+  MatrixView decayed = rowMajor(s.decayedKeys);
   // Inside the sub-block, pair by pair, the decay from src to t carried as a
   // product of steps exp(g) (each <= 1): per strip of channels, the decay
   // and src's dk' held in registers over the later tokens t.
@@ -357,14 +358,14 @@ void ChunkedBackwardBuilder::subBlockPairGradients(Scratch &s, const SubBlock &b
   });
   // Earlier tokens s < r reach the sub-block's queries through the keys
   // decayed to r: dq_t += exp(G_t - G_r) * sum_s dA_ts (k_s exp(G_r - G_s)).
-  decayRows(chunk, chunk.k, zero, r, r, chunk.decayedKeys, /*later=*/false);
+  decayRows(chunk, chunk.k, zero, r, r, s.decayedKeys, /*later=*/false);
   emitTileMatmul(b, tiling, temp, [&](Value i, Value src) { return load(s.dA, {arith::AddIOp::create(b, r, i), src}); },
                  decayed, blockLength, keyDim, r, /*accumulate=*/false);
   addDecayedBlock(s, s.dq, block, r, /*later=*/true);
   // Later tokens t > blockLast reach the sub-block's keys through the
   // queries decayed to blockLast:
   //   dk'_s += exp(G_last' - G_s) * sum_t dA_ts (q_t exp(G_t - G_last')).
-  decayRows(chunk, chunk.q, blockEnd, chunk.length, blockLast, chunk.decayedKeys, /*later=*/true);
+  decayRows(chunk, chunk.q, blockEnd, chunk.length, blockLast, s.decayedKeys, /*later=*/true);
   Value laterCount = arith::SubIOp::create(b, chunk.length, blockEnd);
   emitTileMatmul(b, tiling, temp,
                  [&](Value i, Value u) {
@@ -577,7 +578,10 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   s.dq = alloc({size, keyDim});
   s.dkPairs = alloc({size, keyDim});
   s.dkState = alloc({size, keyDim});
-  s.blockTemp = alloc({index(kSubBlock), keyDim});
+  if (spec.isPerChannel()) {
+    s.blockTemp = alloc({index(kSubBlock), keyDim});
+    s.decayedKeys = alloc({size, keyDim});
+  }
   s.decayIn = alloc({size, keyDim});
   s.decayOut = alloc({size, keyDim});
   s.qd = alloc({size, keyDim});
@@ -651,14 +655,15 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   releaseChunk(s.chunk);
   SmallVector<Value> buffers = {s.entering, s.enteringNorm, states.stateT, states.dStateT, states.norm,
                                 states.dNorm, s.enteringRows, s.dA, s.pairs, s.dnum, s.dden, s.valuesT,
-                                s.dvT, s.kdT, s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayIn,
+                                s.dvT, s.kdT, s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayedKeys, s.decayIn,
                                 s.decayOut, s.qd, s.dg, s.carry, s.edge, s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum, s.sinks.dgNarrow};
   for (ArrayRef<Value> perHead : {ArrayRef<Value>(states.scanState), ArrayRef<Value>(states.scanPrev),
                                   ArrayRef<Value>(states.scanCarry), ArrayRef<Value>(states.paramPartials)})
     llvm::append_range(buffers, perHead);
   for (Value buffer : buffers)
-    memref::DeallocOp::create(b, buffer);
+    if (buffer) // the sub-block buffers exist for vector decays only
+      memref::DeallocOp::create(b, buffer);
   if (s.streamingDv || s.streamingDqDk)
     fenceStreamingStores(b);
 }

@@ -389,9 +389,7 @@
 // BWD-NEXT:      %[[DQB:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[DKP:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[DKS:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
-// A sub-block's product [16, K]; exp(G) and exp(G_last - G) [C, K].
-// BWD-NEXT:      arith.constant 16 : index
-// BWD-NEXT:      memref.alloc(%{{.*}}, %[[KD]]) : memref<?x?xf32>
+// exp(G) and exp(G_last - G) [C, K] (no sub-block buffers: a scalar decay).
 // BWD-NEXT:      %[[DECAYIN:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // BWD-NEXT:      %[[DECAYOUT:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf32>
 // BWD:           %[[DGP:.*]] = memref.alloc(%[[CS]], %[[KD]]) : memref<?x?xf64>
@@ -690,7 +688,6 @@ decay.recurrence @mamba2 scalar
 // CHECK-NEXT:      memref.alloc(%[[CSA]], %[[VD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[C16:.*]] = arith.constant 16 : index
 // CHECK-NEXT:      %[[SUBC:.*]] = memref.alloc(%[[KD]], %[[C16]]) : memref<?x?xf32>
-// CHECK-NEXT:      memref.alloc(%[[CSA]], %[[KD]]) : memref<?x?xf32>
 // CHECK-NEXT:      %[[KEYST:.*]] = memref.alloc(%[[KD]], %[[CSA]]) : memref<?x?xf32>
 // CHECK:           scf.for %[[FIRST:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[CS]] {
 // CHECK-NEXT:        %[[REST:.*]] = arith.subi %[[END]], %[[FIRST]] : index
