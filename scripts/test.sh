@@ -27,7 +27,8 @@ if scripts/setup.sh build-asan -DDECAY_SANITIZE=ON -DDECAY_ENABLE_FUZZER=OFF >bu
   # The sanitizers look at the runtime, the tools and the emulator; the same
   # numerics over every example already ran above. Under ASan the emulated
   # and end-to-end suites keep one vector decay (gla), one scan (lightnet)
-  # and one normalizer (d2d_exp), which keeps this run within minutes.
+  # and one normalizer (d2d_exp), and the backward's every-element check gla
+  # only, which keeps this run within minutes.
   heavy=""
   for spec in linear retnet tnll mamba2 mamba2_vector hgrn2 lightnet simple_decay d2d_elu; do
     heavy="$heavy:Emulated/SimtKernels.ForwardAndBackwardMatchTheReference/$spec"
@@ -38,6 +39,9 @@ if scripts/setup.sh build-asan -DDECAY_SANITIZE=ON -DDECAY_ENABLE_FUZZER=OFF >bu
   for spec in mamba2 gla hgrn2 d2d_exp retnet; do
     heavy="$heavy:Decayc/DecaycRunStep.RecurrentModeMatchesTheForwardReference/$spec"
     heavy="$heavy:Decayc/DecaycRunSimt.ForwardAndBackwardMatchTheReference/$spec"
+  done
+  for spec in mamba2 hgrn2 lightnet d2d_exp mamba2_vector simple_decay; do
+    heavy="$heavy:Decayc/DecaycRunBackward.WritesEveryElementOfEveryGradient/$spec"
   done
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     build-asan/bin/decay-unittests --gtest_brief=1 --gtest_filter="-Emulated/SimtBf16Kernels.*$heavy"

@@ -395,10 +395,13 @@ llvm::Error SpecProgram::run(Entry entry, const std::map<std::string, HostTensor
   const std::string &name = entry == Entry::Forward    ? impl->forwardName
                             : entry == Entry::Backward ? impl->backwardName
                                                        : impl->stepName;
+  // Looked up (and so compiled, on first use) before the kernels' MXCSR is set.
+  auto function = impl->engine->lookupPacked(name);
+  if (!function)
+    return function.takeError();
   {
     FlushSubnormals flushing(/*enabled=*/impl->singlePrecision); // not the f64 reference
-    if (auto error = impl->engine->invokePacked(name, packed))
-      return error;
+    (*function)(packed.data());
   }
   for (size_t i = 0; i < slots.size(); ++i) {
     const Argument &slot = slots[i];

@@ -189,8 +189,10 @@ bool readArgument(Reader &reader, const json &item, const std::string &where, co
                                                 : "only inputs may be optional");
   if (argument.unused && (argument.role == Role::Sequences || argument.role == Role::Inout))
     return reader.fail(where + ".unused", "the sequence table and state caches cannot be unused");
-  if (argument.overwritten && (argument.role != Role::Output || argument.unused))
-    return reader.fail(where + ".overwritten", "only outputs the kernel writes can be overwritten");
+  if (argument.overwritten &&
+      (argument.role != Role::Output || argument.unused || kernel.entry != "backward"))
+    return reader.fail(where + ".overwritten",
+                       "only a backward kernel's outputs that it writes can be overwritten");
   if (argument.name == "cu_seqlens")
     return reader.fail(where + ".name", "cu_seqlens is not a kernel argument");
   return checkArgumentDtype(reader, where, kernel, argument) &&

@@ -787,36 +787,57 @@ TEST(DecaycRun, BackwardWritesEveryGradientAsTheLibraryComputesIt) {
 // decayc's output buffers start as NaN, so a gradient element that neither
 // the kernels store nor the runtime zeroes (a manifest that marks a gradient
 // "overwritten" that the kernel adds into, or leaves partly unwritten) shows.
+// Every example with inputs or params; varlen with an empty sequence, in one
+// chunk and across chunks (the last one partial), f32 and bf16.
+const Variant kBackwardVariants[] = {
+    kVariants[0], kVariants[1], kVariants[2], kVariants[3], kVariants[4],
+    {"mamba2_vector", {{"dt", "BTHK"}, {"A_log", "HK"}, {"dt_bias", "HK"}}, false, ""},
+    {"simple_decay", {{"f", "BTHK"}, {"delta", "HK"}}, false, ""},
+};
+
 class DecaycRunBackward : public ::testing::TestWithParam<Variant> {};
 
 TEST_P(DecaycRunBackward, WritesEveryElementOfEveryGradient) {
   const Variant &variant = GetParam();
-  const Case &c = kCases[2]; // varlen with an empty sequence
-  ASSERT_EQ(std::string(c.label), "varlen_int32_empty_sequence");
-  TempDir dir;
-  fs::create_directory(dir / "in");
-  writeInputs(variant, c, dir / "in", /*seed=*/21);
-  std::vector<int64_t> shape = c.shape("BTHV");
-  std::vector<double> gradient;
-  for (int64_t i = 0; i < c.B * c.T * c.H * c.V; ++i)
-    gradient.push_back(std::sin(0.7 * double(i)));
-  writeArray(dir / "in/do.npy", Array::fromF64(gradient, shape));
-  Outcome outcome = runDecayc({"run", exampleSpec(variant.name), "--entry", "backward", "--inputs",
-                               dir / "in", "--outputs", dir / "out"},
-                              dir);
-  ASSERT_EQ(outcome.exitCode, 0) << outcome.err;
-  std::map<std::string, decay::HostTensor> written = readAllTensors(dir / "out");
-  EXPECT_TRUE(written.count("dq") && written.count("dv"));
-  for (auto &[name, tensor] : written) {
-    SCOPED_TRACE(name);
-    size_t finite = 0;
-    for (double value : tensor.data)
-      finite += std::isfinite(value);
-    EXPECT_EQ(finite, tensor.data.size());
+  struct Run {
+    Case problem;
+    std::vector<std::string> flags;
+  };
+  const Run runs[] = {
+      {kCases[2], {}}, // varlen_int32_empty_sequence: 9 tokens, one chunk
+      {{"across_chunks", 1, 75, 2, 5, 3, true, true, {0, 7, 7, 75}}, {"--chunk-size", "32"}},
+      {{"across_chunks_bf16", 1, 75, 2, 5, 3, true, true, {0, 7, 7, 75}},
+       {"--chunk-size", "32", "--dtype", "bf16"}},
+  };
+  uint64_t seed = 21;
+  for (const Run &run : runs) {
+    const Case &c = run.problem;
+    SCOPED_TRACE(c.label);
+    TempDir dir;
+    fs::create_directory(dir / "in");
+    writeInputs(variant, c, dir / "in", seed++);
+    std::vector<double> gradient;
+    for (int64_t i = 0; i < c.B * c.T * c.H * c.V; ++i)
+      gradient.push_back(std::sin(0.7 * double(i)));
+    writeArray(dir / "in/do.npy", Array::fromF64(gradient, c.shape("BTHV")));
+    std::vector<std::string> command = {"run", exampleSpec(variant.name), "--entry", "backward",
+                                        "--inputs", dir / "in", "--outputs", dir / "out"};
+    command.insert(command.end(), run.flags.begin(), run.flags.end());
+    Outcome outcome = runDecayc(command, dir);
+    ASSERT_EQ(outcome.exitCode, 0) << outcome.err;
+    std::map<std::string, decay::HostTensor> written = readAllTensors(dir / "out");
+    EXPECT_TRUE(written.count("dq") && written.count("dv"));
+    for (auto &[name, tensor] : written) {
+      SCOPED_TRACE(name);
+      size_t finite = 0;
+      for (double value : tensor.data)
+        finite += std::isfinite(value);
+      EXPECT_EQ(finite, tensor.data.size());
+    }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Decayc, DecaycRunBackward, ::testing::ValuesIn(kVariants),
+INSTANTIATE_TEST_SUITE_P(Decayc, DecaycRunBackward, ::testing::ValuesIn(kBackwardVariants),
                          [](const auto &info) { return info.param.name; });
 
 TEST(DecaycErrors, BackwardWithoutOutputGradient) {

@@ -424,8 +424,10 @@ std::vector<BrokenManifest> brokenManifests() {
          [args](json &m) { args(m)[3]["optional"] = "yes"; });
   mutate("optional output", "only inputs may be optional",
          [args](json &m) { args(m)[5]["optional"] = true; });
-  mutate("overwritten input", "only outputs the kernel writes can be overwritten",
+  mutate("overwritten input", "only a backward kernel's outputs that it writes can be overwritten",
          [args](json &m) { args(m)[0]["overwritten"] = true; });
+  mutate("overwritten forward output", "only a backward kernel's outputs",
+         [args](json &m) { args(m)[5]["overwritten"] = true; });
   mutate("overwritten not bool", "kernels[0].arguments[5].overwritten",
          [args](json &m) { args(m)[5]["overwritten"] = 1; });
   mutate("duplicate argument", "duplicate argument 'k'",

@@ -156,7 +156,9 @@ DECAYRT_API const char *decayrt_package_spec_name(const decayrt_package *package
  * (offsets from 0 to T that never decrease), else N = B. Every tensor is checked
  * (name, presence, dtype, shape, layout, aliasing) before anything is written.
  * Absent optional inputs are zeros (scan states `scan_<name>_h0`: the scan's
- * init value). The backward's accumulating outputs are zeroed by the runtime.
+ * init value). The backward's accumulating outputs are zeroed by the runtime
+ * (not those the package's manifest marks "overwritten": the kernel stores
+ * every element of them).
  * A `k` or `dk` the kernel does not use (a spec that derives its key) may be
  * omitted; when passed it is checked, `k` is ignored and `dk` is filled with
  * zeros (its gradient).
