@@ -389,16 +389,32 @@ void ChunkEmitter::computeScores(const Chunk &chunk) {
 }
 
 void ChunkEmitter::forEachChannelStrip(Value count, function_ref<void(Value, Value)> body) {
+  forEachChannelStripCarrying(
+      count, [](Value) { return SmallVector<Value>(); },
+      [&](Value c, Value like, ValueRange) {
+        body(c, like);
+        return SmallVector<Value>();
+      });
+}
+
+ChunkEmitter::StripResults ChunkEmitter::forEachChannelStripCarrying(
+    Value count, function_ref<SmallVector<Value>(Value)> initial,
+    function_ref<SmallVector<Value>(Value, Value, ValueRange)> body) {
   auto lanes = VectorType::get({tiling.lanes}, b.getF32Type());
   Value full = floorToMultiple(b, count, tiling.lanes);
   auto strip = [&](Value from, Value to, int64_t step, Value like) {
-    auto strips = scf::ForOp::create(b, from, to, index(step));
+    auto strips = scf::ForOp::create(b, from, to, index(step), initial(like));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(strips.getBody());
-    body(strips.getInductionVar(), like);
+    SmallVector<Value> next = body(strips.getInductionVar(), like, strips.getRegionIterArgs());
+    if (!next.empty())
+      scf::YieldOp::create(b, next);
+    return SmallVector<Value>(strips.getResults());
   };
-  strip(index(0), full, tiling.lanes, arith::ConstantOp::create(b, DenseElementsAttr::get(lanes, 0.0f)));
-  strip(full, count, 1, real(0.0));
+  StripResults results;
+  results.vectors = strip(index(0), full, tiling.lanes, arith::ConstantOp::create(b, DenseElementsAttr::get(lanes, 0.0f)));
+  results.scalars = strip(full, count, 1, real(0.0));
+  return results;
 }
 
 void ChunkEmitter::forEachSubBlock(const Chunk &chunk, function_ref<void(const SubBlock &)> body) {
@@ -542,8 +558,6 @@ void ChunkEmitter::wholeBlockPairScores(const Chunk &chunk, Value r) {
   // For each key (unrolled), per strip of channels: the key decayed step by
   // step to each later token of the sub-block (as pairScores), each pair's
   // partial sum in its own register; the sums are reduced once at the end.
-  auto vectorType = VectorType::get({tiling.lanes}, b.getF32Type());
-  Value full = floorToMultiple(b, keyDim, tiling.lanes);
   auto flags = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
   for (int64_t source = 0; source < kSubBlock; ++source) {
     Value src = arith::AddIOp::create(b, r, index(source));
@@ -553,29 +567,22 @@ void ChunkEmitter::wholeBlockPairScores(const Chunk &chunk, Value r) {
       rows.push_back(row(chunk, tokens.back()));
       qkRows.push_back(qkRow(chunk, tokens.back()));
     }
-    // Sums over channels [from, to) in steps of `step`, shaped like `like`.
-    auto pairSums = [&](Value from, Value to, int64_t step, Value like) {
-      SmallVector<Value> zeros(tokens.size(), like);
-      auto strips = scf::ForOp::create(b, from, to, index(step), zeros);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(strips.getBody());
-      Value c = strips.getInductionVar();
-      Value decayed = loadMatching(b, like, chunk.k, {qkRow(chunk, src), c});
-      SmallVector<Value> sums;
-      for (size_t u = 0; u < tokens.size(); ++u) {
-        if (u > 0)
-          decayed = mul(decayed, loadMatching(b, like, chunk.step, {rows[u], c}));
-        Value query = loadMatching(b, like, chunk.q, {qkRows[u], c});
-        sums.push_back(math::FmaOp::create(b, query, decayed, strips.getRegionIterArgs()[u]));
-      }
-      scf::YieldOp::create(b, sums);
-      return strips.getResults();
-    };
-    ValueRange vectorSums = pairSums(index(0), full, tiling.lanes,
-                                     arith::ConstantOp::create(b, DenseElementsAttr::get(vectorType, 0.0f)));
-    ValueRange leftoverSums = pairSums(full, keyDim, 1, real(0.0));
+    // Each pair's sum over the channels, per strip (the strip's zeros, `like`, to start).
+    StripResults sums = forEachChannelStripCarrying(
+        keyDim, [&](Value like) { return SmallVector<Value>(tokens.size(), like); },
+        [&](Value c, Value like, ValueRange partial) {
+          Value decayed = loadMatching(b, like, chunk.k, {qkRow(chunk, src), c});
+          SmallVector<Value> next;
+          for (size_t u = 0; u < tokens.size(); ++u) {
+            if (u > 0)
+              decayed = mul(decayed, loadMatching(b, like, chunk.step, {rows[u], c}));
+            Value query = loadMatching(b, like, chunk.q, {qkRows[u], c});
+            next.push_back(math::FmaOp::create(b, query, decayed, partial[u]));
+          }
+          return next;
+        });
     for (size_t u = 0; u < tokens.size(); ++u) {
-      Value total = vector::ReductionOp::create(b, vector::CombiningKind::ADD, vectorSums[u], leftoverSums[u], flags);
+      Value total = vector::ReductionOp::create(b, vector::CombiningKind::ADD, sums.vectors[u], sums.scalars[u], flags);
       store(total, chunk.a, {tokens[u], src});
     }
   }

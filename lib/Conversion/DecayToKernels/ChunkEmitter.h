@@ -177,6 +177,18 @@ protected:
   /// then by one (`like` an f32), so that the body keeps per-channel values
   /// in registers across an inner loop (loadMatching, splatMatching).
   void forEachChannelStrip(mlir::Value count, llvm::function_ref<void(mlir::Value c, mlir::Value like)> body);
+  /// The results of forEachChannelStripCarrying's two loops.
+  struct StripResults {
+    llvm::SmallVector<mlir::Value> vectors, scalars;
+  };
+  /// forEachChannelStrip with values carried from strip to strip: each of
+  /// the two loops starts from `initial(like)`, and `body(c, like, carried)`
+  /// returns the values for the next strip; the loops' final values are
+  /// returned (the vector strips' and the leftover channels').
+  StripResults forEachChannelStripCarrying(
+      mlir::Value count, llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value like)> initial,
+      llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value c, mlir::Value like, mlir::ValueRange carried)>
+          body);
   /// Emits `body` for every sub-block of the chunk, in order.
   void forEachSubBlock(const Chunk &chunk, llvm::function_ref<void(const SubBlock &)> body);
   /// Scalar decays: matrix[t, s] *= exp(G_t - G_s) for s <= t (s < t when
