@@ -290,7 +290,7 @@ public:
       return;
     saved = _mm_getcsr();
     active = true;
-    _mm_setcsr(saved | kFlushToZero | kDenormalsAreZero);
+    _mm_setcsr(saved | kFlushSubnormals);
 #else
     (void)enabled;
 #endif
@@ -305,7 +305,6 @@ public:
   FlushSubnormals &operator=(const FlushSubnormals &) = delete;
 
 private:
-  static constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x0040;
   unsigned saved = 0;
   bool active = false;
 };

@@ -198,9 +198,6 @@ std::string buildManifest(const SpecSummary &summary, int64_t chunkSize, const C
   return text;
 }
 
-/// MXCSR's flush-to-zero (FTZ, bit 15) and denormals-are-zero (DAZ, bit 6).
-constexpr uint32_t kFlushSubnormals = 0x8040;
-
 /// Adds `void <symbol>(void **arguments)` calling the kernel's C interface
 /// with one memref descriptor pointer per argument, with subnormal f32
 /// results and operands flushed to zero for the call (the caller's MXCSR is

@@ -655,15 +655,16 @@ void ChunkedBackwardBuilder::runSequence(Value n, Value firstHead, Value endHead
   releaseChunk(s.chunk);
   SmallVector<Value> buffers = {s.entering, s.enteringNorm, states.stateT, states.dStateT, states.norm,
                                 states.dNorm, s.enteringRows, s.dA, s.pairs, s.dnum, s.dden, s.valuesT,
-                                s.dvT, s.kdT, s.dq, s.dkPairs, s.dkState, s.blockTemp, s.decayedKeys, s.decayIn,
+                                s.dvT, s.kdT, s.dq, s.dkPairs, s.dkState, s.decayIn,
                                 s.decayOut, s.qd, s.dg, s.carry, s.edge, s.sinks.dKeyBuf,
                                 s.sinks.lambdaSum, s.sinks.dgNarrow};
   for (ArrayRef<Value> perHead : {ArrayRef<Value>(states.scanState), ArrayRef<Value>(states.scanPrev),
                                   ArrayRef<Value>(states.scanCarry), ArrayRef<Value>(states.paramPartials)})
     llvm::append_range(buffers, perHead);
+  if (spec.isPerChannel())
+    buffers.append({s.blockTemp, s.decayedKeys});
   for (Value buffer : buffers)
-    if (buffer) // the sub-block buffers exist for vector decays only
-      memref::DeallocOp::create(b, buffer);
+    memref::DeallocOp::create(b, buffer);
   if (s.streamingDv || s.streamingDqDk)
     fenceStreamingStores(b);
 }

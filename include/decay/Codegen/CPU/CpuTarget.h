@@ -1,9 +1,11 @@
-// What the CPU kernels are compiled for: the vector register width of a -march CPU.
+// What the CPU kernels are compiled for and run with: the vector register width of a -march CPU, the MXCSR bits they set.
 #ifndef DECAY_CODEGEN_CPU_CPUTARGET_H
 #define DECAY_CODEGEN_CPU_CPUTARGET_H
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
+
+#include <cstdint>
 
 namespace decay {
 
@@ -14,6 +16,11 @@ namespace decay {
 /// 512-bit vectors whole where the CPU's tuning prefers 256-bit ones). An
 /// error names a CPU that LLVM's x86 back end does not know.
 llvm::Expected<int64_t> cpuVectorBits(llvm::StringRef cpu);
+
+/// MXCSR's flush-to-zero (FTZ, bit 15) and denormals-are-zero (DAZ, bit 6):
+/// the CPU kernels run with both set (a package's entry point sets them for
+/// the call, as SpecProgram does for the kernels it compiles in process).
+constexpr uint32_t kFlushSubnormals = 0x8040;
 
 } // namespace decay
 
